@@ -1,0 +1,605 @@
+// Package config loads and validates a zenmuxd node's TOML configuration
+// (API.md "Running" and "Config").
+//
+// A configuration is always Default() with a file laid over it, then
+// Validate()d before anything starts. Unknown keys are an error, and every
+// error names the offending key by its TOML path (`plans[2].price_usd`) and
+// starts with "config: ".
+//
+// Plans, models and the Flow rate are only seeds: they are replicated state
+// once a cluster is bootstrapped, and config [[plans]] and [[models]] merge
+// over the ledger's built-in ones by id. That merge, and the check that the
+// plan ids a model names exist, belong to the ledger, not to this package.
+// Providers are per node.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is a whole node configuration, one field per TOML section.
+type Config struct {
+	Node       Node       `toml:"node"`
+	Admin      Admin      `toml:"admin"`
+	Cluster    Cluster    `toml:"cluster"`
+	Flow       Flow       `toml:"flow"`
+	Proxy      Proxy      `toml:"proxy"`
+	Accounting Accounting `toml:"accounting"`
+	Payg       Payg       `toml:"payg"`
+	Providers  []Provider `toml:"providers"`
+	Plans      []Plan     `toml:"plans"`
+	Models     []Model    `toml:"models"`
+}
+
+// Node is the [node] section: this node's identity, storage and listeners.
+type Node struct {
+	ID          string `toml:"id"`
+	DataDir     string `toml:"data_dir"`
+	Listen      string `toml:"listen"`       // proxy, self-service API, web pages
+	AdminListen string `toml:"admin_listen"` // admin API, /metrics
+	RaftListen  string `toml:"raft_listen"`
+	TestClock   bool   `toml:"test_clock"` // enables /admin/v1/clock; tests only
+}
+
+// Admin is the [admin] section. The admin token comes from the
+// ZENMUX_ADMIN_TOKEN environment variable, else TokenFile, else it is
+// generated at first start into <data_dir>/admin.token.
+type Admin struct {
+	TokenFile string `toml:"token_file"`
+}
+
+// Cluster is the [cluster] section.
+type Cluster struct {
+	Bootstrap  bool     `toml:"bootstrap"`   // first node of a new cluster
+	Join       []string `toml:"join"`        // admin addresses (host:port) of members
+	SecretFile string   `toml:"secret_file"` // shared secret for node-to-node calls and Raft
+}
+
+// Flow is the [flow] section. UsdPerFlow only seeds the replicated rate when
+// a cluster is bootstrapped (SPEC M3).
+type Flow struct {
+	UsdPerFlow float64 `toml:"usd_per_flow"`
+}
+
+// Proxy is the [proxy] section.
+type Proxy struct {
+	MaxBodyBytes int64 `toml:"max_body_bytes"` // larger request bodies get 413
+}
+
+// Accounting is the [accounting] section: how charges are acknowledged,
+// batched into Raft entries, and how long their traces are kept (SPEC C2, C4).
+type Accounting struct {
+	Ack             string   `toml:"ack"`               // "quorum" or "async"
+	DedupeDays      int      `toml:"dedupe_days"`       // charge ids and Idempotency-Keys, ≥ 7 (C4)
+	RequestLogDays  int      `toml:"request_log_days"`  // request log retention
+	BatchMaxCharges int      `toml:"batch_max_charges"` // charges per Raft entry, 1..10000
+	BatchMaxWait    Duration `toml:"batch_max_wait"`    // longest a charge waits for its batch, (0, 1s]
+}
+
+// Payg is the [payg] section: the token bucket of pay-as-you-go keys.
+type Payg struct {
+	RPM   int `toml:"rpm"`
+	Burst int `toml:"burst"`
+}
+
+// Provider is one [[providers]] entry: where and how this node reaches an
+// upstream. Kind is "openai", "anthropic" or "echo"; an openai BaseURL
+// includes its version prefix, an anthropic one does not (API.md "Proxy").
+type Provider struct {
+	Name      string `toml:"name"`
+	Kind      string `toml:"kind"`
+	BaseURL   string `toml:"base_url"`
+	APIKeyEnv string `toml:"api_key_env"` // name of the environment variable holding the key
+}
+
+// Plan is one [[plans]] entry; it seeds the replicated plans (SPEC P1).
+type Plan struct {
+	ID            string  `toml:"id"`
+	Name          string  `toml:"name"`
+	PriceUSD      float64 `toml:"price_usd"`
+	Window5hFlows float64 `toml:"window_5h_flows"`
+	WeeklyFlows   float64 `toml:"weekly_flows"`
+	MonthlyFlows  float64 `toml:"monthly_flows"`
+	RPM           int     `toml:"rpm"`
+	Burst         int     `toml:"burst"`
+}
+
+// Model is one [[models]] entry; it seeds the replicated catalog (SPEC M2, P3).
+type Model struct {
+	ID                   string   `toml:"id"` // catalog id, "vendor/name"
+	Provider             string   `toml:"provider"`
+	Upstream             string   `toml:"upstream"` // the model name the provider sees
+	InputUSDPerMTok      float64  `toml:"input_usd_per_mtok"`
+	OutputUSDPerMTok     float64  `toml:"output_usd_per_mtok"`
+	CacheReadUSDPerMTok  float64  `toml:"cache_read_usd_per_mtok"`
+	CacheWriteUSDPerMTok float64  `toml:"cache_write_usd_per_mtok"`
+	ImageUSD             float64  `toml:"image_usd"`
+	RequestUSD           float64  `toml:"request_usd"`
+	Plans                []string `toml:"plans"` // plan ids that may call the model
+}
+
+// Duration is a time.Duration written in TOML as a Go duration string
+// ("2ms", "1.5s").
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration in the form UnmarshalText reads.
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(time.Duration(d).String()), nil
+}
+
+// String returns the Go duration string, e.g. "2ms".
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Default returns the built-in configuration: the one `zenmuxd` runs with
+// when given no -config. Plans and Models are empty: the built-in plans and
+// catalog live in the ledger.
+func Default() *Config {
+	return &Config{
+		Node: Node{
+			ID:          "n1",
+			DataDir:     "./zenmux-data",
+			Listen:      "127.0.0.1:8080",
+			AdminListen: "127.0.0.1:8081",
+			RaftListen:  "127.0.0.1:8300",
+		},
+		Cluster: Cluster{Bootstrap: true},
+		Flow:    Flow{UsdPerFlow: 0.03283},
+		Proxy:   Proxy{MaxBodyBytes: 32 << 20},
+		Accounting: Accounting{
+			Ack:             AckQuorum,
+			DedupeDays:      7,
+			RequestLogDays:  30,
+			BatchMaxCharges: 1000,
+			BatchMaxWait:    Duration(2 * time.Millisecond),
+		},
+		Payg:      Payg{RPM: 600, Burst: 600},
+		Providers: []Provider{{Name: "echo", Kind: KindEcho}},
+	}
+}
+
+// Values of Accounting.Ack.
+const (
+	AckQuorum = "quorum" // the last byte of a response waits for its charge's commit
+	AckAsync  = "async"  // it does not
+)
+
+// Values of Provider.Kind.
+const (
+	KindOpenAI    = "openai"
+	KindAnthropic = "anthropic"
+	KindEcho      = "echo"
+)
+
+// Load reads the TOML file at path over Default() and validates the result.
+// An empty path means Default() alone.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		c := Default()
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data)
+}
+
+// Parse is Load from bytes: Default() overlaid with data, then Validate().
+//
+// Arrays replace rather than merge: a file with any [[providers]] replaces
+// the built-in echo provider, so it must list echo again to keep it.
+func Parse(data []byte) (*Config, error) {
+	c := Default()
+	// The decoder reuses existing slice elements, which would leak the default
+	// echo provider's fields into the file's first [[providers]] entry.
+	defaultProviders := c.Providers
+	c.Providers = nil
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(c)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if !md.IsDefined("providers") {
+		c.Providers = defaultProviders
+	}
+	if err := unknownKeys(md); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// unknownKeys reports every key the decoder did not use, one error each, with
+// array-of-tables indices filled in ("providers[1].nme"). Keys below an
+// unknown table are not repeated.
+func unknownKeys(md toml.MetaData) error {
+	undecoded := md.Undecoded()
+	if len(undecoded) == 0 {
+		return nil
+	}
+	unknown := make(map[string]bool, len(undecoded))
+	for _, k := range undecoded {
+		unknown[k.String()] = true
+	}
+	index := map[string]int{} // array-of-tables path → index of its current element
+	var reported []string
+	var errs []error
+	for _, k := range md.Keys() {
+		ks := k.String()
+		if md.Type(k...) == "ArrayHash" {
+			if n, ok := index[ks]; ok {
+				index[ks] = n + 1
+			} else {
+				index[ks] = 0
+			}
+		}
+		if !unknown[ks] {
+			continue
+		}
+		under := false
+		for _, r := range reported {
+			if strings.HasPrefix(ks, r+".") {
+				under = true
+				break
+			}
+		}
+		if under {
+			continue
+		}
+		reported = append(reported, ks)
+		var b strings.Builder
+		for i := range k {
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(k[i])
+			if n, ok := index[k[:i+1].String()]; ok && i < len(k)-1 {
+				fmt.Fprintf(&b, "[%d]", n)
+			}
+		}
+		errs = append(errs, fmt.Errorf("config: unknown key %q", b.String()))
+	}
+	return errors.Join(errs...)
+}
+
+// Limits enforced by Validate.
+const (
+	maxUsdPerFlow    = 100
+	maxBodyBytesMin  = 1024
+	maxBodyBytesMax  = 1 << 30
+	minDedupeDays    = 7 // SPEC C4
+	maxDedupeDays    = 365
+	maxRequestLogDay = 3650
+	maxBatchCharges  = 10000
+	maxBatchWait     = time.Second
+	maxRate          = 1_000_000 // rpm and burst
+	maxPlanAmount    = 1e9
+	maxModelPrice    = 1e6
+	maxNodeIDLen     = 64
+)
+
+// problems collects validation errors, each naming its key.
+type problems []error
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// Validate checks every value and returns all problems found, joined, or nil.
+// It does not check that plan ids named by models exist: plans are merged
+// with the ledger's built-in ones, which this package does not know.
+func (c *Config) Validate() error {
+	var p problems
+
+	// [node]
+	switch {
+	case c.Node.ID == "":
+		p.add("node.id", "must not be empty")
+	case len(c.Node.ID) > maxNodeIDLen || !allChars(c.Node.ID, isIDChar):
+		p.add("node.id", "%q must be at most %d letters, digits, '.', '_' or '-'", c.Node.ID, maxNodeIDLen)
+	}
+	if c.Node.DataDir == "" {
+		p.add("node.data_dir", "must not be empty")
+	}
+	listeners := []struct{ key, addr string }{
+		{"node.listen", c.Node.Listen},
+		{"node.admin_listen", c.Node.AdminListen},
+		{"node.raft_listen", c.Node.RaftListen},
+	}
+	valid := make([]bool, len(listeners))
+	for i, l := range listeners {
+		valid[i] = checkHostPort(&p, l.key, l.addr, true)
+	}
+	for i := range listeners {
+		for j := i + 1; j < len(listeners); j++ {
+			if valid[i] && valid[j] && sameListener(listeners[i].addr, listeners[j].addr) {
+				p.add(listeners[j].key, "%q collides with %s %q", listeners[j].addr, listeners[i].key, listeners[i].addr)
+			}
+		}
+	}
+
+	// [cluster]
+	for i, addr := range c.Cluster.Join {
+		checkHostPort(&p, fmt.Sprintf("cluster.join[%d]", i), addr, false)
+	}
+	if c.Cluster.SecretFile == "" && (len(c.Cluster.Join) > 0 || !c.Cluster.Bootstrap) {
+		p.add("cluster.secret_file", "must be set when cluster.join is not empty or cluster.bootstrap is false")
+	}
+
+	// [flow]
+	if f := c.Flow.UsdPerFlow; !(f > 0 && f <= maxUsdPerFlow) {
+		p.add("flow.usd_per_flow", "%v must be > 0 and ≤ %d", f, maxUsdPerFlow)
+	} else if d := Decimals(f); d > 9 {
+		p.add("flow.usd_per_flow", "%v has %d decimals; at most 9", f, d)
+	}
+
+	// [proxy]
+	if n := c.Proxy.MaxBodyBytes; n < maxBodyBytesMin || n > maxBodyBytesMax {
+		p.add("proxy.max_body_bytes", "%d must be in [%d, %d] (1 KiB to 1 GiB)", n, maxBodyBytesMin, maxBodyBytesMax)
+	}
+
+	// [accounting]
+	a := c.Accounting
+	if a.Ack != AckQuorum && a.Ack != AckAsync {
+		p.add("accounting.ack", "%q must be %q or %q", a.Ack, AckQuorum, AckAsync)
+	}
+	if a.DedupeDays < minDedupeDays || a.DedupeDays > maxDedupeDays {
+		p.add("accounting.dedupe_days", "%d must be in [%d, %d] (SPEC C4: at least 7 days)", a.DedupeDays, minDedupeDays, maxDedupeDays)
+	}
+	if a.RequestLogDays < 1 || a.RequestLogDays > maxRequestLogDay {
+		p.add("accounting.request_log_days", "%d must be in [1, %d]", a.RequestLogDays, maxRequestLogDay)
+	}
+	if a.BatchMaxCharges < 1 || a.BatchMaxCharges > maxBatchCharges {
+		p.add("accounting.batch_max_charges", "%d must be in [1, %d]", a.BatchMaxCharges, maxBatchCharges)
+	}
+	if w := time.Duration(a.BatchMaxWait); w <= 0 || w > maxBatchWait {
+		p.add("accounting.batch_max_wait", "%q must be > 0 and ≤ %s", w.String(), maxBatchWait)
+	}
+
+	// [payg]
+	checkRange(&p, "payg.rpm", c.Payg.RPM, 1, maxRate)
+	checkRange(&p, "payg.burst", c.Payg.Burst, 1, maxRate)
+
+	// [[providers]]
+	providers := make(map[string]bool, len(c.Providers))
+	for i, pr := range c.Providers {
+		key := fmt.Sprintf("providers[%d]", i)
+		switch {
+		case pr.Name == "":
+			p.add(key+".name", "must not be empty")
+		case providers[pr.Name]:
+			p.add(key+".name", "%q is already used by another provider", pr.Name)
+		}
+		providers[pr.Name] = true
+		switch pr.Kind {
+		case KindOpenAI, KindAnthropic:
+			if pr.BaseURL == "" {
+				p.add(key+".base_url", "must be set for kind %q", pr.Kind)
+			} else {
+				checkBaseURL(&p, key+".base_url", pr.BaseURL)
+			}
+		case KindEcho:
+			if pr.BaseURL != "" {
+				checkBaseURL(&p, key+".base_url", pr.BaseURL)
+			}
+		default:
+			p.add(key+".kind", "%q must be %q, %q or %q", pr.Kind, KindOpenAI, KindAnthropic, KindEcho)
+		}
+	}
+
+	// [[plans]]
+	plans := make(map[string]bool, len(c.Plans))
+	for i, pl := range c.Plans {
+		key := fmt.Sprintf("plans[%d]", i)
+		switch {
+		case pl.ID == "":
+			p.add(key+".id", "must not be empty")
+		case !allChars(pl.ID, isPlanIDChar):
+			p.add(key+".id", "%q may only hold a-z, 0-9, '_' and '-'", pl.ID)
+		case plans[pl.ID]:
+			p.add(key+".id", "%q is already used by another plan", pl.ID)
+		}
+		plans[pl.ID] = true
+		checkAmount(&p, key+".price_usd", pl.PriceUSD, maxPlanAmount, 2)
+		checkAmount(&p, key+".window_5h_flows", pl.Window5hFlows, maxPlanAmount, 6)
+		checkAmount(&p, key+".weekly_flows", pl.WeeklyFlows, maxPlanAmount, 6)
+		checkAmount(&p, key+".monthly_flows", pl.MonthlyFlows, maxPlanAmount, 6)
+		checkRange(&p, key+".rpm", pl.RPM, 1, maxRate)
+		checkRange(&p, key+".burst", pl.Burst, 1, maxRate)
+	}
+
+	// [[models]]
+	models := make(map[string]bool, len(c.Models))
+	for i, m := range c.Models {
+		key := fmt.Sprintf("models[%d]", i)
+		switch {
+		case m.ID == "":
+			p.add(key+".id", "must not be empty")
+		case !isModelID(m.ID):
+			p.add(key+".id", "%q must be \"vendor/name\" (letters, digits, '.', '_', '-', ':', '+')", m.ID)
+		case models[m.ID]:
+			p.add(key+".id", "%q is already used by another model", m.ID)
+		}
+		models[m.ID] = true
+		switch {
+		case m.Provider == "":
+			p.add(key+".provider", "must not be empty")
+		case !providers[m.Provider]:
+			p.add(key+".provider", "%q is not a configured provider", m.Provider)
+		}
+		if strings.TrimSpace(m.Upstream) == "" {
+			p.add(key+".upstream", "must not be empty")
+		}
+		checkAmount(&p, key+".input_usd_per_mtok", m.InputUSDPerMTok, maxModelPrice, 6)
+		checkAmount(&p, key+".output_usd_per_mtok", m.OutputUSDPerMTok, maxModelPrice, 6)
+		checkAmount(&p, key+".cache_read_usd_per_mtok", m.CacheReadUSDPerMTok, maxModelPrice, 6)
+		checkAmount(&p, key+".cache_write_usd_per_mtok", m.CacheWriteUSDPerMTok, maxModelPrice, 6)
+		checkAmount(&p, key+".image_usd", m.ImageUSD, maxModelPrice, 6)
+		checkAmount(&p, key+".request_usd", m.RequestUSD, maxModelPrice, 6)
+		if len(m.Plans) == 0 {
+			p.add(key+".plans", "must name at least one plan")
+		}
+		seen := make(map[string]bool, len(m.Plans))
+		for j, id := range m.Plans {
+			pkey := fmt.Sprintf("%s.plans[%d]", key, j)
+			switch {
+			case id == "" || !allChars(id, isPlanIDChar):
+				p.add(pkey, "%q is not a plan id (a-z, 0-9, '_', '-')", id)
+			case seen[id]:
+				p.add(pkey, "%q is listed twice", id)
+			}
+			seen[id] = true
+		}
+	}
+
+	return errors.Join(p...)
+}
+
+// checkHostPort checks that addr is host:port with a numeric port in
+// 1..65535. A listener may leave the host empty (all interfaces); a peer
+// address (listener false) may not. It reports whether addr was valid.
+func checkHostPort(p *problems, key, addr string, listener bool) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		p.add(key, "%q is not host:port: %v", addr, err)
+		return false
+	}
+	if host == "" && !listener {
+		p.add(key, "%q has no host", addr)
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		p.add(key, "%q: port must be a number in 1..65535", addr)
+		return false
+	}
+	return true
+}
+
+// sameListener reports whether two valid host:port listen addresses would
+// bind the same port: equal hosts, or either one the wildcard.
+func sameListener(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	if pa != pb {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return strings.EqualFold(ha, hb) || wild(ha) || wild(hb)
+}
+
+// checkBaseURL requires an absolute http(s) URL with a host and no query or
+// fragment (paths are appended to it).
+func checkBaseURL(p *problems, key, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		p.add(key, "%q is not a URL: %v", raw, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		p.add(key, "%q must start with http:// or https://", raw)
+	case u.Host == "":
+		p.add(key, "%q has no host", raw)
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		p.add(key, "%q must not have a query or fragment", raw)
+	}
+}
+
+func checkRange(p *problems, key string, v, lo, hi int) {
+	if v < lo || v > hi {
+		p.add(key, "%d must be in [%d, %d]", v, lo, hi)
+	}
+}
+
+// checkAmount requires 0 ≤ v ≤ hi with at most maxDecimals decimals.
+func checkAmount(p *problems, key string, v, hi float64, maxDecimals int) {
+	if !(v >= 0 && v <= hi) {
+		p.add(key, "%v must be ≥ 0 and ≤ %v", v, hi)
+		return
+	}
+	if d := Decimals(v); d > maxDecimals {
+		p.add(key, "%v has %d decimals; at most %d", v, d, maxDecimals)
+	}
+}
+
+func allChars(s string, ok func(rune) bool) bool {
+	for _, r := range s {
+		if !ok(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func isIDChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+}
+
+func isPlanIDChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-'
+}
+
+func isModelID(id string) bool {
+	vendor, name, ok := strings.Cut(id, "/")
+	if !ok || vendor == "" || name == "" {
+		return false
+	}
+	isChar := func(r rune) bool { return isIDChar(r) || r == ':' || r == '+' }
+	return allChars(vendor, isChar) && allChars(name, isChar)
+}
+
+// Decimals returns the number of decimals in the shortest representation of
+// f that reads back as f (strconv 'f', -1): Decimals(914.443) = 3,
+// Decimals(20) = 0. NaN and infinities count 0.
+func Decimals(f float64) int {
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		return len(s) - i - 1
+	}
+	return 0
+}
+
+// MicroUnits converts f to an exact integer count of millionths (micro-USD,
+// micro-Flows), from the digits of f's shortest decimal representation rather
+// than by multiplying floats: MicroUnits(914.443) = 914443000 exactly. It
+// fails for more than 6 decimals, NaN, infinities and results beyond int64.
+func MicroUnits(f float64) (int64, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("config: %v is not a finite number", f)
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	whole, frac, _ := strings.Cut(s, ".")
+	if len(frac) > 6 {
+		return 0, fmt.Errorf("config: %s has %d decimals; at most 6", s, len(frac))
+	}
+	digits := whole + frac + strings.Repeat("0", 6-len(frac))
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("config: %s millionths do not fit in int64", s)
+	}
+	return n, nil
+}

@@ -1,0 +1,469 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+	want := &Config{
+		Node: Node{
+			ID:          "n1",
+			DataDir:     "./zenmux-data",
+			Listen:      "127.0.0.1:8080",
+			AdminListen: "127.0.0.1:8081",
+			RaftListen:  "127.0.0.1:8300",
+		},
+		Cluster: Cluster{Bootstrap: true},
+		Flow:    Flow{UsdPerFlow: 0.03283},
+		Proxy:   Proxy{MaxBodyBytes: 33554432},
+		Accounting: Accounting{
+			Ack:             "quorum",
+			DedupeDays:      7,
+			RequestLogDays:  30,
+			BatchMaxCharges: 1000,
+			BatchMaxWait:    Duration(2 * time.Millisecond),
+		},
+		Payg:      Payg{RPM: 600, Burst: 600},
+		Providers: []Provider{{Name: "echo", Kind: "echo"}},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("Default() =\n%+v\nwant\n%+v", c, want)
+	}
+	if len(c.Plans) != 0 || len(c.Models) != 0 {
+		t.Fatalf("Default() has plans or models; the built-in ones live in the ledger")
+	}
+
+	// Default() returns a fresh value each time.
+	c.Providers[0].Name = "changed"
+	if Default().Providers[0].Name != "echo" {
+		t.Fatal("Default() shares state between calls")
+	}
+
+	l, err := Load("")
+	if err != nil {
+		t.Fatalf(`Load("") = %v`, err)
+	}
+	if !reflect.DeepEqual(l, Default()) {
+		t.Fatalf(`Load("") = %+v, want Default()`, l)
+	}
+	e, err := Parse(nil)
+	if err != nil || !reflect.DeepEqual(e, Default()) {
+		t.Fatalf("Parse(empty) = %+v, %v; want Default()", e, err)
+	}
+}
+
+func TestExampleFileLoads(t *testing.T) {
+	c, err := Load("../zenmux.example.toml")
+	if err != nil {
+		t.Fatalf("example: %v", err)
+	}
+	// Every section but the seeds repeats the defaults exactly.
+	d := Default()
+	c2 := *c
+	c2.Plans, c2.Models = nil, nil
+	if c2.Cluster.Join != nil && len(c2.Cluster.Join) == 0 {
+		c2.Cluster.Join = nil
+	}
+	if !reflect.DeepEqual(&c2, d) {
+		t.Fatalf("example differs from Default() outside plans/models:\n%+v\nwant\n%+v", c2, *d)
+	}
+	wantPro := Plan{ID: "pro", Name: "Pro", PriceUSD: 20, Window5hFlows: 50, WeeklyFlows: 213.37, MonthlyFlows: 914.443, RPM: 10, Burst: 15}
+	if len(c.Plans) != 1 || c.Plans[0] != wantPro {
+		t.Fatalf("example plans = %+v, want the built-in Pro plan %+v", c.Plans, wantPro)
+	}
+	if len(c.Models) != 1 || c.Models[0].Provider != "echo" {
+		t.Fatalf("example models = %+v", c.Models)
+	}
+}
+
+// TestExampleDocumentsEveryKey checks that each TOML key of Config appears in
+// the example file, uncommented.
+func TestExampleDocumentsEveryKey(t *testing.T) {
+	data, err := os.ReadFile("../zenmux.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var active []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			active = append(active, line)
+		}
+	}
+	text := "\n" + strings.Join(active, "\n")
+	for _, section := range []any{Config{}, Node{}, Admin{}, Cluster{}, Flow{}, Proxy{}, Accounting{}, Payg{}, Provider{}, Plan{}, Model{}} {
+		typ := reflect.TypeOf(section)
+		for i := 0; i < typ.NumField(); i++ {
+			key := typ.Field(i).Tag.Get("toml")
+			if typ.Name() == "Config" {
+				if !strings.Contains(text, "\n["+key+"]") && !strings.Contains(text, "\n[["+key+"]]") {
+					t.Errorf("example lacks section %q", key)
+				}
+				continue
+			}
+			if !strings.Contains(text, "\n"+key+" = ") {
+				t.Errorf("example lacks key %s.%s", typ.Name(), key)
+			}
+		}
+	}
+}
+
+const validBase = `
+[[providers]]
+name = "echo"
+kind = "echo"
+
+[[providers]]
+name = "openai"
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"
+
+[[plans]]
+id = "pro"
+name = "Pro"
+price_usd = 20
+window_5h_flows = 50
+weekly_flows = 213.37
+monthly_flows = 914.443
+rpm = 10
+burst = 15
+
+[[models]]
+id = "openai/gpt-5.4"
+provider = "openai"
+upstream = "gpt-5.4"
+input_usd_per_mtok = 1.25
+output_usd_per_mtok = 10.0
+cache_read_usd_per_mtok = 0.125
+plans = ["pro", "max", "ultra"]
+`
+
+func TestParseValid(t *testing.T) {
+	c, err := Parse([]byte(validBase))
+	if err != nil {
+		t.Fatalf("Parse = %v", err)
+	}
+	if len(c.Providers) != 2 || c.Providers[1].BaseURL != "https://api.openai.com/v1" {
+		t.Fatalf("providers = %+v", c.Providers)
+	}
+	if c.Node.ID != "n1" || c.Payg.RPM != 600 {
+		t.Fatalf("defaults not kept under a file: %+v", c)
+	}
+}
+
+// A file's [[providers]] replaces the built-in list wholesale, and the
+// default echo entry's fields do not leak into the file's first entry.
+func TestProvidersReplaceDefault(t *testing.T) {
+	c, err := Parse([]byte(`
+[[providers]]
+name = "oa"
+kind = "openai"
+base_url = "http://127.0.0.1:9000/v1"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Provider{{Name: "oa", Kind: "openai", BaseURL: "http://127.0.0.1:9000/v1"}}
+	if !reflect.DeepEqual(c.Providers, want) {
+		t.Fatalf("providers = %+v, want %+v", c.Providers, want)
+	}
+	// A file that only sets a name must not inherit kind "echo".
+	_, err = Parse([]byte("[[providers]]\nname = \"x\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "providers[0].kind") {
+		t.Fatalf("provider without kind: err = %v", err)
+	}
+}
+
+func TestBadConfigs(t *testing.T) {
+	tests := []struct {
+		name, toml, key string
+	}{
+		{"empty node id", "[node]\nid = \"\"", "node.id"},
+		{"node id with slash", "[node]\nid = \"a/b\"", "node.id"},
+		{"empty data dir", "[node]\ndata_dir = \"\"", "node.data_dir"},
+		{"listen not host:port", "[node]\nlisten = \"localhost\"", "node.listen"},
+		{"listen port 0", "[node]\nlisten = \"127.0.0.1:0\"", "node.listen"},
+		{"listen port too big", "[node]\nlisten = \"127.0.0.1:65536\"", "node.listen"},
+		{"listen named port", "[node]\nlisten = \"127.0.0.1:http\"", "node.listen"},
+		{"admin_listen bad", "[node]\nadmin_listen = \"127.0.0.1\"", "node.admin_listen"},
+		{"raft_listen bad", "[node]\nraft_listen = \":-1\"", "node.raft_listen"},
+		{"admin equals listen", "[node]\nadmin_listen = \"127.0.0.1:8080\"", "node.admin_listen"},
+		{"raft equals admin", "[node]\nraft_listen = \"127.0.0.1:8081\"", "node.raft_listen"},
+		{"wildcard collides", "[node]\nlisten = \"0.0.0.0:8300\"", "node.raft_listen"},
+		{"join without secret", "[cluster]\njoin = [\"10.0.0.1:8081\"]", "cluster.secret_file"},
+		{"no bootstrap without secret", "[cluster]\nbootstrap = false", "cluster.secret_file"},
+		{"join bad address", "[cluster]\nsecret_file = \"s\"\njoin = [\"10.0.0.1:8081\", \"nohost\"]", "cluster.join[1]"},
+		{"join empty host", "[cluster]\nsecret_file = \"s\"\njoin = [\":8081\"]", "cluster.join[0]"},
+		{"rate zero", "[flow]\nusd_per_flow = 0", "flow.usd_per_flow"},
+		{"rate negative", "[flow]\nusd_per_flow = -1.0", "flow.usd_per_flow"},
+		{"rate too big", "[flow]\nusd_per_flow = 100.5", "flow.usd_per_flow"},
+		{"rate nan", "[flow]\nusd_per_flow = nan", "flow.usd_per_flow"},
+		{"rate 10 decimals", "[flow]\nusd_per_flow = 0.0328300001", "flow.usd_per_flow"},
+		{"body too small", "[proxy]\nmax_body_bytes = 1023", "proxy.max_body_bytes"},
+		{"body too big", "[proxy]\nmax_body_bytes = 1073741825", "proxy.max_body_bytes"},
+		{"ack unknown", "[accounting]\nack = \"sync\"", "accounting.ack"},
+		{"dedupe under C4", "[accounting]\ndedupe_days = 6", "accounting.dedupe_days"},
+		{"dedupe too long", "[accounting]\ndedupe_days = 366", "accounting.dedupe_days"},
+		{"request log zero", "[accounting]\nrequest_log_days = 0", "accounting.request_log_days"},
+		{"request log too long", "[accounting]\nrequest_log_days = 3651", "accounting.request_log_days"},
+		{"batch charges zero", "[accounting]\nbatch_max_charges = 0", "accounting.batch_max_charges"},
+		{"batch charges too many", "[accounting]\nbatch_max_charges = 10001", "accounting.batch_max_charges"},
+		{"batch wait zero", "[accounting]\nbatch_max_wait = \"0s\"", "accounting.batch_max_wait"},
+		{"batch wait negative", "[accounting]\nbatch_max_wait = \"-1ms\"", "accounting.batch_max_wait"},
+		{"batch wait too long", "[accounting]\nbatch_max_wait = \"1.001s\"", "accounting.batch_max_wait"},
+		{"batch wait unparsable", "[accounting]\nbatch_max_wait = \"soon\"", "accounting.batch_max_wait"},
+		{"batch wait no unit", "[accounting]\nbatch_max_wait = 2", "accounting.batch_max_wait"},
+		{"payg rpm zero", "[payg]\nrpm = 0", "payg.rpm"},
+		{"payg burst huge", "[payg]\nburst = 1000001", "payg.burst"},
+		{"wrong type", "[node]\nlisten = 8080", "node.listen"},
+		{"provider no name", "[[providers]]\nkind = \"echo\"", "providers[0].name"},
+		{"provider duplicate", "[[providers]]\nname = \"a\"\nkind = \"echo\"\n[[providers]]\nname = \"a\"\nkind = \"echo\"", "providers[1].name"},
+		{"provider bad kind", "[[providers]]\nname = \"a\"\nkind = \"gemini\"", "providers[0].kind"},
+		{"openai no base_url", "[[providers]]\nname = \"a\"\nkind = \"openai\"", "providers[0].base_url"},
+		{"anthropic ftp base_url", "[[providers]]\nname = \"a\"\nkind = \"anthropic\"\nbase_url = \"ftp://x\"", "providers[0].base_url"},
+		{"base_url no scheme", "[[providers]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"api.openai.com/v1\"", "providers[0].base_url"},
+		{"base_url no host", "[[providers]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"https:///v1\"", "providers[0].base_url"},
+		{"base_url unparsable", "[[providers]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"http://[::1\"", "providers[0].base_url"},
+		{"base_url with query", "[[providers]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"https://x/v1?a=b\"", "providers[0].base_url"},
+		{"plan no id", validBase + "[[plans]]\nname = \"x\"\nrpm = 1\nburst = 1", "plans[1].id"},
+		{"plan id uppercase", validBase + "[[plans]]\nid = \"Team\"\nrpm = 1\nburst = 1", "plans[1].id"},
+		{"plan id duplicate", validBase + "[[plans]]\nid = \"pro\"\nrpm = 1\nburst = 1", "plans[1].id"},
+		{"plan price 3 decimals", validBase + "[[plans]]\nid = \"x\"\nprice_usd = 19.999\nrpm = 1\nburst = 1", "plans[1].price_usd"},
+		{"plan price negative", validBase + "[[plans]]\nid = \"x\"\nprice_usd = -1\nrpm = 1\nburst = 1", "plans[1].price_usd"},
+		{"plan price huge", validBase + "[[plans]]\nid = \"x\"\nprice_usd = 1e10\nrpm = 1\nburst = 1", "plans[1].price_usd"},
+		{"plan 5h 7 decimals", validBase + "[[plans]]\nid = \"x\"\nwindow_5h_flows = 1.0000001\nrpm = 1\nburst = 1", "plans[1].window_5h_flows"},
+		{"plan weekly negative", validBase + "[[plans]]\nid = \"x\"\nweekly_flows = -0.5\nrpm = 1\nburst = 1", "plans[1].weekly_flows"},
+		{"plan monthly inf", validBase + "[[plans]]\nid = \"x\"\nmonthly_flows = inf\nrpm = 1\nburst = 1", "plans[1].monthly_flows"},
+		{"plan rpm zero", validBase + "[[plans]]\nid = \"x\"\nburst = 1", "plans[1].rpm"},
+		{"plan burst huge", validBase + "[[plans]]\nid = \"x\"\nrpm = 1\nburst = 2000000", "plans[1].burst"},
+		{"model no id", validBase + "[[models]]\nprovider = \"echo\"\nupstream = \"e\"\nplans = [\"pro\"]", "models[1].id"},
+		{"model id no vendor", validBase + "[[models]]\nid = \"gpt-5\"\nprovider = \"echo\"\nupstream = \"e\"\nplans = [\"pro\"]", "models[1].id"},
+		{"model id two slashes", validBase + "[[models]]\nid = \"a/b/c\"\nprovider = \"echo\"\nupstream = \"e\"\nplans = [\"pro\"]", "models[1].id"},
+		{"model id empty name", validBase + "[[models]]\nid = \"a/\"\nprovider = \"echo\"\nupstream = \"e\"\nplans = [\"pro\"]", "models[1].id"},
+		{"model id duplicate", validBase + "[[models]]\nid = \"openai/gpt-5.4\"\nprovider = \"echo\"\nupstream = \"e\"\nplans = [\"pro\"]", "models[1].id"},
+		{"model unknown provider", validBase + "[[models]]\nid = \"a/b\"\nprovider = \"gemini\"\nupstream = \"e\"\nplans = [\"pro\"]", "models[1].provider"},
+		{"model no provider", validBase + "[[models]]\nid = \"a/b\"\nupstream = \"e\"\nplans = [\"pro\"]", "models[1].provider"},
+		{"model no upstream", validBase + "[[models]]\nid = \"a/b\"\nprovider = \"echo\"\nplans = [\"pro\"]", "models[1].upstream"},
+		{"model input negative", validBase + "[[models]]\nid = \"a/b\"\nprovider = \"echo\"\nupstream = \"e\"\nplans = [\"pro\"]\ninput_usd_per_mtok = -1", "models[1].input_usd_per_mtok"},
+		{"model output 7 decimals", validBase + "[[models]]\nid = \"a/b\"\nprovider = \"echo\"\nupstream = \"e\"\nplans = [\"pro\"]\noutput_usd_per_mtok = 0.0000001", "models[1].output_usd_per_mtok"},
+		{"model cache read huge", validBase + "[[models]]\nid = \"a/b\"\nprovider = \"echo\"\nupstream = \"e\"\nplans = [\"pro\"]\ncache_read_usd_per_mtok = 1000001", "models[1].cache_read_usd_per_mtok"},
+		{"model cache write negative", validBase + "[[models]]\nid = \"a/b\"\nprovider = \"echo\"\nupstream = \"e\"\nplans = [\"pro\"]\ncache_write_usd_per_mtok = -0.1", "models[1].cache_write_usd_per_mtok"},
+		{"model image nan", validBase + "[[models]]\nid = \"a/b\"\nprovider = \"echo\"\nupstream = \"e\"\nplans = [\"pro\"]\nimage_usd = nan", "models[1].image_usd"},
+		{"model request 7 decimals", validBase + "[[models]]\nid = \"a/b\"\nprovider = \"echo\"\nupstream = \"e\"\nplans = [\"pro\"]\nrequest_usd = 0.0012345", "models[1].request_usd"},
+		{"model no plans", validBase + "[[models]]\nid = \"a/b\"\nprovider = \"echo\"\nupstream = \"e\"", "models[1].plans"},
+		{"model empty plans", validBase + "[[models]]\nid = \"a/b\"\nprovider = \"echo\"\nupstream = \"e\"\nplans = []", "models[1].plans"},
+		{"model bad plan id", validBase + "[[models]]\nid = \"a/b\"\nprovider = \"echo\"\nupstream = \"e\"\nplans = [\"pro\", \"\"]", "models[1].plans[1]"},
+		{"model plan twice", validBase + "[[models]]\nid = \"a/b\"\nprovider = \"echo\"\nupstream = \"e\"\nplans = [\"pro\", \"pro\"]", "models[1].plans[1]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.toml))
+			if err == nil {
+				t.Fatalf("Parse accepted %q", tt.toml)
+			}
+			if c != nil {
+				t.Errorf("Parse returned a config with its error")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "config: ") {
+				t.Errorf("error %q lacks the \"config: \" prefix", msg)
+			}
+			if !strings.Contains(msg, tt.key) {
+				t.Errorf("error %q does not name %s", msg, tt.key)
+			}
+		})
+	}
+}
+
+// Validate reports every problem, not only the first.
+func TestValidateReportsAll(t *testing.T) {
+	c := Default()
+	c.Node.ID = ""
+	c.Payg.RPM = 0
+	c.Plans = []Plan{{ID: "x", RPM: 1, Burst: 1, PriceUSD: 0.001}}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted a bad config")
+	}
+	for _, key := range []string{"node.id", "payg.rpm", "plans[0].price_usd"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error %q does not name %s", err, key)
+		}
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if !strings.HasPrefix(line, "config: ") {
+			t.Errorf("line %q lacks the \"config: \" prefix", line)
+		}
+	}
+}
+
+func TestMultiNode(t *testing.T) {
+	c, err := Parse([]byte(`
+[node]
+id = "n2"
+[cluster]
+bootstrap = false
+join = ["10.0.0.1:8081", "[::1]:8081"]
+secret_file = "/etc/zenmux/secret"
+`))
+	if err != nil {
+		t.Fatalf("joining node: %v", err)
+	}
+	if c.Cluster.Bootstrap || len(c.Cluster.Join) != 2 {
+		t.Fatalf("cluster = %+v", c.Cluster)
+	}
+}
+
+func TestUnknownKeys(t *testing.T) {
+	_, err := Parse([]byte(`
+[node]
+lisen = "127.0.0.1:9000"
+
+[[providers]]
+name = "echo"
+kind = "echo"
+
+[[providers]]
+name = "oa"
+kind = "openai"
+base_url = "https://x/v1"
+api_key = "sk-secret-value"
+
+[[plans]]
+id = "pro"
+rpm = 1
+burst = 1
+prize_usd = 3
+
+[bogus]
+a.b = 1
+c = 2
+`))
+	if err == nil {
+		t.Fatal("unknown keys accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`config: unknown key "node.lisen"`,
+		`config: unknown key "providers[1].api_key"`,
+		`config: unknown key "plans[0].prize_usd"`,
+		`config: unknown key "bogus"`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "bogus.c") {
+		t.Errorf("error %q repeats keys under an unknown table", msg)
+	}
+	if strings.Contains(msg, "sk-secret-value") {
+		t.Errorf("error %q leaks a value", msg)
+	}
+}
+
+func TestDurations(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{`"2ms"`, 2 * time.Millisecond},
+		{`"500us"`, 500 * time.Microsecond},
+		{`"1s"`, time.Second},
+		{`"1ns"`, time.Nanosecond},
+		{`"0.25s"`, 250 * time.Millisecond},
+	} {
+		c, err := Parse([]byte("[accounting]\nbatch_max_wait = " + tt.in))
+		if err != nil {
+			t.Fatalf("batch_max_wait = %s: %v", tt.in, err)
+		}
+		if got := time.Duration(c.Accounting.BatchMaxWait); got != tt.want {
+			t.Errorf("batch_max_wait = %s: got %v, want %v", tt.in, got, tt.want)
+		}
+	}
+	var d Duration
+	if err := d.UnmarshalText([]byte("1m30s")); err != nil || time.Duration(d) != 90*time.Second {
+		t.Fatalf("UnmarshalText(1m30s) = %v, %v", time.Duration(d), err)
+	}
+	if b, _ := d.MarshalText(); string(b) != "1m30s" || d.String() != "1m30s" {
+		t.Fatalf("MarshalText = %q, String = %q", b, d.String())
+	}
+	if err := d.UnmarshalText([]byte("fast")); err == nil {
+		t.Fatal(`UnmarshalText("fast") accepted`)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "z.toml")
+	if err := os.WriteFile(path, []byte("[node]\nid = \"n3\"\n[payg]\nrpm = 60\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Node.ID != "n3" || c.Payg.RPM != 60 || c.Payg.Burst != 600 {
+		t.Fatalf("Load = %+v", c)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.toml")); err == nil || !strings.HasPrefix(err.Error(), "config: ") {
+		t.Fatalf("Load(missing) = %v", err)
+	}
+	if err := os.WriteFile(path, []byte("[node\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.HasPrefix(err.Error(), "config: ") {
+		t.Fatalf("Load(broken) = %v", err)
+	}
+}
+
+func TestDecimals(t *testing.T) {
+	for _, tt := range []struct {
+		f    float64
+		want int
+	}{
+		{0, 0}, {20, 0}, {0.1, 1}, {213.37, 2}, {914.443, 3}, {0.03283, 5},
+		{1.0000001, 7}, {-0.5, 1}, {1e9, 0}, {1e-9, 9},
+	} {
+		if got := Decimals(tt.f); got != tt.want {
+			t.Errorf("Decimals(%v) = %d, want %d", tt.f, got, tt.want)
+		}
+	}
+}
+
+func TestMicroUnits(t *testing.T) {
+	for _, tt := range []struct {
+		f    float64
+		want int64
+	}{
+		{914.443, 914443000},
+		{0.1, 100000},
+		{0, 0},
+		{20, 20000000},
+		{213.37, 213370000},
+		{5486.659, 5486659000},
+		{14631.091, 14631091000},
+		{0.125, 125000},
+		{0.000001, 1},
+		{1e9, 1e15},
+		{-1.5, -1500000},
+	} {
+		got, err := MicroUnits(tt.f)
+		if err != nil || got != tt.want {
+			t.Errorf("MicroUnits(%v) = %d, %v; want %d", tt.f, got, err, tt.want)
+		}
+	}
+	for _, f := range []float64{1.0000001, 0.03283001 / 10, 1e13, 1e300} {
+		if got, err := MicroUnits(f); err == nil {
+			t.Errorf("MicroUnits(%v) = %d, want an error", f, got)
+		}
+	}
+}

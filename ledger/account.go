@@ -1,0 +1,335 @@
+package ledger
+
+import (
+	"net/mail"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+const maxAccounts = 10_000_000
+
+func (l *Ledger) applyCreateAccount(c *CreateAccount, now int64) (any, error) {
+	email := strings.ToLower(strings.TrimSpace(c.Email))
+	if !validID(c.ID) {
+		return nil, invalid("bad account id")
+	}
+	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > 254 {
+		return nil, invalid("email %q is not a valid address", c.Email)
+	}
+	if len(c.Name) > 200 {
+		return nil, invalid("name is longer than 200 characters")
+	}
+	if l.accounts[c.ID] != nil {
+		return nil, conflict("account %q exists", c.ID)
+	}
+	if _, dup := l.emails[email]; dup {
+		return nil, conflict("an account with email %q exists", email)
+	}
+	if len(l.accounts) >= maxAccounts {
+		return nil, conflict("account limit reached")
+	}
+	a := &Account{
+		ID: c.ID, Email: email, Name: c.Name, CreatedAt: now, Plan: PlanFree,
+		Tier: TierStandard, MultiplierPPM: micro, ByModel: map[string]*Totals{},
+	}
+	l.accounts[a.ID] = a
+	l.emails[email] = a.ID
+	l.markAccount(a)
+	return l.accountView(a, now), nil
+}
+
+func (l *Ledger) applySetFlowValue(c *SetFlowValue, now int64) (any, error) {
+	a, err := l.account(c.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	m := c.MultiplierPPM
+	switch c.Tier {
+	case TierStandard:
+		if m != micro {
+			return nil, invalid("the standard tier's multiplier is 1")
+		}
+	case TierInsider:
+		if m <= micro || m > MaxMultiplierPPM {
+			return nil, invalid("an insider multiplier must be above 1 and at most 10")
+		}
+	case TierAbuse:
+		if m >= micro || m < MinMultiplierPPM {
+			return nil, invalid("an abuse multiplier must be below 1 and at least 0.01")
+		}
+	default:
+		return nil, invalid("tier must be standard, insider or abuse")
+	}
+	l.settle(a, now)
+	a.Tier, a.MultiplierPPM = c.Tier, m
+	l.markAccount(a)
+	return l.accountView(a, now), nil
+}
+
+// paid reports whether the account is on a paid cycle.
+func (a *Account) paid() bool { return a.Plan != PlanFree }
+
+// dropToFree ends the paid run of cycles: the account falls back to Free,
+// and an Insider loses the tier, since the subscription broke (M4, S5).
+func (l *Ledger) dropToFree(a *Account) {
+	a.Plan = PlanFree
+	a.Sub = Subscription{}
+	if a.Tier == TierInsider {
+		a.Tier, a.MultiplierPPM = TierStandard, micro
+	}
+	l.markAccount(a)
+}
+
+// settle rolls an account's billing cycles forward to now (S5): each cycle
+// end renews at the (pending) plan's price, or falls back to Free when the
+// subscription was canceled or downgraded to Free.
+func (l *Ledger) settle(a *Account, now int64) {
+	for i := 0; a.paid() && now >= a.Sub.CycleEnd && i < maxCycles; i++ {
+		if a.Sub.Canceled {
+			l.dropToFree(a)
+			return
+		}
+		next := a.Plan
+		if a.Sub.PendingPlan != "" {
+			next = a.Sub.PendingPlan
+		}
+		p := l.plans[next]
+		if p == nil || p.PriceMicroUSD == 0 {
+			l.dropToFree(a)
+			return
+		}
+		s := &a.Sub
+		a.Plan = next
+		s.PendingPlan = ""
+		s.CycleIndex++
+		s.CycleStart = s.CycleEnd
+		s.CycleEnd = addMonths(s.CycleAnchor, s.CycleIndex+1)
+		s.PaidMicroUSD, s.UsageMicroUSD, s.RefundedMicroUSD = p.PriceMicroUSD, 0, 0
+		a.Payments = append(a.Payments, Payment{
+			ID:   "pay_" + a.ID + "_r" + strconv.Itoa(s.CycleIndex),
+			Kind: "renewal", Plan: next, MicroUSD: p.PriceMicroUSD, At: s.CycleStart,
+		})
+		l.markAccount(a)
+	}
+}
+
+// applyTick settles every account whose cycle has ended, in id order.
+func (l *Ledger) applyTick(now int64) any {
+	var due []string
+	for id, a := range l.accounts {
+		if a.paid() && now >= a.Sub.CycleEnd {
+			due = append(due, id)
+		}
+	}
+	sort.Strings(due)
+	for _, id := range due {
+		l.settle(l.accounts[id], now)
+	}
+	return map[string]int{"settled": len(due)}
+}
+
+// NextDue reports whether some account's cycle has ended by now, so the
+// leader proposes a Tick only when there is work.
+func (l *Ledger) NextDue(now int64) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	for _, a := range l.accounts {
+		if a.paid() && now >= a.Sub.CycleEnd {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *Ledger) paidPlan(id string) (*Plan, error) {
+	p := l.plans[id]
+	if p == nil {
+		return nil, notFound("plan", id)
+	}
+	return p, nil
+}
+
+func (l *Ledger) applySubscribe(c *Subscribe, now int64) (any, error) {
+	a, err := l.account(c.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	p, err := l.paidPlan(c.Plan)
+	if err != nil {
+		return nil, err
+	}
+	if p.PriceMicroUSD == 0 {
+		return nil, invalid("plan %q is free: nothing to subscribe to", p.ID)
+	}
+	l.settle(a, now)
+	if a.paid() {
+		return nil, conflict("account is already on %q; use subscription/change", a.Plan)
+	}
+	if a.PendingRefund != "" {
+		return nil, conflict("a refund is processing for this account")
+	}
+	a.Plan = p.ID
+	a.Sub = Subscription{
+		CycleAnchor: now, CycleStart: now, CycleEnd: addMonths(now, 1),
+		SubscribedAt: now, PaidMicroUSD: p.PriceMicroUSD,
+	}
+	a.Payments = append(a.Payments, Payment{
+		ID: "pay_" + a.ID + "_" + strconv.Itoa(len(a.Payments)), Kind: "subscribe",
+		Plan: p.ID, MicroUSD: p.PriceMicroUSD, At: now,
+	})
+	l.markAccount(a)
+	return l.subscriptionView(a, now), nil
+}
+
+// upgradeCharge is S3: Δ = max(0, (P_new − P_old) × T_rem / T), T and
+// T_rem in whole seconds, rounded half-up to the cent.
+func upgradeCharge(oldPrice, newPrice, cycleStart, cycleEnd, now int64) int64 {
+	if newPrice <= oldPrice || now >= cycleEnd {
+		return 0
+	}
+	const second = 1_000_000_000
+	total := (cycleEnd - cycleStart) / second
+	rem := (cycleEnd - now) / second
+	if total <= 0 {
+		return 0
+	}
+	deltaCents := (newPrice - oldPrice) / centMicroUSD
+	cents, ok := mulDivHalfUp(uint64(deltaCents), uint64(rem), uint64(total))
+	if !ok {
+		panic("ledger: upgrade charge overflow")
+	}
+	return int64(cents) * centMicroUSD
+}
+
+func (l *Ledger) applyChangePlan(c *ChangePlan, now int64) (any, error) {
+	a, err := l.account(c.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	target, err := l.paidPlan(c.Plan)
+	if err != nil {
+		return nil, err
+	}
+	l.settle(a, now)
+	if !a.paid() {
+		return nil, conflict("account is on Free; use subscription to start a paid plan")
+	}
+	cur := l.plans[a.Plan]
+	s := &a.Sub
+	switch {
+	case target.ID == a.Plan:
+		// Taking back a pending downgrade or a cancel (S4).
+		s.PendingPlan, s.Canceled = "", false
+		l.markAccount(a)
+		return changeView{Plan: a.Plan, ChargedUSD: Micro(0), EffectiveAt: nil, Subscription: l.subscriptionView(a, now)}, nil
+	case target.PriceMicroUSD >= cur.PriceMicroUSD:
+		delta := upgradeCharge(cur.PriceMicroUSD, target.PriceMicroUSD, s.CycleStart, s.CycleEnd, now)
+		a.Plan = target.ID
+		s.PendingPlan, s.Canceled = "", false
+		s.PaidMicroUSD = mustAdd(s.PaidMicroUSD, delta)
+		a.Payments = append(a.Payments, Payment{
+			ID: "pay_" + a.ID + "_" + strconv.Itoa(len(a.Payments)), Kind: "upgrade",
+			Plan: target.ID, MicroUSD: delta, At: now,
+		})
+		l.markAccount(a)
+		eff := rfc3339(now)
+		return changeView{Plan: a.Plan, ChargedUSD: Micro(delta), EffectiveAt: &eff, Subscription: l.subscriptionView(a, now)}, nil
+	default:
+		s.PendingPlan = target.ID
+		l.markAccount(a)
+		eff := rfc3339(s.CycleEnd)
+		return changeView{Plan: a.Plan, ChargedUSD: Micro(0), EffectiveAt: &eff, Subscription: l.subscriptionView(a, now)}, nil
+	}
+}
+
+func (l *Ledger) applyCancel(c *Cancel, now int64) (any, error) {
+	a, err := l.account(c.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	l.settle(a, now)
+	if !a.paid() {
+		return nil, conflict("account has no paid subscription to cancel")
+	}
+	a.Sub.Canceled = true
+	l.markAccount(a)
+	return l.subscriptionView(a, now), nil
+}
+
+func (l *Ledger) applyTopUp(c *TopUp, now int64) (any, error) {
+	a, err := l.account(c.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if c.MicroUSD <= 0 || c.MicroUSD > MaxTopUpMicroUSD || c.MicroUSD%centMicroUSD != 0 {
+		return nil, invalid("add_usd must be whole cents, above 0 and at most 1000000")
+	}
+	nb, ok := checkedAdd(a.BalanceMicroUSD, c.MicroUSD)
+	if !ok || nb > MaxBalanceMicroUSD {
+		return nil, invalid("balance would exceed its maximum")
+	}
+	a.BalanceMicroUSD = nb
+	a.Payments = append(a.Payments, Payment{
+		ID: "pay_" + a.ID + "_" + strconv.Itoa(len(a.Payments)), Kind: "topup", MicroUSD: c.MicroUSD, At: now,
+	})
+	l.markAccount(a)
+	return balanceView{BalanceUSD: Micro(a.BalanceMicroUSD)}, nil
+}
+
+func (l *Ledger) applySetExtra(c *SetExtra, now int64) (any, error) {
+	a, err := l.account(c.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if c.KeyID != "" {
+		k := l.keys[c.KeyID]
+		if k == nil || k.AccountID != a.ID {
+			return nil, notFound("key", c.KeyID)
+		}
+		if k.Kind != KindPayg {
+			return nil, invalid("Extra Usage needs a pay-as-you-go key, %q is a %s key", k.ID, k.Kind)
+		}
+		a.ExtraKeyID = k.ID
+	}
+	if c.Enabled && a.ExtraKeyID == "" {
+		return nil, invalid("turning Extra Usage on needs payg_key_id (E1)")
+	}
+	a.ExtraEnabled = c.Enabled
+	l.markAccount(a)
+	return l.extraView(a, now), nil
+}
+
+// period returns the monthly period [start, end) that contains now (Q3):
+// the billing cycle of a paid plan, else calendar months from creation. A
+// cycle that has ended but not been settled yet is projected the way
+// settle will roll it.
+func (a *Account) period(now int64) (int64, int64) {
+	if a.paid() && now < a.Sub.CycleEnd {
+		return a.Sub.CycleStart, a.Sub.CycleEnd
+	}
+	if a.paid() && !a.Sub.Canceled {
+		k := monthIndex(a.Sub.CycleAnchor, now)
+		return addMonths(a.Sub.CycleAnchor, k), addMonths(a.Sub.CycleAnchor, k+1)
+	}
+	k := monthIndex(a.CreatedAt, now)
+	return addMonths(a.CreatedAt, k), addMonths(a.CreatedAt, k+1)
+}
+
+// effectivePlan is the plan in force at now, projecting an unsettled cycle
+// end (S4, S5) so admission never runs on a plan that has lapsed.
+func (l *Ledger) effectivePlan(a *Account, now int64) *Plan {
+	id := a.Plan
+	if a.paid() && now >= a.Sub.CycleEnd {
+		switch {
+		case a.Sub.Canceled:
+			id = PlanFree
+		case a.Sub.PendingPlan != "":
+			id = a.Sub.PendingPlan
+		}
+	}
+	if p := l.plans[id]; p != nil {
+		return p
+	}
+	return l.plans[PlanFree]
+}

@@ -1,0 +1,214 @@
+package ledger
+
+import (
+	"math/bits"
+	"time"
+)
+
+// Price is the cost of one request: its API value in micro-USD (M2) and
+// its Flows (M4), each rounded half-up once from the exact value.
+type Price struct {
+	MicroUSD   int64
+	MicroFlows int64
+}
+
+// u128 is an unsigned 128-bit accumulator for exact pricing.
+type u128 struct{ hi, lo uint64 }
+
+func (u *u128) addMul(a, b uint64) {
+	hi, lo := bits.Mul64(a, b)
+	var c uint64
+	u.lo, c = bits.Add64(u.lo, lo, 0)
+	u.hi, _ = bits.Add64(u.hi, hi, c)
+}
+
+// divHalfUp divides by d with half-up rounding; ok is false on overflow.
+func (u u128) divHalfUp(d uint64) (uint64, bool) {
+	lo, c := bits.Add64(u.lo, d/2, 0)
+	hi := u.hi + c
+	if hi >= d {
+		return 0, false
+	}
+	q, _ := bits.Div64(hi, lo, d)
+	return q, true
+}
+
+// PriceOf computes M2 and M4 for token counts at a model's prices, a rate
+// in nano-USD per Flow and a multiplier in ppm:
+//
+//	picoUSD = Σ tokens × µUSD/Mtok + (images × image µUSD + request µUSD) × 1e6
+//	µUSD    = round(picoUSD / 1e6)
+//	µFlows  = round(picoUSD × 1e9 / (nanoUSDPerFlow × multiplierPPM))
+//
+// which is api_value / (usd_per_flow × multiplier) in micro-Flows with a
+// single rounding. Inputs are bounded by validation, so overflow is a bug.
+func PriceOf(m *Model, c *Charge, nanoUSDPerFlow, multiplierPPM int64) Price {
+	var pico u128
+	pico.addMul(uint64(c.InputTokens), uint64(m.InputMicroUSDPerMTok))
+	pico.addMul(uint64(c.OutputTokens), uint64(m.OutputMicroUSDPerMTok))
+	pico.addMul(uint64(c.CacheReadTokens), uint64(m.CacheReadMicroUSDPerM))
+	pico.addMul(uint64(c.CacheWriteTokens), uint64(m.CacheWriteMicroUSDPerM))
+	pico.addMul(uint64(c.Images), uint64(m.ImageMicroUSD)*micro)
+	pico.addMul(1, uint64(m.RequestMicroUSD)*micro)
+	usd, ok := pico.divHalfUp(micro)
+	if !ok {
+		panic("ledger: price overflow")
+	}
+	// × 1e9, then divide by rate × multiplier.
+	var scaled u128
+	hi1, lo1 := bits.Mul64(pico.lo, 1_000_000_000)
+	scaled.lo = lo1
+	scaled.hi = pico.hi*1_000_000_000 + hi1
+	flows, ok := scaled.divHalfUp(uint64(nanoUSDPerFlow) * uint64(multiplierPPM))
+	if !ok || flows > maxMicroFlows {
+		panic("ledger: flow price overflow")
+	}
+	return Price{MicroUSD: int64(usd), MicroFlows: int64(flows)}
+}
+
+// ChargeResult answers one charge of a batch.
+type ChargeResult struct {
+	Status     string // charged | exists | rejected
+	Reason     string `json:",omitempty"`
+	MicroUSD   int64
+	MicroFlows int64
+}
+
+func (l *Ledger) applyChargeBatch(b *ChargeBatch, now int64) []ChargeResult {
+	out := make([]ChargeResult, len(b.Charges))
+	for i := range b.Charges {
+		out[i] = l.applyCharge(&b.Charges[i], now)
+	}
+	return out
+}
+
+func validateCharge(c *Charge) string {
+	switch {
+	case !validID(c.ReqID):
+		return "bad request id"
+	case c.Billing != BillingSubscription && c.Billing != BillingPayg:
+		return "bad billing mode"
+	}
+	for _, n := range [...]int64{c.InputTokens, c.OutputTokens, c.CacheReadTokens, c.CacheWriteTokens} {
+		if n < 0 || n > MaxTokensPerKind {
+			return "token count out of range"
+		}
+	}
+	if c.Images < 0 || c.Images > MaxImagesPerRequest {
+		return "image count out of range"
+	}
+	return ""
+}
+
+// applyCharge meters one completed request (Q4, Q7, E2, U1, K4). A request
+// id already applied answers "exists" and changes nothing (C2).
+func (l *Ledger) applyCharge(c *Charge, now int64) ChargeResult {
+	if _, dup := l.charged[c.ReqID]; dup {
+		return ChargeResult{Status: "exists"}
+	}
+	if why := validateCharge(c); why != "" {
+		return ChargeResult{Status: "rejected", Reason: why}
+	}
+	a := l.accounts[c.AccountID]
+	if a == nil {
+		return ChargeResult{Status: "rejected", Reason: "unknown account"}
+	}
+	m := l.lookupModel(c.Model)
+	if m == nil {
+		return ChargeResult{Status: "rejected", Reason: "unknown model"}
+	}
+	l.settle(a, now)
+	if c.AdmittedAt > now || c.AdmittedAt <= 0 {
+		c.AdmittedAt = now
+	}
+	mult := a.MultiplierPPM
+	if c.Billing == BillingPayg {
+		mult = micro // pay-as-you-go pays the API value in USD
+	}
+	price := PriceOf(m, c, l.rateAt(c.AdmittedAt), mult)
+	flows := price.MicroFlows
+	if c.Billing == BillingSubscription {
+		l.chargeWindows(a, now, c.AdmittedAt, flows)
+		if a.paid() && c.AdmittedAt >= a.Sub.CycleStart {
+			a.Sub.UsageMicroUSD = mustAdd(a.Sub.UsageMicroUSD, price.MicroUSD)
+		}
+		if r := l.refunds[a.PendingRefund]; r != nil && c.AdmittedAt >= r.CycleStart && c.AdmittedAt < r.SubmittedAt {
+			// R3: a request in flight at submit is counted in the refund.
+			r.UsageMicroUSD = mustAdd(r.UsageMicroUSD, price.MicroUSD)
+			l.markRefund(r)
+		}
+	} else {
+		flows = 0
+		a.BalanceMicroUSD = mustAdd(a.BalanceMicroUSD, -price.MicroUSD)
+		if c.ViaExtra {
+			start, _ := a.period(now)
+			if a.ExtraPeriodStart != start {
+				a.ExtraPeriodStart, a.ExtraSpentMicroUSD = start, 0
+			}
+			a.ExtraSpentMicroUSD = mustAdd(a.ExtraSpentMicroUSD, price.MicroUSD)
+		}
+	}
+	t := a.ByModel[m.ID]
+	if t == nil {
+		t = new(Totals)
+		a.ByModel[m.ID] = t
+	}
+	t.add(c, flows, price.MicroUSD)
+	day := dayOf(now)
+	dt := l.dayTotals(a.ID)[day]
+	if dt == nil {
+		dt = new(Totals)
+		l.days[a.ID][day] = dt
+	}
+	dt.add(c, flows, price.MicroUSD)
+	l.markDay(a.ID, day)
+	if k := l.keys[c.KeyID]; k != nil && k.AccountID == a.ID {
+		minute := now - now%int64(time.Minute)
+		if k.LastUsedAt != minute {
+			k.LastUsedAt = minute
+			l.markKey(k.ID)
+		}
+	}
+	l.markAccount(a)
+	status := c.Status
+	if status == "" {
+		status = "ok"
+	}
+	l.newLogs = append(l.newLogs, &LogEntry{
+		ID: c.ReqID, AccountID: a.ID, KeyID: c.KeyID, At: now, AdmittedAt: c.AdmittedAt, Model: m.ID,
+		InputTokens: c.InputTokens, OutputTokens: c.OutputTokens, CacheReadTokens: c.CacheReadTokens,
+		CacheWriteTokens: c.CacheWriteTokens, Images: c.Images, MicroFlows: flows, MicroUSD: price.MicroUSD,
+		Billing: c.Billing, Status: status, Estimated: c.Estimated,
+	})
+	l.charged[c.ReqID] = struct{}{}
+	l.chargedFIFO = append(l.chargedFIFO, chargedItem{id: c.ReqID, at: now})
+	return ChargeResult{Status: "charged", MicroUSD: price.MicroUSD, MicroFlows: flows}
+}
+
+// chargeWindows adds a completed request's Flows to the 5 h, weekly and
+// monthly windows (Q4). A rolling window that is not active opens at the
+// request's admission time, but never before the previous window ended and
+// never so early that it is already over (Q1, Q2).
+func (l *Ledger) chargeWindows(a *Account, now, admittedAt, flows int64) {
+	for _, w := range []struct {
+		win    *Window
+		length int64
+	}{{&a.W5h, window5h}, {&a.Weekly, windowWeekly}} {
+		if w.win.StartedAt == 0 || now >= w.win.ResetsAt {
+			start := admittedAt
+			if start < w.win.ResetsAt {
+				start = w.win.ResetsAt
+			}
+			if start+w.length <= now || start > now {
+				start = now
+			}
+			*w.win = Window{StartedAt: start, ResetsAt: start + w.length}
+		}
+		w.win.UsedMicroFlows = mustAdd(w.win.UsedMicroFlows, flows)
+	}
+	start, end := a.period(now)
+	if a.Monthly.StartedAt != start {
+		a.Monthly = Window{StartedAt: start, ResetsAt: end}
+	}
+	a.Monthly.UsedMicroFlows = mustAdd(a.Monthly.UsedMicroFlows, flows)
+}

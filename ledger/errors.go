@@ -1,0 +1,55 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Rejections are results, not failures of the ledger: a rejected command
+// changes nothing. Callers match them with errors.Is and map them to wire
+// statuses in one place (admin, proxy).
+var (
+	ErrInvalid             = errors.New("invalid_request")
+	ErrNotFound            = errors.New("not_found")
+	ErrConflict            = errors.New("conflict")
+	ErrIdempotencyConflict = errors.New("idempotency_key_reused")
+	ErrNotEligible         = errors.New("refund_not_eligible")
+
+	// Admission (SPEC Q4, Q5, E3, P3, K3).
+	ErrInvalidAPIKey       = errors.New("invalid_api_key")
+	ErrModelNotFound       = errors.New("model_not_found")
+	ErrModelNotInPlan      = errors.New("model_not_in_plan")
+	ErrQuotaExceeded       = errors.New("quota_exceeded")
+	ErrInsufficientBalance = errors.New("insufficient_balance")
+)
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+func notFound(what, id string) error {
+	return fmt.Errorf("%w: %s %q", ErrNotFound, what, id)
+}
+
+func conflict(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrConflict, fmt.Sprintf(format, args...))
+}
+
+// QuotaError says which window is exhausted and when it resets (Q5).
+type QuotaError struct {
+	Window        string // window_5h | weekly | monthly
+	ResetsAt      int64
+	BalanceEmpty  bool // Extra Usage is on but the pay-as-you-go balance is ≤ 0
+	RetryAfterSec int64
+}
+
+func (e *QuotaError) Error() string {
+	msg := fmt.Sprintf("%s quota exhausted; resets at %s", e.Window, rfc3339(e.ResetsAt))
+	if e.BalanceEmpty {
+		msg += "; Extra Usage is on but the pay-as-you-go balance is empty"
+	}
+	return msg
+}
+
+// Unwrap lets errors.Is(err, ErrQuotaExceeded) match.
+func (e *QuotaError) Unwrap() error { return ErrQuotaExceeded }

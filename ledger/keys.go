@@ -1,0 +1,101 @@
+package ledger
+
+import (
+	"crypto/subtle"
+	"slices"
+)
+
+// Key secret prefixes (K1).
+const (
+	PrefixSubscription = "sk-ss-v1-"
+	PrefixPayg         = "sk-ai-v1-"
+)
+
+func validLast4(s string) bool {
+	if len(s) != 4 {
+		return false
+	}
+	for i := 0; i < 4; i++ {
+		if !(s[i] >= '0' && s[i] <= '9' || s[i] >= 'a' && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *Ledger) applyCreateKey(c *CreateKey, now int64) (any, error) {
+	a, err := l.account(c.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if c.Kind != KindSubscription && c.Kind != KindPayg {
+		return nil, invalid("kind must be subscription or payg")
+	}
+	if len(c.Name) > 100 {
+		return nil, invalid("name is longer than 100 characters")
+	}
+	if !validID(c.KeyID) || !validLast4(c.Last4) {
+		return nil, invalid("bad key id or last4")
+	}
+	if l.keys[c.KeyID] != nil || l.keyHash[c.Hash] != nil {
+		return nil, conflict("key exists")
+	}
+	if len(a.KeyIDs) >= MaxKeysPerAccount {
+		return nil, conflict("an account has at most %d keys", MaxKeysPerAccount)
+	}
+	k := &Key{ID: c.KeyID, AccountID: a.ID, Kind: c.Kind, Name: c.Name, Hash: c.Hash, Last4: c.Last4, CreatedAt: now}
+	l.keys[k.ID] = k
+	l.keyHash[k.Hash] = k
+	a.KeyIDs = append(a.KeyIDs, k.ID)
+	l.markKey(k.ID)
+	l.markAccount(a)
+	return keyView(k), nil
+}
+
+func (l *Ledger) applyRotateKey(c *RotateKey, now int64) (any, error) {
+	k := l.keys[c.KeyID]
+	if k == nil {
+		return nil, notFound("key", c.KeyID)
+	}
+	if !validLast4(c.Last4) {
+		return nil, invalid("bad last4")
+	}
+	if l.keyHash[c.Hash] != nil {
+		return nil, conflict("key secret collision")
+	}
+	delete(l.keyHash, k.Hash)
+	k.Hash, k.Last4 = c.Hash, c.Last4
+	l.keyHash[k.Hash] = k
+	l.markKey(k.ID)
+	return keyView(k), nil
+}
+
+func (l *Ledger) applyRevokeKey(c *RevokeKey) (any, error) {
+	k := l.keys[c.KeyID]
+	if k == nil {
+		return nil, notFound("key", c.KeyID)
+	}
+	delete(l.keyHash, k.Hash)
+	delete(l.keys, k.ID)
+	l.markKey(k.ID)
+	if a := l.accounts[k.AccountID]; a != nil {
+		a.KeyIDs = slices.DeleteFunc(a.KeyIDs, func(id string) bool { return id == k.ID })
+		if a.ExtraKeyID == k.ID {
+			// E1: Extra Usage needs a chosen key; without it, it is off.
+			a.ExtraKeyID, a.ExtraEnabled = "", false
+		}
+		l.markAccount(a)
+	}
+	return nil, nil
+}
+
+// KeyByHash finds a key by the SHA-256 of its secret (K3). The map lookup
+// is on the hash, so timing reveals nothing about the secret; the final
+// comparison is constant-time as K3 asks.
+func (l *Ledger) keyByHash(h [32]byte) *Key {
+	k := l.keyHash[h]
+	if k == nil || subtle.ConstantTimeCompare(k.Hash[:], h[:]) != 1 {
+		return nil
+	}
+	return k
+}

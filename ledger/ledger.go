@@ -1,0 +1,260 @@
+// Package ledger is the whole business of zenmuxd: plans, rates, accounts,
+// keys, quota windows, charges, subscriptions and refunds. It is pure and
+// deterministic: every command carries its time, Apply never reads a clock,
+// and two replicas that apply the same commands hold the same bytes. It
+// knows nothing of Raft, Pebble or HTTP; see DESIGN.md.
+package ledger
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Result is what applying one command answers. Value is JSON-ready; Err is
+// a rejection (state unchanged).
+type Result struct {
+	Value any
+	Err   error
+}
+
+// Ledger is the in-memory, materialised view of the replicated state, kept
+// in step with its durable form through Flush (see DESIGN.md). All methods
+// are safe for concurrent use: Apply takes the write lock, reads the read
+// lock.
+type Ledger struct {
+	mu sync.RWMutex
+
+	now         int64 // ledger time: the largest command time applied so far
+	seeded      bool
+	dedupeDays  int
+	logDays     int
+	rates       []RatePoint
+	clockOffset int64
+	lastPrune   int64
+
+	plans    map[string]*Plan
+	models   map[string]*Model
+	accounts map[string]*Account
+	emails   map[string]string
+	keys     map[string]*Key
+	keyHash  map[[32]byte]*Key
+	refunds  map[string]*Refund
+	members  map[string]*Member
+	days     map[string]map[string]*Totals // account → day → totals
+	idem     map[string]*idemRecord
+
+	// charged remembers request ids applied within the dedupe horizon; the
+	// FIFO holds them in apply order so pruning is a pop from the front.
+	charged     map[string]struct{}
+	chargedFIFO []chargedItem
+	idemFIFO    []chargedItem
+
+	dirty      map[string]struct{}
+	newLogs    []*LogEntry
+	rangeDrops [][2]string
+}
+
+type chargedItem struct {
+	id string
+	at int64
+}
+
+// New returns an empty, unseeded ledger.
+func New() *Ledger {
+	return &Ledger{
+		plans:    map[string]*Plan{},
+		models:   map[string]*Model{},
+		accounts: map[string]*Account{},
+		emails:   map[string]string{},
+		keys:     map[string]*Key{},
+		keyHash:  map[[32]byte]*Key{},
+		refunds:  map[string]*Refund{},
+		members:  map[string]*Member{},
+		days:     map[string]map[string]*Totals{},
+		idem:     map[string]*idemRecord{},
+		charged:  map[string]struct{}{},
+		dirty:    map[string]struct{}{},
+	}
+}
+
+// Apply applies one command at the proposer's time ts. Ledger time never
+// goes backwards: a command stamped earlier than one already applied runs
+// at the later time, so every replica sees the same sequence of times.
+func (l *Ledger) Apply(cmd Command, ts int64) Result {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.applyLocked(cmd, ts)
+}
+
+// ApplyBatch applies commands in order under one lock.
+func (l *Ledger) ApplyBatch(cmds []Command, ts []int64) []Result {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Result, len(cmds))
+	for i, c := range cmds {
+		out[i] = l.applyLocked(c, ts[i])
+	}
+	return out
+}
+
+func (l *Ledger) applyLocked(cmd Command, ts int64) Result {
+	if ts > l.now {
+		l.now = ts
+		l.markMeta()
+	}
+	now := l.now
+	l.prune(now)
+	if _, ok := cmd.(*Seed); !ok && !l.seeded {
+		if _, isMember := cmd.(*SetMember); !isMember {
+			return Result{Err: conflict("cluster is not seeded yet")}
+		}
+	}
+	mc, isMoney := cmd.(moneyCommand)
+	if isMoney {
+		key, fp := mc.idempotency()
+		if key == "" {
+			return Result{Err: invalid("a money command needs an idempotency key")}
+		}
+		if rec := l.idem[key]; rec != nil {
+			if rec.Fingerprint != fp {
+				return Result{Err: fmt.Errorf("%w: Idempotency-Key %q was used for a different request", ErrIdempotencyConflict, key)}
+			}
+			return Result{Value: json.RawMessage(rec.Result)}
+		}
+	}
+	v, err := l.dispatch(cmd, now)
+	if err != nil {
+		return Result{Err: err}
+	}
+	if isMoney {
+		key, fp := mc.idempotency()
+		raw, merr := json.Marshal(v)
+		if merr != nil {
+			panic("ledger: marshal result: " + merr.Error())
+		}
+		l.idem[key] = &idemRecord{Fingerprint: fp, Result: raw, At: now}
+		l.idemFIFO = append(l.idemFIFO, chargedItem{id: key, at: now})
+		l.dirty["idem/"+key] = struct{}{}
+		return Result{Value: json.RawMessage(raw)}
+	}
+	return Result{Value: v}
+}
+
+func (l *Ledger) dispatch(cmd Command, now int64) (any, error) {
+	switch c := cmd.(type) {
+	case *Seed:
+		return l.applySeed(c, now)
+	case *SetRate:
+		return l.applySetRate(c, now)
+	case *PutPlan:
+		return l.applyPutPlan(c)
+	case *PutModel:
+		return l.applyPutModel(c)
+	case *CreateAccount:
+		return l.applyCreateAccount(c, now)
+	case *SetFlowValue:
+		return l.applySetFlowValue(c, now)
+	case *Subscribe:
+		return l.applySubscribe(c, now)
+	case *ChangePlan:
+		return l.applyChangePlan(c, now)
+	case *Cancel:
+		return l.applyCancel(c, now)
+	case *CreateKey:
+		return l.applyCreateKey(c, now)
+	case *RotateKey:
+		return l.applyRotateKey(c, now)
+	case *RevokeKey:
+		return l.applyRevokeKey(c)
+	case *TopUp:
+		return l.applyTopUp(c, now)
+	case *SetExtra:
+		return l.applySetExtra(c, now)
+	case *RefundSubmit:
+		return l.applyRefundSubmit(c, now)
+	case *RefundStatus:
+		return l.applyRefundStatus(c, now)
+	case *AdvanceClock:
+		return l.applyAdvanceClock(c, now)
+	case *SetMember:
+		return l.applySetMember(c)
+	case *RemoveMember:
+		return l.applyRemoveMember(c)
+	case *Tick:
+		return l.applyTick(now), nil
+	case *ChargeBatch:
+		return l.applyChargeBatch(c, now), nil
+	}
+	panic(fmt.Sprintf("ledger: no handler for command type %d", cmd.Type()))
+}
+
+// prune forgets charge ids and idempotency keys older than the dedupe
+// horizon, and once an hour of ledger time drops request-log entries past
+// their retention (C4). It depends only on ledger time, so every replica
+// prunes the same things.
+func (l *Ledger) prune(now int64) {
+	if !l.seeded {
+		return
+	}
+	horizon := now - int64(l.dedupeDays)*24*int64(time.Hour)
+	n := 0
+	for n < len(l.chargedFIFO) && l.chargedFIFO[n].at < horizon {
+		delete(l.charged, l.chargedFIFO[n].id)
+		n++
+	}
+	if n > 0 {
+		l.chargedFIFO = append(l.chargedFIFO[:0:0], l.chargedFIFO[n:]...)
+	}
+	n = 0
+	for n < len(l.idemFIFO) && l.idemFIFO[n].at < horizon {
+		key := l.idemFIFO[n].id
+		delete(l.idem, key)
+		l.dirty["idem/"+key] = struct{}{}
+		n++
+	}
+	if n > 0 {
+		l.idemFIFO = append(l.idemFIFO[:0:0], l.idemFIFO[n:]...)
+	}
+	if now-l.lastPrune < int64(time.Hour) {
+		return
+	}
+	l.lastPrune = now
+	l.markMeta()
+	keep := l.logDays
+	if l.dedupeDays > keep {
+		keep = l.dedupeDays
+	}
+	cutoff := now - int64(keep)*24*int64(time.Hour)
+	if cutoff <= 0 {
+		return
+	}
+	ids := make([]string, 0, len(l.accounts))
+	for id := range l.accounts {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		l.rangeDrops = append(l.rangeDrops, [2]string{logPrefix(id), logKey(id, cutoff, "")})
+	}
+}
+
+func (l *Ledger) markMeta()               { l.dirty["meta"] = struct{}{} }
+func (l *Ledger) markAccount(a *Account)  { l.dirty["acct/"+a.ID] = struct{}{} }
+func (l *Ledger) markKey(id string)       { l.dirty["key/"+id] = struct{}{} }
+func (l *Ledger) markRefund(r *Refund)    { l.dirty["refund/"+r.ID] = struct{}{} }
+func (l *Ledger) markDay(acct, d string)  { l.dirty["day/"+acct+"/"+d] = struct{}{} }
+func (l *Ledger) markPlan(id string)      { l.dirty["plan/"+id] = struct{}{} }
+func (l *Ledger) markModel(id string)     { l.dirty["model/"+id] = struct{}{} }
+func (l *Ledger) markMember(id string)    { l.dirty["member/"+id] = struct{}{} }
+func logPrefix(acct string) string        { return "rlog/" + acct + "/" }
+func validID(s string) bool               { return s != "" && len(s) <= 64 && !strings.ContainsAny(s, "/\x00") }
+func (l *Ledger) account(id string) (*Account, error) {
+	if a := l.accounts[id]; a != nil {
+		return a, nil
+	}
+	return nil, notFound("account", id)
+}

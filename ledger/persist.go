@@ -1,0 +1,255 @@
+package ledger
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Writer receives the durable form of the state changed since the last
+// Flush. raftfsm implements it over a Pebble batch and commits that batch
+// together with the applied index.
+type Writer interface {
+	Set(key, value []byte) error
+	Delete(key []byte) error
+	DeleteRange(start, end []byte) error
+}
+
+// Key layout of the durable state (all relative to raftfsm's prefix):
+//
+//	meta                      rate history, ledger time, clock, options
+//	plan/<id>  model/<id>  acct/<id>  key/<id>  refund/<id>  member/<id>
+//	day/<acct>/<yyyy-mm-dd>   daily totals
+//	idem/<idempotency key>    first result of a money command
+//	rlog/<acct>/<16 hex ns>/<request id>   request log = charge dedupe record
+
+type meta struct {
+	Now         int64       `json:"now"`
+	Seeded      bool        `json:"seeded"`
+	DedupeDays  int         `json:"dedupe_days"`
+	LogDays     int         `json:"request_log_days"`
+	Rates       []RatePoint `json:"rates"`
+	ClockOffset int64       `json:"clock_offset"`
+	LastPrune   int64       `json:"last_prune"`
+}
+
+func logKey(acct string, at int64, reqID string) string {
+	return logPrefix(acct) + fmt.Sprintf("%016x", uint64(at)) + "/" + reqID
+}
+
+// Dirty reports whether Flush has anything to write.
+func (l *Ledger) Dirty() bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return len(l.dirty) > 0 || len(l.newLogs) > 0 || len(l.rangeDrops) > 0
+}
+
+// Flush writes every record changed since the last Flush, in key order so
+// the output is deterministic, and clears the change set.
+func (l *Ledger) Flush(w Writer) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.rangeDrops {
+		if err := w.DeleteRange([]byte(r[0]), []byte(r[1])); err != nil {
+			return err
+		}
+	}
+	l.rangeDrops = l.rangeDrops[:0]
+	keys := make([]string, 0, len(l.dirty))
+	for k := range l.dirty {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := l.encodeRecord(k)
+		var err error
+		if v == nil {
+			err = w.Delete([]byte(k))
+		} else {
+			err = w.Set([]byte(k), v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	clear(l.dirty)
+	for _, e := range l.newLogs {
+		v, err := json.Marshal(e)
+		if err != nil {
+			panic(err)
+		}
+		if err := w.Set([]byte(logKey(e.AccountID, e.At, e.ID)), v); err != nil {
+			return err
+		}
+	}
+	clear(l.newLogs)
+	l.newLogs = l.newLogs[:0]
+	return nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("ledger: marshal state: " + err.Error())
+	}
+	return b
+}
+
+// encodeRecord returns the stored value for key, or nil when the record no
+// longer exists.
+func (l *Ledger) encodeRecord(key string) []byte {
+	kind, id, _ := strings.Cut(key, "/")
+	switch kind {
+	case "meta":
+		return mustJSON(meta{Now: l.now, Seeded: l.seeded, DedupeDays: l.dedupeDays, LogDays: l.logDays,
+			Rates: l.rates, ClockOffset: l.clockOffset, LastPrune: l.lastPrune})
+	case "plan":
+		if p := l.plans[id]; p != nil {
+			return mustJSON(p)
+		}
+	case "model":
+		if m := l.models[id]; m != nil {
+			return mustJSON(m)
+		}
+	case "acct":
+		if a := l.accounts[id]; a != nil {
+			return mustJSON(a)
+		}
+	case "key":
+		if k := l.keys[id]; k != nil {
+			return mustJSON(k)
+		}
+	case "refund":
+		if r := l.refunds[id]; r != nil {
+			return mustJSON(r)
+		}
+	case "member":
+		if m := l.members[id]; m != nil {
+			return mustJSON(m)
+		}
+	case "idem":
+		if r := l.idem[id]; r != nil {
+			return mustJSON(r)
+		}
+	case "day":
+		acct, day, _ := strings.Cut(id, "/")
+		if t := l.days[acct][day]; t != nil {
+			return mustJSON(t)
+		}
+	default:
+		panic("ledger: unknown dirty key " + key)
+	}
+	return nil
+}
+
+// Load rebuilds a ledger from its durable form. scan must call fn for every
+// stored key in ascending key order.
+func Load(scan func(fn func(key, value []byte) error) error) (*Ledger, error) {
+	l := New()
+	err := scan(func(k, v []byte) error {
+		key := string(k)
+		kind, id, _ := strings.Cut(key, "/")
+		var err error
+		switch kind {
+		case "meta":
+			var m meta
+			if err = json.Unmarshal(v, &m); err == nil {
+				l.now, l.seeded, l.dedupeDays, l.logDays = m.Now, m.Seeded, m.DedupeDays, m.LogDays
+				l.rates, l.clockOffset, l.lastPrune = m.Rates, m.ClockOffset, m.LastPrune
+			}
+		case "plan":
+			p := new(Plan)
+			if err = json.Unmarshal(v, p); err == nil {
+				l.plans[p.ID] = p
+			}
+		case "model":
+			m := new(Model)
+			if err = json.Unmarshal(v, m); err == nil {
+				l.models[m.ID] = m
+			}
+		case "acct":
+			a := new(Account)
+			if err = json.Unmarshal(v, a); err == nil {
+				if a.ByModel == nil {
+					a.ByModel = map[string]*Totals{}
+				}
+				l.accounts[a.ID] = a
+				l.emails[a.Email] = a.ID
+			}
+		case "key":
+			kk := new(Key)
+			if err = json.Unmarshal(v, kk); err == nil {
+				l.keys[kk.ID] = kk
+				l.keyHash[kk.Hash] = kk
+			}
+		case "refund":
+			r := new(Refund)
+			if err = json.Unmarshal(v, r); err == nil {
+				l.refunds[r.ID] = r
+			}
+		case "member":
+			m := new(Member)
+			if err = json.Unmarshal(v, m); err == nil {
+				l.members[m.ID] = m
+			}
+		case "idem":
+			r := new(idemRecord)
+			if err = json.Unmarshal(v, r); err == nil {
+				l.idem[id] = r
+				l.idemFIFO = append(l.idemFIFO, chargedItem{id: id, at: r.At})
+			}
+		case "day":
+			acct, day, _ := strings.Cut(id, "/")
+			t := new(Totals)
+			if err = json.Unmarshal(v, t); err == nil {
+				l.dayTotals(acct)[day] = t
+			}
+		case "rlog":
+			err = l.loadLogKey(id)
+		default:
+			err = fmt.Errorf("unknown record kind %q", kind)
+		}
+		if err != nil {
+			return fmt.Errorf("ledger: load %q: %w", key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(l.chargedFIFO, func(i, j int) bool { return l.chargedFIFO[i].at < l.chargedFIFO[j].at })
+	sort.Slice(l.idemFIFO, func(i, j int) bool { return l.idemFIFO[i].at < l.idemFIFO[j].at })
+	return l, nil
+}
+
+// loadLogKey re-registers a request id for dedupe from its log key alone,
+// so loading never decodes log values.
+func (l *Ledger) loadLogKey(rest string) error {
+	parts := strings.SplitN(rest, "/", 3)
+	if len(parts) != 3 {
+		return fmt.Errorf("bad request-log key")
+	}
+	raw, err := hex.DecodeString(parts[1])
+	if err != nil || len(raw) != 8 {
+		return fmt.Errorf("bad request-log time")
+	}
+	at, err := strconv.ParseUint(parts[1], 16, 64)
+	if err != nil {
+		return err
+	}
+	l.charged[parts[2]] = struct{}{}
+	l.chargedFIFO = append(l.chargedFIFO, chargedItem{id: parts[2], at: int64(at)})
+	return nil
+}
+
+func (l *Ledger) dayTotals(acct string) map[string]*Totals {
+	m := l.days[acct]
+	if m == nil {
+		m = map[string]*Totals{}
+		l.days[acct] = m
+	}
+	return m
+}

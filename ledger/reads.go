@@ -1,0 +1,262 @@
+package ledger
+
+import (
+	"crypto/sha256"
+	"sort"
+)
+
+// Reads take the read lock and return views (copies). now is the reader's
+// clock (the node's, test offset included); reads never change state.
+
+// Seeded reports whether the cluster's settings have been seeded.
+func (l *Ledger) Seeded() bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.seeded
+}
+
+// ClockOffset returns the replicated test-clock offset in nanoseconds.
+func (l *Ledger) ClockOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.clockOffset
+}
+
+// Account returns one account.
+func (l *Ledger) Account(id string, now int64) (any, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	a, err := l.account(id)
+	if err != nil {
+		return nil, err
+	}
+	return l.accountView(a, now), nil
+}
+
+// Accounts returns up to limit accounts with ids after the cursor, in id
+// order, and the cursor of the next page ("" at the end).
+func (l *Ledger) Accounts(after string, limit int, now int64) ([]any, string) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	ids := make([]string, 0, len(l.accounts))
+	for id := range l.accounts {
+		if id > after {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	next := ""
+	if len(ids) > limit {
+		ids = ids[:limit]
+		next = ids[limit-1]
+	}
+	out := make([]any, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, l.accountView(l.accounts[id], now))
+	}
+	return out, next
+}
+
+// Keys lists an account's keys without secrets (K1).
+func (l *Ledger) Keys(accountID string) ([]KeyView, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	a, err := l.account(accountID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KeyView, 0, len(a.KeyIDs))
+	for _, id := range a.KeyIDs {
+		out = append(out, keyView(l.keys[id]))
+	}
+	return out, nil
+}
+
+// KeyAccount returns the account that owns a key.
+func (l *Ledger) KeyAccount(keyID string) (string, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	k := l.keys[keyID]
+	if k == nil {
+		return "", notFound("key", keyID)
+	}
+	return k.AccountID, nil
+}
+
+// Usage returns U1 for an account.
+func (l *Ledger) Usage(accountID string, now int64) (any, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	a, err := l.account(accountID)
+	if err != nil {
+		return nil, err
+	}
+	return l.usageView(a, now), nil
+}
+
+// ExtraUsage returns the E4 settings of an account.
+func (l *Ledger) ExtraUsage(accountID string, now int64) (any, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	a, err := l.account(accountID)
+	if err != nil {
+		return nil, err
+	}
+	return l.extraView(a, now), nil
+}
+
+// Rate returns the current rate and its history (M3).
+func (l *Ledger) Rate() any {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.rateView()
+}
+
+// Plans returns every plan with its derived figures, cheapest first.
+func (l *Ledger) Plans() []PlanView {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]PlanView, 0, len(l.plans))
+	for _, p := range l.plans {
+		out = append(out, l.planView(p))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].PriceUSD != out[j].PriceUSD {
+			return out[i].PriceUSD < out[j].PriceUSD
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Plan returns one plan.
+func (l *Ledger) Plan(id string) (PlanView, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	p := l.plans[id]
+	if p == nil {
+		return PlanView{}, notFound("plan", id)
+	}
+	return l.planView(p), nil
+}
+
+// Models returns the catalog in id order.
+func (l *Ledger) Models() []any {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	ids := make([]string, 0, len(l.models))
+	for id := range l.models {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	out := make([]any, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, renderModel(l.models[id]))
+	}
+	return out
+}
+
+// Refund returns one refund.
+func (l *Ledger) Refund(id string) (any, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	r := l.refunds[id]
+	if r == nil {
+		return nil, notFound("refund", id)
+	}
+	return refundView(r), nil
+}
+
+// Members returns the recorded node addresses in id order.
+func (l *Ledger) Members() []Member {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]Member, 0, len(l.members))
+	for _, m := range l.members {
+		out = append(out, *m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Admission is the in-memory decision for one request (Q4, Q5, E2, E3).
+// Err covers key, model and plan (K3, P3); BillingErr is the quota or
+// balance refusal, which the proxy reports only after its rate bucket
+// (Q8) has passed, keeping the order the gateway issue asks for.
+type Admission struct {
+	AccountID  string
+	KeyID      string
+	KeyKind    string
+	Plan       string
+	RPM, Burst int64
+	Model      Model
+	Billing    string
+	ViaExtra   bool
+	BillingErr error
+}
+
+// HashSecret is the stored form of a key secret (K1).
+func HashSecret(secret string) [32]byte { return sha256.Sum256([]byte(secret)) }
+
+// Admit decides a request from state and time alone.
+func (l *Ledger) Admit(secretHash [32]byte, modelID string, now int64) (Admission, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	k := l.keyByHash(secretHash)
+	if k == nil {
+		return Admission{}, ErrInvalidAPIKey
+	}
+	a := l.accounts[k.AccountID]
+	if a == nil {
+		return Admission{}, ErrInvalidAPIKey
+	}
+	m := l.lookupModel(modelID)
+	if m == nil {
+		return Admission{}, ErrModelNotFound
+	}
+	p := l.effectivePlan(a, now)
+	ad := Admission{AccountID: a.ID, KeyID: k.ID, KeyKind: k.Kind, Plan: p.ID, RPM: p.RPM, Burst: p.Burst, Model: *m}
+	if k.Kind == KindPayg {
+		ad.Billing = BillingPayg
+		if a.BalanceMicroUSD <= 0 {
+			ad.BillingErr = ErrInsufficientBalance
+		}
+		return ad, nil
+	}
+	if !m.AllowsPlan(p.ID) {
+		return ad, ErrModelNotInPlan
+	}
+	ad.Billing = BillingSubscription
+	if qe := l.exhausted(a, p, now); qe != nil {
+		if a.ExtraEnabled && a.ExtraKeyID != "" && a.BalanceMicroUSD > 0 {
+			ad.Billing, ad.ViaExtra = BillingPayg, true
+			return ad, nil
+		}
+		qe.BalanceEmpty = a.ExtraEnabled && a.BalanceMicroUSD <= 0
+		qe.RetryAfterSec = max(1, (qe.ResetsAt-now+999_999_999)/1_000_000_000)
+		ad.BillingErr = qe
+	}
+	return ad, nil
+}
+
+// exhausted returns the first window with nothing remaining at now (Q4):
+// 5 h, then weekly, then monthly.
+func (l *Ledger) exhausted(a *Account, p *Plan, now int64) *QuotaError {
+	w5 := windowAt(a.W5h, p.Window5hMicroFlows, now)
+	if w5.RemainingFlows <= 0 {
+		return &QuotaError{Window: "window_5h", ResetsAt: a.W5h.ResetsAt}
+	}
+	wk := windowAt(a.Weekly, p.WeeklyMicroFlows, now)
+	if wk.RemainingFlows <= 0 {
+		return &QuotaError{Window: "weekly", ResetsAt: a.Weekly.ResetsAt}
+	}
+	start, end := a.period(now)
+	used := int64(0)
+	if a.Monthly.StartedAt == start {
+		used = a.Monthly.UsedMicroFlows
+	}
+	if p.MonthlyMicroFlows-used <= 0 {
+		return &QuotaError{Window: "monthly", ResetsAt: end}
+	}
+	return nil
+}

@@ -1,0 +1,508 @@
+package ledger
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// rule M1: decimals enter and leave exactly; rounding is half-up once.
+func TestM1_Units(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{"914.443", 914_443000, false}, {"0.1", 100000, false}, {"-0.03", -30000, false},
+		{"1.0000001", 0, true}, {"1e3", 0, true}, {".5", 0, true}, {"5.", 0, true}, {"", 0, true},
+		{"99999999999999999999", 0, true}, {"12a", 0, true},
+	} {
+		got, err := ParseDecimal(c.in, 6, maxMicroUSD)
+		if (err != nil) != c.err || got != c.want {
+			t.Errorf("ParseDecimal(%q) = %d, %v", c.in, got, err)
+		}
+	}
+	for _, c := range []struct {
+		v    int64
+		want string
+	}{{40_000000, "40"}, {5_440000, "5.44"}, {-1, "-0.000001"}, {0, "0"}, {914_443000, "914.443"}} {
+		if got := Decimal(c.v, 6); got != c.want {
+			t.Errorf("Decimal(%d) = %s, want %s", c.v, got, c.want)
+		}
+	}
+	if got := roundToCent(5_435000); got != 5_440000 {
+		t.Errorf("half-up to cent: %d", got)
+	}
+	if got := roundToCent(5_434999); got != 5_430000 {
+		t.Errorf("below half: %d", got)
+	}
+}
+
+// rule M2 and M4: API value and Flows for a request with every token kind.
+func TestM2_APIValueAndFlows(t *testing.T) {
+	m := DefaultModels()[0]
+	c := &Charge{InputTokens: 1000, OutputTokens: 500, CacheReadTokens: 200, CacheWriteTokens: 100}
+	// 1000×$1 + 500×$4 + 200×$0.10 + 100×$1.25 per million = $0.003145.
+	p := PriceOf(&m, c, DefaultNanoUSDPerFlow, micro)
+	if p.MicroUSD != 3145 || p.MicroFlows != 95797 {
+		t.Fatalf("standard: %+v, want 3145 µUSD and 95797 µFlows (0.003145/0.03283 rounded half-up)", p)
+	}
+	m.ImageMicroUSD, m.RequestMicroUSD = 40000, 1000 // $0.04 per image, $0.001 per request
+	c2 := &Charge{Images: 2}
+	if p := PriceOf(&m, c2, DefaultNanoUSDPerFlow, micro); p.MicroUSD != 81000 {
+		t.Fatalf("images + request overhead: %+v, want 81000 µUSD", p)
+	}
+}
+
+// rule M4: Insider and abuse multipliers change the Flows a request costs.
+func TestM4_FlowValueMultipliers(t *testing.T) {
+	m := DefaultModels()[0]
+	c := &Charge{InputTokens: 1000, OutputTokens: 500, CacheReadTokens: 200, CacheWriteTokens: 100}
+	if p := PriceOf(&m, c, DefaultNanoUSDPerFlow, 1_500000); p.MicroFlows != 63864 {
+		t.Errorf("insider 1.5x: %d µFlows, want 63864", p.MicroFlows)
+	}
+	if p := PriceOf(&m, c, DefaultNanoUSDPerFlow, 500000); p.MicroFlows != 191593 {
+		t.Errorf("abuse 0.5x: %d µFlows, want 191593", p.MicroFlows)
+	}
+
+	f := newFixture(t)
+	acct, key := f.account()
+	f.must(&SetFlowValue{AccountID: acct, Tier: TierInsider, MultiplierPPM: 2_000000})
+	if r := f.charge(acct, key, 3, BillingSubscription); r.MicroFlows != 1_500000 {
+		t.Errorf("insider 2x charged %d µFlows for a 3-Flow request, want 1500000", r.MicroFlows)
+	}
+	f.fails(&SetFlowValue{AccountID: acct, Tier: TierInsider, MultiplierPPM: 900000}, ErrInvalid)
+	f.fails(&SetFlowValue{AccountID: acct, Tier: TierAbuse, MultiplierPPM: 1_100000}, ErrInvalid)
+	f.fails(&SetFlowValue{AccountID: acct, Tier: TierStandard, MultiplierPPM: 2_000000}, ErrInvalid)
+	f.fails(&SetFlowValue{AccountID: acct, Tier: "gold", MultiplierPPM: micro}, ErrInvalid)
+
+	// A break in the subscription resets an Insider to standard.
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "pro"})
+	f.must(&Cancel{AccountID: acct})
+	f.advance(31 * 24 * time.Hour)
+	f.must(&Tick{})
+	expect(t, f.acct(acct), "plan", "free", "flow_value.tier", "standard", "flow_value.multiplier", "1")
+}
+
+// rule M3: a request is priced at the rate in force when it was admitted.
+func TestM3_RateHistory(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	admitted := f.now
+	f.advance(time.Minute)
+	v := f.must(&SetRate{NanoUSDPerFlow: 65_660000})
+	expect(t, v, "usd_per_flow", "0.06566")
+	if h := v["history"].([]any); len(h) != 2 {
+		t.Fatalf("history has %d entries, want 2", len(h))
+	}
+	c := Charge{ReqID: "r-old", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: admitted, InputTokens: 2 * oneFlowInput}
+	res := f.do(&ChargeBatch{Charges: []Charge{c}}).Value.([]ChargeResult)[0]
+	if res.MicroFlows != 2_000000 {
+		t.Errorf("admitted before the change: %d µFlows, want 2000000", res.MicroFlows)
+	}
+	c.ReqID, c.AdmittedAt = "r-new", f.now
+	res = f.do(&ChargeBatch{Charges: []Charge{c}}).Value.([]ChargeResult)[0]
+	if res.MicroFlows != 1_000000 {
+		t.Errorf("admitted after the change: %d µFlows, want 1000000", res.MicroFlows)
+	}
+	f.fails(&SetRate{NanoUSDPerFlow: 0}, ErrInvalid)
+	f.fails(&SetRate{NanoUSDPerFlow: MaxNanoUSDPerFlow + 1}, ErrInvalid)
+}
+
+// rule P1 and P2: the default plans and the figures derived from the rate.
+func TestP1P2_PlansAndDerivedFigures(t *testing.T) {
+	f := newFixture(t)
+	want := map[string][2]string{"free": {"5.44", "null"}, "pro": {"30.02", "1.5"}, "max": {"180.13", "1.8"}, "ultra": {"480.34", "2.4"}}
+	plans := f.l.Plans()
+	if len(plans) != 4 {
+		t.Fatalf("%d plans", len(plans))
+	}
+	for _, p := range plans {
+		m := asMap(t, p)
+		expect(t, m, "usd_equivalent", want[p.ID][0], "value_multiplier", want[p.ID][1], "rpm", "10", "burst", "15")
+	}
+	expect(t, asMap(t, plans[1]), "id", "pro", "price_usd", "20", "window_5h_flows", "50", "weekly_flows", "213.37", "monthly_flows", "914.443")
+	if b, _ := Hundredths(150).MarshalJSON(); string(b) != "1.5" {
+		t.Errorf("1.50x renders %s", b)
+	}
+}
+
+// rule P3: a model outside the plan is refused; Doubao slugs alias.
+func TestP3_ModelAccess(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	f.must(&PutModel{Model: Model{ID: "openai/gpt-5.4-pro", Provider: "openai", Upstream: "gpt-5.4-pro", InputMicroUSDPerMTok: 15_000000, Plans: []string{"max", "ultra"}}})
+	f.must(&PutModel{Model: Model{ID: "volcengine/doubao-seed-1.8", Provider: "volc", Upstream: "doubao", Plans: []string{"free", "pro", "max", "ultra"}}})
+	if _, err := f.l.Admit(key, "openai/gpt-5.4-pro", f.now); !errors.Is(err, ErrModelNotInPlan) {
+		t.Errorf("free calling a Max model: %v", err)
+	}
+	if _, err := f.l.Admit(key, "nope/model", f.now); !errors.Is(err, ErrModelNotFound) {
+		t.Errorf("unknown model: %v", err)
+	}
+	ad, err := f.l.Admit(key, "bytedance/doubao-seed-1.8", f.now)
+	if err != nil || ad.Model.ID != "volcengine/doubao-seed-1.8" {
+		t.Errorf("alias: %v %v", ad.Model.ID, err)
+	}
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "max"})
+	if _, err := f.l.Admit(key, "openai/gpt-5.4-pro", f.now); err != nil {
+		t.Errorf("max calling a Max model: %v", err)
+	}
+	f.fails(&PutModel{Model: Model{ID: "x/y", Provider: "p", Upstream: "u", Plans: []string{"platinum"}}}, ErrNotFound)
+	f.fails(&PutModel{Model: Model{ID: "noslash", Provider: "p", Upstream: "u", Plans: []string{"pro"}}}, ErrInvalid)
+}
+
+// rule Q1: the 5 h window starts at the first request and resets 5 h later.
+func TestQ1_FiveHourWindow(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	expect(t, f.usage(acct), "window_5h.started_at", "null", "window_5h.used_flows", "0", "window_5h.limit_flows", "5")
+	f.advance(10 * time.Minute)
+	start := f.now
+	f.charge(acct, key, 2, BillingSubscription)
+	f.advance(4*time.Hour + 59*time.Minute)
+	f.charge(acct, key, 1, BillingSubscription)
+	u := f.usage(acct)
+	expect(t, u, "window_5h.used_flows", "3", "window_5h.remaining_flows", "2",
+		"window_5h.started_at", rfc3339(start), "window_5h.resets_at", rfc3339(start+window5h))
+	f.now = start + window5h // [started_at, resets_at): over at resets_at
+	expect(t, f.usage(acct), "window_5h.used_flows", "0", "window_5h.started_at", "null", "weekly.used_flows", "3")
+	f.advance(time.Hour)
+	second := f.now
+	f.charge(acct, key, 1, BillingSubscription)
+	expect(t, f.usage(acct), "window_5h.used_flows", "1", "window_5h.started_at", rfc3339(second), "weekly.used_flows", "4")
+}
+
+// rule Q2: the weekly window, the same with 7 days.
+func TestQ2_WeeklyWindow(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	start := f.now
+	f.charge(acct, key, 4, BillingSubscription)
+	f.advance(6 * 24 * time.Hour)
+	f.charge(acct, key, 4, BillingSubscription)
+	expect(t, f.usage(acct), "weekly.used_flows", "8", "weekly.resets_at", rfc3339(start+windowWeekly), "weekly.limit_flows", "38.64")
+	f.now = start + windowWeekly
+	expect(t, f.usage(acct), "weekly.used_flows", "0", "weekly.started_at", "null", "monthly.used_flows", "8")
+}
+
+// rule Q3: the monthly max runs per billing cycle; on Free, monthly from
+// the account's creation.
+func TestQ3_Monthly(t *testing.T) {
+	f := newFixtureAt(t, time.Date(2026, 1, 31, 12, 0, 0, 0, time.UTC).UnixNano())
+	acct, key := f.account()
+	f.charge(acct, key, 3, BillingSubscription)
+	expect(t, f.usage(acct), "monthly.used_flows", "3", "monthly.limit_flows", "165.6",
+		"monthly.started_at", "2026-01-31T12:00:00Z", "monthly.resets_at", "2026-02-28T12:00:00Z")
+	f.now = time.Date(2026, 2, 28, 12, 0, 0, 0, time.UTC).UnixNano()
+	expect(t, f.usage(acct), "monthly.used_flows", "0", "monthly.resets_at", "2026-03-31T12:00:00Z")
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "pro"})
+	f.charge(acct, key, 2, BillingSubscription)
+	expect(t, f.usage(acct), "monthly.used_flows", "2", "monthly.limit_flows", "914.443",
+		"monthly.started_at", "2026-02-28T12:00:00Z", "monthly.resets_at", "2026-03-28T12:00:00Z")
+}
+
+// rule Q4: admitted while every window has remaining > 0; the request that
+// crosses the limit is charged in full.
+func TestQ4_AdmissionAndCrossing(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	f.charge(acct, key, 4, BillingSubscription)
+	ad, err := f.l.Admit(key, EchoModelID, f.now)
+	if err != nil || ad.BillingErr != nil || ad.Billing != BillingSubscription {
+		t.Fatalf("1 Flow left: %+v %v", ad, err)
+	}
+	if r := f.charge(acct, key, 3, BillingSubscription); r.MicroFlows != 3_000000 {
+		t.Fatalf("crossing request charged %d", r.MicroFlows)
+	}
+	expect(t, f.usage(acct), "window_5h.used_flows", "7", "window_5h.remaining_flows", "0")
+	ad, _ = f.l.Admit(key, EchoModelID, f.now)
+	if !errors.Is(ad.BillingErr, ErrQuotaExceeded) {
+		t.Fatalf("exhausted: %v", ad.BillingErr)
+	}
+}
+
+// rule Q5 and Q6: an exhausted window names itself and its reset; after
+// the reset the subscription admits again with nothing to toggle.
+func TestQ5Q6_ExhaustedAndSwitchBack(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	start := f.now
+	f.charge(acct, key, 5, BillingSubscription)
+	f.advance(2 * time.Hour)
+	ad, _ := f.l.Admit(key, EchoModelID, f.now)
+	var qe *QuotaError
+	if !errors.As(ad.BillingErr, &qe) || qe.Window != "window_5h" || qe.ResetsAt != start+window5h || qe.RetryAfterSec != 3*3600 {
+		t.Fatalf("quota error: %+v", ad.BillingErr)
+	}
+	f.now = start + window5h
+	ad, _ = f.l.Admit(key, EchoModelID, f.now)
+	if ad.BillingErr != nil || ad.Billing != BillingSubscription {
+		t.Fatalf("after reset: %+v", ad)
+	}
+	// Weekly exhausted: 38.64 Flows.
+	for i := 0; i < 8; i++ {
+		f.now += window5h
+		f.charge(acct, key, 5, BillingSubscription)
+	}
+	ad, _ = f.l.Admit(key, EchoModelID, f.now+window5h)
+	if !errors.As(ad.BillingErr, &qe) || qe.Window != "weekly" {
+		t.Fatalf("weekly: %+v", ad.BillingErr)
+	}
+}
+
+// rules E1-E4: Extra Usage runs exhausted requests on pay-as-you-go, not in
+// the windows; the balance may go below 0 by at most the last request.
+func TestE_ExtraUsage(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	payg := f.key(acct, KindPayg)
+	f.fails(&SetExtra{AccountID: acct, Enabled: true}, ErrInvalid)
+	f.fails(&SetExtra{AccountID: acct, Enabled: true, KeyID: f.keyID(key)}, ErrInvalid)
+	v := f.must(&SetExtra{AccountID: acct, Enabled: true, KeyID: f.keyID(payg)})
+	expect(t, v, "enabled", "true", "payg_key.id", f.keyID(payg), "spent_usd", "0")
+
+	f.charge(acct, key, 5, BillingSubscription)
+	ad, _ := f.l.Admit(key, EchoModelID, f.now)
+	var qe *QuotaError
+	if !errors.As(ad.BillingErr, &qe) || !qe.BalanceEmpty {
+		t.Fatalf("extra on, balance 0: %+v", ad.BillingErr)
+	}
+	f.must(&TopUp{Idem: f.idem("t"), AccountID: acct, MicroUSD: 50000}) // $0.05
+	ad, _ = f.l.Admit(key, EchoModelID, f.now)
+	if ad.BillingErr != nil || ad.Billing != BillingPayg || !ad.ViaExtra {
+		t.Fatalf("extra usage: %+v", ad)
+	}
+	// A 1-Flow request costs $0.03283 in USD.
+	c := Charge{ReqID: "x1", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingPayg, ViaExtra: true, AdmittedAt: f.now, InputTokens: oneFlowInput}
+	f.do(&ChargeBatch{Charges: []Charge{c}})
+	c.ReqID = "x2"
+	f.do(&ChargeBatch{Charges: []Charge{c}})
+	u := f.usage(acct)
+	expect(t, u, "window_5h.used_flows", "5", "extra_usage.spent_usd", "0.06566")
+	expect(t, f.acct(acct), "balance_usd", "-0.01566", "extra_usage.spent_usd", "0.06566")
+	ad, _ = f.l.Admit(key, EchoModelID, f.now)
+	if !errors.Is(ad.BillingErr, ErrQuotaExceeded) {
+		t.Fatalf("balance below 0: %+v", ad.BillingErr)
+	}
+	ad, _ = f.l.Admit(payg, EchoModelID, f.now)
+	if !errors.Is(ad.BillingErr, ErrInsufficientBalance) {
+		t.Fatalf("payg key with balance ≤ 0: %+v", ad.BillingErr)
+	}
+	// Q6: after the reset the subscription takes over again.
+	f.advance(5 * time.Hour)
+	ad, _ = f.l.Admit(key, EchoModelID, f.now)
+	if ad.Billing != BillingSubscription || ad.BillingErr != nil {
+		t.Fatalf("switch back: %+v", ad)
+	}
+	f.must(&RevokeKey{KeyID: f.keyID(payg)})
+	expect(t, f.acct(acct), "extra_usage.enabled", "false", "extra_usage.payg_key_id", "null")
+}
+
+// rule S2: a cycle ends one calendar month later, clamped to month end.
+func TestS2_Subscribe(t *testing.T) {
+	f := newFixtureAt(t, time.Date(2026, 1, 31, 9, 0, 0, 0, time.UTC).UnixNano())
+	acct, _ := f.account()
+	v := f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "pro"})
+	expect(t, v, "plan", "pro", "status", "active", "cycle_start", "2026-01-31T09:00:00Z", "cycle_end", "2026-02-28T09:00:00Z", "paid_usd", "20")
+	f.fails(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "max"}, ErrConflict)
+	f.fails(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "free"}, ErrInvalid)
+	f.fails(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "gold"}, ErrNotFound)
+	// Renewal keeps the anchor's day: Feb 28 → Mar 31.
+	f.now = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	f.must(&Tick{})
+	expect(t, f.acct(acct), "subscription.cycle_start", "2026-02-28T09:00:00Z", "subscription.cycle_end", "2026-03-31T09:00:00Z", "subscription.paid_usd", "20")
+}
+
+// rule S3: Pro → Max with 15 of 30 days left charges $40; the anchor stays.
+func TestS3_Upgrade(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "pro"})
+	f.charge(acct, key, 10, BillingSubscription)
+	f.advance(15 * 24 * time.Hour)
+	v := f.must(&ChangePlan{Idem: f.idem("c"), AccountID: acct, Plan: "max"})
+	expect(t, v, "plan", "max", "charged_usd", "40", "subscription.cycle_end", "2026-05-01T00:00:00Z", "subscription.paid_usd", "60")
+	expect(t, f.usage(acct), "weekly.used_flows", "0", "monthly.used_flows", "10", "monthly.limit_flows", "5486.659")
+	if got := upgradeCharge(20_000000, 100_000000, 0, 30*86400e9, 10*86400e9); got != 53_330000 {
+		t.Errorf("20 of 30 days left: %d, want $53.33", got)
+	}
+	if got := upgradeCharge(100_000000, 20_000000, 0, 30*86400e9, 10*86400e9); got != 0 {
+		t.Errorf("not an upgrade: %d", got)
+	}
+}
+
+// rule S4: a downgrade waits for the cycle end, charges nothing, and can be
+// taken back.
+func TestS4_Downgrade(t *testing.T) {
+	f := newFixture(t)
+	acct, _ := f.account()
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "max"})
+	v := f.must(&ChangePlan{Idem: f.idem("c"), AccountID: acct, Plan: "pro"})
+	expect(t, v, "plan", "max", "charged_usd", "0", "effective_at", "2026-05-01T00:00:00Z", "subscription.pending_plan", "pro")
+	v = f.must(&ChangePlan{Idem: f.idem("c"), AccountID: acct, Plan: "max"})
+	expect(t, v, "subscription.pending_plan", "null")
+	f.must(&ChangePlan{Idem: f.idem("c"), AccountID: acct, Plan: "pro"})
+	f.now = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	f.must(&Tick{})
+	expect(t, f.acct(acct), "plan", "pro", "subscription.paid_usd", "20", "subscription.cycle_end", "2026-06-01T00:00:00Z")
+}
+
+// rule S5: renewal records a payment; a canceled subscription falls back
+// to Free at cycle end.
+func TestS5_RenewalAndCancel(t *testing.T) {
+	f := newFixture(t)
+	acct, _ := f.account()
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "pro"})
+	f.now = time.Date(2026, 7, 2, 0, 0, 0, 0, time.UTC).UnixNano()
+	f.must(&Tick{}) // three renewals: May, June, July
+	a := f.l.accounts[acct]
+	if len(a.Payments) != 4 || a.Payments[3].Kind != "renewal" || a.Payments[3].At != time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC).UnixNano() {
+		t.Fatalf("payments: %+v", a.Payments)
+	}
+	v := f.must(&Cancel{AccountID: acct})
+	expect(t, v, "status", "canceled", "cycle_end", "2026-08-01T00:00:00Z")
+	f.now = time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	expect(t, f.usage(acct), "plan", "free") // projected before the tick
+	f.must(&Tick{})
+	expect(t, f.acct(acct), "plan", "free", "subscription.status", "active")
+	f.fails(&Cancel{AccountID: acct}, ErrConflict)
+}
+
+// rules R1, R2: the refund preview, its 5% fee and the 24-hour limit.
+func TestR1R2_RefundPreview(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	v, _ := f.l.RefundPreview(acct, f.now)
+	expect(t, asMap(t, v), "eligible", "false", "reason", "refunds are only for a paid plan")
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "pro"})
+	f.charge(acct, key, 100, BillingSubscription) // 100 Flows = $3.283 of API value
+	v, _ = f.l.RefundPreview(acct, f.now)
+	// refundable = 20 − 3.283 = 16.717 → 16.72; fee = 5% = 0.836 → 0.84; final 15.88.
+	expect(t, asMap(t, v), "eligible", "true", "total_paid_usd", "20", "usage_usd", "3.283", "already_refunded_usd", "0",
+		"refundable_usd", "16.72", "fee_usd", "0.84", "final_usd", "15.88")
+	f.advance(24 * time.Hour)
+	v, _ = f.l.RefundPreview(acct, f.now)
+	expect(t, asMap(t, v), "eligible", "false", "reason", "refunds are only possible within 24 hours of subscribing")
+	f.fails(&RefundSubmit{Idem: f.idem("r"), AccountID: acct, RefundID: "rf1"}, ErrNotEligible)
+
+	// Usage beyond the payment: nothing refundable.
+	g := newFixture(t)
+	acct2, key2 := g.account()
+	g.must(&Subscribe{Idem: g.idem("s"), AccountID: acct2, Plan: "pro"})
+	for i := 0; i < 13; i++ {
+		g.charge(acct2, key2, 50, BillingSubscription)
+		g.advance(5 * time.Minute)
+	}
+	v, _ = g.l.RefundPreview(acct2, g.now)
+	expect(t, asMap(t, v), "eligible", "false", "refundable_usd", "0")
+	if _, fee, final := refundFigures(20_000000, 0, 0); fee != 1_000000 || final != 19_000000 {
+		t.Errorf("untouched $20: fee %d final %d", fee, final)
+	}
+}
+
+// rule R3: statuses, the drop to Free, in-flight requests counted, and a
+// canceled refund giving the plan back.
+func TestR3_RefundStatuses(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "pro"})
+	inflight := f.now + int64(time.Minute)
+	f.advance(2 * time.Minute)
+	v := f.must(&RefundSubmit{Idem: f.idem("r"), AccountID: acct, RefundID: "rf1"})
+	expect(t, v, "status", "processing", "final_usd", "19")
+	expect(t, f.acct(acct), "plan", "free")
+	f.fails(&RefundSubmit{Idem: f.idem("r"), AccountID: acct, RefundID: "rf2"}, ErrNotEligible)
+	// The in-flight request completes: 100 Flows = $3.283 counted.
+	c := Charge{ReqID: "late", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: inflight, InputTokens: 100 * oneFlowInput}
+	f.do(&ChargeBatch{Charges: []Charge{c}})
+	v = f.must(&RefundStatus{Idem: f.idem("st"), RefundID: "rf1", Status: RefundSucceeded})
+	expect(t, v, "status", "succeeded", "usage_usd", "3.283", "refundable_usd", "16.72", "fee_usd", "0.84", "final_usd", "15.88")
+	f.fails(&RefundStatus{Idem: f.idem("st"), RefundID: "rf1", Status: RefundCanceled}, ErrConflict)
+	f.fails(&RefundStatus{Idem: f.idem("st"), RefundID: "nope", Status: RefundCanceled}, ErrNotFound)
+
+	g := newFixture(t)
+	acct2, _ := g.account()
+	g.must(&Subscribe{Idem: g.idem("s"), AccountID: acct2, Plan: "max"})
+	g.must(&RefundSubmit{Idem: g.idem("r"), AccountID: acct2, RefundID: "rf"})
+	g.fails(&Subscribe{Idem: g.idem("s"), AccountID: acct2, Plan: "pro"}, ErrConflict)
+	g.must(&RefundStatus{Idem: g.idem("st"), RefundID: "rf", Status: RefundCanceled})
+	expect(t, g.acct(acct2), "plan", "max", "subscription.cycle_end", "2026-05-01T00:00:00Z")
+}
+
+// rules K1, K2, K4: hashed secrets, rotation, revocation, last use.
+func TestK_Keys(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	kid := f.keyID(key)
+	f.advance(90 * time.Second)
+	f.charge(acct, key, 1, BillingSubscription)
+	keys, _ := f.l.Keys(acct)
+	expect(t, asMap(t, keys[0]), "last_used_at", "2026-04-01T00:01:00Z", "last4", "abcd", "kind", "subscription")
+	newHash := HashSecret("rotated")
+	f.must(&RotateKey{KeyID: kid, Hash: newHash, Last4: "1234"})
+	if _, err := f.l.Admit(key, EchoModelID, f.now); !errors.Is(err, ErrInvalidAPIKey) {
+		t.Errorf("old secret after rotate: %v", err)
+	}
+	if _, err := f.l.Admit(newHash, EchoModelID, f.now); err != nil {
+		t.Errorf("new secret: %v", err)
+	}
+	f.must(&RevokeKey{KeyID: kid})
+	if _, err := f.l.Admit(newHash, EchoModelID, f.now); !errors.Is(err, ErrInvalidAPIKey) {
+		t.Errorf("revoked: %v", err)
+	}
+	f.fails(&CreateKey{AccountID: acct, KeyID: "k", Kind: "gold", Hash: HashSecret("z"), Last4: "abcd"}, ErrInvalid)
+	f.fails(&RevokeKey{KeyID: kid}, ErrNotFound)
+}
+
+// rule C2: a request id is charged once; a replay answers "exists".
+func TestC2_ChargeOnce(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	c := Charge{ReqID: "same", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: f.now, InputTokens: oneFlowInput}
+	res := f.do(&ChargeBatch{Charges: []Charge{c, c}}).Value.([]ChargeResult)
+	if res[0].Status != "charged" || res[1].Status != "exists" {
+		t.Fatalf("%+v", res)
+	}
+	f.advance(time.Hour)
+	if r := f.do(&ChargeBatch{Charges: []Charge{c}}).Value.([]ChargeResult)[0]; r.Status != "exists" {
+		t.Fatalf("an hour later: %+v", r)
+	}
+	expect(t, f.usage(acct), "window_5h.used_flows", "1")
+}
+
+// rule C4: ids are remembered for the dedupe horizon, then forgotten.
+func TestC4_DedupeHorizon(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	f.charge(acct, key, 1, BillingSubscription)
+	top := &TopUp{Idem: Idem{IdemKey: "k1", Fingerprint: "a"}, AccountID: acct, MicroUSD: 1_000000}
+	f.must(top)
+	f.advance(6 * 24 * time.Hour)
+	expect(t, f.must(top), "balance_usd", "1")
+	if len(f.l.charged) != 1 {
+		t.Fatalf("charged ids: %d", len(f.l.charged))
+	}
+	f.advance(2 * 24 * time.Hour)
+	f.must(&Tick{})
+	if len(f.l.charged) != 0 || len(f.l.idem) != 0 {
+		t.Fatalf("after 8 days: %d charge ids, %d idempotency keys", len(f.l.charged), len(f.l.idem))
+	}
+}
+
+// Idempotency-Key: the same key returns the first result and changes
+// nothing; reused for another request it is refused.
+func TestIdempotentMoney(t *testing.T) {
+	f := newFixture(t)
+	acct, _ := f.account()
+	top := &TopUp{Idem: Idem{IdemKey: "k", Fingerprint: "a"}, AccountID: acct, MicroUSD: 5_000000}
+	first := f.must(top)
+	second := f.must(top)
+	expect(t, first, "balance_usd", "5")
+	expect(t, second, "balance_usd", "5")
+	expect(t, f.acct(acct), "balance_usd", "5")
+	f.fails(&TopUp{Idem: Idem{IdemKey: "k", Fingerprint: "b"}, AccountID: acct, MicroUSD: 5_000000}, ErrIdempotencyConflict)
+	f.fails(&TopUp{Idem: Idem{IdemKey: "k2", Fingerprint: "a"}, AccountID: acct, MicroUSD: 5_001}, ErrInvalid)
+	f.fails(&TopUp{Idem: Idem{IdemKey: "k3", Fingerprint: "a"}, AccountID: acct, MicroUSD: -1_000000}, ErrInvalid)
+	f.fails(&TopUp{Idem: Idem{IdemKey: "k4", Fingerprint: "a"}, AccountID: acct, MicroUSD: MaxTopUpMicroUSD + centMicroUSD}, ErrInvalid)
+	f.fails(&TopUp{AccountID: acct, MicroUSD: 1_000000}, ErrInvalid)
+}

@@ -1,0 +1,243 @@
+package ledger
+
+import (
+	"regexp"
+	"sort"
+	"time"
+)
+
+// Bounds on every input, chosen so that no sum or product in the ledger can
+// overflow (M1) and so that absurd values are refused, not stored.
+const (
+	MinNanoUSDPerFlow   = 100_000            // $0.0001 per Flow
+	MaxNanoUSDPerFlow   = 100_000_000_000    // $100 per Flow
+	MinMultiplierPPM    = 10_000             // 0.01x
+	MaxMultiplierPPM    = 10_000_000         // 10x
+	MaxPriceMicroUSD    = 1_000_000_000_000  // $1,000,000 a month
+	MaxPlanMicroFlows   = 1_000_000_000_000_000
+	MaxTokenMicroUSD    = 1_000_000_000 // $1,000 per million tokens
+	MaxItemMicroUSD     = 1_000_000_000 // $1,000 per image or request
+	MaxTokensPerKind    = 1_000_000_000
+	MaxImagesPerRequest = 1_000
+	MaxTopUpMicroUSD    = 1_000_000_000_000 // $1,000,000 per top-up
+	MaxBalanceMicroUSD  = 1_000_000_000_000_000
+	MaxRateLimit        = 1_000_000
+	MaxPlans            = 100
+	MaxModels           = 10_000
+	MaxKeysPerAccount   = 100
+	MaxAdvanceNanos     = 10 * 366 * 24 * int64(time.Hour)
+)
+
+var (
+	planIDPattern  = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+	modelIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]+/[A-Za-z0-9._:-]+$`)
+)
+
+// ValidatePlan checks a plan's fields.
+func ValidatePlan(p *Plan) error {
+	switch {
+	case !planIDPattern.MatchString(p.ID):
+		return invalid("plan id %q must be 1-32 of [a-z0-9_-]", p.ID)
+	case p.Name == "" || len(p.Name) > 64:
+		return invalid("plan name must be 1-64 characters")
+	case p.PriceMicroUSD < 0 || p.PriceMicroUSD > MaxPriceMicroUSD || p.PriceMicroUSD%centMicroUSD != 0:
+		return invalid("price_usd must be whole cents between 0 and 1000000")
+	case p.ID == PlanFree && p.PriceMicroUSD != 0:
+		return invalid("the free plan's price must be 0")
+	case p.Window5hMicroFlows <= 0 || p.Window5hMicroFlows > MaxPlanMicroFlows:
+		return invalid("window_5h_flows must be > 0 and ≤ 1e12")
+	case p.WeeklyMicroFlows <= 0 || p.WeeklyMicroFlows > MaxPlanMicroFlows:
+		return invalid("weekly_flows must be > 0 and ≤ 1e12")
+	case p.MonthlyMicroFlows <= 0 || p.MonthlyMicroFlows > MaxPlanMicroFlows:
+		return invalid("monthly_flows must be > 0 and ≤ 1e12")
+	case p.RPM < 1 || p.RPM > MaxRateLimit:
+		return invalid("rpm must be 1..1000000")
+	case p.Burst < 1 || p.Burst > MaxRateLimit:
+		return invalid("burst must be 1..1000000")
+	}
+	return nil
+}
+
+// validateModel checks a model's fields against the plans that exist.
+func (l *Ledger) validateModel(m *Model, plans map[string]*Plan) error {
+	switch {
+	case len(m.ID) > 128 || !modelIDPattern.MatchString(m.ID):
+		return invalid("model id %q must look like vendor/name", m.ID)
+	case m.Provider == "" || len(m.Provider) > 64:
+		return invalid("model provider must be 1-64 characters")
+	case m.Upstream == "" || len(m.Upstream) > 128:
+		return invalid("model upstream must be 1-128 characters")
+	case len(m.Plans) == 0:
+		return invalid("model plans must name at least one plan")
+	}
+	for _, v := range []int64{m.InputMicroUSDPerMTok, m.OutputMicroUSDPerMTok, m.CacheReadMicroUSDPerM, m.CacheWriteMicroUSDPerM} {
+		if v < 0 || v > MaxTokenMicroUSD {
+			return invalid("token prices must be between 0 and 1000 USD per million tokens")
+		}
+	}
+	if m.ImageMicroUSD < 0 || m.ImageMicroUSD > MaxItemMicroUSD || m.RequestMicroUSD < 0 || m.RequestMicroUSD > MaxItemMicroUSD {
+		return invalid("image_usd and request_usd must be between 0 and 1000")
+	}
+	seen := map[string]bool{}
+	for _, p := range m.Plans {
+		if plans[p] == nil {
+			return notFound("plan", p)
+		}
+		if seen[p] {
+			return invalid("plan %q listed twice", p)
+		}
+		seen[p] = true
+	}
+	return nil
+}
+
+func validRate(n int64) error {
+	if n < MinNanoUSDPerFlow || n > MaxNanoUSDPerFlow {
+		return invalid("usd_per_flow must be between 0.0001 and 100")
+	}
+	return nil
+}
+
+func (l *Ledger) applySeed(c *Seed, now int64) (any, error) {
+	if l.seeded {
+		return nil, nil
+	}
+	if err := validRate(c.NanoUSDPerFlow); err != nil {
+		return nil, err
+	}
+	if c.DedupeDays < 7 || c.RequestLogDays < 1 {
+		return nil, invalid("dedupe_days must be ≥ 7 and request_log_days ≥ 1")
+	}
+	plans := map[string]*Plan{}
+	for i := range c.Plans {
+		p := c.Plans[i]
+		if err := ValidatePlan(&p); err != nil {
+			return nil, err
+		}
+		plans[p.ID] = &p
+	}
+	if plans[PlanFree] == nil {
+		return nil, invalid("the plans must include %q", PlanFree)
+	}
+	models := map[string]*Model{}
+	for i := range c.Models {
+		m := c.Models[i]
+		if err := l.validateModel(&m, plans); err != nil {
+			return nil, err
+		}
+		models[m.ID] = &m
+	}
+	l.plans, l.models = plans, models
+	for id := range plans {
+		l.markPlan(id)
+	}
+	for id := range models {
+		l.markModel(id)
+	}
+	for i := range c.Members {
+		m := c.Members[i]
+		l.members[m.ID] = &m
+		l.markMember(m.ID)
+	}
+	l.rates = []RatePoint{{NanoUSDPerFlow: c.NanoUSDPerFlow, At: now}}
+	l.dedupeDays, l.logDays = c.DedupeDays, c.RequestLogDays
+	l.seeded = true
+	l.lastPrune = now
+	l.markMeta()
+	return nil, nil
+}
+
+func (l *Ledger) applySetRate(c *SetRate, now int64) (any, error) {
+	if err := validRate(c.NanoUSDPerFlow); err != nil {
+		return nil, err
+	}
+	if len(l.rates) >= 10_000 {
+		return nil, conflict("rate history is full")
+	}
+	l.rates = append(l.rates, RatePoint{NanoUSDPerFlow: c.NanoUSDPerFlow, At: now})
+	l.markMeta()
+	return l.rateView(), nil
+}
+
+// rateAt returns the rate in force at t (M3): the last change at or before
+// t, or the first rate for times before any change.
+func (l *Ledger) rateAt(t int64) int64 {
+	i := sort.Search(len(l.rates), func(i int) bool { return l.rates[i].At > t })
+	if i == 0 {
+		return l.rates[0].NanoUSDPerFlow
+	}
+	return l.rates[i-1].NanoUSDPerFlow
+}
+
+func (l *Ledger) applyPutPlan(c *PutPlan) (any, error) {
+	p := c.Plan
+	if err := ValidatePlan(&p); err != nil {
+		return nil, err
+	}
+	if l.plans[p.ID] == nil && len(l.plans) >= MaxPlans {
+		return nil, conflict("at most %d plans", MaxPlans)
+	}
+	l.plans[p.ID] = &p
+	l.markPlan(p.ID)
+	return l.planView(&p), nil
+}
+
+func (l *Ledger) applyPutModel(c *PutModel) (any, error) {
+	m := c.Model
+	if err := l.validateModel(&m, l.plans); err != nil {
+		return nil, err
+	}
+	if l.models[m.ID] == nil && len(l.models) >= MaxModels {
+		return nil, conflict("at most %d models", MaxModels)
+	}
+	l.models[m.ID] = &m
+	l.markModel(m.ID)
+	return renderModel(&m), nil
+}
+
+// lookupModel resolves a catalog id, treating bytedance/* and volcengine/*
+// as aliases of each other (P3).
+func (l *Ledger) lookupModel(id string) *Model {
+	if m := l.models[id]; m != nil {
+		return m
+	}
+	for _, pair := range [][2]string{{"bytedance/", "volcengine/"}, {"volcengine/", "bytedance/"}} {
+		if len(id) > len(pair[0]) && id[:len(pair[0])] == pair[0] {
+			if m := l.models[pair[1]+id[len(pair[0]):]]; m != nil {
+				return m
+			}
+		}
+	}
+	return nil
+}
+
+func (l *Ledger) applyAdvanceClock(c *AdvanceClock, now int64) (any, error) {
+	if c.Nanos <= 0 || c.Nanos > MaxAdvanceNanos {
+		return nil, invalid("advance_seconds must be > 0 and at most ten years")
+	}
+	l.clockOffset += c.Nanos
+	l.markMeta()
+	// The clock moved: settle what fell due at the new time at once, so
+	// the next read already shows it.
+	l.applyTick(now + c.Nanos)
+	return map[string]any{"offset_seconds": l.clockOffset / int64(time.Second)}, nil
+}
+
+func (l *Ledger) applySetMember(c *SetMember) (any, error) {
+	m := c.Member
+	if !validID(m.ID) || m.RaftAddr == "" || len(m.RaftAddr) > 256 || len(m.AdminAddr) > 256 {
+		return nil, invalid("member needs an id, a raft_addr and an admin_addr")
+	}
+	l.members[m.ID] = &m
+	l.markMember(m.ID)
+	return nil, nil
+}
+
+func (l *Ledger) applyRemoveMember(c *RemoveMember) (any, error) {
+	if l.members[c.ID] == nil {
+		return nil, notFound("node", c.ID)
+	}
+	delete(l.members, c.ID)
+	l.markMember(c.ID)
+	return nil, nil
+}

@@ -1,0 +1,227 @@
+package ledger
+
+// The replicated state. Every field is an integer or a string so that state
+// encodes the same on every replica; JSON is the storage form (versionable,
+// readable in a dump) and views.go renders the API shapes.
+
+// Plan is a subscription plan (SPEC P1). Amounts are micro-units.
+type Plan struct {
+	ID                 string `json:"id"`
+	Name               string `json:"name"`
+	PriceMicroUSD      int64  `json:"price_micro_usd"`
+	Window5hMicroFlows int64  `json:"window_5h_micro_flows"`
+	WeeklyMicroFlows   int64  `json:"weekly_micro_flows"`
+	MonthlyMicroFlows  int64  `json:"monthly_micro_flows"`
+	RPM                int64  `json:"rpm"`
+	Burst              int64  `json:"burst"`
+}
+
+// Model is a catalog entry (SPEC M2, P3). Token prices are micro-USD per
+// million tokens; image and request prices are micro-USD.
+type Model struct {
+	ID                     string   `json:"id"`
+	Provider               string   `json:"provider"`
+	Upstream               string   `json:"upstream"`
+	InputMicroUSDPerMTok   int64    `json:"input_micro_usd_per_mtok"`
+	OutputMicroUSDPerMTok  int64    `json:"output_micro_usd_per_mtok"`
+	CacheReadMicroUSDPerM  int64    `json:"cache_read_micro_usd_per_mtok"`
+	CacheWriteMicroUSDPerM int64    `json:"cache_write_micro_usd_per_mtok"`
+	ImageMicroUSD          int64    `json:"image_micro_usd"`
+	RequestMicroUSD        int64    `json:"request_micro_usd"`
+	Plans                  []string `json:"plans"`
+}
+
+// AllowsPlan reports whether a plan may call the model (SPEC P3).
+func (m *Model) AllowsPlan(planID string) bool {
+	for _, p := range m.Plans {
+		if p == planID {
+			return true
+		}
+	}
+	return false
+}
+
+// RatePoint is one entry of the rate history (SPEC M3).
+type RatePoint struct {
+	NanoUSDPerFlow int64 `json:"nano_usd_per_flow"`
+	At             int64 `json:"at"`
+}
+
+// Window is a rolling quota window (SPEC Q1, Q2) or the monthly period
+// (Q3). A rolling window is active while StartedAt ≤ now < ResetsAt.
+type Window struct {
+	StartedAt      int64 `json:"started_at"`
+	ResetsAt       int64 `json:"resets_at"`
+	UsedMicroFlows int64 `json:"used_micro_flows"`
+}
+
+// Subscription is the paid billing cycle of an account (SPEC S1-S5). A
+// Free account has Plan "free" and no cycle; its monthly period is
+// anchored at the account's creation (Q3).
+type Subscription struct {
+	CycleAnchor int64  `json:"cycle_anchor"` // start of the first cycle: renewals keep its day of month
+	CycleIndex  int    `json:"cycle_index"`
+	CycleStart  int64  `json:"cycle_start"`
+	CycleEnd    int64  `json:"cycle_end"`
+	PendingPlan string `json:"pending_plan"` // downgrade at cycle end (S4)
+	Canceled    bool   `json:"canceled"`     // falls back to Free at cycle end (S5)
+	// SubscribedAt is the time of the subscribe payment that opened the
+	// current run of cycles; refunds are open for 24 h after it (R1).
+	SubscribedAt int64 `json:"subscribed_at"`
+	// Per-cycle money, reset at each renewal (R2, E4).
+	PaidMicroUSD     int64 `json:"paid_micro_usd"`
+	UsageMicroUSD    int64 `json:"usage_micro_usd"`
+	RefundedMicroUSD int64 `json:"refunded_micro_usd"`
+}
+
+// Payment is one line of the billing history.
+type Payment struct {
+	ID        string `json:"id"`
+	Kind      string `json:"kind"` // subscribe | upgrade | renewal | refund | topup
+	Plan      string `json:"plan,omitempty"`
+	MicroUSD  int64  `json:"micro_usd"`
+	At        int64  `json:"at"`
+	RefundRef string `json:"refund_id,omitempty"`
+}
+
+// Totals aggregates usage for one model or one day (SPEC U1).
+type Totals struct {
+	Requests         int64 `json:"requests"`
+	InputTokens      int64 `json:"input_tokens"`
+	OutputTokens     int64 `json:"output_tokens"`
+	CacheReadTokens  int64 `json:"cache_read_tokens"`
+	CacheWriteTokens int64 `json:"cache_write_tokens"`
+	MicroFlows       int64 `json:"micro_flows"`
+	MicroUSD         int64 `json:"micro_usd"`
+}
+
+func (t *Totals) add(c *Charge, microFlows, microUSD int64) {
+	t.Requests++
+	t.InputTokens = mustAdd(t.InputTokens, c.InputTokens)
+	t.OutputTokens = mustAdd(t.OutputTokens, c.OutputTokens)
+	t.CacheReadTokens = mustAdd(t.CacheReadTokens, c.CacheReadTokens)
+	t.CacheWriteTokens = mustAdd(t.CacheWriteTokens, c.CacheWriteTokens)
+	t.MicroFlows = mustAdd(t.MicroFlows, microFlows)
+	t.MicroUSD = mustAdd(t.MicroUSD, microUSD)
+}
+
+// Flow value tiers (SPEC M4).
+const (
+	TierStandard = "standard"
+	TierInsider  = "insider"
+	TierAbuse    = "abuse"
+)
+
+// PlanFree is the plan every account falls back to (S1, S5, R3).
+const PlanFree = "free"
+
+// Account is one customer: plan, windows, balance and settings.
+type Account struct {
+	ID        string `json:"id"`
+	Email     string `json:"email"`
+	Name      string `json:"name"`
+	CreatedAt int64  `json:"created_at"`
+	Plan      string `json:"plan"`
+	Sub       Subscription
+
+	Tier          string `json:"tier"`
+	MultiplierPPM int64  `json:"multiplier_ppm"`
+
+	BalanceMicroUSD int64 `json:"balance_micro_usd"`
+
+	ExtraEnabled bool   `json:"extra_enabled"`
+	ExtraKeyID   string `json:"extra_key_id"`
+	// ExtraSpent is the Extra Usage spend of the period that starts at
+	// ExtraPeriodStart (E4: "in this cycle").
+	ExtraSpentMicroUSD int64 `json:"extra_spent_micro_usd"`
+	ExtraPeriodStart   int64 `json:"extra_period_start"`
+
+	W5h    Window `json:"w5h"`
+	Weekly Window `json:"weekly"`
+	// Monthly is the Q3 period: StartedAt/ResetsAt are the period bounds.
+	Monthly Window `json:"monthly"`
+
+	Payments      []Payment          `json:"payments"`
+	ByModel       map[string]*Totals `json:"by_model"`
+	KeyIDs        []string           `json:"key_ids"`
+	PendingRefund string             `json:"pending_refund"`
+}
+
+// Key kinds (SPEC K1).
+const (
+	KindSubscription = "subscription"
+	KindPayg         = "payg"
+)
+
+// Key is an API key; only the SHA-256 of its secret is stored (K1).
+type Key struct {
+	ID         string   `json:"id"`
+	AccountID  string   `json:"account_id"`
+	Kind       string   `json:"kind"`
+	Name       string   `json:"name"`
+	Hash       [32]byte `json:"hash"`
+	Last4      string   `json:"last4"`
+	CreatedAt  int64    `json:"created_at"`
+	LastUsedAt int64    `json:"last_used_at"` // to the minute (K4)
+}
+
+// Refund statuses (SPEC R3).
+const (
+	RefundProcessing = "processing"
+	RefundSucceeded  = "succeeded"
+	RefundFailed     = "failed"
+	RefundCanceled   = "canceled"
+)
+
+// Refund is a refund request and the figures it was computed from (R2).
+type Refund struct {
+	ID               string `json:"id"`
+	AccountID        string `json:"account_id"`
+	Status           string `json:"status"`
+	Plan             string `json:"plan"`
+	CycleStart       int64  `json:"cycle_start"`
+	SubmittedAt      int64  `json:"submitted_at"`
+	ResolvedAt       int64  `json:"resolved_at"`
+	PaidMicroUSD     int64  `json:"paid_micro_usd"`
+	UsageMicroUSD    int64  `json:"usage_micro_usd"`
+	RefundedMicroUSD int64  `json:"already_refunded_micro_usd"`
+	// Saved is the subscription the account had at submit; a failed or
+	// canceled refund gives it back if its cycle has not ended.
+	Saved Subscription `json:"saved"`
+}
+
+// Member is a cluster node's addresses, replicated so any node can answer
+// GET /admin/v1/cluster.
+type Member struct {
+	ID        string `json:"id"`
+	RaftAddr  string `json:"raft_addr"`
+	AdminAddr string `json:"admin_addr"`
+}
+
+// idemRecord remembers a money command's first result (C4).
+type idemRecord struct {
+	Fingerprint string `json:"fp"`
+	Result      []byte `json:"result"`
+	At          int64  `json:"at"`
+}
+
+// LogEntry is one request-log line (U1); it is also the charge's dedupe
+// record (C2).
+type LogEntry struct {
+	ID               string `json:"id"`
+	AccountID        string `json:"account_id"`
+	KeyID            string `json:"key_id"`
+	At               int64  `json:"at"`
+	AdmittedAt       int64  `json:"admitted_at"`
+	Model            string `json:"model"`
+	InputTokens      int64  `json:"input_tokens"`
+	OutputTokens     int64  `json:"output_tokens"`
+	CacheReadTokens  int64  `json:"cache_read_tokens"`
+	CacheWriteTokens int64  `json:"cache_write_tokens"`
+	Images           int64  `json:"images"`
+	MicroFlows       int64  `json:"micro_flows"`
+	MicroUSD         int64  `json:"micro_usd"`
+	Billing          string `json:"billing"`
+	Status           string `json:"status"`
+	Estimated        bool   `json:"estimated"`
+}
