@@ -1,0 +1,218 @@
+package admin
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"zenmux/ledger"
+)
+
+// errUnauthorized and errUnavailable complete the ledger's sentinels for
+// the transport's own refusals.
+var (
+	errUnauthorized = errors.New("unauthorized")
+	// ErrUnavailable is for a store that cannot commit or read now (no
+	// leader, a timeout); the store wraps its cause in it.
+	ErrUnavailable = errors.New("unavailable")
+	errMethod       = errors.New("method_not_allowed")
+	errRoute        = errors.New("route_not_found")
+)
+
+// statusOf is the one place that maps errors to HTTP statuses and codes.
+func statusOf(err error) (int, string) {
+	switch {
+	case errors.Is(err, errUnauthorized):
+		return fasthttp.StatusUnauthorized, "unauthorized"
+	case errors.Is(err, errMethod):
+		return fasthttp.StatusMethodNotAllowed, "method_not_allowed"
+	case errors.Is(err, errRoute):
+		return fasthttp.StatusNotFound, "not_found"
+	case errors.Is(err, ledger.ErrInvalid):
+		return fasthttp.StatusBadRequest, "invalid_request"
+	case errors.Is(err, ledger.ErrNotFound):
+		return fasthttp.StatusNotFound, "not_found"
+	case errors.Is(err, ledger.ErrIdempotencyConflict):
+		return fasthttp.StatusConflict, "idempotency_key_reused"
+	case errors.Is(err, ledger.ErrNotEligible):
+		return fasthttp.StatusConflict, "refund_not_eligible"
+	case errors.Is(err, ledger.ErrConflict):
+		return fasthttp.StatusConflict, "conflict"
+	case errors.Is(err, ErrUnavailable):
+		return fasthttp.StatusServiceUnavailable, "unavailable"
+	}
+	return fasthttp.StatusInternalServerError, "internal_error"
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(ctx *fasthttp.RequestCtx, err error) {
+	status, code := statusOf(err)
+	var body errorBody
+	body.Error.Code = code
+	body.Error.Message = err.Error()
+	if status == fasthttp.StatusInternalServerError {
+		body.Error.Message = "internal error"
+	}
+	writeJSON(ctx, status, body)
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	if raw, ok := v.(json.RawMessage); ok {
+		ctx.SetBody(raw)
+		ctx.Write([]byte("\n"))
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		ctx.SetStatusCode(fasthttp.StatusInternalServerError)
+		ctx.SetBodyString(`{"error":{"code":"internal_error","message":"internal error"}}`)
+		return
+	}
+	ctx.SetBody(append(b, '\n'))
+}
+
+// decodeBody parses a JSON object strictly: unknown fields, trailing data
+// and wrong types are refused. An empty body counts as {}.
+func decodeBody(ctx *fasthttp.RequestCtx, dst any) error {
+	body := bytes.TrimSpace(ctx.PostBody())
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	if body[0] != '{' {
+		return fmt.Errorf("%w: the body must be a JSON object", ledger.ErrInvalid)
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(dst); err != nil {
+		return fmt.Errorf("%w: %s", ledger.ErrInvalid, cleanJSONError(err))
+	}
+	if d.More() {
+		return fmt.Errorf("%w: trailing data after the JSON object", ledger.ErrInvalid)
+	}
+	return nil
+}
+
+func cleanJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q must be a %s", te.Field, jsonKind(te.Type.Kind().String()))
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func jsonKind(k string) string {
+	switch {
+	case strings.HasPrefix(k, "int"), strings.HasPrefix(k, "float"):
+		return "number"
+	case k == "bool":
+		return "boolean"
+	case k == "slice":
+		return "list"
+	case k == "struct", k == "map":
+		return "object"
+	}
+	return k
+}
+
+// number is a JSON number kept as its exact text, so amounts never pass
+// through a float. A quoted string is refused.
+type number string
+
+func (n *number) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || !(b[0] == '-' || (b[0] >= '0' && b[0] <= '9')) {
+		return fmt.Errorf("must be a number")
+	}
+	*n = number(b)
+	return nil
+}
+
+// scaled converts a required number field to an integer with the given
+// decimals.
+func scaled(name string, n *number, scale int, limit int64) (int64, error) {
+	if n == nil {
+		return 0, fmt.Errorf("%w: %s is required", ledger.ErrInvalid, name)
+	}
+	v, err := ledger.ParseDecimal(string(*n), scale, limit)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s: %v", ledger.ErrInvalid, name, err)
+	}
+	return v, nil
+}
+
+func required(name, v string) error {
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("%w: %s is required", ledger.ErrInvalid, name)
+	}
+	return nil
+}
+
+// randomHex returns n random bytes as hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// checkToken compares the bearer token in constant time.
+func checkToken(ctx *fasthttp.RequestCtx, token []byte) bool {
+	h := ctx.Request.Header.Peek("Authorization")
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(string(h[:len(prefix)]), prefix) {
+		return false
+	}
+	got := sha256.Sum256(h[len(prefix):])
+	want := sha256.Sum256(token)
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// idempotency returns the request's Idempotency-Key (or a fresh one, so
+// that even an unkeyed money call carries a unique id through retries) and
+// the fingerprint of the request it guards.
+func idempotency(ctx *fasthttp.RequestCtx) (ledger.Idem, error) {
+	key := string(ctx.Request.Header.Peek("Idempotency-Key"))
+	if key == "" {
+		key = "auto-" + randomHex(16)
+	} else if len(key) > 255 || strings.ContainsFunc(key, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return ledger.Idem{}, fmt.Errorf("%w: Idempotency-Key must be 1-255 printable ASCII characters", ledger.ErrInvalid)
+	} else {
+		key = "user-" + key
+	}
+	h := sha256.New()
+	h.Write(ctx.Method())
+	h.Write([]byte{' '})
+	h.Write(ctx.Path())
+	h.Write([]byte{'\n'})
+	h.Write(bytes.TrimSpace(ctx.PostBody()))
+	return ledger.Idem{IdemKey: key, Fingerprint: hex.EncodeToString(h.Sum(nil)[:16])}, nil
+}
+
+func queryInt(ctx *fasthttp.RequestCtx, name string, def, lo, hi int) (int, error) {
+	raw := ctx.QueryArgs().Peek(name)
+	if len(raw) == 0 {
+		return def, nil
+	}
+	n, err := strconv.Atoi(string(raw))
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%w: %s must be an integer in %d..%d", ledger.ErrInvalid, name, lo, hi)
+	}
+	return n, nil
+}

@@ -1,0 +1,249 @@
+// Package node wires one zenmuxd node in a straight line: config → data
+// dir and admin token → Pebble + Raft (raftfsm) → ledger seed → admin API
+// and proxy listeners → shutdown. It is the only package that knows every
+// other one.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"zenmux/admin"
+	"zenmux/config"
+	"zenmux/ledger"
+	"zenmux/raftfsm"
+)
+
+// proposeTimeout bounds one replicated write.
+const proposeTimeout = 10 * time.Second
+
+// Node is one running zenmuxd.
+type Node struct {
+	cfg   *config.Config
+	log   zerolog.Logger
+	store *raftfsm.Store
+}
+
+// Run starts a node and blocks until ctx is done, then shuts it down.
+func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
+	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	token, err := adminToken(cfg, log)
+	if err != nil {
+		return err
+	}
+	store, err := raftfsm.Open(raftfsm.Options{
+		NodeID: cfg.Node.ID, Dir: cfg.Node.DataDir, RaftAddr: cfg.Node.RaftListen, Bootstrap: cfg.Cluster.Bootstrap,
+	})
+	if err != nil {
+		return err
+	}
+	n := &Node{cfg: cfg, log: log, store: store}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error().Err(err).Msg("close store")
+		}
+	}()
+	if err := store.WaitLeader(30 * time.Second); err != nil {
+		return err
+	}
+	if err := n.seed(); err != nil {
+		return err
+	}
+
+	adminLn, err := net.Listen("tcp", cfg.Node.AdminListen)
+	if err != nil {
+		return fmt.Errorf("admin listen: %w", err)
+	}
+	proxyLn, err := net.Listen("tcp", cfg.Node.Listen)
+	if err != nil {
+		adminLn.Close()
+		return fmt.Errorf("proxy listen: %w", err)
+	}
+	api := admin.New(n, admin.Options{Token: token, TestClock: cfg.Node.TestClock})
+	adminSrv := &fasthttp.Server{Handler: api.Handler, Name: "zenmuxd", MaxRequestBodySize: 1 << 20,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	proxySrv := &fasthttp.Server{Handler: n.proxyHandler, Name: "zenmuxd", MaxRequestBodySize: int(cfg.Proxy.MaxBodyBytes),
+		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 2)
+	go func() { errc <- adminSrv.Serve(adminLn) }()
+	go func() { errc <- proxySrv.Serve(proxyLn) }()
+	tickDone := make(chan struct{})
+	tickCtx, stopTick := context.WithCancel(ctx)
+	go func() { defer close(tickDone); n.tickLoop(tickCtx) }()
+	log.Info().Str("node", cfg.Node.ID).Str("listen", proxyLn.Addr().String()).Str("admin", adminLn.Addr().String()).
+		Str("raft", cfg.Node.RaftListen).Msg("zenmuxd ready")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	log.Info().Msg("shutting down")
+	stopTick()
+	<-tickDone
+	_ = adminSrv.ShutdownWithContext(context.Background())
+	_ = proxySrv.ShutdownWithContext(context.Background())
+	return runErr
+}
+
+// adminToken returns the admin token: ZENMUX_ADMIN_TOKEN, else the
+// configured token file, else <data_dir>/admin.token, generated (0600) on
+// first start. The token is never logged, only its path.
+func adminToken(cfg *config.Config, log zerolog.Logger) ([]byte, error) {
+	if t := strings.TrimSpace(os.Getenv("ZENMUX_ADMIN_TOKEN")); t != "" {
+		return []byte(t), nil
+	}
+	path := cfg.Admin.TokenFile
+	if path == "" {
+		path = filepath.Join(cfg.Node.DataDir, "admin.token")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			b := make([]byte, 32)
+			if _, err := rand.Read(b); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+				return nil, fmt.Errorf("write admin token: %w", err)
+			}
+			log.Info().Str("path", path).Msg("generated admin token")
+		}
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	t := strings.TrimSpace(string(raw))
+	if len(t) < 16 {
+		return nil, fmt.Errorf("admin token in %s is shorter than 16 characters", path)
+	}
+	log.Info().Str("path", path).Msg("admin token file")
+	return []byte(t), nil
+}
+
+// seed proposes the cluster's initial settings once, from the built-in
+// defaults merged with config by id (API.md "Seeding").
+func (n *Node) seed() error {
+	if n.store.Ledger().Seeded() || !n.store.IsLeader() {
+		return nil
+	}
+	s, err := seedFromConfig(n.cfg)
+	if err != nil {
+		return err
+	}
+	_, err = n.Propose(s)
+	return err
+}
+
+func seedFromConfig(cfg *config.Config) (*ledger.Seed, error) {
+	rate, err := ledger.ParseDecimal(strconv.FormatFloat(cfg.Flow.UsdPerFlow, 'f', -1, 64), 9, ledger.MaxNanoUSDPerFlow)
+	if err != nil {
+		return nil, fmt.Errorf("config: flow.usd_per_flow: %w", err)
+	}
+	s := &ledger.Seed{NanoUSDPerFlow: rate, DedupeDays: cfg.Accounting.DedupeDays, RequestLogDays: cfg.Accounting.RequestLogDays,
+		Members: []ledger.Member{{ID: cfg.Node.ID, RaftAddr: cfg.Node.RaftListen, AdminAddr: cfg.Node.AdminListen}}}
+	plans := map[string]ledger.Plan{}
+	var order []string
+	for _, p := range ledger.DefaultPlans() {
+		plans[p.ID] = p
+		order = append(order, p.ID)
+	}
+	for i, p := range cfg.Plans {
+		lp, err := planFromConfig(p)
+		if err != nil {
+			return nil, fmt.Errorf("config: plans[%d]: %w", i, err)
+		}
+		if _, ok := plans[lp.ID]; !ok {
+			order = append(order, lp.ID)
+		}
+		plans[lp.ID] = lp
+	}
+	for _, id := range order {
+		s.Plans = append(s.Plans, plans[id])
+	}
+	models := map[string]ledger.Model{}
+	order = order[:0]
+	for _, m := range ledger.DefaultModels() {
+		models[m.ID] = m
+		order = append(order, m.ID)
+	}
+	for i, m := range cfg.Models {
+		lm, err := modelFromConfig(m)
+		if err != nil {
+			return nil, fmt.Errorf("config: models[%d]: %w", i, err)
+		}
+		if _, ok := models[lm.ID]; !ok {
+			order = append(order, lm.ID)
+		}
+		models[lm.ID] = lm
+	}
+	for _, id := range order {
+		s.Models = append(s.Models, models[id])
+	}
+	return s, nil
+}
+
+func micros(fields map[string]float64, dst map[string]*int64) error {
+	for name, v := range fields {
+		u, err := config.MicroUnits(v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		*dst[name] = u
+	}
+	return nil
+}
+
+func planFromConfig(p config.Plan) (ledger.Plan, error) {
+	lp := ledger.Plan{ID: p.ID, Name: p.Name, RPM: int64(p.RPM), Burst: int64(p.Burst)}
+	if lp.Name == "" {
+		lp.Name = p.ID
+	}
+	err := micros(map[string]float64{"price_usd": p.PriceUSD, "window_5h_flows": p.Window5hFlows, "weekly_flows": p.WeeklyFlows, "monthly_flows": p.MonthlyFlows},
+		map[string]*int64{"price_usd": &lp.PriceMicroUSD, "window_5h_flows": &lp.Window5hMicroFlows, "weekly_flows": &lp.WeeklyMicroFlows, "monthly_flows": &lp.MonthlyMicroFlows})
+	if err == nil {
+		err = ledger.ValidatePlan(&lp)
+	}
+	return lp, err
+}
+
+func modelFromConfig(m config.Model) (ledger.Model, error) {
+	lm := ledger.Model{ID: m.ID, Provider: m.Provider, Upstream: m.Upstream, Plans: m.Plans}
+	err := micros(map[string]float64{"input_usd_per_mtok": m.InputUSDPerMTok, "output_usd_per_mtok": m.OutputUSDPerMTok,
+		"cache_read_usd_per_mtok": m.CacheReadUSDPerMTok, "cache_write_usd_per_mtok": m.CacheWriteUSDPerMTok, "image_usd": m.ImageUSD, "request_usd": m.RequestUSD},
+		map[string]*int64{"input_usd_per_mtok": &lm.InputMicroUSDPerMTok, "output_usd_per_mtok": &lm.OutputMicroUSDPerMTok,
+			"cache_read_usd_per_mtok": &lm.CacheReadMicroUSDPerM, "cache_write_usd_per_mtok": &lm.CacheWriteMicroUSDPerM, "image_usd": &lm.ImageMicroUSD, "request_usd": &lm.RequestMicroUSD})
+	return lm, err
+}
+
+// tickLoop proposes a Tick on the leader whenever a billing cycle has
+// ended, so renewals and cancellations show up without waiting for the
+// account's next request (S5).
+func (n *Node) tickLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n.store.IsLeader() && n.store.Ledger().NextDue(n.Now()) {
+				if _, err := n.Propose(&ledger.Tick{}); err != nil {
+					n.log.Warn().Err(err).Msg("tick")
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,157 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"zenmux/admin"
+	"zenmux/ledger"
+	"zenmux/raftfsm"
+)
+
+// Node implements admin.Store over the raftfsm store.
+
+// Ledger returns the current replicated state.
+func (n *Node) Ledger() *ledger.Ledger { return n.store.Ledger() }
+
+// Now is the node's clock: wall time plus the replicated test-clock
+// offset, which only a test_clock node can move.
+func (n *Node) Now() int64 { return time.Now().UnixNano() + n.store.Ledger().ClockOffset() }
+
+// Propose commits cmd stamped with the node's clock and unwraps the
+// ledger's result. A write that cannot reach a leader is unavailable; the
+// client may retry it (money calls with the same Idempotency-Key).
+func (n *Node) Propose(cmd ledger.Command) (any, error) {
+	resp, err := n.store.Propose(cmd, n.Now(), proposeTimeout)
+	if err != nil {
+		if errors.Is(err, raftfsm.ErrNotLeader) {
+			return nil, fmt.Errorf("%w: this node is not the leader and forwarding is not available", admin.ErrUnavailable)
+		}
+		return nil, fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
+	}
+	r, ok := resp.(ledger.Result)
+	if !ok {
+		return nil, fmt.Errorf("%w: no result for the command", admin.ErrUnavailable)
+	}
+	return r.Value, r.Err
+}
+
+// ReadBarrier makes reads on this node reflect every write acknowledged
+// anywhere: the leader confirms it still leads and has applied all it
+// committed. A follower's reads are not yet linearizable (see DESIGN.md).
+func (n *Node) ReadBarrier() error {
+	if !n.store.IsLeader() {
+		return nil
+	}
+	return n.store.VerifyLeader(proposeTimeout)
+}
+
+// RequestLog pages through an account's request log.
+func (n *Node) RequestLog(accountID, cursor string, limit int) ([]ledger.LogEntryView, string, error) {
+	return n.store.RequestLog(accountID, cursor, limit)
+}
+
+type clusterNode struct {
+	ID        string `json:"id"`
+	RaftAddr  string `json:"raft_addr"`
+	AdminAddr string `json:"admin_addr"`
+	State     string `json:"state"`
+}
+
+// Cluster describes the raft configuration with each member's addresses.
+func (n *Node) Cluster() (any, error) {
+	leader, servers, err := n.store.Servers()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
+	}
+	admins := map[string]string{}
+	for _, m := range n.store.Ledger().Members() {
+		admins[m.ID] = m.AdminAddr
+	}
+	out := struct {
+		LeaderID string        `json:"leader_id"`
+		Nodes    []clusterNode `json:"nodes"`
+	}{LeaderID: leader, Nodes: []clusterNode{}}
+	for _, s := range servers {
+		state := "follower"
+		switch {
+		case string(s.ID) == n.cfg.Node.ID:
+			state = n.store.State()
+		case string(s.ID) == leader:
+			state = "leader"
+		}
+		out.Nodes = append(out.Nodes, clusterNode{ID: string(s.ID), RaftAddr: string(s.Address), AdminAddr: admins[string(s.ID)], State: state})
+	}
+	return out, nil
+}
+
+// AddNode adds a voter and records its admin address.
+func (n *Node) AddNode(id, raftAddr, adminAddr string) error {
+	if !n.store.IsLeader() {
+		return fmt.Errorf("%w: membership changes go to the leader", admin.ErrUnavailable)
+	}
+	if _, err := n.Propose(&ledger.SetMember{Member: ledger.Member{ID: id, RaftAddr: raftAddr, AdminAddr: adminAddr}}); err != nil {
+		return err
+	}
+	if err := n.store.AddVoter(id, raftAddr, proposeTimeout); err != nil {
+		return fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// RemoveNode removes a member.
+func (n *Node) RemoveNode(id string) error {
+	if !n.store.IsLeader() {
+		return fmt.Errorf("%w: membership changes go to the leader", admin.ErrUnavailable)
+	}
+	if _, err := n.Propose(&ledger.RemoveMember{ID: id}); err != nil {
+		return err
+	}
+	if err := n.store.RemoveServer(id, proposeTimeout); err != nil {
+		return fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Ready reports a leader and an FSM caught up with what is committed.
+func (n *Node) Ready() bool { return n.store.Ready() && n.store.Ledger().Seeded() }
+
+// Metrics appends the node's Prometheus lines.
+func (n *Node) Metrics(b []byte) []byte {
+	leader := 0
+	if n.store.IsLeader() {
+		leader = 1
+	}
+	b = append(b, "# TYPE zenmux_raft_leader gauge\n"...)
+	b = fmt.Appendf(b, "zenmux_raft_leader{node=%q} %d\n", n.cfg.Node.ID, leader)
+	b = append(b, "# TYPE zenmux_raft_applied_index gauge\n"...)
+	b = fmt.Appendf(b, "zenmux_raft_applied_index{node=%q} %d\n", n.cfg.Node.ID, n.store.AppliedIndex())
+	return b
+}
+
+// proxyHandler serves the proxy listener. The OpenAI and Anthropic
+// surfaces arrive with the gateway work; until then it answers health
+// probes and a JSON 404 in OpenAI's error format.
+func (n *Node) proxyHandler(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/healthz":
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"status":"ok"}`)
+		return
+	case "/readyz":
+		ctx.SetContentType("application/json")
+		if n.Ready() {
+			ctx.SetBodyString(`{"status":"ready"}`)
+		} else {
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			ctx.SetBodyString(`{"status":"not ready"}`)
+		}
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusNotFound)
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"error":{"message":"no such endpoint","type":"invalid_request_error","code":"not_found","param":null}}`)
+}

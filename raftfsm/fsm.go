@@ -1,0 +1,288 @@
+package raftfsm
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/hashicorp/raft"
+
+	"zenmux/ledger"
+)
+
+// The FSM's state lives under "s/" in the shared Pebble DB: the ledger's
+// records under "s/" + ledger key, and the applied index under "s\x00".
+// Keeping the index outside the ledger's key space lets Load scan "s/"
+// without special cases.
+var (
+	statePrefix = []byte("s/")
+	stateUpper  = []byte("s0")
+	appliedKey  = []byte("s\x00applied")
+)
+
+// FSM is a thin adapter from hashicorp/raft to the ledger. It decodes each
+// entry, applies it, and writes the ledger's changes together with the
+// applied index in one Pebble batch, so state and index never disagree.
+//
+// The batch is committed without fsync: every entry it reflects is already
+// in the synced raft log (same DB, same WAL), and on restart raft replays
+// entries after the last snapshot while ApplyBatch skips those at or below
+// the stored index. Snapshot forces a WAL sync first, so the durable index
+// is never behind a snapshot that lets raft compact its log.
+type FSM struct {
+	db      *pebble.DB
+	ledger  atomic.Pointer[ledger.Ledger]
+	applied atomic.Uint64
+}
+
+// NewFSM loads the ledger and applied index from db.
+func NewFSM(db *pebble.DB) (*FSM, error) {
+	f := &FSM{db: db}
+	l, err := loadLedger(db)
+	if err != nil {
+		return nil, err
+	}
+	f.ledger.Store(l)
+	idx, err := readApplied(db)
+	if err != nil {
+		return nil, err
+	}
+	f.applied.Store(idx)
+	return f, nil
+}
+
+// Ledger returns the current ledger; Restore may swap it.
+func (f *FSM) Ledger() *ledger.Ledger { return f.ledger.Load() }
+
+// AppliedIndex is the last raft index reflected in state.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+func loadLedger(db pebble.Reader) (*ledger.Ledger, error) {
+	return ledger.Load(func(fn func(k, v []byte) error) error {
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: statePrefix, UpperBound: stateUpper})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for it.First(); it.Valid(); it.Next() {
+			if err := fn(it.Key()[len(statePrefix):], it.Value()); err != nil {
+				return err
+			}
+		}
+		return it.Error()
+	})
+}
+
+func readApplied(db pebble.Reader) (uint64, error) {
+	v, closer, err := db.Get(appliedKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("raftfsm: applied index has %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// batchWriter adapts a Pebble batch to ledger.Writer, adding the prefix.
+type batchWriter struct {
+	b   *pebble.Batch
+	buf []byte
+}
+
+func (w *batchWriter) key(k []byte) []byte {
+	w.buf = append(append(w.buf[:0], statePrefix...), k...)
+	return w.buf
+}
+
+func (w *batchWriter) Set(k, v []byte) error { return w.b.Set(w.key(k), v, nil) }
+func (w *batchWriter) Delete(k []byte) error { return w.b.Delete(w.key(k), nil) }
+func (w *batchWriter) DeleteRange(a, b []byte) error {
+	start := append(append([]byte(nil), statePrefix...), a...)
+	return w.b.DeleteRange(start, w.key(b), nil)
+}
+
+// Apply implements raft.FSM for a single entry.
+func (f *FSM) Apply(l *raft.Log) interface{} {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch implements raft.BatchingFSM. An entry that cannot be decoded
+// panics: skipping it would make this replica diverge from the others.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	out := make([]interface{}, len(logs))
+	led := f.ledger.Load()
+	applied := f.applied.Load()
+	last := applied
+	for i, lg := range logs {
+		if lg.Index <= applied {
+			continue // replayed after a restart: already in state
+		}
+		last = lg.Index
+		if lg.Type != raft.LogCommand {
+			continue
+		}
+		cmd, ts, err := ledger.Decode(lg.Data)
+		if err != nil {
+			panic(fmt.Sprintf("raftfsm: entry %d: %v", lg.Index, err))
+		}
+		out[i] = led.Apply(cmd, ts)
+	}
+	if last == applied {
+		return out
+	}
+	b := f.db.NewBatch()
+	if err := led.Flush(&batchWriter{b: b}); err != nil {
+		panic(fmt.Sprintf("raftfsm: flush: %v", err))
+	}
+	var idx [8]byte
+	binary.BigEndian.PutUint64(idx[:], last)
+	if err := b.Set(appliedKey, idx[:], nil); err != nil {
+		panic(err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		panic(fmt.Sprintf("raftfsm: commit state: %v", err))
+	}
+	f.applied.Store(last)
+	return out
+}
+
+// Snapshot captures state at the current applied index. raft calls it on
+// the FSM goroutine, so no Apply runs concurrently with taking it; Persist
+// then streams from the Pebble snapshot while Apply goes on.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.db.LogData(nil, pebble.Sync); err != nil {
+		return nil, err
+	}
+	return &snapshot{snap: f.db.NewSnapshot()}, nil
+}
+
+// Restore replaces all state with a snapshot's: it deletes the old state,
+// writes the new in one synced batch, and swaps in a freshly loaded ledger.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	b := f.db.NewBatch()
+	if err := b.DeleteRange(statePrefix, stateUpper, nil); err != nil {
+		return err
+	}
+	if err := b.Delete(appliedKey, nil); err != nil {
+		return err
+	}
+	r := bufio.NewReader(rc)
+	for {
+		k, v, err := readFrame(r)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("raftfsm: restore: %w", err)
+		}
+		if err := b.Set(k, v, nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	l, err := loadLedger(f.db)
+	if err != nil {
+		return err
+	}
+	idx, err := readApplied(f.db)
+	if err != nil {
+		return err
+	}
+	f.ledger.Store(l)
+	f.applied.Store(idx)
+	return nil
+}
+
+type snapshot struct{ snap *pebble.Snapshot }
+
+// Persist writes every state record as frames: uvarint key length, key,
+// uvarint value length, value.
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	err := func() error {
+		w := bufio.NewWriterSize(sink, 256<<10)
+		if v, closer, err := s.snap.Get(appliedKey); err == nil {
+			werr := writeFrame(w, appliedKey, v)
+			closer.Close()
+			if werr != nil {
+				return werr
+			}
+		} else if !errors.Is(err, pebble.ErrNotFound) {
+			return err
+		}
+		it, err := s.snap.NewIter(&pebble.IterOptions{LowerBound: statePrefix, UpperBound: stateUpper})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for it.First(); it.Valid(); it.Next() {
+			if err := writeFrame(w, it.Key(), it.Value()); err != nil {
+				return err
+			}
+		}
+		if err := it.Error(); err != nil {
+			return err
+		}
+		return w.Flush()
+	}()
+	if err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+// Release frees the Pebble snapshot.
+func (s *snapshot) Release() { s.snap.Close() }
+
+const maxFrame = 64 << 20
+
+func writeFrame(w *bufio.Writer, k, v []byte) error {
+	var hdr [binary.MaxVarintLen64]byte
+	for _, part := range [][]byte{k, v} {
+		n := binary.PutUvarint(hdr[:], uint64(len(part)))
+		if _, err := w.Write(hdr[:n]); err != nil {
+			return err
+		}
+		if _, err := w.Write(part); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readFrame(r *bufio.Reader) ([]byte, []byte, error) {
+	var parts [2][]byte
+	for i := range parts {
+		n, err := binary.ReadUvarint(r)
+		if err != nil {
+			if i == 0 && err == io.EOF {
+				return nil, nil, io.EOF
+			}
+			return nil, nil, fmt.Errorf("frame length: %w", err)
+		}
+		if n > maxFrame {
+			return nil, nil, fmt.Errorf("frame of %d bytes", n)
+		}
+		parts[i] = make([]byte, n)
+		if _, err := io.ReadFull(r, parts[i]); err != nil {
+			return nil, nil, fmt.Errorf("frame body: %w", err)
+		}
+	}
+	k := parts[0]
+	if !(string(k) == string(appliedKey) || (len(k) >= len(statePrefix) && string(k[:len(statePrefix)]) == string(statePrefix))) {
+		return nil, nil, fmt.Errorf("snapshot key %q outside the state", k)
+	}
+	return k, parts[1], nil
+}

@@ -1,0 +1,297 @@
+package raftfsm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"zenmux/ledger"
+)
+
+// Options configure one node's replicated store.
+type Options struct {
+	NodeID    string
+	Dir       string // data directory; Pebble and snapshots live under it
+	RaftAddr  string // listen and advertise address of the Raft transport
+	Bootstrap bool   // form a new single-node cluster when there is no state
+	LogOutput io.Writer
+	// Timeouts; zero means the defaults below, tuned for loopback and LAN.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	SnapshotEvery    uint64 // entries between snapshots
+}
+
+// ErrNotLeader is returned when a write reaches a node that cannot commit
+// it; the caller retries on the leader with the same command id.
+var ErrNotLeader = errors.New("not the raft leader")
+
+// Store is a node's replicated ledger: Raft over a Pebble log, with the FSM
+// on the same Pebble DB.
+type Store struct {
+	db     *pebble.DB
+	logs   *LogStore
+	fsm    *FSM
+	raft   *raft.Raft
+	trans  *raft.NetworkTransport
+	nodeID string
+}
+
+// Open opens (or creates) the store and starts Raft.
+func Open(o Options) (*Store, error) {
+	if o.LogOutput == nil {
+		o.LogOutput = os.Stderr
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	db, err := pebble.Open(filepath.Join(o.Dir, "pebble"), &pebble.Options{Logger: quietPebble{}})
+	if err != nil {
+		return nil, fmt.Errorf("open pebble: %w", err)
+	}
+	s := &Store{db: db, nodeID: o.NodeID}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeDB()
+		}
+	}()
+	if s.logs, err = NewLogStore(db); err != nil {
+		return nil, err
+	}
+	if s.fsm, err = NewFSM(db); err != nil {
+		return nil, err
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: o.LogOutput})
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(o.Dir, "snapshots"), 2, logger)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := net.ResolveTCPAddr("tcp", o.RaftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("raft address: %w", err)
+	}
+	s.trans, err = raft.NewTCPTransportWithLogger(o.RaftAddr, addr, 8, 10*time.Second, logger)
+	if err != nil {
+		return nil, fmt.Errorf("raft transport: %w", err)
+	}
+	cfg := raft.DefaultConfig()
+	cfg.LocalID = raft.ServerID(o.NodeID)
+	cfg.Logger = logger
+	cfg.HeartbeatTimeout = orDefault(o.HeartbeatTimeout, 500*time.Millisecond)
+	cfg.ElectionTimeout = orDefault(o.ElectionTimeout, 500*time.Millisecond)
+	cfg.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	cfg.CommitTimeout = 5 * time.Millisecond
+	cfg.BatchApplyCh = true
+	cfg.MaxAppendEntries = 256
+	// State is loaded from Pebble by NewFSM, not from the snapshot store.
+	cfg.NoSnapshotRestoreOnStart = true
+	if o.SnapshotEvery > 0 {
+		cfg.SnapshotThreshold = o.SnapshotEvery
+		cfg.TrailingLogs = o.SnapshotEvery
+	}
+	if err := raft.ValidateConfig(cfg); err != nil {
+		return nil, err
+	}
+	if o.Bootstrap {
+		has, err := raft.HasExistingState(s.logs, s.logs, snaps)
+		if err != nil {
+			return nil, err
+		}
+		if !has {
+			conf := raft.Configuration{Servers: []raft.Server{{ID: cfg.LocalID, Address: s.trans.LocalAddr()}}}
+			if err := raft.BootstrapCluster(cfg, s.logs, s.logs, snaps, s.trans, conf); err != nil {
+				return nil, fmt.Errorf("bootstrap: %w", err)
+			}
+		}
+	}
+	s.raft, err = raft.NewRaft(cfg, s.fsm, s.logs, s.logs, snaps, s.trans)
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Ledger returns the current ledger for reads and admission.
+func (s *Store) Ledger() *ledger.Ledger { return s.fsm.Ledger() }
+
+// Propose replicates one command stamped with ts and returns its result
+// once it is committed and applied. A write whose outcome is unknown
+// (leadership lost, timeout) returns an error; the caller retries it with
+// the same id, which the ledger applies at most once.
+func (s *Store) Propose(cmd ledger.Command, ts int64, timeout time.Duration) (any, error) {
+	f := s.raft.Apply(ledger.Encode(cmd, ts), timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return nil, err
+	}
+	return f.Response(), nil
+}
+
+// WaitLeader blocks until the cluster has a leader or the timeout passes.
+func (s *Store) WaitLeader(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if addr, _ := s.raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("no raft leader within " + timeout.String())
+}
+
+// Barrier waits until every entry committed before the call is applied
+// locally; a leader uses it to make its reads reflect all acknowledged
+// writes.
+func (s *Store) Barrier(timeout time.Duration) error { return s.raft.Barrier(timeout).Error() }
+
+// IsLeader reports whether this node is the leader.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// State is this node's raft role: leader, follower, candidate or shutdown.
+func (s *Store) State() string {
+	switch s.raft.State() {
+	case raft.Leader:
+		return "leader"
+	case raft.Candidate:
+		return "candidate"
+	case raft.Follower:
+		return "follower"
+	}
+	return "shutdown"
+}
+
+// Ready reports a known leader and a local FSM that has applied everything
+// the node knows to be committed.
+func (s *Store) Ready() bool {
+	if addr, _ := s.raft.LeaderWithID(); addr == "" {
+		return false
+	}
+	return s.raft.AppliedIndex() >= s.raft.CommitIndex()
+}
+
+// Servers lists the raft configuration with the leader's id.
+func (s *Store) Servers() (leaderID string, servers []raft.Server, err error) {
+	_, id := s.raft.LeaderWithID()
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return "", nil, err
+	}
+	return string(id), f.Configuration().Servers, nil
+}
+
+// AddVoter adds a node to the cluster (leader only).
+func (s *Store) AddVoter(id, addr string, timeout time.Duration) error {
+	return s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout).Error()
+}
+
+// RemoveServer removes a node from the cluster (leader only).
+func (s *Store) RemoveServer(id string, timeout time.Duration) error {
+	return s.raft.RemoveServer(raft.ServerID(id), 0, timeout).Error()
+}
+
+// RequestLog returns an account's request log, newest first, starting
+// before the cursor (a log key suffix) and at most limit entries; the
+// returned cursor continues the listing ("" at the end).
+func (s *Store) RequestLog(accountID, before string, limit int) ([]ledger.LogEntryView, string, error) {
+	prefix := append(append([]byte(nil), statePrefix...), "rlog/"+accountID+"/"...)
+	upper := append(append([]byte(nil), prefix...), 0xff)
+	if before != "" {
+		upper = append(append([]byte(nil), prefix...), before...)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+	if err != nil {
+		return nil, "", err
+	}
+	defer it.Close()
+	out := []ledger.LogEntryView{}
+	last := ""
+	for ok := it.Last(); ok; ok = it.Prev() {
+		if len(out) == limit {
+			// More remain: the cursor is exclusive, so the next page
+			// continues strictly before the last entry returned.
+			return out, last, nil
+		}
+		e, err := ledger.DecodeLogEntry(it.Value())
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, e)
+		last = string(it.Key()[len(prefix):])
+	}
+	return out, "", it.Error()
+}
+
+// Snapshot asks raft for a snapshot now (used by tests and operators).
+func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
+
+// Close shuts Raft down and closes the database.
+func (s *Store) Close() error {
+	var err error
+	if s.raft != nil {
+		err = s.raft.Shutdown().Error()
+	}
+	if s.trans != nil {
+		s.trans.Close()
+	}
+	return errors.Join(err, s.closeDB())
+}
+
+func (s *Store) closeDB() error {
+	if s.db == nil {
+		return nil
+	}
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return err
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
+
+type quietPebble struct{}
+
+func (quietPebble) Infof(string, ...interface{})  {}
+func (quietPebble) Errorf(f string, a ...interface{}) {
+	fmt.Fprintf(os.Stderr, "pebble: "+f+"\n", a...)
+}
+func (quietPebble) Fatalf(f string, a ...interface{}) {
+	fmt.Fprintf(os.Stderr, "pebble: "+f+"\n", a...)
+	os.Exit(1)
+}
+
+// VerifyLeader confirms this node still leads (a heartbeat round with a
+// quorum) and that it has applied everything it committed.
+func (s *Store) VerifyLeader(timeout time.Duration) error {
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for s.raft.AppliedIndex() < s.raft.CommitIndex() {
+		if time.Now().After(deadline) {
+			return errors.New("apply did not catch up with the commit index")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// AppliedIndex is the last raft index the FSM applied.
+func (s *Store) AppliedIndex() uint64 { return s.fsm.AppliedIndex() }
