@@ -166,7 +166,7 @@ func (s *Server) accountRoute(ctx *fasthttp.RequestCtx, method, id string, rest 
 	sub := strings.Join(rest, "/")
 	type key struct{ method, sub string }
 	h := map[key]func() (any, int, error){
-		{"GET", ""}: s.read(func(l *ledger.Ledger) (any, error) { return l.Account(id, s.store.Now()) }),
+		{"GET", ""}:           s.read(func(l *ledger.Ledger) (any, error) { return l.Account(id, s.store.Now()) }),
 		{"PUT", "flow-value"}: func() (any, int, error) { return s.setFlowValue(ctx, id) },
 		{"POST", "subscription"}: func() (any, int, error) {
 			return s.planCommand(ctx, func(idem ledger.Idem, plan string) ledger.Command {
@@ -184,11 +184,11 @@ func (s *Server) accountRoute(ctx *fasthttp.RequestCtx, method, id string, rest 
 			keys, err := l.Keys(id)
 			return list{Data: keys}, err
 		}),
-		{"POST", "balance"}:     func() (any, int, error) { return s.topUp(ctx, id) },
-		{"GET", "extra-usage"}:  s.read(func(l *ledger.Ledger) (any, error) { return l.ExtraUsage(id, s.store.Now()) }),
-		{"PUT", "extra-usage"}:  func() (any, int, error) { return s.setExtra(ctx, id) },
-		{"GET", "usage"}:        s.read(func(l *ledger.Ledger) (any, error) { return l.Usage(id, s.store.Now()) }),
-		{"GET", "requests"}:     func() (any, int, error) { return s.requestLog(ctx, id) },
+		{"POST", "balance"}:    func() (any, int, error) { return s.topUp(ctx, id) },
+		{"GET", "extra-usage"}: s.read(func(l *ledger.Ledger) (any, error) { return l.ExtraUsage(id, s.store.Now()) }),
+		{"PUT", "extra-usage"}: func() (any, int, error) { return s.setExtra(ctx, id) },
+		{"GET", "usage"}:       s.read(func(l *ledger.Ledger) (any, error) { return l.Usage(id, s.store.Now()) }),
+		{"GET", "requests"}:    func() (any, int, error) { return s.requestLog(ctx, id) },
 		{"POST", "refunds/preview"}: func() (any, int, error) {
 			if err := decodeBody(ctx, &struct{}{}); err != nil {
 				return nil, 0, err

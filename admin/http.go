@@ -24,8 +24,8 @@ var (
 	// ErrUnavailable is for a store that cannot commit or read now (no
 	// leader, a timeout); the store wraps its cause in it.
 	ErrUnavailable = errors.New("unavailable")
-	errMethod       = errors.New("method_not_allowed")
-	errRoute        = errors.New("route_not_found")
+	errMethod      = errors.New("method_not_allowed")
+	errRoute       = errors.New("route_not_found")
 )
 
 // statusOf is the one place that maps errors to HTTP statuses and codes.

@@ -2,8 +2,8 @@ package ledger
 
 import (
 	"bytes"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -61,7 +61,9 @@ func (f *fixture) fails(cmd Command, want error) {
 	}
 }
 
-func (f *fixture) idem(tag string) Idem { return Idem{IdemKey: f.id("idem-" + tag + "-"), Fingerprint: "fp"} }
+func (f *fixture) idem(tag string) Idem {
+	return Idem{IdemKey: f.id("idem-" + tag + "-"), Fingerprint: "fp"}
+}
 
 // account creates an account with a subscription key; it returns the
 // account id and the key's secret hash.

@@ -242,16 +242,16 @@ func (l *Ledger) prune(now int64) {
 	}
 }
 
-func (l *Ledger) markMeta()               { l.dirty["meta"] = struct{}{} }
-func (l *Ledger) markAccount(a *Account)  { l.dirty["acct/"+a.ID] = struct{}{} }
-func (l *Ledger) markKey(id string)       { l.dirty["key/"+id] = struct{}{} }
-func (l *Ledger) markRefund(r *Refund)    { l.dirty["refund/"+r.ID] = struct{}{} }
-func (l *Ledger) markDay(acct, d string)  { l.dirty["day/"+acct+"/"+d] = struct{}{} }
-func (l *Ledger) markPlan(id string)      { l.dirty["plan/"+id] = struct{}{} }
-func (l *Ledger) markModel(id string)     { l.dirty["model/"+id] = struct{}{} }
-func (l *Ledger) markMember(id string)    { l.dirty["member/"+id] = struct{}{} }
-func logPrefix(acct string) string        { return "rlog/" + acct + "/" }
-func validID(s string) bool               { return s != "" && len(s) <= 64 && !strings.ContainsAny(s, "/\x00") }
+func (l *Ledger) markMeta()              { l.dirty["meta"] = struct{}{} }
+func (l *Ledger) markAccount(a *Account) { l.dirty["acct/"+a.ID] = struct{}{} }
+func (l *Ledger) markKey(id string)      { l.dirty["key/"+id] = struct{}{} }
+func (l *Ledger) markRefund(r *Refund)   { l.dirty["refund/"+r.ID] = struct{}{} }
+func (l *Ledger) markDay(acct, d string) { l.dirty["day/"+acct+"/"+d] = struct{}{} }
+func (l *Ledger) markPlan(id string)     { l.dirty["plan/"+id] = struct{}{} }
+func (l *Ledger) markModel(id string)    { l.dirty["model/"+id] = struct{}{} }
+func (l *Ledger) markMember(id string)   { l.dirty["member/"+id] = struct{}{} }
+func logPrefix(acct string) string       { return "rlog/" + acct + "/" }
+func validID(s string) bool              { return s != "" && len(s) <= 64 && !strings.ContainsAny(s, "/\x00") }
 func (l *Ledger) account(id string) (*Account, error) {
 	if a := l.accounts[id]; a != nil {
 		return a, nil

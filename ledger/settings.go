@@ -9,11 +9,11 @@ import (
 // Bounds on every input, chosen so that no sum or product in the ledger can
 // overflow (M1) and so that absurd values are refused, not stored.
 const (
-	MinNanoUSDPerFlow   = 100_000            // $0.0001 per Flow
-	MaxNanoUSDPerFlow   = 100_000_000_000    // $100 per Flow
-	MinMultiplierPPM    = 10_000             // 0.01x
-	MaxMultiplierPPM    = 10_000_000         // 10x
-	MaxPriceMicroUSD    = 1_000_000_000_000  // $1,000,000 a month
+	MinNanoUSDPerFlow   = 100_000           // $0.0001 per Flow
+	MaxNanoUSDPerFlow   = 100_000_000_000   // $100 per Flow
+	MinMultiplierPPM    = 10_000            // 0.01x
+	MaxMultiplierPPM    = 10_000_000        // 10x
+	MaxPriceMicroUSD    = 1_000_000_000_000 // $1,000,000 a month
 	MaxPlanMicroFlows   = 1_000_000_000_000_000
 	MaxTokenMicroUSD    = 1_000_000_000 // $1,000 per million tokens
 	MaxItemMicroUSD     = 1_000_000_000 // $1,000 per image or request

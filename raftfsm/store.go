@@ -268,7 +268,7 @@ func (s *Store) closeDB() error {
 
 type quietPebble struct{}
 
-func (quietPebble) Infof(string, ...interface{})  {}
+func (quietPebble) Infof(string, ...interface{}) {}
 func (quietPebble) Errorf(f string, a ...interface{}) {
 	fmt.Fprintf(os.Stderr, "pebble: "+f+"\n", a...)
 }
