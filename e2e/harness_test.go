@@ -1,0 +1,265 @@
+// Package e2e starts the real zenmuxd binary and talks to it over HTTP on
+// 127.0.0.1, the way an operator and a developer would.
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the zenmuxd built once for the whole package by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "zenmuxd-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "zenmuxd")
+	build := exec.Command("go", "build", "-o", binary, "zenmux/cmd/zenmuxd")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build zenmuxd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Node is one zenmuxd process under test.
+type Node struct {
+	t       *testing.T
+	Dir     string // data dir
+	Config  string // config file path
+	Proxy   string // http://127.0.0.1:port
+	Admin   string
+	Token   string
+	cmd     *exec.Cmd
+	logPath string
+}
+
+// NodeOptions tune StartNode.
+type NodeOptions struct {
+	TestClock bool
+	Extra     string // appended to the generated TOML
+}
+
+// StartNode writes a config with fresh loopback ports and a data dir under
+// t.TempDir(), starts zenmuxd and waits until /readyz answers 200.
+func StartNode(t *testing.T, o NodeOptions) *Node {
+	t.Helper()
+	dir := t.TempDir()
+	n := &Node{t: t, Dir: filepath.Join(dir, "data"), Config: filepath.Join(dir, "zenmux.toml"), logPath: filepath.Join(dir, "zenmuxd.log")}
+	pp, ap, rp := freePort(t), freePort(t), freePort(t)
+	n.Proxy = fmt.Sprintf("http://127.0.0.1:%d", pp)
+	n.Admin = fmt.Sprintf("http://127.0.0.1:%d", ap)
+	cfg := fmt.Sprintf(`[node]
+id = "n1"
+data_dir = %q
+listen = "127.0.0.1:%d"
+admin_listen = "127.0.0.1:%d"
+raft_listen = "127.0.0.1:%d"
+test_clock = %v
+%s
+`, n.Dir, pp, ap, rp, o.TestClock, o.Extra)
+	if err := os.WriteFile(n.Config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	t.Cleanup(func() {
+		n.Kill()
+		if t.Failed() {
+			if b, err := os.ReadFile(n.logPath); err == nil {
+				t.Logf("zenmuxd log:\n%s", tail(string(b), 4000))
+			}
+		}
+	})
+	return n
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// Start (re)starts the process on the same config and data and waits for
+// readiness.
+func (n *Node) Start() {
+	n.t.Helper()
+	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.cmd = exec.Command(binary, "-config", n.Config)
+	n.cmd.Stdout, n.cmd.Stderr = logf, logf
+	n.cmd.Env = append(os.Environ(), "ZENMUX_ADMIN_TOKEN=")
+	if err := n.cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	go func(c *exec.Cmd, f *os.File) { _ = c.Wait(); f.Close() }(n.cmd, logf)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(n.Admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				tok, err := os.ReadFile(filepath.Join(n.Dir, "admin.token"))
+				if err != nil {
+					n.t.Fatal(err)
+				}
+				n.Token = strings.TrimSpace(string(tok))
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	n.t.Fatalf("zenmuxd did not become ready within 30s")
+}
+
+// Kill sends SIGKILL (kill -9) and waits for the process to be gone.
+func (n *Node) Kill() {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGKILL)
+	for i := 0; i < 200; i++ {
+		if n.cmd.ProcessState != nil || syscall.Kill(n.cmd.Process.Pid, 0) != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n.cmd = nil
+}
+
+// Stop sends SIGTERM and waits up to 10 s for a clean exit.
+func (n *Node) Stop() {
+	n.t.Helper()
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	for i := 0; i < 1000; i++ {
+		if syscall.Kill(n.cmd.Process.Pid, 0) != nil {
+			n.cmd = nil
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n.t.Fatal("zenmuxd did not exit within 10s of SIGTERM")
+}
+
+// Response is a decoded HTTP answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into a generic object, numbers kept exact.
+func (r *Response) JSON(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	d := json.NewDecoder(bytes.NewReader(r.Body))
+	d.UseNumber()
+	if err := d.Decode(&m); err != nil {
+		t.Fatalf("status %d, body is not a JSON object: %v: %s", r.Status, err, r.Body)
+	}
+	return m
+}
+
+var client = &http.Client{Timeout: 30 * time.Second}
+
+// Do sends a request with the given headers ("Name: value") and body.
+func Do(t *testing.T, method, url, body string, headers ...string) *Response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// AdminDo calls the admin API with the node's token.
+func (n *Node) AdminDo(method, path, body string, headers ...string) *Response {
+	n.t.Helper()
+	return Do(n.t, method, n.Admin+path, body, append([]string{"Authorization: Bearer " + n.Token}, headers...)...)
+}
+
+// Get walks a decoded JSON object by dotted path ("subscription.plan",
+// "data.0.id") and renders the leaf as text; "null" for JSON null.
+func Get(m any, path string) string {
+	cur := m
+	for _, p := range strings.Split(path, ".") {
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[p]
+		case []any:
+			var i int
+			if _, err := fmt.Sscan(p, &i); err != nil || i < 0 || i >= len(c) {
+				return "<missing>"
+			}
+			cur = c[i]
+		default:
+			return "<missing>"
+		}
+	}
+	if cur == nil {
+		return "null"
+	}
+	return fmt.Sprint(cur)
+}
+
+// Expect checks path/value pairs on a decoded object.
+func Expect(t *testing.T, m map[string]any, pairs ...string) {
+	t.Helper()
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if got := Get(m, pairs[i]); got != pairs[i+1] {
+			t.Errorf("%s = %s, want %s", pairs[i], got, pairs[i+1])
+		}
+	}
+}
