@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"fmt"
 	"net/mail"
 	"sort"
 	"strconv"
@@ -31,7 +32,7 @@ func (l *Ledger) applyCreateAccount(c *CreateAccount, now int64) (any, error) {
 	}
 	a := &Account{
 		ID: c.ID, Email: email, Name: c.Name, CreatedAt: now, Plan: PlanFree,
-		Tier: TierStandard, MultiplierPPM: micro, ByModel: map[string]*Totals{},
+		Tier: TierStandard, MultiplierPPM: micro,
 	}
 	l.accounts[a.ID] = a
 	l.emails[email] = a.ID
@@ -65,6 +66,14 @@ func (l *Ledger) applySetFlowValue(c *SetFlowValue, now int64) (any, error) {
 	a.Tier, a.MultiplierPPM = c.Tier, m
 	l.markAccount(a)
 	return l.accountView(a, now), nil
+}
+
+// pay records a line of the account's billing history.
+func (l *Ledger) pay(a *Account, p Payment) {
+	n := len(l.payments[a.ID])
+	p.ID = "pay_" + a.ID + "_" + strconv.Itoa(n)
+	l.payments[a.ID] = append(l.payments[a.ID], p)
+	l.dirty[fmt.Sprintf("pay/%s/%08d", a.ID, n)] = struct{}{}
 }
 
 // paid reports whether the account is on a paid cycle.
@@ -106,10 +115,7 @@ func (l *Ledger) settle(a *Account, now int64) {
 		s.CycleStart = s.CycleEnd
 		s.CycleEnd = addMonths(s.CycleAnchor, s.CycleIndex+1)
 		s.PaidMicroUSD, s.UsageMicroUSD, s.RefundedMicroUSD = p.PriceMicroUSD, 0, 0
-		a.Payments = append(a.Payments, Payment{
-			ID:   "pay_" + a.ID + "_r" + strconv.Itoa(s.CycleIndex),
-			Kind: "renewal", Plan: next, MicroUSD: p.PriceMicroUSD, At: s.CycleStart,
-		})
+		l.pay(a, Payment{Kind: "renewal", Plan: next, MicroUSD: p.PriceMicroUSD, At: s.CycleStart})
 		l.markAccount(a)
 	}
 }
@@ -174,10 +180,7 @@ func (l *Ledger) applySubscribe(c *Subscribe, now int64) (any, error) {
 		CycleAnchor: now, CycleStart: now, CycleEnd: addMonths(now, 1),
 		SubscribedAt: now, PaidMicroUSD: p.PriceMicroUSD,
 	}
-	a.Payments = append(a.Payments, Payment{
-		ID: "pay_" + a.ID + "_" + strconv.Itoa(len(a.Payments)), Kind: "subscribe",
-		Plan: p.ID, MicroUSD: p.PriceMicroUSD, At: now,
-	})
+	l.pay(a, Payment{Kind: "subscribe", Plan: p.ID, MicroUSD: p.PriceMicroUSD, At: now})
 	l.markAccount(a)
 	return l.subscriptionView(a, now), nil
 }
@@ -228,10 +231,7 @@ func (l *Ledger) applyChangePlan(c *ChangePlan, now int64) (any, error) {
 		a.Plan = target.ID
 		s.PendingPlan, s.Canceled = "", false
 		s.PaidMicroUSD = mustAdd(s.PaidMicroUSD, delta)
-		a.Payments = append(a.Payments, Payment{
-			ID: "pay_" + a.ID + "_" + strconv.Itoa(len(a.Payments)), Kind: "upgrade",
-			Plan: target.ID, MicroUSD: delta, At: now,
-		})
+		l.pay(a, Payment{Kind: "upgrade", Plan: target.ID, MicroUSD: delta, At: now})
 		l.markAccount(a)
 		eff := rfc3339(now)
 		return changeView{Plan: a.Plan, ChargedUSD: Micro(delta), EffectiveAt: &eff, Subscription: l.subscriptionView(a, now)}, nil
@@ -270,9 +270,7 @@ func (l *Ledger) applyTopUp(c *TopUp, now int64) (any, error) {
 		return nil, invalid("balance would exceed its maximum")
 	}
 	a.BalanceMicroUSD = nb
-	a.Payments = append(a.Payments, Payment{
-		ID: "pay_" + a.ID + "_" + strconv.Itoa(len(a.Payments)), Kind: "topup", MicroUSD: c.MicroUSD, At: now,
-	})
+	l.pay(a, Payment{Kind: "topup", MicroUSD: c.MicroUSD, At: now})
 	l.markAccount(a)
 	return balanceView{BalanceUSD: Micro(a.BalanceMicroUSD)}, nil
 }

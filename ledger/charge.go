@@ -148,12 +148,18 @@ func (l *Ledger) applyCharge(c *Charge, now int64) ChargeResult {
 			a.ExtraSpentMicroUSD = mustAdd(a.ExtraSpentMicroUSD, price.MicroUSD)
 		}
 	}
-	t := a.ByModel[m.ID]
+	mt := l.byModel[a.ID]
+	if mt == nil {
+		mt = map[string]*Totals{}
+		l.byModel[a.ID] = mt
+	}
+	t := mt[m.ID]
 	if t == nil {
 		t = new(Totals)
-		a.ByModel[m.ID] = t
+		mt[m.ID] = t
 	}
 	t.add(c, flows, price.MicroUSD)
+	l.dirty["bymodel/"+a.ID+"/"+m.ID] = struct{}{}
 	day := dayOf(now)
 	dt := l.dayTotals(a.ID)[day]
 	if dt == nil {

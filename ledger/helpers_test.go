@@ -20,15 +20,15 @@ var t0 = time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 const oneFlowInput = 32_830
 
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	l      *Ledger
 	now    int64
 	serial int
 }
 
-func newFixture(t *testing.T) *fixture { return newFixtureAt(t, t0) }
+func newFixture(t testing.TB) *fixture { return newFixtureAt(t, t0) }
 
-func newFixtureAt(t *testing.T, start int64) *fixture {
+func newFixtureAt(t testing.TB, start int64) *fixture {
 	t.Helper()
 	f := &fixture{t: t, l: New(), now: start}
 	f.must(&Seed{NanoUSDPerFlow: DefaultNanoUSDPerFlow, Plans: DefaultPlans(), Models: DefaultModels(), DedupeDays: 7, RequestLogDays: 30})
@@ -94,7 +94,7 @@ func (f *fixture) charge(acct string, key [32]byte, flows int64, billing string)
 	return res.Value.([]ChargeResult)[0]
 }
 
-func asMap(t *testing.T, v any) map[string]any {
+func asMap(t testing.TB, v any) map[string]any {
 	t.Helper()
 	if v == nil {
 		return nil

@@ -45,6 +45,8 @@ type Ledger struct {
 	refunds  map[string]*Refund
 	members  map[string]*Member
 	days     map[string]map[string]*Totals // account → day → totals
+	byModel  map[string]map[string]*Totals // account → model → totals
+	payments map[string][]Payment          // account → billing history
 	idem     map[string]*idemRecord
 
 	// charged remembers request ids applied within the dedupe horizon; the
@@ -75,6 +77,8 @@ func New() *Ledger {
 		refunds:  map[string]*Refund{},
 		members:  map[string]*Member{},
 		days:     map[string]map[string]*Totals{},
+		byModel:  map[string]map[string]*Totals{},
+		payments: map[string][]Payment{},
 		idem:     map[string]*idemRecord{},
 		charged:  map[string]struct{}{},
 		dirty:    map[string]struct{}{},

@@ -23,6 +23,8 @@ type Writer interface {
 //	meta                      rate history, ledger time, clock, options
 //	plan/<id>  model/<id>  acct/<id>  key/<id>  refund/<id>  member/<id>
 //	day/<acct>/<yyyy-mm-dd>   daily totals
+//	bymodel/<acct>/<model>    per-model totals
+//	pay/<acct>/<8-digit seq>  billing history, in order
 //	idem/<idempotency key>    first result of a money command
 //	rlog/<acct>/<16 hex ns>/<request id>   request log = charge dedupe record
 
@@ -139,6 +141,17 @@ func (l *Ledger) encodeRecord(key string) []byte {
 		if t := l.days[acct][day]; t != nil {
 			return mustJSON(t)
 		}
+	case "bymodel":
+		acct, model, _ := strings.Cut(id, "/")
+		if t := l.byModel[acct][model]; t != nil {
+			return mustJSON(t)
+		}
+	case "pay":
+		acct, seq, _ := strings.Cut(id, "/")
+		n, _ := strconv.Atoi(seq)
+		if ps := l.payments[acct]; n < len(ps) {
+			return mustJSON(ps[n])
+		}
 	default:
 		panic("ledger: unknown dirty key " + key)
 	}
@@ -173,9 +186,6 @@ func Load(scan func(fn func(key, value []byte) error) error) (*Ledger, error) {
 		case "acct":
 			a := new(Account)
 			if err = json.Unmarshal(v, a); err == nil {
-				if a.ByModel == nil {
-					a.ByModel = map[string]*Totals{}
-				}
 				l.accounts[a.ID] = a
 				l.emails[a.Email] = a.ID
 			}
@@ -206,6 +216,21 @@ func Load(scan func(fn func(key, value []byte) error) error) (*Ledger, error) {
 			t := new(Totals)
 			if err = json.Unmarshal(v, t); err == nil {
 				l.dayTotals(acct)[day] = t
+			}
+		case "bymodel":
+			acct, model, _ := strings.Cut(id, "/")
+			t := new(Totals)
+			if err = json.Unmarshal(v, t); err == nil {
+				if l.byModel[acct] == nil {
+					l.byModel[acct] = map[string]*Totals{}
+				}
+				l.byModel[acct][model] = t
+			}
+		case "pay":
+			acct, _, _ := strings.Cut(id, "/")
+			var p Payment
+			if err = json.Unmarshal(v, &p); err == nil {
+				l.payments[acct] = append(l.payments[acct], p)
 			}
 		case "rlog":
 			err = l.loadLogKey(id)

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"fmt"
-	"strconv"
 )
 
 // refundFigures is R2 for a paid, used and already-refunded amount:
@@ -94,10 +93,7 @@ func (l *Ledger) applyRefundStatus(c *RefundStatus, now int64) (any, error) {
 		// R3: the final amount is fixed now, with every in-flight request
 		// of the cycle counted.
 		_, _, final := refundFigures(r.PaidMicroUSD, r.UsageMicroUSD, r.RefundedMicroUSD)
-		a.Payments = append(a.Payments, Payment{
-			ID: "pay_" + a.ID + "_" + strconv.Itoa(len(a.Payments)), Kind: "refund",
-			Plan: r.Plan, MicroUSD: -final, At: now, RefundRef: r.ID,
-		})
+		l.pay(a, Payment{Kind: "refund", Plan: r.Plan, MicroUSD: -final, At: now, RefundRef: r.ID})
 	} else if !a.paid() && now < r.Saved.CycleEnd {
 		a.Plan = r.Plan
 		a.Sub = r.Saved

@@ -355,9 +355,9 @@ func TestS5_RenewalAndCancel(t *testing.T) {
 	f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "pro"})
 	f.now = time.Date(2026, 7, 2, 0, 0, 0, 0, time.UTC).UnixNano()
 	f.must(&Tick{}) // three renewals: May, June, July
-	a := f.l.accounts[acct]
-	if len(a.Payments) != 4 || a.Payments[3].Kind != "renewal" || a.Payments[3].At != time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC).UnixNano() {
-		t.Fatalf("payments: %+v", a.Payments)
+	pays := f.l.payments[acct]
+	if len(pays) != 4 || pays[3].Kind != "renewal" || pays[3].MicroUSD != 20_000000 || pays[3].At != time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC).UnixNano() {
+		t.Fatalf("payments: %+v", pays)
 	}
 	v := f.must(&Cancel{AccountID: acct})
 	expect(t, v, "status", "canceled", "cycle_end", "2026-08-01T00:00:00Z")

@@ -141,10 +141,8 @@ type Account struct {
 	// Monthly is the Q3 period: StartedAt/ResetsAt are the period bounds.
 	Monthly Window `json:"monthly"`
 
-	Payments      []Payment          `json:"payments"`
-	ByModel       map[string]*Totals `json:"by_model"`
-	KeyIDs        []string           `json:"key_ids"`
-	PendingRefund string             `json:"pending_refund"`
+	KeyIDs        []string `json:"key_ids"`
+	PendingRefund string   `json:"pending_refund"`
 }
 
 // Key kinds (SPEC K1).

@@ -276,7 +276,7 @@ func (l *Ledger) usageView(a *Account, now int64) usageView {
 	if start == a.ExtraPeriodStart {
 		v.ExtraUsage.SpentUSD = Micro(a.ExtraSpentMicroUSD)
 	}
-	for id, t := range a.ByModel {
+	for id, t := range l.byModel[a.ID] {
 		tv := totals(t)
 		tv.Model = id
 		v.ByModel = append(v.ByModel, tv)

@@ -295,3 +295,6 @@ func (s *Store) VerifyLeader(timeout time.Duration) error {
 
 // AppliedIndex is the last raft index the FSM applied.
 func (s *Store) AppliedIndex() uint64 { return s.fsm.AppliedIndex() }
+
+// StateHash hashes the local replicated state; see FSM.StateHash.
+func (s *Store) StateHash() ([32]byte, uint64, error) { return s.fsm.StateHash() }
