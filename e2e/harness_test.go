@@ -58,6 +58,8 @@ type Node struct {
 	Admin   string
 	Token   string
 	cmd     *exec.Cmd
+	done    chan struct{} // closed when the running process has exited
+	exitErr error         // its Wait error, valid once done is closed
 	logPath string
 }
 
@@ -121,7 +123,12 @@ func (n *Node) Start() {
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
-	go func(c *exec.Cmd, f *os.File) { _ = c.Wait(); f.Close() }(n.cmd, logf)
+	n.done = make(chan struct{})
+	go func(c *exec.Cmd, f *os.File, done chan struct{}) {
+		n.exitErr = c.Wait()
+		f.Close()
+		close(done)
+	}(n.cmd, logf, n.done)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(n.Admin + "/readyz")
@@ -147,11 +154,10 @@ func (n *Node) Kill() {
 		return
 	}
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)
-	for i := 0; i < 200; i++ {
-		if n.cmd.ProcessState != nil || syscall.Kill(n.cmd.Process.Pid, 0) != nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-n.done:
+	case <-time.After(10 * time.Second):
+		n.t.Errorf("zenmuxd did not die within 10s of SIGKILL")
 	}
 	n.cmd = nil
 }
@@ -163,14 +169,15 @@ func (n *Node) Stop() {
 		return
 	}
 	_ = n.cmd.Process.Signal(syscall.SIGTERM)
-	for i := 0; i < 1000; i++ {
-		if syscall.Kill(n.cmd.Process.Pid, 0) != nil {
-			n.cmd = nil
-			return
+	select {
+	case <-n.done:
+		n.cmd = nil
+		if n.exitErr != nil {
+			n.t.Fatalf("zenmuxd exited uncleanly after SIGTERM: %v", n.exitErr)
 		}
-		time.Sleep(10 * time.Millisecond)
+	case <-time.After(10 * time.Second):
+		n.t.Fatal("zenmuxd did not exit within 10s of SIGTERM")
 	}
-	n.t.Fatal("zenmuxd did not exit within 10s of SIGTERM")
 }
 
 // Response is a decoded HTTP answer.
