@@ -4,7 +4,9 @@
 package admin
 
 import (
+	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -69,10 +71,16 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	}
 	if !checkToken(ctx, s.opts.Token) {
 		s.errors.Add(1)
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="zenmuxd admin"`)
 		writeError(ctx, fmt.Errorf("%w: a valid admin token is required as Authorization: Bearer <token>", errUnauthorized))
 		return
 	}
-	if path == "/metrics" && ctx.IsGet() {
+	if path == "/metrics" {
+		if !ctx.IsGet() {
+			s.errors.Add(1)
+			writeError(ctx, fmt.Errorf("%w: /metrics answers GET", errMethod))
+			return
+		}
 		s.metrics(ctx)
 		return
 	}
@@ -157,7 +165,11 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, method, path string) (any, int,
 	}
 	h := routes[method]
 	if h == nil {
-		return nil, 0, errMethod
+		allow := make([]string, 0, len(routes))
+		for m := range routes {
+			allow = append(allow, m)
+		}
+		return nil, 0, methodNotAllowed(ctx, allow)
 	}
 	return h()
 }
@@ -200,10 +212,14 @@ func (s *Server) accountRoute(ctx *fasthttp.RequestCtx, method, id string, rest 
 	if f := h[key{method, sub}]; f != nil {
 		return f()
 	}
+	var allow []string
 	for k := range h {
 		if k.sub == sub {
-			return nil, 0, errMethod
+			allow = append(allow, k.method)
 		}
+	}
+	if len(allow) > 0 {
+		return nil, 0, methodNotAllowed(ctx, allow)
 	}
 	return nil, 0, errRoute
 }
@@ -243,10 +259,16 @@ func (s *Server) addNode(ctx *fasthttp.RequestCtx) (any, int, error) {
 	if err := decodeBody(ctx, &in); err != nil {
 		return nil, 0, err
 	}
-	for name, v := range map[string]string{"id": in.ID, "raft_addr": in.RaftAddr, "admin_addr": in.AdminAddr} {
-		if err := required(name, v); err != nil {
+	for _, f := range [...]struct{ name, v string }{{"id", in.ID}, {"raft_addr", in.RaftAddr}, {"admin_addr", in.AdminAddr}} {
+		if err := required(f.name, f.v); err != nil {
 			return nil, 0, err
 		}
+	}
+	if err := hostPort("raft_addr", in.RaftAddr); err != nil {
+		return nil, 0, err
+	}
+	if err := hostPort("admin_addr", in.AdminAddr); err != nil {
+		return nil, 0, err
 	}
 	if err := s.store.AddNode(in.ID, in.RaftAddr, in.AdminAddr); err != nil {
 		return nil, 0, err
@@ -596,4 +618,23 @@ func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
 	b = s.store.Metrics(b)
 	ctx.SetContentType("text/plain; version=0.0.4")
 	ctx.SetBody(b)
+}
+
+// methodNotAllowed sets the Allow header (RFC 9110) and returns errMethod.
+func methodNotAllowed(ctx *fasthttp.RequestCtx, allow []string) error {
+	sort.Strings(allow)
+	ctx.Response.Header.Set("Allow", strings.Join(allow, ", "))
+	return fmt.Errorf("%w: %s answers %s", errMethod, ctx.Path(), strings.Join(allow, ", "))
+}
+
+// TransportError answers errors fasthttp raises before a handler runs (a
+// body over the size limit, an unparsable request) in the API's JSON shape.
+func TransportError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		var body errorBody
+		body.Error.Code, body.Error.Message = "request_too_large", "the request body is over the size limit"
+		writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, body)
+		return
+	}
+	writeError(ctx, fmt.Errorf("%w: the request could not be parsed", ledger.ErrInvalid))
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -103,7 +104,9 @@ func decodeBody(ctx *fasthttp.RequestCtx, dst any) error {
 	if err := d.Decode(dst); err != nil {
 		return fmt.Errorf("%w: %s", ledger.ErrInvalid, cleanJSONError(err))
 	}
-	if d.More() {
+	// Only white space may follow the object. (Decoder.More is not enough:
+	// it reports false for a stray '}' or ']', so `{"add_usd":10}}` passed.)
+	if len(bytes.TrimSpace(body[d.InputOffset():])) != 0 {
 		return fmt.Errorf("%w: trailing data after the JSON object", ledger.ErrInvalid)
 	}
 	return nil
@@ -154,6 +157,20 @@ func scaled(name string, n *number, scale int, limit int64) (int64, error) {
 		return 0, fmt.Errorf("%w: %s: %v", ledger.ErrInvalid, name, err)
 	}
 	return v, nil
+}
+
+// hostPort checks a node address: host:port, a host without spaces or
+// slashes, a port in 1..65535. A malformed address would otherwise be
+// added as a Raft voter that can never answer and cost the cluster its
+// quorum.
+func hostPort(name, v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err == nil && host != "" && !strings.ContainsAny(host, " \t/") {
+		if p, err := strconv.Atoi(port); err == nil && p >= 1 && p <= 65535 && port[0] != '+' {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s must be host:port, got %q", ledger.ErrInvalid, name, v)
 }
 
 func required(name, v string) error {

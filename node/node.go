@@ -74,7 +74,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		return fmt.Errorf("proxy listen: %w", err)
 	}
 	api := admin.New(n, admin.Options{Token: token, TestClock: cfg.Node.TestClock})
-	adminSrv := &fasthttp.Server{Handler: api.Handler, Name: "zenmuxd", MaxRequestBodySize: 1 << 20,
+	adminSrv := &fasthttp.Server{Handler: api.Handler, ErrorHandler: admin.TransportError, Name: "zenmuxd", MaxRequestBodySize: 1 << 20,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	proxySrv := &fasthttp.Server{Handler: n.proxyHandler, Name: "zenmuxd", MaxRequestBodySize: int(cfg.Proxy.MaxBodyBytes),
 		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute}

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -88,18 +89,21 @@ func (n *Node) Cluster() (any, error) {
 	return out, nil
 }
 
+var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
 // AddNode adds a voter and records its admin address.
 func (n *Node) AddNode(id, raftAddr, adminAddr string) error {
 	if !n.store.IsLeader() {
 		return fmt.Errorf("%w: membership changes go to the leader", admin.ErrUnavailable)
 	}
-	if _, err := n.Propose(&ledger.SetMember{Member: ledger.Member{ID: id, RaftAddr: raftAddr, AdminAddr: adminAddr}}); err != nil {
-		return err
+	if !nodeIDPattern.MatchString(id) {
+		return fmt.Errorf("%w: node id %q must be 1-64 of [A-Za-z0-9._-]", ledger.ErrInvalid, id)
 	}
 	if err := n.store.AddVoter(id, raftAddr, proposeTimeout); err != nil {
 		return fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
 	}
-	return nil
+	_, err := n.Propose(&ledger.SetMember{Member: ledger.Member{ID: id, RaftAddr: raftAddr, AdminAddr: adminAddr}})
+	return err
 }
 
 // RemoveNode removes a member.
