@@ -52,7 +52,7 @@ func Open(o Options) (*Store, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	db, err := pebble.Open(filepath.Join(o.Dir, "pebble"), &pebble.Options{Logger: quietPebble{}})
+	db, err := pebble.Open(filepath.Join(o.Dir, "pebble"), pebbleOptions())
 	if err != nil {
 		return nil, fmt.Errorf("open pebble: %w", err)
 	}
@@ -298,3 +298,17 @@ func (s *Store) AppliedIndex() uint64 { return s.fsm.AppliedIndex() }
 
 // StateHash hashes the local replicated state; see FSM.StateHash.
 func (s *Store) StateHash() ([32]byte, uint64, error) { return s.fsm.StateHash() }
+
+// pebbleOptions sizes Pebble for a write-heavy ledger on a small machine:
+// a 64 MiB memtable absorbs many charge batches between flushes, so
+// account records rewritten by every batch are mostly overwritten in
+// memory instead of being compacted on disk.
+func pebbleOptions() *pebble.Options {
+	return &pebble.Options{
+		Logger:                      quietPebble{},
+		MemTableSize:                64 << 20,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       24,
+	}
+}
