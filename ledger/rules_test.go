@@ -506,3 +506,24 @@ func TestIdempotentMoney(t *testing.T) {
 	f.fails(&TopUp{Idem: Idem{IdemKey: "k4", Fingerprint: "a"}, AccountID: acct, MicroUSD: MaxTopUpMicroUSD + centMicroUSD}, ErrInvalid)
 	f.fails(&TopUp{AccountID: acct, MicroUSD: 1_000000}, ErrInvalid)
 }
+
+// rule U1: breakdowns by model and by day, and the Extra Usage spend.
+func TestU1_UsageBreakdowns(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	// Only input is priced: 32,830 tokens at $2 per million = $0.06566 = 2 Flows.
+	f.must(&PutModel{Model: Model{ID: "acme/big", Provider: "p", Upstream: "big", InputMicroUSDPerMTok: 2_000000, Plans: []string{"free"}}})
+	f.charge(acct, key, 1, BillingSubscription)
+	f.charge(acct, key, 2, BillingSubscription)
+	c := Charge{ReqID: "big1", AccountID: acct, KeyID: f.keyID(key), Model: "acme/big", Billing: BillingSubscription, AdmittedAt: f.now,
+		InputTokens: oneFlowInput, OutputTokens: 10, CacheReadTokens: 20, CacheWriteTokens: 30}
+	f.do(&ChargeBatch{Charges: []Charge{c}})
+	f.advance(24 * time.Hour)
+	f.charge(acct, key, 1, BillingSubscription)
+	u := f.usage(acct)
+	expect(t, u,
+		"by_model", "[map[cache_read_tokens:20 cache_write_tokens:30 flows:2 input_tokens:32830 model:acme/big output_tokens:10 requests:1 usd_value:0.06566] "+
+			"map[cache_read_tokens:0 cache_write_tokens:0 flows:4 input_tokens:131320 model:zenmux/echo output_tokens:0 requests:3 usd_value:0.13132]]",
+		"by_day", "[map[cache_read_tokens:20 cache_write_tokens:30 day:2026-04-01 flows:5 input_tokens:131320 output_tokens:10 requests:3 usd_value:0.16415] "+
+			"map[cache_read_tokens:0 cache_write_tokens:0 day:2026-04-02 flows:1 input_tokens:32830 output_tokens:0 requests:1 usd_value:0.03283]]")
+}

@@ -201,3 +201,38 @@ func TestUndecodableEntryPanics(t *testing.T) {
 	}()
 	fsm.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{0xee, 1, 2}})
 }
+
+// rule U1: the request log lists an account's requests newest first and
+// pages with an exclusive cursor.
+func TestRequestLogPaging(t *testing.T) {
+	s := openStore(t, t.TempDir(), freeAddr(t), 0)
+	defer s.Close()
+	seed(t, s)
+	propose(t, s, &ledger.CreateAccount{ID: "a1", Email: "a1@x.io"}, t0)
+	for i := 0; i < 5; i++ {
+		propose(t, s, &ledger.ChargeBatch{Charges: []ledger.Charge{{ReqID: fmt.Sprint("r", i), AccountID: "a1", Model: ledger.EchoModelID,
+			Billing: ledger.BillingSubscription, InputTokens: int64(100 * (i + 1)), Estimated: i == 4, Status: "ok"}}}, t0+int64(i)*int64(time.Second))
+	}
+	var ids []string
+	cursor := ""
+	for page := 0; page < 5; page++ {
+		got, next, err := s.RequestLog("a1", cursor, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range got {
+			ids = append(ids, e.ID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if fmt.Sprint(ids) != "[r4 r3 r2 r1 r0]" {
+		t.Fatalf("pages: %v", ids)
+	}
+	first, _, _ := s.RequestLog("a1", "", 1)
+	if e := first[0]; e.InputTokens != 500 || !e.Estimated || e.Billing != "subscription" || e.USDValue != 500 {
+		t.Fatalf("newest entry: %+v", e)
+	}
+}
