@@ -79,12 +79,15 @@ type Proxy struct {
 
 // Accounting is the [accounting] section: how charges are acknowledged,
 // batched into Raft entries, and how long their traces are kept (SPEC C2, C4).
+//
+// Charges batch naturally: a batch forms while the previous one commits, and
+// no charge ever waits on a timer for its batch to fill.
 type Accounting struct {
-	Ack             string   `toml:"ack"`               // "quorum" or "async"
-	DedupeDays      int      `toml:"dedupe_days"`       // charge ids and Idempotency-Keys, ≥ 7 (C4)
-	RequestLogDays  int      `toml:"request_log_days"`  // request log retention
-	BatchMaxCharges int      `toml:"batch_max_charges"` // charges per Raft entry, 1..10000
-	BatchMaxWait    Duration `toml:"batch_max_wait"`    // longest a charge waits for its batch, (0, 1s]
+	Ack              string `toml:"ack"`                // "quorum" or "async"
+	DedupeDays       int    `toml:"dedupe_days"`        // charge ids and Idempotency-Keys, ≥ 7 (C4)
+	RequestLogDays   int    `toml:"request_log_days"`   // request log retention
+	BatchMaxCharges  int    `toml:"batch_max_charges"`  // charges per Raft entry, 1..10000
+	MaxQueuedCharges int    `toml:"max_queued_charges"` // charges awaiting commit before request completion blocks, 1..1000000
 }
 
 // Payg is the [payg] section: the token bucket of pay-as-you-go keys.
@@ -96,11 +99,54 @@ type Payg struct {
 // Provider is one [[providers]] entry: where and how this node reaches an
 // upstream. Kind is "openai", "anthropic" or "echo"; an openai BaseURL
 // includes its version prefix, an anthropic one does not (API.md "Proxy").
+//
+// Keys an entry leaves out get the defaults below (Parse fills them per
+// entry). Latency and TokensPerSecond belong to the echo kind only.
 type Provider struct {
 	Name      string `toml:"name"`
 	Kind      string `toml:"kind"`
 	BaseURL   string `toml:"base_url"`
 	APIKeyEnv string `toml:"api_key_env"` // name of the environment variable holding the key
+
+	MaxConcurrent    int      `toml:"max_concurrent"`     // concurrent upstream calls, 1..100000; default 256
+	ConnectTimeout   Duration `toml:"connect_timeout"`    // (0, 10m]; default 5s
+	FirstByteTimeout Duration `toml:"first_byte_timeout"` // request sent → first byte of the answer, (0, 1h]; default 120s
+	IdleTimeout      Duration `toml:"idle_timeout"`       // longest silence between reads of a streamed answer, (0, 1h]; default 120s
+	Latency          Duration `toml:"latency"`            // echo only: delay before the first byte, [0, 1m]; default 0s
+	TokensPerSecond  int      `toml:"tokens_per_second"`  // echo only: output pacing, 0 = as fast as possible, 0..1000000; default 0
+}
+
+// Defaults of the Provider keys an entry may leave out; Latency and
+// TokensPerSecond default to 0.
+const (
+	DefaultMaxConcurrent    = 256
+	DefaultConnectTimeout   = 5 * time.Second
+	DefaultFirstByteTimeout = 120 * time.Second
+	DefaultIdleTimeout      = 120 * time.Second
+)
+
+// providerDefaults fills the defaultable keys of p for which defined (nil
+// meaning none) reports false. defined is given the TOML key, e.g. "latency".
+func providerDefaults(p *Provider, defined func(key string) bool) {
+	set := func(key string) bool { return defined != nil && defined(key) }
+	if !set("max_concurrent") {
+		p.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if !set("connect_timeout") {
+		p.ConnectTimeout = Duration(DefaultConnectTimeout)
+	}
+	if !set("first_byte_timeout") {
+		p.FirstByteTimeout = Duration(DefaultFirstByteTimeout)
+	}
+	if !set("idle_timeout") {
+		p.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if !set("latency") {
+		p.Latency = 0
+	}
+	if !set("tokens_per_second") {
+		p.TokensPerSecond = 0
+	}
 }
 
 // Plan is one [[plans]] entry; it seeds the replicated plans (SPEC P1).
@@ -167,15 +213,23 @@ func Default() *Config {
 		Flow:    Flow{UsdPerFlow: 0.03283},
 		Proxy:   Proxy{MaxBodyBytes: 32 << 20},
 		Accounting: Accounting{
-			Ack:             AckQuorum,
-			DedupeDays:      7,
-			RequestLogDays:  30,
-			BatchMaxCharges: 1000,
-			BatchMaxWait:    Duration(2 * time.Millisecond),
+			Ack:              AckQuorum,
+			DedupeDays:       7,
+			RequestLogDays:   30,
+			BatchMaxCharges:  1000,
+			MaxQueuedCharges: 16000,
 		},
 		Payg:      Payg{RPM: 600, Burst: 600},
-		Providers: []Provider{{Name: "echo", Kind: KindEcho}},
+		Providers: defaultProviders(),
 	}
+}
+
+// defaultProviders is the built-in provider list: echo alone, with every
+// defaultable key at its default.
+func defaultProviders() []Provider {
+	echo := Provider{Name: "echo", Kind: KindEcho}
+	providerDefaults(&echo, nil)
+	return []Provider{echo}
 }
 
 // Values of Accounting.Ack.
@@ -211,27 +265,58 @@ func Load(path string) (*Config, error) {
 // Parse is Load from bytes: Default() overlaid with data, then Validate().
 //
 // Arrays replace rather than merge: a file with any [[providers]] replaces
-// the built-in echo provider, so it must list echo again to keep it.
+// the built-in echo provider, so it must list echo again to keep it. Each
+// file entry gets the Provider defaults for the keys it leaves out; a key
+// given explicitly keeps its value, even 0, and is validated as such.
 func Parse(data []byte) (*Config, error) {
 	c := Default()
 	// The decoder reuses existing slice elements, which would leak the default
 	// echo provider's fields into the file's first [[providers]] entry.
-	defaultProviders := c.Providers
+	builtin := c.Providers
 	c.Providers = nil
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(c)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if !md.IsDefined("providers") {
-		c.Providers = defaultProviders
-	}
 	if err := unknownKeys(md); err != nil {
 		return nil, err
 	}
-	if err := c.Validate(); err != nil {
+	var defined func(i int, key string) bool
+	if md.IsDefined("providers") {
+		if defined, err = providerKeys(data); err != nil {
+			return nil, err
+		}
+		for i := range c.Providers {
+			providerDefaults(&c.Providers[i], func(key string) bool { return defined(i, key) })
+		}
+	} else {
+		c.Providers = builtin
+	}
+	if err := c.validate(defined); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// providerKeys reports which keys each [[providers]] entry of data defines.
+// toml.MetaData.IsDefined cannot look inside an array of tables (its path
+// has no index step), and MetaData.Keys() does not separate the elements of
+// an inline array, so the entries are read a second time as plain tables,
+// which works for both `[[providers]]` and `providers = [{...}]`.
+func providerKeys(data []byte) (func(i int, key string) bool, error) {
+	var raw struct {
+		Providers []map[string]any `toml:"providers"`
+	}
+	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return func(i int, key string) bool {
+		if i < 0 || i >= len(raw.Providers) {
+			return false
+		}
+		_, ok := raw.Providers[i][key]
+		return ok
+	}, nil
 }
 
 // unknownKeys reports every key the decoder did not use, one error each, with
@@ -296,7 +381,12 @@ const (
 	maxDedupeDays    = 365
 	maxRequestLogDay = 3650
 	maxBatchCharges  = 10000
-	maxBatchWait     = time.Second
+	maxQueuedCharges = 1_000_000
+	maxConcurrent    = 100_000
+	maxConnectTO     = 10 * time.Minute
+	maxStreamTO      = time.Hour // first_byte_timeout and idle_timeout
+	maxLatency       = time.Minute
+	maxTokensPerSec  = 1_000_000
 	maxRate          = 1_000_000 // rpm and burst
 	maxPlanAmount    = 1e9
 	maxModelPrice    = 1e6
@@ -313,7 +403,15 @@ func (p *problems) add(key, format string, args ...any) {
 // Validate checks every value and returns all problems found, joined, or nil.
 // It does not check that plan ids named by models exist: plans are merged
 // with the ledger's built-in ones, which this package does not know.
-func (c *Config) Validate() error {
+//
+// Validate sees values, not keys, so an echo-only key set to its zero value
+// on another kind passes here; Parse, which knows the keys, refuses it.
+func (c *Config) Validate() error { return c.validate(nil) }
+
+// validate is Validate; defined, when not nil, reports which keys the file
+// gave each [[providers]] entry, so that an echo-only key is refused on
+// another kind even when set to 0.
+func (c *Config) validate(defined func(i int, key string) bool) error {
 	var p problems
 
 	// [node]
@@ -377,9 +475,7 @@ func (c *Config) Validate() error {
 	if a.BatchMaxCharges < 1 || a.BatchMaxCharges > maxBatchCharges {
 		p.add("accounting.batch_max_charges", "%d must be in [1, %d]", a.BatchMaxCharges, maxBatchCharges)
 	}
-	if w := time.Duration(a.BatchMaxWait); w <= 0 || w > maxBatchWait {
-		p.add("accounting.batch_max_wait", "%q must be > 0 and ≤ %s", w.String(), maxBatchWait)
-	}
+	checkRange(&p, "accounting.max_queued_charges", a.MaxQueuedCharges, 1, maxQueuedCharges)
 
 	// [payg]
 	checkRange(&p, "payg.rpm", c.Payg.RPM, 1, maxRate)
@@ -396,12 +492,25 @@ func (c *Config) Validate() error {
 			p.add(key+".name", "%q is already used by another provider", pr.Name)
 		}
 		providers[pr.Name] = true
+		checkRange(&p, key+".max_concurrent", pr.MaxConcurrent, 1, maxConcurrent)
+		checkDuration(&p, key+".connect_timeout", pr.ConnectTimeout, false, maxConnectTO)
+		checkDuration(&p, key+".first_byte_timeout", pr.FirstByteTimeout, false, maxStreamTO)
+		checkDuration(&p, key+".idle_timeout", pr.IdleTimeout, false, maxStreamTO)
+		checkDuration(&p, key+".latency", pr.Latency, true, maxLatency)
+		checkRange(&p, key+".tokens_per_second", pr.TokensPerSecond, 0, maxTokensPerSec)
 		switch pr.Kind {
 		case KindOpenAI, KindAnthropic:
 			if pr.BaseURL == "" {
 				p.add(key+".base_url", "must be set for kind %q", pr.Kind)
 			} else {
 				checkBaseURL(&p, key+".base_url", pr.BaseURL)
+			}
+			set := func(k string) bool { return defined != nil && defined(i, k) }
+			if pr.Latency != 0 || set("latency") {
+				p.add(key+".latency", "is for kind %q only, not %q", KindEcho, pr.Kind)
+			}
+			if pr.TokensPerSecond != 0 || set("tokens_per_second") {
+				p.add(key+".tokens_per_second", "is for kind %q only, not %q", KindEcho, pr.Kind)
 			}
 		case KindEcho:
 			if pr.BaseURL != "" {
@@ -526,6 +635,17 @@ func checkBaseURL(p *problems, key, raw string) {
 		p.add(key, "%q has no host", raw)
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
 		p.add(key, "%q must not have a query or fragment", raw)
+	}
+}
+
+// checkDuration requires 0 < d ≤ hi, or 0 ≤ d ≤ hi when zeroOK.
+func checkDuration(p *problems, key string, d Duration, zeroOK bool, hi time.Duration) {
+	v := time.Duration(d)
+	switch {
+	case zeroOK && (v < 0 || v > hi):
+		p.add(key, "%q must be ≥ 0 and ≤ %s", v.String(), hi)
+	case !zeroOK && (v <= 0 || v > hi):
+		p.add(key, "%q must be > 0 and ≤ %s", v.String(), hi)
 	}
 }
 

@@ -26,14 +26,21 @@ func TestDefault(t *testing.T) {
 		Flow:    Flow{UsdPerFlow: 0.03283},
 		Proxy:   Proxy{MaxBodyBytes: 33554432},
 		Accounting: Accounting{
-			Ack:             "quorum",
-			DedupeDays:      7,
-			RequestLogDays:  30,
-			BatchMaxCharges: 1000,
-			BatchMaxWait:    Duration(2 * time.Millisecond),
+			Ack:              "quorum",
+			DedupeDays:       7,
+			RequestLogDays:   30,
+			BatchMaxCharges:  1000,
+			MaxQueuedCharges: 16000,
 		},
-		Payg:      Payg{RPM: 600, Burst: 600},
-		Providers: []Provider{{Name: "echo", Kind: "echo"}},
+		Payg: Payg{RPM: 600, Burst: 600},
+		Providers: []Provider{{
+			Name:             "echo",
+			Kind:             "echo",
+			MaxConcurrent:    256,
+			ConnectTimeout:   Duration(5 * time.Second),
+			FirstByteTimeout: Duration(120 * time.Second),
+			IdleTimeout:      Duration(120 * time.Second),
+		}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Default() =\n%+v\nwant\n%+v", c, want)
@@ -172,7 +179,7 @@ base_url = "http://127.0.0.1:9000/v1"
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Provider{{Name: "oa", Kind: "openai", BaseURL: "http://127.0.0.1:9000/v1"}}
+	want := []Provider{withDefaults(Provider{Name: "oa", Kind: "openai", BaseURL: "http://127.0.0.1:9000/v1"})}
 	if !reflect.DeepEqual(c.Providers, want) {
 		t.Fatalf("providers = %+v, want %+v", c.Providers, want)
 	}
@@ -180,6 +187,121 @@ base_url = "http://127.0.0.1:9000/v1"
 	_, err = Parse([]byte("[[providers]]\nname = \"x\"\n"))
 	if err == nil || !strings.Contains(err.Error(), "providers[0].kind") {
 		t.Fatalf("provider without kind: err = %v", err)
+	}
+}
+
+const (
+	echoEntry   = "[[providers]]\nname = \"e\"\nkind = \"echo\"\n"
+	openaiEntry = "[[providers]]\nname = \"oa\"\nkind = \"openai\"\nbase_url = \"https://x/v1\"\n"
+)
+
+// withDefaults returns p with the Provider defaults filled in.
+func withDefaults(p Provider) Provider {
+	p.MaxConcurrent = 256
+	p.ConnectTimeout = Duration(5 * time.Second)
+	p.FirstByteTimeout = Duration(120 * time.Second)
+	p.IdleTimeout = Duration(120 * time.Second)
+	p.Latency = 0
+	p.TokensPerSecond = 0
+	return p
+}
+
+// Each [[providers]] entry gets the defaults for the keys it leaves out, and
+// keeps the ones it gives, whatever its position.
+func TestProviderDefaults(t *testing.T) {
+	if got, want := Default().Providers, []Provider{withDefaults(Provider{Name: "echo", Kind: "echo"})}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("Default().Providers = %+v, want %+v", got, want)
+	}
+
+	bare := Provider{Name: "openai", Kind: "openai", BaseURL: "https://api.openai.com/v1"}
+	for name, file := range map[string]string{
+		"array of tables": "[[providers]]\nname = \"openai\"\nkind = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\n",
+		"inline array":    "providers = [{name = \"openai\", kind = \"openai\", base_url = \"https://api.openai.com/v1\"}]\n",
+	} {
+		c, err := Parse([]byte(file))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if want := []Provider{withDefaults(bare)}; !reflect.DeepEqual(c.Providers, want) {
+			t.Fatalf("%s: providers = %+v, want %+v", name, c.Providers, want)
+		}
+	}
+
+	c, err := Parse([]byte(`
+[[providers]]
+name = "slow-echo"
+kind = "echo"
+max_concurrent = 1
+connect_timeout = "1s"
+first_byte_timeout = "1h"
+idle_timeout = "250ms"
+latency = "1m"
+tokens_per_second = 1000000
+
+[[providers]]
+name = "fast-echo"
+kind = "echo"
+latency = "0s"
+tokens_per_second = 0
+
+[[providers]]
+name = "anthropic"
+kind = "anthropic"
+base_url = "https://api.anthropic.com"
+idle_timeout = "10m"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Provider{
+		{
+			Name: "slow-echo", Kind: "echo", MaxConcurrent: 1,
+			ConnectTimeout:   Duration(time.Second),
+			FirstByteTimeout: Duration(time.Hour),
+			IdleTimeout:      Duration(250 * time.Millisecond),
+			Latency:          Duration(time.Minute),
+			TokensPerSecond:  1000000,
+		},
+		withDefaults(Provider{Name: "fast-echo", Kind: "echo"}),
+		func() Provider {
+			p := withDefaults(Provider{Name: "anthropic", Kind: "anthropic", BaseURL: "https://api.anthropic.com"})
+			p.IdleTimeout = Duration(10 * time.Minute)
+			return p
+		}(),
+	}
+	if !reflect.DeepEqual(c.Providers, want) {
+		t.Fatalf("providers =\n%+v\nwant\n%+v", c.Providers, want)
+	}
+
+	// Edges of the ranges are allowed.
+	if _, err := Parse([]byte(echoEntry + "max_concurrent = 100000\nconnect_timeout = \"10m\"\nfirst_byte_timeout = \"1ns\"\nidle_timeout = \"1h\"\n")); err != nil {
+		t.Fatalf("range edges: %v", err)
+	}
+}
+
+// Validate alone, without a file, refuses echo-only values on other kinds
+// and unfilled (zero) limits.
+func TestValidateProviders(t *testing.T) {
+	c := Default()
+	c.Providers = append(c.Providers, withDefaults(Provider{Name: "oa", Kind: "openai", BaseURL: "https://x/v1"}))
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate = %v", err)
+	}
+	c.Providers[1].Latency = Duration(time.Millisecond)
+	c.Providers[1].TokensPerSecond = 10
+	c.Providers = append(c.Providers, Provider{Name: "raw", Kind: "echo"})
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted echo-only values on openai and a provider without limits")
+	}
+	for _, key := range []string{
+		"providers[1].latency", "providers[1].tokens_per_second",
+		"providers[2].max_concurrent", "providers[2].connect_timeout",
+		"providers[2].first_byte_timeout", "providers[2].idle_timeout",
+	} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error %q does not name %s", err, key)
+		}
 	}
 }
 
@@ -217,11 +339,10 @@ func TestBadConfigs(t *testing.T) {
 		{"request log too long", "[accounting]\nrequest_log_days = 3651", "accounting.request_log_days"},
 		{"batch charges zero", "[accounting]\nbatch_max_charges = 0", "accounting.batch_max_charges"},
 		{"batch charges too many", "[accounting]\nbatch_max_charges = 10001", "accounting.batch_max_charges"},
-		{"batch wait zero", "[accounting]\nbatch_max_wait = \"0s\"", "accounting.batch_max_wait"},
-		{"batch wait negative", "[accounting]\nbatch_max_wait = \"-1ms\"", "accounting.batch_max_wait"},
-		{"batch wait too long", "[accounting]\nbatch_max_wait = \"1.001s\"", "accounting.batch_max_wait"},
-		{"batch wait unparsable", "[accounting]\nbatch_max_wait = \"soon\"", "accounting.batch_max_wait"},
-		{"batch wait no unit", "[accounting]\nbatch_max_wait = 2", "accounting.batch_max_wait"},
+		{"batch wait removed", "[accounting]\nbatch_max_wait = \"2ms\"", `unknown key "accounting.batch_max_wait"`},
+		{"queued charges zero", "[accounting]\nmax_queued_charges = 0", "accounting.max_queued_charges"},
+		{"queued charges negative", "[accounting]\nmax_queued_charges = -1", "accounting.max_queued_charges"},
+		{"queued charges too many", "[accounting]\nmax_queued_charges = 1000001", "accounting.max_queued_charges"},
 		{"payg rpm zero", "[payg]\nrpm = 0", "payg.rpm"},
 		{"payg burst huge", "[payg]\nburst = 1000001", "payg.burst"},
 		{"wrong type", "[node]\nlisten = 8080", "node.listen"},
@@ -234,6 +355,29 @@ func TestBadConfigs(t *testing.T) {
 		{"base_url no host", "[[providers]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"https:///v1\"", "providers[0].base_url"},
 		{"base_url unparsable", "[[providers]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"http://[::1\"", "providers[0].base_url"},
 		{"base_url with query", "[[providers]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"https://x/v1?a=b\"", "providers[0].base_url"},
+		{"max_concurrent zero", echoEntry + "max_concurrent = 0", "providers[0].max_concurrent"},
+		{"max_concurrent negative", echoEntry + "max_concurrent = -1", "providers[0].max_concurrent"},
+		{"max_concurrent too many", echoEntry + "max_concurrent = 100001", "providers[0].max_concurrent"},
+		{"connect_timeout zero", echoEntry + "connect_timeout = \"0s\"", "providers[0].connect_timeout"},
+		{"connect_timeout negative", echoEntry + "connect_timeout = \"-1s\"", "providers[0].connect_timeout"},
+		{"connect_timeout too long", echoEntry + "connect_timeout = \"10m1s\"", "providers[0].connect_timeout"},
+		{"connect_timeout unparsable", echoEntry + "connect_timeout = \"soon\"", "providers.connect_timeout"},
+		{"connect_timeout no unit", echoEntry + "connect_timeout = 5", "providers.connect_timeout"},
+		{"first_byte_timeout zero", echoEntry + "first_byte_timeout = \"0s\"", "providers[0].first_byte_timeout"},
+		{"first_byte_timeout too long", echoEntry + "first_byte_timeout = \"1h0m0.001s\"", "providers[0].first_byte_timeout"},
+		{"idle_timeout zero", echoEntry + "idle_timeout = \"0s\"", "providers[0].idle_timeout"},
+		{"idle_timeout negative", echoEntry + "idle_timeout = \"-5s\"", "providers[0].idle_timeout"},
+		{"idle_timeout too long", echoEntry + "idle_timeout = \"61m\"", "providers[0].idle_timeout"},
+		{"latency negative", echoEntry + "latency = \"-1ms\"", "providers[0].latency"},
+		{"latency too long", echoEntry + "latency = \"1m0.001s\"", "providers[0].latency"},
+		{"tokens_per_second negative", echoEntry + "tokens_per_second = -1", "providers[0].tokens_per_second"},
+		{"tokens_per_second too many", echoEntry + "tokens_per_second = 1000001", "providers[0].tokens_per_second"},
+		{"second entry bad", echoEntry + "\n[[providers]]\nname = \"b\"\nkind = \"echo\"\nidle_timeout = \"0s\"", "providers[1].idle_timeout"},
+		{"latency on openai", openaiEntry + "latency = \"10ms\"", "providers[0].latency"},
+		{"zero latency on openai", openaiEntry + "latency = \"0s\"", "providers[0].latency"},
+		{"tokens_per_second on anthropic", "[[providers]]\nname = \"a\"\nkind = \"anthropic\"\nbase_url = \"https://x\"\ntokens_per_second = 50", "providers[0].tokens_per_second"},
+		{"zero tokens_per_second on openai", openaiEntry + "tokens_per_second = 0", "providers[0].tokens_per_second"},
+		{"latency on second entry openai", echoEntry + "latency = \"5ms\"\n" + openaiEntry + "latency = \"5ms\"", "providers[1].latency"},
 		{"plan no id", validBase + "[[plans]]\nname = \"x\"\nrpm = 1\nburst = 1", "plans[1].id"},
 		{"plan id uppercase", validBase + "[[plans]]\nid = \"Team\"\nrpm = 1\nburst = 1", "plans[1].id"},
 		{"plan id duplicate", validBase + "[[plans]]\nid = \"pro\"\nrpm = 1\nburst = 1", "plans[1].id"},
@@ -381,12 +525,12 @@ func TestDurations(t *testing.T) {
 		{`"1ns"`, time.Nanosecond},
 		{`"0.25s"`, 250 * time.Millisecond},
 	} {
-		c, err := Parse([]byte("[accounting]\nbatch_max_wait = " + tt.in))
+		c, err := Parse([]byte(echoEntry + "idle_timeout = " + tt.in))
 		if err != nil {
-			t.Fatalf("batch_max_wait = %s: %v", tt.in, err)
+			t.Fatalf("idle_timeout = %s: %v", tt.in, err)
 		}
-		if got := time.Duration(c.Accounting.BatchMaxWait); got != tt.want {
-			t.Errorf("batch_max_wait = %s: got %v, want %v", tt.in, got, tt.want)
+		if got := time.Duration(c.Providers[0].IdleTimeout); got != tt.want {
+			t.Errorf("idle_timeout = %s: got %v, want %v", tt.in, got, tt.want)
 		}
 	}
 	var d Duration

@@ -193,6 +193,9 @@ type Admission struct {
 	Billing    string
 	ViaExtra   bool
 	BillingErr error
+	// BalanceMicroUSD is the pay-as-you-go balance at admission, for the
+	// proxy's in-flight reservations (E3).
+	BalanceMicroUSD int64
 }
 
 // HashSecret is the stored form of a key secret (K1).
@@ -215,7 +218,7 @@ func (l *Ledger) Admit(secretHash [32]byte, modelID string, now int64) (Admissio
 		return Admission{}, ErrModelNotFound
 	}
 	p := l.effectivePlan(a, now)
-	ad := Admission{AccountID: a.ID, KeyID: k.ID, KeyKind: k.Kind, Plan: p.ID, RPM: p.RPM, Burst: p.Burst, Model: *m}
+	ad := Admission{AccountID: a.ID, KeyID: k.ID, KeyKind: k.Kind, Plan: p.ID, RPM: p.RPM, Burst: p.Burst, Model: *m, BalanceMicroUSD: a.BalanceMicroUSD}
 	if k.Kind == KindPayg {
 		ad.Billing = BillingPayg
 		if a.BalanceMicroUSD <= 0 {
@@ -259,4 +262,41 @@ func (l *Ledger) exhausted(a *Account, p *Plan, now int64) *QuotaError {
 		return &QuotaError{Window: "monthly", ResetsAt: end}
 	}
 	return nil
+}
+
+// CatalogEntry is a model id and the provider that serves it.
+type CatalogEntry struct {
+	ID       string
+	Provider string
+}
+
+// ModelsFor lists the catalog models a key may call, in id order: its
+// plan's models for a subscription key, every model for a pay-as-you-go
+// key (P3). ok is false for an unknown key.
+func (l *Ledger) ModelsFor(secretHash [32]byte, now int64) (out []CatalogEntry, ok bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	k := l.keyByHash(secretHash)
+	if k == nil || l.accounts[k.AccountID] == nil {
+		return nil, false
+	}
+	p := l.effectivePlan(l.accounts[k.AccountID], now)
+	for _, m := range l.models {
+		if k.Kind == KindPayg || m.AllowsPlan(p.ID) {
+			out = append(out, CatalogEntry{ID: m.ID, Provider: m.Provider})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, true
+}
+
+// Pricing is the public pricing view (P2): the live rate and every plan
+// with its derived figures.
+func (l *Ledger) Pricing() any {
+	rate := l.Rate().(rateView)
+	return struct {
+		USDPerFlow Rate       `json:"usd_per_flow"`
+		UpdatedAt  string     `json:"updated_at"`
+		Plans      []PlanView `json:"plans"`
+	}{rate.USDPerFlow, rate.UpdatedAt, l.Plans()}
 }

@@ -23,6 +23,7 @@ import (
 	"zenmux/admin"
 	"zenmux/config"
 	"zenmux/ledger"
+	"zenmux/proxy"
 	"zenmux/raftfsm"
 )
 
@@ -76,7 +77,20 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	api := admin.New(n, admin.Options{Token: token, TestClock: cfg.Node.TestClock})
 	adminSrv := &fasthttp.Server{Handler: api.Handler, ErrorHandler: admin.TransportError, Name: "zenmuxd", MaxRequestBodySize: 1 << 20,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-	proxySrv := &fasthttp.Server{Handler: n.proxyHandler, Name: "zenmuxd", MaxRequestBodySize: int(cfg.Proxy.MaxBodyBytes),
+	providers, err := buildProviders(cfg)
+	if err != nil {
+		adminLn.Close()
+		proxyLn.Close()
+		return err
+	}
+	charges := proxy.NewBatcher(n, proxy.BatcherOptions{MaxCharges: cfg.Accounting.BatchMaxCharges, MaxQueue: cfg.Accounting.MaxQueuedCharges})
+	defer charges.Close()
+	gw := proxy.New(proxy.Options{
+		NodeID: cfg.Node.ID, Ledger: store.Ledger, Now: n.Now, Charges: charges,
+		AckQuorum: cfg.Accounting.Ack == config.AckQuorum, Providers: providers,
+		PaygRPM: int64(cfg.Payg.RPM), PaygBurst: int64(cfg.Payg.Burst), Ready: n.Ready, Log: log,
+	})
+	proxySrv := &fasthttp.Server{Handler: gw.Handler, ErrorHandler: proxy.TransportError, Name: "zenmuxd", MaxRequestBodySize: int(cfg.Proxy.MaxBodyBytes),
 		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 2)
 	go func() { errc <- adminSrv.Serve(adminLn) }()
@@ -246,4 +260,29 @@ func (n *Node) tickLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// buildProviders makes this node's upstream clients from config; provider
+// addresses and secrets are per node, never replicated.
+func buildProviders(cfg *config.Config) (map[string]proxy.Provider, error) {
+	out := map[string]proxy.Provider{}
+	for _, p := range cfg.Providers {
+		if p.Kind == config.KindEcho {
+			out[p.Name] = &proxy.Echo{Latency: time.Duration(p.Latency), TokensPerSecond: p.TokensPerSecond}
+			continue
+		}
+		key := ""
+		if p.APIKeyEnv != "" {
+			key = os.Getenv(p.APIKeyEnv)
+		}
+		hp, err := proxy.NewHTTPProvider(proxy.HTTPOptions{
+			Kind: p.Kind, BaseURL: p.BaseURL, APIKey: key, MaxConcurrent: p.MaxConcurrent,
+			ConnectTimeout: time.Duration(p.ConnectTimeout), FirstByteTimeout: time.Duration(p.FirstByteTimeout), IdleTimeout: time.Duration(p.IdleTimeout),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("provider %q: %w", p.Name, err)
+		}
+		out[p.Name] = hp
+	}
+	return out, nil
 }

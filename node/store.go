@@ -6,8 +6,6 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"zenmux/admin"
 	"zenmux/ledger"
 	"zenmux/raftfsm"
@@ -136,26 +134,17 @@ func (n *Node) Metrics(b []byte) []byte {
 	return b
 }
 
-// proxyHandler serves the proxy listener. The OpenAI and Anthropic
-// surfaces arrive with the gateway work; until then it answers health
-// probes and a JSON 404 in OpenAI's error format.
-func (n *Node) proxyHandler(ctx *fasthttp.RequestCtx) {
-	switch string(ctx.Path()) {
-	case "/healthz":
-		ctx.SetContentType("application/json")
-		ctx.SetBodyString(`{"status":"ok"}`)
-		return
-	case "/readyz":
-		ctx.SetContentType("application/json")
-		if n.Ready() {
-			ctx.SetBodyString(`{"status":"ready"}`)
-		} else {
-			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.SetBodyString(`{"status":"not ready"}`)
-		}
-		return
+// ProposeCharges commits one charge batch for the proxy's batcher. An
+// error means the outcome is unknown; the batcher proposes the same batch
+// again and the ledger applies each request id at most once (C2).
+func (n *Node) ProposeCharges(b *ledger.ChargeBatch) ([]ledger.ChargeResult, error) {
+	v, err := n.Propose(b)
+	if err != nil {
+		return nil, err
 	}
-	ctx.SetStatusCode(fasthttp.StatusNotFound)
-	ctx.SetContentType("application/json")
-	ctx.SetBodyString(`{"error":{"message":"no such endpoint","type":"invalid_request_error","code":"not_found","param":null}}`)
+	res, ok := v.([]ledger.ChargeResult)
+	if !ok {
+		return nil, fmt.Errorf("unexpected charge result %T", v)
+	}
+	return res, nil
 }

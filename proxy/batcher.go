@@ -1,0 +1,157 @@
+package proxy
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"zenmux/ledger"
+)
+
+// ChargeProposer commits one batch of charges and returns a result per
+// charge, in order. A returned error means the outcome is unknown.
+type ChargeProposer interface {
+	ProposeCharges(b *ledger.ChargeBatch) ([]ledger.ChargeResult, error)
+}
+
+// ErrBatcherClosed is returned for charges submitted after Close.
+var ErrBatcherClosed = errors.New("charge batcher closed")
+
+// Batcher groups completed requests' charges into Raft entries (group
+// commit): one batch is in flight at a time, and the charges that arrive
+// while it commits form the next one, up to MaxCharges. An idle batcher
+// proposes a lone charge at once, so batching never adds a wait of its own;
+// under load the batch size grows with the commit latency. The queue is bounded: Submit blocks when MaxQueue
+// charges are waiting, which slows responses instead of dropping usage.
+//
+// A batch whose commit fails with an unknown outcome is proposed again,
+// unchanged: every charge carries its request id, so the ledger applies it
+// at most once (SPEC C2).
+type Batcher struct {
+	prop     ChargeProposer
+	maxBatch int
+	retry    time.Duration
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending []pendingCharge
+	closed  bool
+	done    chan struct{}
+}
+
+type pendingCharge struct {
+	c    ledger.Charge
+	done func(ChargeOutcome)
+}
+
+// ChargeOutcome is what a waiter learns about its charge.
+type ChargeOutcome struct {
+	Result ledger.ChargeResult
+	Err    error
+}
+
+// BatcherOptions bound the batcher.
+type BatcherOptions struct {
+	MaxCharges int // charges per Raft entry
+	MaxQueue   int // charges waiting before Submit blocks
+}
+
+// NewBatcher starts a batcher over prop.
+func NewBatcher(prop ChargeProposer, o BatcherOptions) *Batcher {
+	b := &Batcher{prop: prop, maxBatch: o.MaxCharges, retry: 50 * time.Millisecond, done: make(chan struct{})}
+	if b.maxBatch <= 0 {
+		b.maxBatch = 1000
+	}
+	queue := o.MaxQueue
+	if queue <= 0 {
+		queue = 16 * b.maxBatch
+	}
+	b.cond = sync.NewCond(&b.mu)
+	b.pending = make([]pendingCharge, 0, queue)
+	go b.run()
+	return b
+}
+
+// Submit queues a charge. done, if not nil, is called with the outcome
+// once the charge is committed (or given up at Close); it runs on the
+// batcher's goroutine and must not block.
+func (b *Batcher) Submit(c ledger.Charge, done func(ChargeOutcome)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for !b.closed && len(b.pending) >= cap(b.pending) {
+		b.cond.Wait()
+	}
+	if b.closed {
+		return ErrBatcherClosed
+	}
+	b.pending = append(b.pending, pendingCharge{c: c, done: done})
+	b.cond.Broadcast()
+	return nil
+}
+
+func (b *Batcher) run() {
+	defer close(b.done)
+	batch := make([]pendingCharge, 0, b.maxBatch)
+	for {
+		b.mu.Lock()
+		for len(b.pending) == 0 && !b.closed {
+			b.cond.Wait()
+		}
+		if len(b.pending) == 0 && b.closed {
+			b.mu.Unlock()
+			return
+		}
+		n := min(len(b.pending), b.maxBatch)
+		batch = append(batch[:0], b.pending[:n]...)
+		rest := copy(b.pending, b.pending[n:])
+		clear(b.pending[rest:])
+		b.pending = b.pending[:rest]
+		b.cond.Broadcast()
+		b.mu.Unlock()
+		b.commit(batch)
+	}
+}
+
+// commit proposes one batch until its outcome is known.
+func (b *Batcher) commit(batch []pendingCharge) {
+	cb := &ledger.ChargeBatch{Charges: make([]ledger.Charge, len(batch))}
+	for i := range batch {
+		cb.Charges[i] = batch[i].c
+	}
+	for attempt := 0; ; attempt++ {
+		results, err := b.prop.ProposeCharges(cb)
+		if err == nil && len(results) == len(batch) {
+			for i, p := range batch {
+				if p.done != nil {
+					p.done(ChargeOutcome{Result: results[i]})
+				}
+			}
+			return
+		}
+		if err == nil {
+			err = errors.New("charge results do not match the batch")
+		}
+		b.mu.Lock()
+		closed := b.closed
+		b.mu.Unlock()
+		if closed && attempt >= 3 {
+			for _, p := range batch {
+				if p.done != nil {
+					p.done(ChargeOutcome{Err: err})
+				}
+			}
+			return
+		}
+		time.Sleep(b.retry)
+	}
+}
+
+// Close stops accepting charges, commits what is queued (giving up after a
+// few attempts once closed) and returns when the batcher has stopped.
+func (b *Batcher) Close() {
+	b.mu.Lock()
+	b.closed = true
+	b.cond.Broadcast()
+	b.mu.Unlock()
+	<-b.done
+}

@@ -1,0 +1,128 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+
+	"github.com/valyala/fasthttp"
+
+	"zenmux/ledger"
+)
+
+// apiError is a refusal in the gateway's terms; writeAPIError renders it in
+// the wire format of the path (API.md "Proxy" errors).
+type apiError struct {
+	status  int
+	code    string // ours: invalid_api_key, quota_exceeded, …
+	message string
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func newAPIError(status int, code, msg string) *apiError {
+	return &apiError{status: status, code: code, message: msg}
+}
+
+// fromLedger maps admission errors to statuses and codes, in one place.
+func fromLedger(err error) *apiError {
+	var qe *ledger.QuotaError
+	switch {
+	case errors.As(err, &qe):
+		return newAPIError(429, "quota_exceeded", qe.Error())
+	case errors.Is(err, ledger.ErrInvalidAPIKey):
+		return newAPIError(401, "invalid_api_key", "the API key is missing, unknown, rotated or revoked")
+	case errors.Is(err, ledger.ErrModelNotFound):
+		return newAPIError(404, "model_not_found", "the model is not in the catalog")
+	case errors.Is(err, ledger.ErrModelNotInPlan):
+		return newAPIError(403, "model_not_in_plan", "the model is not included in your plan")
+	case errors.Is(err, ledger.ErrInsufficientBalance):
+		return newAPIError(402, "insufficient_balance", "the pay-as-you-go balance is empty; top it up to continue")
+	}
+	return newAPIError(500, "internal_error", "internal error")
+}
+
+// anthropicType is Anthropic's error type for a status.
+func anthropicType(status int) string {
+	switch status {
+	case 400:
+		return "invalid_request_error"
+	case 401:
+		return "authentication_error"
+	case 402:
+		return "billing_error"
+	case 403:
+		return "permission_error"
+	case 404:
+		return "not_found_error"
+	case 413:
+		return "request_too_large"
+	case 429:
+		return "rate_limit_error"
+	}
+	return "api_error"
+}
+
+// openAIType is the OpenAI error type for a code.
+func openAIType(e *apiError) string {
+	switch {
+	case e.code == "quota_exceeded" || e.code == "insufficient_balance":
+		return "insufficient_quota"
+	case e.code == "rate_limit_exceeded":
+		return "requests"
+	case e.status == 401:
+		return "authentication_error"
+	case e.status == 403:
+		return "permission_error"
+	case e.status >= 500:
+		return "server_error"
+	}
+	return "invalid_request_error"
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s)
+	return append(b, q...)
+}
+
+// writeAPIError answers in the path's wire format. 401 and 403, and an
+// exhausted quota, carry x-should-retry: false: retrying cannot help and
+// Claude Code otherwise retries them (WIRE.md §3.7).
+func writeAPIError(ctx *fasthttp.RequestCtx, anthropic bool, e *apiError) {
+	ctx.SetStatusCode(e.status)
+	ctx.SetContentType("application/json")
+	if e.status == 401 || e.status == 403 || e.code == "quota_exceeded" || e.code == "insufficient_balance" {
+		ctx.Response.Header.Set("x-should-retry", "false")
+	}
+	b := make([]byte, 0, 160+len(e.message))
+	if anthropic {
+		b = append(b, `{"type":"error","error":{"type":"`...)
+		b = append(b, anthropicType(e.status)...)
+		b = append(b, `","message":`...)
+		b = appendJSONString(b, e.message)
+		b = append(b, `,"code":"`...)
+		b = append(b, e.code...)
+		b = append(b, `"}}`...)
+	} else {
+		b = append(b, `{"error":{"message":`...)
+		b = appendJSONString(b, e.message)
+		b = append(b, `,"type":"`...)
+		b = append(b, openAIType(e)...)
+		b = append(b, `","code":"`...)
+		b = append(b, e.code...)
+		b = append(b, `","param":null}}`...)
+	}
+	ctx.SetBody(b)
+}
+
+// TransportError answers errors fasthttp raises before the handler runs
+// (a body over proxy.max_body_bytes: 413 request_too_large) in the wire
+// format of the path.
+func TransportError(ctx *fasthttp.RequestCtx, err error) {
+	anthropic := bytes.Contains(ctx.Path(), []byte("messages")) || len(ctx.Request.Header.Peek("anthropic-version")) > 0
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		writeAPIError(ctx, anthropic, newAPIError(413, "request_too_large", "the request body is over the size limit"))
+		return
+	}
+	writeAPIError(ctx, anthropic, newAPIError(400, "invalid_request", "the request could not be parsed"))
+}

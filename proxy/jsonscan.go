@@ -1,0 +1,278 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+)
+
+// A request body is forwarded untouched except for the few top-level fields
+// zenmuxd rewrites (model, and stream_options on streamed chat). Rather
+// than decode and re-encode a body that may be 100 KB of tool schemas, one
+// validating pass finds the byte range of each top-level value, and edits
+// are spliced in. Unknown fields pass through byte for byte.
+
+var errBadJSON = errors.New("the body is not valid JSON")
+
+// span is a top-level value's byte range in the body.
+type span struct{ start, end int }
+
+// topLevel is what the gateway reads from a request body.
+type topLevel struct {
+	model, stream, streamOptions, maxTokens, maxOutputTokens, input, messages span
+}
+
+func (s span) ok() bool { return s.end > s.start }
+
+// scanTopLevel validates that body is exactly one JSON object and records
+// the spans of the fields the gateway needs. Duplicate keys keep the last
+// occurrence, as encoding/json would.
+func scanTopLevel(body []byte) (topLevel, error) {
+	var t topLevel
+	p := scanner{b: body}
+	p.ws()
+	if !p.eat('{') {
+		return t, errBadJSON
+	}
+	p.ws()
+	if p.eat('}') {
+		return t, p.end()
+	}
+	for {
+		p.ws()
+		ks := p.i
+		if !p.str() {
+			return t, errBadJSON
+		}
+		key := body[ks+1 : p.i-1]
+		p.ws()
+		if !p.eat(':') {
+			return t, errBadJSON
+		}
+		p.ws()
+		vs := p.i
+		if !p.value(0) {
+			return t, errBadJSON
+		}
+		sp := span{vs, p.i}
+		switch string(key) {
+		case "model":
+			t.model = sp
+		case "stream":
+			t.stream = sp
+		case "stream_options":
+			t.streamOptions = sp
+		case "max_tokens":
+			t.maxTokens = sp
+		case "max_output_tokens":
+			t.maxOutputTokens = sp
+		case "input":
+			t.input = sp
+		case "messages":
+			t.messages = sp
+		}
+		p.ws()
+		if p.eat(',') {
+			continue
+		}
+		if p.eat('}') {
+			return t, p.end()
+		}
+		return t, errBadJSON
+	}
+}
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+const maxDepth = 512
+
+func (p *scanner) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *scanner) eat(c byte) bool {
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *scanner) end() error {
+	p.ws()
+	if p.i != len(p.b) {
+		return errBadJSON
+	}
+	return nil
+}
+
+func (p *scanner) value(depth int) bool {
+	if p.i >= len(p.b) || depth > maxDepth {
+		return false
+	}
+	switch c := p.b[p.i]; {
+	case c == '"':
+		return p.str()
+	case c == '{':
+		p.i++
+		p.ws()
+		if p.eat('}') {
+			return true
+		}
+		for {
+			p.ws()
+			if !p.str() {
+				return false
+			}
+			p.ws()
+			if !p.eat(':') {
+				return false
+			}
+			p.ws()
+			if !p.value(depth + 1) {
+				return false
+			}
+			p.ws()
+			if p.eat(',') {
+				continue
+			}
+			return p.eat('}')
+		}
+	case c == '[':
+		p.i++
+		p.ws()
+		if p.eat(']') {
+			return true
+		}
+		for {
+			p.ws()
+			if !p.value(depth + 1) {
+				return false
+			}
+			p.ws()
+			if p.eat(',') {
+				continue
+			}
+			return p.eat(']')
+		}
+	case c == 't':
+		return p.lit("true")
+	case c == 'f':
+		return p.lit("false")
+	case c == 'n':
+		return p.lit("null")
+	default:
+		return p.num()
+	}
+}
+
+func (p *scanner) lit(s string) bool {
+	if bytes.HasPrefix(p.b[p.i:], []byte(s)) {
+		p.i += len(s)
+		return true
+	}
+	return false
+}
+
+func (p *scanner) str() bool {
+	if !p.eat('"') {
+		return false
+	}
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return true
+		case c == '\\':
+			if p.i+1 >= len(p.b) {
+				return false
+			}
+			switch p.b[p.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p.i += 2
+			case 'u':
+				if p.i+6 > len(p.b) {
+					return false
+				}
+				for _, h := range p.b[p.i+2 : p.i+6] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false
+					}
+				}
+				p.i += 6
+			default:
+				return false
+			}
+		case c < 0x20:
+			return false
+		default:
+			p.i++
+		}
+	}
+	return false
+}
+
+func (p *scanner) digits() int {
+	n := 0
+	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		p.i++
+		n++
+	}
+	return n
+}
+
+func (p *scanner) num() bool {
+	p.eat('-')
+	if p.eat('0') {
+		// no leading zeros
+	} else if p.digits() == 0 {
+		return false
+	}
+	if p.eat('.') && p.digits() == 0 {
+		return false
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if !p.eat('+') {
+			p.eat('-')
+		}
+		if p.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// stringValue decodes a JSON string value; ok is false for other types.
+func stringValue(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// splice returns body with the span replaced by repl.
+func splice(body []byte, s span, repl []byte) []byte {
+	out := make([]byte, 0, len(body)-(s.end-s.start)+len(repl))
+	out = append(out, body[:s.start]...)
+	out = append(out, repl...)
+	return append(out, body[s.end:]...)
+}

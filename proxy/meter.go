@@ -1,0 +1,250 @@
+package proxy
+
+import (
+	"bytes"
+
+	"github.com/valyala/fastjson"
+
+	"zenmux/ledger"
+)
+
+// Usage is what a request consumed, normalised across wire formats (WIRE.md
+// §5): Input excludes cache reads and writes, each priced on its own.
+type Usage struct {
+	Input, Output, CacheRead, CacheWrite, Images int64
+}
+
+func clampTokens(n int64) int64 {
+	return max(0, min(n, ledger.MaxTokensPerKind))
+}
+
+func (u Usage) clamped() Usage {
+	return Usage{clampTokens(u.Input), clampTokens(u.Output), clampTokens(u.CacheRead), clampTokens(u.CacheWrite),
+		max(0, min(u.Images, ledger.MaxImagesPerRequest))}
+}
+
+// chatUsage reads an OpenAI Chat Completions usage object. prompt_tokens
+// includes cached (and cache-write) tokens; DeepSeek reports hit/miss.
+func chatUsage(v *fastjson.Value) Usage {
+	if v.Exists("prompt_cache_hit_tokens") || v.Exists("prompt_cache_miss_tokens") {
+		return Usage{Input: v.GetInt64("prompt_cache_miss_tokens"), CacheRead: v.GetInt64("prompt_cache_hit_tokens"), Output: v.GetInt64("completion_tokens")}
+	}
+	cached := v.GetInt64("prompt_tokens_details", "cached_tokens")
+	written := v.GetInt64("prompt_tokens_details", "cache_write_tokens")
+	return Usage{Input: max(0, v.GetInt64("prompt_tokens")-cached-written), CacheRead: cached, CacheWrite: written, Output: v.GetInt64("completion_tokens")}
+}
+
+// responsesUsage reads an OpenAI Responses usage object.
+func responsesUsage(v *fastjson.Value) Usage {
+	cached := v.GetInt64("input_tokens_details", "cached_tokens")
+	written := v.GetInt64("input_tokens_details", "cache_write_tokens")
+	return Usage{Input: max(0, v.GetInt64("input_tokens")-cached-written), CacheRead: cached, CacheWrite: written, Output: v.GetInt64("output_tokens")}
+}
+
+// anthropicFields overwrites, field by field, the counts present in an
+// Anthropic usage object: message_delta totals are cumulative, so they
+// replace and never add (WIRE.md §3.4).
+func anthropicFields(u *Usage, v *fastjson.Value) {
+	if x := v.Get("input_tokens"); x != nil {
+		u.Input = x.GetInt64()
+	}
+	if x := v.Get("cache_creation_input_tokens"); x != nil {
+		u.CacheWrite = x.GetInt64()
+	}
+	if x := v.Get("cache_read_input_tokens"); x != nil {
+		u.CacheRead = x.GetInt64()
+	}
+	if x := v.Get("output_tokens"); x != nil {
+		u.Output = x.GetInt64()
+	}
+}
+
+// meter follows one answer and decides what to charge (SPEC Q7).
+type meter struct {
+	format Format
+	p      fastjson.Parser
+
+	usage     Usage
+	haveUsage bool  // the provider reported usage
+	textBytes int64 // text delivered, for an estimate when usage is missing
+	status    string
+	terminal  bool // the stream's final event arrived
+	failed    bool // an error event arrived
+}
+
+// nonStream reads a complete (non-streamed) answer's usage.
+func (m *meter) nonStream(body []byte) {
+	v, err := m.p.ParseBytes(body)
+	if err != nil {
+		return
+	}
+	m.terminal = true
+	m.status = "ok"
+	switch m.format {
+	case FormatChat:
+		if u := v.Get("usage"); u != nil && u.Type() == fastjson.TypeObject {
+			m.usage, m.haveUsage = chatUsage(u), true
+		}
+	case FormatResponses:
+		if u := v.Get("usage"); u != nil && u.Type() == fastjson.TypeObject {
+			m.usage, m.haveUsage = responsesUsage(u), true
+		}
+		if st := string(v.GetStringBytes("status")); st == "incomplete" || st == "failed" {
+			m.status = st
+		}
+	case FormatEmbeddings:
+		if u := v.Get("usage"); u != nil {
+			m.usage, m.haveUsage = Usage{Input: u.GetInt64("prompt_tokens")}, true
+		}
+	case FormatImages:
+		m.usage.Images = int64(len(v.GetArray("data")))
+		m.haveUsage = true
+		if u := v.Get("usage"); u != nil && u.Type() == fastjson.TypeObject {
+			m.usage.Input, m.usage.Output = u.GetInt64("input_tokens"), u.GetInt64("output_tokens")
+		}
+	case FormatMessages:
+		if u := v.Get("usage"); u != nil && u.Type() == fastjson.TypeObject {
+			anthropicFields(&m.usage, u)
+			m.haveUsage = true
+		}
+	}
+	m.textBytes = int64(len(body))
+}
+
+// Event actions for a streamed answer.
+type eventAction uint8
+
+const (
+	relay    eventAction = iota // pass to the client now
+	drop                        // not for the client (usage chunk it did not ask for)
+	terminal                    // the final event: held until the charge commits
+)
+
+var (
+	doneData      = []byte("[DONE]")
+	usageKey      = []byte(`"usage"`)
+	textDeltaKey  = []byte(`"delta"`)
+	choicesEmpty  = []byte(`"choices":[]`)
+	evMessageStop = "message_stop"
+)
+
+// onEvent meters one SSE event (name may be empty; data is the joined data
+// lines) and says what to do with it.
+func (m *meter) onEvent(name string, data []byte, clientWantsUsage bool) eventAction {
+	switch m.format {
+	case FormatChat:
+		if bytes.Equal(data, doneData) {
+			m.terminal = true
+			if m.status == "" {
+				m.status = "ok"
+			}
+			return terminal
+		}
+		if !bytes.Contains(data, usageKey) && !bytes.Contains(data, textDeltaKey) {
+			return relay
+		}
+		v, err := m.p.ParseBytes(data)
+		if err != nil {
+			return relay
+		}
+		if v.Exists("error") {
+			m.failed = true
+			return relay
+		}
+		for _, ch := range v.GetArray("choices") {
+			m.textBytes += int64(len(ch.GetStringBytes("delta", "content")) + len(ch.GetStringBytes("delta", "reasoning_content")))
+			for _, tc := range ch.GetArray("delta", "tool_calls") {
+				m.textBytes += int64(len(tc.GetStringBytes("function", "arguments")))
+			}
+		}
+		if u := v.Get("usage"); u != nil && u.Type() == fastjson.TypeObject {
+			m.usage, m.haveUsage = chatUsage(u), true
+			if ch := v.Get("choices"); !clientWantsUsage && (ch == nil || ch.Type() == fastjson.TypeNull || len(ch.GetArray()) == 0) {
+				return drop
+			}
+		}
+		return relay
+	case FormatResponses:
+		switch name {
+		case "response.completed", "response.incomplete", "response.failed":
+			if v, err := m.p.ParseBytes(data); err == nil {
+				if u := v.Get("response", "usage"); u != nil && u.Type() == fastjson.TypeObject {
+					m.usage, m.haveUsage = responsesUsage(u), true
+				}
+			}
+			m.terminal = true
+			m.status = map[string]string{"response.completed": "ok", "response.incomplete": "incomplete", "response.failed": "failed"}[name]
+			return terminal
+		case "error":
+			m.failed = true
+		default:
+			if bytes.HasSuffix([]byte(name), []byte(".delta")) {
+				if v, err := m.p.ParseBytes(data); err == nil {
+					m.textBytes += int64(len(v.GetStringBytes("delta")))
+				}
+			}
+		}
+		return relay
+	case FormatMessages:
+		switch name {
+		case "message_start":
+			if v, err := m.p.ParseBytes(data); err == nil {
+				if u := v.Get("message", "usage"); u != nil {
+					anthropicFields(&m.usage, u)
+					m.haveUsage = true
+				}
+			}
+		case "message_delta":
+			if v, err := m.p.ParseBytes(data); err == nil {
+				if u := v.Get("usage"); u != nil {
+					anthropicFields(&m.usage, u)
+					m.haveUsage = true
+				}
+			}
+		case "content_block_delta":
+			if v, err := m.p.ParseBytes(data); err == nil {
+				d := v.Get("delta")
+				m.textBytes += int64(len(d.GetStringBytes("text")) + len(d.GetStringBytes("partial_json")) + len(d.GetStringBytes("thinking")))
+			}
+		case evMessageStop:
+			m.terminal = true
+			m.status = "ok"
+			return terminal
+		case "error":
+			m.failed = true
+		}
+		return relay
+	}
+	return relay
+}
+
+// estimateTokens is the Q7 estimate: about four bytes a token.
+func estimateTokens(n int64) int64 { return (n + 3) / 4 }
+
+// charge decides the charge for the answer as it ended. requestBytes sizes
+// the input estimate; outcome names how the answer ended when it did not
+// end normally. It returns false when nothing is charged: an upstream that
+// failed before any output (Q7).
+func (m *meter) charge(requestBytes int64, outcome string) (Usage, string, bool, bool) {
+	status := m.status
+	if !m.terminal {
+		status = outcome
+	}
+	produced := m.textBytes > 0 || (m.haveUsage && m.usage.Output > 0)
+	if m.failed && !produced && !m.haveUsage {
+		return Usage{}, status, false, false
+	}
+	if status == "upstream_cut" && !produced && !m.haveUsage {
+		return Usage{}, status, false, false
+	}
+	u, estimated := m.usage, false
+	if !m.terminal || !m.haveUsage {
+		if !m.haveUsage || u.Input+u.CacheRead+u.CacheWrite == 0 {
+			u.Input, estimated = estimateTokens(requestBytes), true
+		}
+		if est := estimateTokens(m.textBytes); est > u.Output {
+			u.Output, estimated = est, true
+		}
+	}
+	return u.clamped(), status, estimated, true
+}

@@ -1,0 +1,655 @@
+// Package proxy is the gateway a developer touches: the OpenAI and
+// Anthropic surfaces on fasthttp, admission (key, model, plan, rate bucket,
+// quota windows, Extra Usage) in memory, the upstream call, streaming
+// relay, metering and the charge. See DESIGN.md.
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"zenmux/ledger"
+)
+
+// Options wire the gateway to its node.
+type Options struct {
+	NodeID string
+	// Ledger returns the current replicated state (it may be swapped by a
+	// snapshot restore, so it is a function).
+	Ledger func() *ledger.Ledger
+	// Now is the node's clock in Unix nanoseconds.
+	Now func() int64
+	// Charges receives completed requests' charges.
+	Charges *Batcher
+	// AckQuorum holds a response's last bytes until its charge is
+	// committed (SPEC C2); false releases them at once ("async").
+	AckQuorum bool
+	// Providers by name, as the catalog's models name them.
+	Providers map[string]Provider
+	// PaygRPM and PaygBurst are pay-as-you-go keys' own bucket (Q8).
+	PaygRPM, PaygBurst int64
+	// Ready reports whether the node can serve (for /readyz).
+	Ready func() bool
+	Log   zerolog.Logger
+	// MaxUpstreamBody bounds a non-streamed upstream answer (default 64 MiB).
+	MaxUpstreamBody int64
+	// CommitTimeout bounds the wait for a charge's commit (default 30 s).
+	CommitTimeout time.Duration
+}
+
+// Server is the proxy's fasthttp handler.
+type Server struct {
+	o        Options
+	limiter  *Limiter
+	reserved reservations
+	prefix   string
+	seq      atomic.Uint64
+}
+
+// New returns a gateway.
+func New(o Options) *Server {
+	if o.MaxUpstreamBody <= 0 {
+		o.MaxUpstreamBody = 64 << 20
+	}
+	if o.CommitTimeout <= 0 {
+		o.CommitTimeout = 30 * time.Second
+	}
+	h := fnv.New32a()
+	h.Write([]byte(o.NodeID))
+	return &Server{
+		o:        o,
+		limiter:  NewLimiter(),
+		reserved: reservations{m: map[string]int64{}},
+		prefix:   fmt.Sprintf("req_%08x_%x_", h.Sum32(), time.Now().UnixNano()),
+	}
+}
+
+// requestID is unique across nodes (node hash), restarts (start time) and
+// requests (sequence), without a random read per request.
+func (s *Server) requestID() string {
+	return s.prefix + strconv.FormatUint(s.seq.Add(1), 36)
+}
+
+var (
+	pathV1           = []byte("/v1/")
+	pathAPIV1        = []byte("/api/v1/")
+	pathAPIAnthropic = []byte("/api/anthropic/v1/")
+)
+
+// route normalises the aliases of API.md and WIRE.md §3.2: /api/v1/… and
+// /api/anthropic/v1/… serve /v1/…, and /messages (AI-SDK clients without
+// /v1 in their base URL) serves /v1/messages.
+func route(path []byte) string {
+	switch {
+	case bytes.HasPrefix(path, pathAPIAnthropic):
+		return "/v1/" + string(path[len(pathAPIAnthropic):])
+	case bytes.HasPrefix(path, pathAPIV1):
+		return "/v1/" + string(path[len(pathAPIV1):])
+	case bytes.HasPrefix(path, pathV1):
+		return string(path)
+	case string(path) == "/messages" || string(path) == "/messages/count_tokens":
+		return "/v1" + string(path)
+	}
+	return string(path)
+}
+
+var formats = map[string]Format{
+	"/v1/chat/completions":      FormatChat,
+	"/v1/responses":             FormatResponses,
+	"/v1/embeddings":            FormatEmbeddings,
+	"/v1/images/generations":    FormatImages,
+	"/v1/messages":              FormatMessages,
+	"/v1/messages/count_tokens": FormatCountTokens,
+}
+
+// Handler serves the proxy listener.
+func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	if ctx.IsHead() && (string(path) == "/" || string(path) == "/api/hello") {
+		return // Claude Code's preflight: 200, no auth (WIRE.md §3.8)
+	}
+	switch string(path) {
+	case "/healthz":
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"status":"ok"}`)
+		return
+	case "/readyz":
+		ctx.SetContentType("application/json")
+		if s.o.Ready() {
+			ctx.SetBodyString(`{"status":"ready"}`)
+		} else {
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			ctx.SetBodyString(`{"status":"not ready"}`)
+		}
+		return
+	case "/api/v1/pricing":
+		s.pricing(ctx)
+		return
+	}
+	r := route(path)
+	anthropic := len(ctx.Request.Header.Peek("anthropic-version")) > 0
+	if f, ok := formats[r]; ok {
+		if !ctx.IsPost() {
+			ctx.Response.Header.Set("Allow", "POST")
+			writeAPIError(ctx, f.Anthropic(), newAPIError(405, "method_not_allowed", r+" answers POST"))
+			return
+		}
+		s.generate(ctx, f)
+		return
+	}
+	if r == "/v1/models" {
+		if !ctx.IsGet() {
+			ctx.Response.Header.Set("Allow", "GET")
+			writeAPIError(ctx, anthropic, newAPIError(405, "method_not_allowed", "/v1/models answers GET"))
+			return
+		}
+		s.models(ctx, anthropic)
+		return
+	}
+	writeAPIError(ctx, anthropic, newAPIError(404, "not_found", "no such endpoint: "+string(path)))
+}
+
+// apiKey reads the key from Authorization: Bearer, x-api-key or
+// x-goog-api-key (K3).
+func apiKey(ctx *fasthttp.RequestCtx) []byte {
+	if h := ctx.Request.Header.Peek("Authorization"); len(h) > 7 && (string(h[:7]) == "Bearer " || string(h[:7]) == "bearer ") {
+		return bytes.TrimSpace(h[7:])
+	}
+	if h := ctx.Request.Header.Peek("x-api-key"); len(h) > 0 {
+		return h
+	}
+	return ctx.Request.Header.Peek("x-goog-api-key")
+}
+
+// inflight is one admitted request on its way to a charge.
+type inflight struct {
+	s            *Server
+	id           string
+	ad           ledger.Admission
+	format       Format
+	admittedAt   int64
+	requestBytes int64
+	reservation  int64 // pay-as-you-go reservation (E3), released at commit
+}
+
+func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format) {
+	anthropic := f.Anthropic()
+	id := s.requestID()
+	ctx.Response.Header.Set("x-zenmux-request-id", id)
+	fail := func(e *apiError) { writeAPIError(ctx, anthropic, e) }
+
+	body := ctx.PostBody()
+	top, err := scanTopLevel(body)
+	if err != nil {
+		fail(newAPIError(400, "invalid_request", "the body must be one valid JSON object"))
+		return
+	}
+	var model string
+	if top.model.ok() {
+		model, _ = stringValue(body[top.model.start:top.model.end])
+	}
+	if model == "" {
+		fail(newAPIError(400, "invalid_request", "model is required"))
+		return
+	}
+	stream := top.stream.ok() && string(body[top.stream.start:top.stream.end]) == "true"
+	if stream && (f == FormatEmbeddings || f == FormatImages || f == FormatCountTokens) {
+		fail(newAPIError(400, "invalid_request", "this endpoint does not stream through zenmuxd"))
+		return
+	}
+	secret := apiKey(ctx)
+	if len(secret) == 0 {
+		fail(newAPIError(401, "invalid_api_key", "an API key is required: Authorization: Bearer, x-api-key or x-goog-api-key"))
+		return
+	}
+	now := s.o.Now()
+	ad, err := s.o.Ledger().Admit(sha256.Sum256(secret), model, now)
+	if err != nil {
+		fail(fromLedger(err))
+		return
+	}
+	in := &inflight{s: s, id: id, ad: ad, format: f, admittedAt: now, requestBytes: int64(len(body))}
+	if f != FormatCountTokens { // counting tokens is not billable and has no bucket of its own here
+		if e := s.admitBilling(ctx, in, body, top); e != nil {
+			fail(e)
+			return
+		}
+	}
+	provider := s.o.Providers[ad.Model.Provider]
+	if provider == nil {
+		s.release(in)
+		fail(newAPIError(502, "upstream_error", fmt.Sprintf("provider %q is not configured on this node", ad.Model.Provider)))
+		return
+	}
+	call := &Call{Format: f, Stream: stream,
+		AnthropicVersion: ctx.Request.Header.Peek("anthropic-version"), AnthropicBeta: ctx.Request.Header.Peek("anthropic-beta")}
+	clientWantsUsage := true
+	call.Body, clientWantsUsage = upstreamBody(body, top, ad.Model.Upstream, f == FormatChat && stream)
+	resp, err := provider.Do(call)
+	if err != nil {
+		s.release(in)
+		fail(upstreamError(err, ad.Model))
+		return
+	}
+	if resp.Status != fasthttp.StatusOK {
+		s.release(in)
+		s.relayError(ctx, anthropic, resp)
+		return
+	}
+	if f == FormatCountTokens {
+		data, err := readAllLimited(resp.Body, s.o.MaxUpstreamBody)
+		resp.Body.Close()
+		if err != nil {
+			fail(newAPIError(502, "upstream_error", "the upstream answer was cut off"))
+			return
+		}
+		ctx.SetContentType(resp.ContentType)
+		ctx.SetBody(data)
+		return
+	}
+	if !stream {
+		s.unary(ctx, in, resp)
+		return
+	}
+	ctx.SetContentType(orDefault(resp.ContentType, "text/event-stream"))
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	ctx.Response.Header.Set("X-Accel-Buffering", "no")
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) { s.relayStream(w, in, resp, clientWantsUsage) })
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// admitBilling runs the rate bucket (Q8), then the quota/balance decision
+// (Q5, E2, E3), and reserves pay-as-you-go spend, setting the headers.
+func (s *Server) admitBilling(ctx *fasthttp.RequestCtx, in *inflight, body []byte, top topLevel) *apiError {
+	ad := &in.ad
+	bucket, rpm, burst := ad.AccountID, ad.RPM, ad.Burst
+	if ad.KeyKind == ledger.KindPayg {
+		bucket, rpm, burst = "payg:"+ad.AccountID, s.o.PaygRPM, s.o.PaygBurst
+	}
+	d := s.limiter.Take(bucket, rpm, burst, in.admittedAt)
+	h := &ctx.Response.Header
+	h.Set("x-ratelimit-limit-requests", strconv.FormatInt(d.Limit, 10))
+	h.Set("x-ratelimit-remaining-requests", strconv.FormatInt(d.Remaining, 10))
+	h.Set("x-ratelimit-reset-requests", d.Reset.Round(time.Millisecond).String())
+	if !d.Allowed {
+		h.Set("Retry-After", strconv.FormatInt(int64((d.Reset+time.Second-1)/time.Second), 10))
+		return newAPIError(429, "rate_limit_exceeded", fmt.Sprintf("rate limit of %d requests a minute (burst %d) reached; retry in %s", rpm, burst, d.Reset.Round(time.Second)))
+	}
+	if ad.BillingErr != nil {
+		var qe *ledger.QuotaError
+		if errors.As(ad.BillingErr, &qe) {
+			h.Set("Retry-After", strconv.FormatInt(qe.RetryAfterSec, 10))
+		}
+		return fromLedger(ad.BillingErr)
+	}
+	if ad.Billing == ledger.BillingPayg {
+		est := paygEstimate(&ad.Model, body, top)
+		if !s.reserved.take(ad.AccountID, ad.BalanceMicroUSD, est) {
+			if ad.ViaExtra {
+				return newAPIError(429, "quota_exceeded", "the subscription quota is exhausted and the pay-as-you-go balance is spoken for by requests in flight")
+			}
+			return fromLedger(ledger.ErrInsufficientBalance)
+		}
+		in.reservation = est
+	}
+	h.Set("x-zenmux-billing", ad.Billing)
+	return nil
+}
+
+// paygEstimate is a conservative cost of a request before it runs: its
+// input at four bytes a token, and its output at max_tokens (4,096 when
+// the client sets none).
+func paygEstimate(m *ledger.Model, body []byte, top topLevel) int64 {
+	out := int64(4096)
+	for _, sp := range []span{top.maxTokens, top.maxOutputTokens} {
+		if sp.ok() {
+			if n, err := strconv.ParseInt(string(body[sp.start:sp.end]), 10, 64); err == nil && n > 0 {
+				out = min(n, ledger.MaxTokensPerKind)
+			}
+		}
+	}
+	c := ledger.Charge{InputTokens: min(estimateTokens(int64(len(body))), ledger.MaxTokensPerKind), OutputTokens: out}
+	return ledger.PriceOf(m, &c, ledger.DefaultNanoUSDPerFlow, 1_000_000).MicroUSD
+}
+
+// reservations hold the estimated cost of pay-as-you-go requests in flight
+// per account, so that concurrent requests cannot overdraw the balance by
+// more than the last one's own cost (E3).
+type reservations struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (r *reservations) take(acct string, balance, amount int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if balance-r.m[acct] <= 0 {
+		return false
+	}
+	r.m[acct] += amount
+	return true
+}
+
+func (r *reservations) release(acct string, amount int64) {
+	if amount == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m[acct] -= amount; r.m[acct] <= 0 {
+		delete(r.m, acct)
+	}
+}
+
+func (s *Server) release(in *inflight) {
+	s.reserved.release(in.ad.AccountID, in.reservation)
+	in.reservation = 0
+}
+
+var includeUsage = []byte(`"stream_options":{"include_usage":true},`)
+
+// upstreamBody rewrites the model to the provider's name and, for a
+// streamed chat completion, forces stream_options.include_usage so the
+// stream reports usage (WIRE.md §2.3). It reports whether the client had
+// asked for the usage chunk itself.
+func upstreamBody(body []byte, top topLevel, upstream string, chatStream bool) ([]byte, bool) {
+	name, _ := json.Marshal(upstream)
+	if !chatStream {
+		return splice(body, top.model, name), true
+	}
+	if !top.streamOptions.ok() {
+		out := splice(body, top.model, name)
+		i := bytes.IndexByte(out, '{')
+		return append(append(append(make([]byte, 0, len(out)+len(includeUsage)), out[:i+1]...), includeUsage...), out[i+1:]...), false
+	}
+	var opts map[string]any
+	if json.Unmarshal(body[top.streamOptions.start:top.streamOptions.end], &opts) != nil || opts == nil {
+		opts = map[string]any{}
+	}
+	asked, _ := opts["include_usage"].(bool)
+	opts["include_usage"] = true
+	repl, _ := json.Marshal(opts)
+	// Splice the later span first so the earlier one's offsets hold.
+	first, second := top.model, top.streamOptions
+	firstRepl, secondRepl := name, repl
+	if first.start > second.start {
+		first, second, firstRepl, secondRepl = second, first, secondRepl, firstRepl
+	}
+	return splice(splice(body, second, secondRepl), first, firstRepl), asked
+}
+
+// upstreamError maps a failed call (no answer at all) to 502/504.
+func upstreamError(err error, m ledger.Model) *apiError {
+	switch {
+	case errors.Is(err, ErrFormatUnsupported):
+		return newAPIError(400, "invalid_request", fmt.Sprintf("model %s is served by provider %q, which does not speak this endpoint's format", m.ID, m.Provider))
+	case errors.Is(err, ErrUpstreamTimeout):
+		return newAPIError(504, "upstream_timeout", "the provider did not answer in time")
+	case errors.Is(err, ErrUpstreamBusy):
+		return newAPIError(502, "upstream_error", "the provider's concurrency limit is reached")
+	}
+	return newAPIError(502, "upstream_error", "the provider could not be reached")
+}
+
+// relayError passes an upstream refusal to the client. A 4xx about the
+// request itself is relayed as is (same wire format); a 401/403 means the
+// operator's provider key is wrong, and any 5xx is the provider failing:
+// both become 502 upstream_error. Nothing is charged.
+func (s *Server) relayError(ctx *fasthttp.RequestCtx, anthropic bool, resp *Response) {
+	data, _ := readAllLimited(resp.Body, 1<<20)
+	resp.Body.Close()
+	if resp.Status >= 400 && resp.Status < 500 && resp.Status != 401 && resp.Status != 403 {
+		ctx.SetStatusCode(resp.Status)
+		ctx.SetContentType(orDefault(resp.ContentType, "application/json"))
+		ctx.SetBody(data)
+		return
+	}
+	writeAPIError(ctx, anthropic, newAPIError(502, "upstream_error", fmt.Sprintf("the provider answered %d", resp.Status)))
+}
+
+// submit hands the charge to the batcher. The returned wait blocks until
+// it is committed (quorum) or returns at once (async).
+func (in *inflight) submit(u Usage, status string, estimated bool) func() error {
+	s := in.s
+	c := ledger.Charge{
+		ReqID: in.id, AccountID: in.ad.AccountID, KeyID: in.ad.KeyID, Model: in.ad.Model.ID,
+		Billing: in.ad.Billing, ViaExtra: in.ad.ViaExtra, Status: status, Estimated: estimated,
+		AdmittedAt: in.admittedAt, InputTokens: u.Input, OutputTokens: u.Output,
+		CacheReadTokens: u.CacheRead, CacheWriteTokens: u.CacheWrite, Images: u.Images,
+	}
+	done := make(chan error, 1)
+	reservation, acct := in.reservation, in.ad.AccountID
+	in.reservation = 0
+	err := s.o.Charges.Submit(c, func(o ChargeOutcome) {
+		s.reserved.release(acct, reservation)
+		done <- o.Err
+	})
+	if err != nil {
+		s.reserved.release(acct, reservation)
+		s.o.Log.Error().Err(err).Str("request", in.id).Msg("charge not queued")
+		return func() error { return err }
+	}
+	if !s.o.AckQuorum {
+		return func() error { return nil }
+	}
+	return func() error {
+		t := time.NewTimer(s.o.CommitTimeout)
+		defer t.Stop()
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+			return errors.New("charge commit timed out")
+		}
+	}
+}
+
+// unary finishes a non-streamed answer: meter it, charge it, and release
+// the body only once the charge is committed (C2).
+func (s *Server) unary(ctx *fasthttp.RequestCtx, in *inflight, resp *Response) {
+	data, err := readAllLimited(resp.Body, s.o.MaxUpstreamBody)
+	resp.Body.Close()
+	if err != nil {
+		s.release(in)
+		writeAPIError(ctx, in.format.Anthropic(), newAPIError(502, "upstream_error", "the upstream answer was cut off"))
+		return
+	}
+	m := meter{format: in.format}
+	m.nonStream(data)
+	if u, status, est, ok := m.charge(in.requestBytes, "ok"); ok {
+		if err := in.submit(u, status, est)(); err != nil {
+			writeAPIError(ctx, in.format.Anthropic(), newAPIError(503, "unavailable", "usage could not be recorded; the answer is withheld, retry the request"))
+			return
+		}
+	} else {
+		s.release(in)
+	}
+	ctx.SetContentType(orDefault(resp.ContentType, "application/json"))
+	ctx.SetBody(data)
+}
+
+// sseReader reads whole SSE events, keeping their raw bytes for relay.
+type sseReader struct {
+	br   *bufio.Reader
+	line []byte
+	raw  []byte
+	data []byte
+	name []byte
+}
+
+// maxEventBytes bounds one SSE event from an upstream.
+const maxEventBytes = 16 << 20
+
+var errEventTooLong = errors.New("upstream SSE event over 16 MiB")
+
+func (r *sseReader) readLine() ([]byte, error) {
+	r.line = r.line[:0]
+	for {
+		chunk, err := r.br.ReadSlice('\n')
+		r.line = append(r.line, chunk...)
+		if err == bufio.ErrBufferFull {
+			if len(r.line) > maxEventBytes {
+				return r.line, errEventTooLong
+			}
+			continue
+		}
+		return r.line, err
+	}
+}
+
+// next returns the next event: its raw bytes (through the blank line that
+// ends it), its name and its joined data lines. At the end of the stream
+// it returns what it has with the error.
+func (r *sseReader) next() (raw []byte, name string, data []byte, err error) {
+	r.raw, r.data, r.name = r.raw[:0], r.data[:0], r.name[:0]
+	dataLines := 0
+	for {
+		line, err := r.readLine()
+		l := bytes.TrimRight(line, "\r\n")
+		if len(l) == 0 && len(line) > 0 { // a blank line ends the event
+			if len(r.raw) == 0 {
+				continue // stray blank line between events
+			}
+			r.raw = append(r.raw, line...)
+			return r.raw, string(r.name), r.data, nil
+		}
+		r.raw = append(r.raw, line...)
+		if len(r.raw) > maxEventBytes {
+			return r.raw, string(r.name), r.data, errEventTooLong
+		}
+		switch {
+		case bytes.HasPrefix(l, []byte("data:")):
+			if dataLines > 0 {
+				r.data = append(r.data, '\n')
+			}
+			r.data = append(r.data, bytes.TrimPrefix(l[5:], []byte(" "))...)
+			dataLines++
+		case bytes.HasPrefix(l, []byte("event:")):
+			r.name = append(r.name[:0], bytes.TrimSpace(l[6:])...)
+		}
+		if err != nil {
+			return r.raw, string(r.name), r.data, err
+		}
+	}
+}
+
+// relayStream relays an SSE answer event by event, flushing each, meters
+// it, holds the final event until the charge is committed (C2), and
+// charges what was produced if either side stops early (Q7).
+func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clientWantsUsage bool) {
+	defer resp.Body.Close()
+	m := meter{format: in.format}
+	r := sseReader{br: bufio.NewReaderSize(resp.Body, 32<<10)}
+	outcome := "upstream_cut"
+	var held []byte
+	for {
+		raw, name, data, err := r.next()
+		if len(raw) > 0 {
+			switch m.onEvent(name, data, clientWantsUsage) {
+			case relay:
+				_, werr := w.Write(raw)
+				if werr == nil {
+					werr = w.Flush()
+				}
+				if werr != nil {
+					outcome = "client_closed"
+				}
+			case terminal:
+				held = append(held, raw...)
+			}
+		}
+		if held != nil || outcome == "client_closed" || err != nil {
+			break
+		}
+	}
+	u, status, est, ok := m.charge(in.requestBytes, outcome)
+	if !ok {
+		s.release(in)
+		return
+	}
+	wait := in.submit(u, status, est)
+	if held == nil {
+		return
+	}
+	if err := wait(); err != nil {
+		s.o.Log.Error().Err(err).Str("request", in.id).Msg("charge not committed; final event withheld")
+		return
+	}
+	_, _ = w.Write(held)
+	_ = w.Flush()
+}
+
+// models answers GET /v1/models with the caller's plan's models, in the
+// Anthropic shape when the client sent anthropic-version (WIRE.md §3.6).
+func (s *Server) models(ctx *fasthttp.RequestCtx, anthropic bool) {
+	secret := apiKey(ctx)
+	list, ok := s.o.Ledger().ModelsFor(sha256.Sum256(secret), s.o.Now())
+	if len(secret) == 0 || !ok {
+		writeAPIError(ctx, anthropic, newAPIError(401, "invalid_api_key", "the API key is missing, unknown, rotated or revoked"))
+		return
+	}
+	var body []byte
+	if anthropic {
+		type model struct {
+			Type        string `json:"type"`
+			ID          string `json:"id"`
+			DisplayName string `json:"display_name"`
+			CreatedAt   string `json:"created_at"`
+		}
+		out := struct {
+			Data    []model `json:"data"`
+			HasMore bool    `json:"has_more"`
+			FirstID *string `json:"first_id"`
+			LastID  *string `json:"last_id"`
+		}{Data: []model{}}
+		for _, m := range list {
+			out.Data = append(out.Data, model{Type: "model", ID: m.ID, DisplayName: m.ID, CreatedAt: "2026-01-01T00:00:00Z"})
+		}
+		if len(list) > 0 {
+			out.FirstID, out.LastID = &list[0].ID, &list[len(list)-1].ID
+		}
+		body, _ = json.Marshal(out)
+	} else {
+		type model struct {
+			ID      string `json:"id"`
+			Object  string `json:"object"`
+			Created int64  `json:"created"`
+			OwnedBy string `json:"owned_by"`
+		}
+		out := struct {
+			Object string  `json:"object"`
+			Data   []model `json:"data"`
+		}{Object: "list", Data: []model{}}
+		for _, m := range list {
+			out.Data = append(out.Data, model{ID: m.ID, Object: "model", Created: 1767225600, OwnedBy: m.Provider})
+		}
+		body, _ = json.Marshal(out)
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
+// pricing answers GET /api/v1/pricing without auth (P2).
+func (s *Server) pricing(ctx *fasthttp.RequestCtx) {
+	body, _ := json.Marshal(s.o.Ledger().Pricing())
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
