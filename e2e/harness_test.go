@@ -16,6 +16,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	// The e2e tests run the binary, not these packages; importing node
+	// makes go test's cache see changes anywhere in the server.
+	_ "zenmux/node"
 )
 
 // binary is the zenmuxd built once for the whole package by TestMain.
