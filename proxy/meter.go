@@ -62,7 +62,7 @@ func anthropicFields(u *Usage, v *fastjson.Value) {
 // meter follows one answer and decides what to charge (SPEC Q7).
 type meter struct {
 	format Format
-	p      fastjson.Parser
+	p      *fastjson.Parser
 
 	usage     Usage
 	haveUsage bool  // the provider reported usage
@@ -70,6 +70,16 @@ type meter struct {
 	status    string
 	terminal  bool // the stream's final event arrived
 	failed    bool // an error event arrived
+}
+
+var parsers fastjson.ParserPool
+
+// newMeter returns a meter with a pooled parser; release returns it.
+func newMeter(f Format) *meter { return &meter{format: f, p: parsers.Get()} }
+
+func (m *meter) release() {
+	parsers.Put(m.p)
+	m.p = nil
 }
 
 // nonStream reads a complete (non-streamed) answer's usage.

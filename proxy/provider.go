@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 )
 
@@ -256,6 +257,20 @@ func (c *deadlineConn) Read(b []byte) (int, error) {
 		c.awaitFirst = false
 	}
 	return n, err
+}
+
+var bodyPool bytebufferpool.Pool
+
+// readInto reads all of r into buf, refusing more than limit bytes.
+func readInto(buf *bytebufferpool.ByteBuffer, r io.Reader, limit int64) ([]byte, error) {
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, fmt.Errorf("upstream answer over %d bytes", limit)
+	}
+	return buf.B, nil
 }
 
 // readAllLimited reads at most limit bytes of r.

@@ -79,7 +79,9 @@ func New(o Options) *Server {
 // requestID is unique across nodes (node hash), restarts (start time) and
 // requests (sequence), without a random read per request.
 func (s *Server) requestID() string {
-	return s.prefix + strconv.FormatUint(s.seq.Add(1), 36)
+	var buf [64]byte
+	b := append(buf[:0], s.prefix...)
+	return string(strconv.AppendUint(b, s.seq.Add(1), 36))
 }
 
 var (
@@ -138,18 +140,23 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.pricing(ctx)
 		return
 	}
-	r := route(path)
+	f, ok := formats[string(path)]
+	r := ""
+	if !ok {
+		r = route(path)
+		f, ok = formats[r]
+	}
 	anthropic := len(ctx.Request.Header.Peek("anthropic-version")) > 0
-	if f, ok := formats[r]; ok {
+	if ok {
 		if !ctx.IsPost() {
 			ctx.Response.Header.Set("Allow", "POST")
-			writeAPIError(ctx, f.Anthropic(), newAPIError(405, "method_not_allowed", r+" answers POST"))
+			writeAPIError(ctx, f.Anthropic(), newAPIError(405, "method_not_allowed", string(path)+" answers POST"))
 			return
 		}
 		s.generate(ctx, f)
 		return
 	}
-	if r == "/v1/models" {
+	if string(path) == "/v1/models" || r == "/v1/models" {
 		if !ctx.IsGet() {
 			ctx.Response.Header.Set("Allow", "GET")
 			writeAPIError(ctx, anthropic, newAPIError(405, "method_not_allowed", "/v1/models answers GET"))
@@ -286,9 +293,10 @@ func (s *Server) admitBilling(ctx *fasthttp.RequestCtx, in *inflight, body []byt
 	}
 	d := s.limiter.Take(bucket, rpm, burst, in.admittedAt)
 	h := &ctx.Response.Header
-	h.Set("x-ratelimit-limit-requests", strconv.FormatInt(d.Limit, 10))
-	h.Set("x-ratelimit-remaining-requests", strconv.FormatInt(d.Remaining, 10))
-	h.Set("x-ratelimit-reset-requests", d.Reset.Round(time.Millisecond).String())
+	var num [32]byte
+	h.SetBytesV("x-ratelimit-limit-requests", strconv.AppendInt(num[:0], d.Limit, 10))
+	h.SetBytesV("x-ratelimit-remaining-requests", strconv.AppendInt(num[:0], d.Remaining, 10))
+	h.SetBytesV("x-ratelimit-reset-requests", append(strconv.AppendInt(num[:0], d.Reset.Milliseconds(), 10), "ms"...))
 	if !d.Allowed {
 		h.Set("Retry-After", strconv.FormatInt(int64((d.Reset+time.Second-1)/time.Second), 10))
 		return newAPIError(429, "rate_limit_exceeded", fmt.Sprintf("rate limit of %d requests a minute (burst %d) reached; retry in %s", rpm, burst, d.Reset.Round(time.Second)))
@@ -371,7 +379,7 @@ var includeUsage = []byte(`"stream_options":{"include_usage":true},`)
 // stream reports usage (WIRE.md §2.3). It reports whether the client had
 // asked for the usage chunk itself.
 func upstreamBody(body []byte, top topLevel, upstream string, chatStream bool) ([]byte, bool) {
-	name, _ := json.Marshal(upstream)
+	name := appendJSONString(make([]byte, 0, len(upstream)+2), upstream)
 	if !chatStream {
 		return splice(body, top.model, name), true
 	}
@@ -435,13 +443,21 @@ func (in *inflight) submit(u Usage, status string, estimated bool) func() error 
 		AdmittedAt: in.admittedAt, InputTokens: u.Input, OutputTokens: u.Output,
 		CacheReadTokens: u.CacheRead, CacheWriteTokens: u.CacheWrite, Images: u.Images,
 	}
-	done := make(chan error, 1)
 	reservation, acct := in.reservation, in.ad.AccountID
 	in.reservation = 0
-	err := s.o.Charges.Submit(c, func(o ChargeOutcome) {
-		s.reserved.release(acct, reservation)
-		done <- o.Err
-	})
+	var done chan error
+	var callback func(ChargeOutcome)
+	switch {
+	case s.o.AckQuorum:
+		done = make(chan error, 1)
+		callback = func(o ChargeOutcome) {
+			s.reserved.release(acct, reservation)
+			done <- o.Err
+		}
+	case reservation != 0:
+		callback = func(ChargeOutcome) { s.reserved.release(acct, reservation) }
+	}
+	err := s.o.Charges.Submit(c, callback)
 	if err != nil {
 		s.reserved.release(acct, reservation)
 		s.o.Log.Error().Err(err).Str("request", in.id).Msg("charge not queued")
@@ -465,14 +481,17 @@ func (in *inflight) submit(u Usage, status string, estimated bool) func() error 
 // unary finishes a non-streamed answer: meter it, charge it, and release
 // the body only once the charge is committed (C2).
 func (s *Server) unary(ctx *fasthttp.RequestCtx, in *inflight, resp *Response) {
-	data, err := readAllLimited(resp.Body, s.o.MaxUpstreamBody)
+	buf := bodyPool.Get()
+	defer bodyPool.Put(buf)
+	data, err := readInto(buf, resp.Body, s.o.MaxUpstreamBody)
 	resp.Body.Close()
 	if err != nil {
 		s.release(in)
 		writeAPIError(ctx, in.format.Anthropic(), newAPIError(502, "upstream_error", "the upstream answer was cut off"))
 		return
 	}
-	m := meter{format: in.format}
+	m := newMeter(in.format)
+	defer m.release()
 	m.nonStream(data)
 	if u, status, est, ok := m.charge(in.requestBytes, "ok"); ok {
 		if err := in.submit(u, status, est)(); err != nil {
@@ -556,7 +575,8 @@ func (r *sseReader) next() (raw []byte, name string, data []byte, err error) {
 // charges what was produced if either side stops early (Q7).
 func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clientWantsUsage bool) {
 	defer resp.Body.Close()
-	m := meter{format: in.format}
+	m := newMeter(in.format)
+	defer m.release()
 	r := sseReader{br: bufio.NewReaderSize(resp.Body, 32<<10)}
 	outcome := "upstream_cut"
 	var held []byte
