@@ -55,6 +55,7 @@ func New(store Store, opts Options) *Server { return &Server{store: store, opts:
 
 // Handler is the fasthttp entry point.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	defer recoverJSON(ctx)
 	s.requests.Add(1)
 	path := string(ctx.Path())
 	switch path {
@@ -618,6 +619,15 @@ func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
 	b = s.store.Metrics(b)
 	ctx.SetContentType("text/plain; version=0.0.4")
 	ctx.SetBody(b)
+}
+
+// recoverJSON turns a handler panic into a JSON 500 so that one bad
+// request cannot take the node down (fasthttp does not recover panics).
+func recoverJSON(ctx *fasthttp.RequestCtx) {
+	if p := recover(); p != nil {
+		ctx.Response.Reset()
+		writeError(ctx, fmt.Errorf("panic: %v", p))
+	}
 }
 
 // methodNotAllowed sets the Allow header (RFC 9110) and returns errMethod.

@@ -165,7 +165,7 @@ func scaled(name string, n *number, scale int, limit int64) (int64, error) {
 // quorum.
 func hostPort(name, v string) error {
 	host, port, err := net.SplitHostPort(v)
-	if err == nil && host != "" && !strings.ContainsAny(host, " \t/") {
+	if err == nil && host != "" && len(v) <= 256 && !strings.ContainsAny(host, " \t/") {
 		if p, err := strconv.Atoi(port); err == nil && p >= 1 && p <= 65535 && port[0] != '+' {
 			return nil
 		}

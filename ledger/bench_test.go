@@ -36,7 +36,7 @@ func BenchmarkApplyChargeBatch(b *testing.B) {
 			charges[i] = Charge{ReqID: fmt.Sprintf("req-%d-%d", n, i), AccountID: accts[i%accounts], KeyID: keys[i%accounts],
 				Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: f.now, InputTokens: 1200, OutputTokens: 300, CacheReadTokens: 800}
 		}
-		enc := Encode(&ChargeBatch{Charges: charges}, f.now)
+		enc, _ := Encode(&ChargeBatch{Charges: charges}, f.now)
 		cmd, ts, err := Decode(enc)
 		if err != nil {
 			b.Fatal(err)

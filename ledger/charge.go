@@ -43,6 +43,16 @@ func (u u128) divHalfUp(d uint64) (uint64, bool) {
 // which is api_value / (usd_per_flow × multiplier) in micro-Flows with a
 // single rounding. Inputs are bounded by validation, so overflow is a bug.
 func PriceOf(m *Model, c *Charge, nanoUSDPerFlow, multiplierPPM int64) Price {
+	p, ok := priceOf(m, c, nanoUSDPerFlow, multiplierPPM)
+	if !ok {
+		panic("ledger: price overflow")
+	}
+	return p
+}
+
+// priceOf is PriceOf reporting overflow instead of panicking; the apply
+// path rejects such a charge rather than stopping every replica.
+func priceOf(m *Model, c *Charge, nanoUSDPerFlow, multiplierPPM int64) (Price, bool) {
 	var pico u128
 	pico.addMul(uint64(c.InputTokens), uint64(m.InputMicroUSDPerMTok))
 	pico.addMul(uint64(c.OutputTokens), uint64(m.OutputMicroUSDPerMTok))
@@ -51,19 +61,24 @@ func PriceOf(m *Model, c *Charge, nanoUSDPerFlow, multiplierPPM int64) Price {
 	pico.addMul(uint64(c.Images), uint64(m.ImageMicroUSD)*micro)
 	pico.addMul(1, uint64(m.RequestMicroUSD)*micro)
 	usd, ok := pico.divHalfUp(micro)
-	if !ok {
-		panic("ledger: price overflow")
+	if !ok || usd > maxMicroUSD {
+		return Price{}, false
 	}
 	// × 1e9, then divide by rate × multiplier.
 	var scaled u128
 	hi1, lo1 := bits.Mul64(pico.lo, 1_000_000_000)
+	hiHi, hiLo := bits.Mul64(pico.hi, 1_000_000_000)
 	scaled.lo = lo1
-	scaled.hi = pico.hi*1_000_000_000 + hi1
+	var carry uint64
+	scaled.hi, carry = bits.Add64(hiLo, hi1, 0)
+	if hiHi != 0 || carry != 0 {
+		return Price{}, false
+	}
 	flows, ok := scaled.divHalfUp(uint64(nanoUSDPerFlow) * uint64(multiplierPPM))
 	if !ok || flows > maxMicroFlows {
-		panic("ledger: flow price overflow")
+		return Price{}, false
 	}
-	return Price{MicroUSD: int64(usd), MicroFlows: int64(flows)}
+	return Price{MicroUSD: int64(usd), MicroFlows: int64(flows)}, true
 }
 
 // ChargeResult answers one charge of a batch.
@@ -125,27 +140,30 @@ func (l *Ledger) applyCharge(c *Charge, now int64) ChargeResult {
 	if c.Billing == BillingPayg {
 		mult = micro // pay-as-you-go pays the API value in USD
 	}
-	price := PriceOf(m, c, l.rateAt(c.AdmittedAt), mult)
+	price, ok := priceOf(m, c, l.rateAt(c.AdmittedAt), mult)
+	if !ok {
+		return ChargeResult{Status: "rejected", Reason: "amount out of range"}
+	}
 	flows := price.MicroFlows
 	if c.Billing == BillingSubscription {
 		l.chargeWindows(a, now, c.AdmittedAt, flows)
 		if a.paid() && c.AdmittedAt >= a.Sub.CycleStart {
-			a.Sub.UsageMicroUSD = mustAdd(a.Sub.UsageMicroUSD, price.MicroUSD)
+			a.Sub.UsageMicroUSD = satAdd(a.Sub.UsageMicroUSD, price.MicroUSD)
 		}
 		if r := l.refunds[a.PendingRefund]; r != nil && c.AdmittedAt >= r.CycleStart && c.AdmittedAt < r.SubmittedAt {
 			// R3: a request in flight at submit is counted in the refund.
-			r.UsageMicroUSD = mustAdd(r.UsageMicroUSD, price.MicroUSD)
+			r.UsageMicroUSD = satAdd(r.UsageMicroUSD, price.MicroUSD)
 			l.markRefund(r)
 		}
 	} else {
 		flows = 0
-		a.BalanceMicroUSD = mustAdd(a.BalanceMicroUSD, -price.MicroUSD)
+		a.BalanceMicroUSD = satAdd(a.BalanceMicroUSD, -price.MicroUSD)
 		if c.ViaExtra {
 			start, _ := a.period(now)
 			if a.ExtraPeriodStart != start {
 				a.ExtraPeriodStart, a.ExtraSpentMicroUSD = start, 0
 			}
-			a.ExtraSpentMicroUSD = mustAdd(a.ExtraSpentMicroUSD, price.MicroUSD)
+			a.ExtraSpentMicroUSD = satAdd(a.ExtraSpentMicroUSD, price.MicroUSD)
 		}
 	}
 	mt := l.byModel[a.ID]
@@ -186,7 +204,7 @@ func (l *Ledger) applyCharge(c *Charge, now int64) ChargeResult {
 		CacheWriteTokens: c.CacheWriteTokens, Images: c.Images, MicroFlows: flows, MicroUSD: price.MicroUSD,
 		Billing: c.Billing, Status: status, Estimated: c.Estimated,
 	})
-	l.charged[c.ReqID] = struct{}{}
+	l.charged[c.ReqID] = now
 	l.chargedFIFO = append(l.chargedFIFO, chargedItem{id: c.ReqID, at: now})
 	return ChargeResult{Status: "charged", MicroUSD: price.MicroUSD, MicroFlows: flows}
 }
@@ -210,11 +228,11 @@ func (l *Ledger) chargeWindows(a *Account, now, admittedAt, flows int64) {
 			}
 			*w.win = Window{StartedAt: start, ResetsAt: start + w.length}
 		}
-		w.win.UsedMicroFlows = mustAdd(w.win.UsedMicroFlows, flows)
+		w.win.UsedMicroFlows = satAdd(w.win.UsedMicroFlows, flows)
 	}
 	start, end := a.period(now)
 	if a.Monthly.StartedAt != start {
 		a.Monthly = Window{StartedAt: start, ResetsAt: end}
 	}
-	a.Monthly.UsedMicroFlows = mustAdd(a.Monthly.UsedMicroFlows, flows)
+	a.Monthly.UsedMicroFlows = satAdd(a.Monthly.UsedMicroFlows, flows)
 }

@@ -275,10 +275,17 @@ const (
 	envelopeHeader  = 10
 )
 
+// ErrTooLarge refuses a command that replicas could not decode; it is
+// caught before it reaches the log, where it would stop every replica.
+var ErrTooLarge = errors.New("command too large")
+
 // Encode serialises a command stamped with the proposer's time.
-func Encode(cmd Command, nowNanos int64) []byte {
+func Encode(cmd Command, nowNanos int64) ([]byte, error) {
 	var payload []byte
 	if b, ok := cmd.(*ChargeBatch); ok {
+		if err := b.encodable(); err != nil {
+			return nil, err
+		}
 		payload = b.appendBinary(nil)
 	} else {
 		var err error
@@ -291,7 +298,23 @@ func Encode(cmd Command, nowNanos int64) []byte {
 	out[0] = byte(cmd.Type())
 	out[1] = envelopeVersion
 	binary.BigEndian.PutUint64(out[2:], uint64(nowNanos))
-	return append(out, payload...)
+	return append(out, payload...), nil
+}
+
+// encodable checks the limits decodeBinary enforces.
+func (cb *ChargeBatch) encodable() error {
+	if len(cb.Charges) > maxBatchCharges {
+		return fmt.Errorf("%w: %d charges in one batch", ErrTooLarge, len(cb.Charges))
+	}
+	for i := range cb.Charges {
+		c := &cb.Charges[i]
+		for _, s := range [...]string{c.ReqID, c.AccountID, c.KeyID, c.Model, c.Status} {
+			if len(s) > maxStringBytes {
+				return fmt.Errorf("%w: a %d-byte field in charge %d", ErrTooLarge, len(s), i)
+			}
+		}
+	}
+	return nil
 }
 
 // ErrBadCommand marks a log entry that cannot be decoded. The FSM panics on
@@ -366,7 +389,10 @@ func (cb *ChargeBatch) appendBinary(b []byte) []byte {
 
 // maxBatchCharges bounds a decoded batch so a garbled count cannot make a
 // replica allocate without limit.
-const maxBatchCharges = 100_000
+const (
+	maxBatchCharges = 100_000
+	maxStringBytes  = 1024
+)
 
 type reader struct {
 	b   []byte
@@ -404,7 +430,7 @@ func (r *reader) str() string {
 	if r.err != nil {
 		return ""
 	}
-	if n > uint64(len(r.b)) || n > 1024 {
+	if n > uint64(len(r.b)) || n > maxStringBytes {
 		r.err = fmt.Errorf("%w: bad string length %d", ErrBadCommand, n)
 		return ""
 	}

@@ -51,7 +51,7 @@ type Ledger struct {
 
 	// charged remembers request ids applied within the dedupe horizon; the
 	// FIFO holds them in apply order so pruning is a pop from the front.
-	charged     map[string]struct{}
+	charged     map[string]int64 // request id → time of its (latest) charge
 	chargedFIFO []chargedItem
 	idemFIFO    []chargedItem
 
@@ -80,7 +80,7 @@ func New() *Ledger {
 		byModel:  map[string]map[string]*Totals{},
 		payments: map[string][]Payment{},
 		idem:     map[string]*idemRecord{},
-		charged:  map[string]struct{}{},
+		charged:  map[string]int64{},
 		dirty:    map[string]struct{}{},
 	}
 }
@@ -207,7 +207,11 @@ func (l *Ledger) prune(now int64) {
 	horizon := now - int64(l.dedupeDays)*24*int64(time.Hour)
 	n := 0
 	for n < len(l.chargedFIFO) && l.chargedFIFO[n].at < horizon {
-		delete(l.charged, l.chargedFIFO[n].id)
+		// An id charged again later (after an earlier expiry) has a newer
+		// FIFO entry; only the entry that matches its time forgets it.
+		if it := l.chargedFIFO[n]; l.charged[it.id] == it.at {
+			delete(l.charged, it.id)
+		}
 		n++
 	}
 	if n > 0 {

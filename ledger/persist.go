@@ -265,7 +265,9 @@ func (l *Ledger) loadLogKey(rest string) error {
 	if err != nil {
 		return err
 	}
-	l.charged[parts[2]] = struct{}{}
+	if prev, ok := l.charged[parts[2]]; !ok || int64(at) > prev {
+		l.charged[parts[2]] = int64(at)
+	}
 	l.chargedFIFO = append(l.chargedFIFO, chargedItem{id: parts[2], at: int64(at)})
 	return nil
 }

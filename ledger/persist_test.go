@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -30,7 +31,8 @@ func script(t *testing.T, l *Ledger, w memWriter, flushEvery int) {
 	n := 0
 	apply := func(c Command) Result {
 		now += int64(7 * time.Minute)
-		dec, ts, err := Decode(Encode(c, now))
+		enc, _ := Encode(c, now)
+		dec, ts, err := Decode(enc)
 		if err != nil {
 			t.Fatalf("decode %T: %v", c, err)
 		}
@@ -135,14 +137,18 @@ func TestDeterministicAndReloadable(t *testing.T) {
 func TestEncodeDecode(t *testing.T) {
 	for typ, mk := range registry {
 		c := mk()
-		got, ts, err := Decode(Encode(c, 42))
+		enc, _ := Encode(c, 42)
+		got, ts, err := Decode(enc)
 		if err != nil || ts != 42 || got.Type() != typ {
 			t.Errorf("type %d: %v %d %v", typ, got, ts, err)
 		}
 	}
 	cb := &ChargeBatch{Charges: []Charge{{ReqID: "r", AccountID: "a", KeyID: "k", Model: "m/x", Billing: BillingPayg, ViaExtra: true, Estimated: true, Status: "client_closed",
 		AdmittedAt: 123, InputTokens: 1, OutputTokens: 2, CacheReadTokens: 3, CacheWriteTokens: 4, Images: 5}}}
-	enc := Encode(cb, 7)
+	enc, _ := Encode(cb, 7)
+	if _, err := Encode(&ChargeBatch{Charges: []Charge{{ReqID: strings.Repeat("x", 2000)}}}, 1); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("oversize field encoded: %v", err)
+	}
 	got, _, err := Decode(enc)
 	if err != nil || !reflect.DeepEqual(got, cb) {
 		t.Fatalf("charge batch round trip: %+v %v", got, err)

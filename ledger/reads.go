@@ -293,7 +293,9 @@ func (l *Ledger) ModelsFor(secretHash [32]byte, now int64) (out []CatalogEntry, 
 // Pricing is the public pricing view (P2): the live rate and every plan
 // with its derived figures.
 func (l *Ledger) Pricing() any {
-	rate := l.Rate().(rateView)
+	l.mu.RLock()
+	rate := l.rateView()
+	l.mu.RUnlock()
 	return struct {
 		USDPerFlow Rate       `json:"usd_per_flow"`
 		UpdatedAt  string     `json:"updated_at"`

@@ -61,7 +61,7 @@ func (l *Ledger) applyRefundSubmit(c *RefundSubmit, now int64) (any, error) {
 		ID: c.RefundID, AccountID: a.ID, Status: RefundProcessing, Plan: a.Plan,
 		CycleStart: a.Sub.CycleStart, SubmittedAt: now,
 		PaidMicroUSD: a.Sub.PaidMicroUSD, UsageMicroUSD: a.Sub.UsageMicroUSD, RefundedMicroUSD: a.Sub.RefundedMicroUSD,
-		Saved: a.Sub,
+		Saved: a.Sub, SavedMonthly: a.Monthly,
 	}
 	// R3: the account drops to Free at once; the refund keeps the plan and
 	// cycle so a failed or canceled refund can give them back.
@@ -95,8 +95,16 @@ func (l *Ledger) applyRefundStatus(c *RefundStatus, now int64) (any, error) {
 		_, _, final := refundFigures(r.PaidMicroUSD, r.UsageMicroUSD, r.RefundedMicroUSD)
 		l.pay(a, Payment{Kind: "refund", Plan: r.Plan, MicroUSD: -final, At: now, RefundRef: r.ID})
 	} else if !a.paid() && now < r.Saved.CycleEnd {
+		// The plan comes back with every charge of the cycle counted: the
+		// usage that landed while the refund was processing (R2), and the
+		// Flows charged meanwhile on Free's monthly period (Q3).
 		a.Plan = r.Plan
 		a.Sub = r.Saved
+		a.Sub.UsageMicroUSD = r.UsageMicroUSD
+		if month := r.SavedMonthly; a.Monthly.StartedAt != month.StartedAt {
+			month.UsedMicroFlows = satAdd(month.UsedMicroFlows, a.Monthly.UsedMicroFlows)
+			a.Monthly = month
+		}
 	}
 	l.markRefund(r)
 	l.markAccount(a)

@@ -527,3 +527,77 @@ func TestU1_UsageBreakdowns(t *testing.T) {
 		"by_day", "[map[cache_read_tokens:20 cache_write_tokens:30 day:2026-04-01 flows:5 input_tokens:131320 output_tokens:10 requests:3 usd_value:0.16415] "+
 			"map[cache_read_tokens:0 cache_write_tokens:0 day:2026-04-02 flows:1 input_tokens:32830 output_tokens:0 requests:1 usd_value:0.03283]]")
 }
+
+// rule R2, R3, Q3: a failed refund gives the plan back with the usage that
+// landed while it was processing and with the cycle's monthly usage.
+func TestR3_FailedRefundRestoresUsage(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "pro"})
+	f.charge(acct, key, 40, BillingSubscription)
+	inflight := f.now
+	f.advance(time.Minute)
+	f.must(&RefundSubmit{Idem: f.idem("r"), AccountID: acct, RefundID: "rf"})
+	c := Charge{ReqID: "late", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: inflight, InputTokens: 100 * oneFlowInput}
+	f.do(&ChargeBatch{Charges: []Charge{c}})
+	f.must(&RefundStatus{Idem: f.idem("st"), RefundID: "rf", Status: RefundFailed})
+	expect(t, f.acct(acct), "plan", "pro")
+	v, _ := f.l.RefundPreview(acct, f.now)
+	// Paid 20; usage 140 Flows = $4.5962; refundable 15.4038 → 15.40.
+	expect(t, asMap(t, v), "usage_usd", "4.5962", "refundable_usd", "15.4")
+	expect(t, f.usage(acct), "monthly.used_flows", "140", "monthly.limit_flows", "914.443")
+}
+
+// rule C2, C4: an id charged again after its dedupe horizon expired stays
+// remembered after a reload exactly as in the live ledger.
+func TestC4_DedupeSurvivesReload(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	c := Charge{ReqID: "X", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, InputTokens: 10}
+	f.do(&ChargeBatch{Charges: []Charge{c}})
+	f.advance(8 * 24 * time.Hour)
+	if r := f.do(&ChargeBatch{Charges: []Charge{c}}).Value.([]ChargeResult)[0]; r.Status != "charged" {
+		t.Fatalf("after the horizon: %+v", r)
+	}
+	w := memWriter{}
+	if err := f.l.Flush(w); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := Load(w.scan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.advance(time.Minute)
+	for name, l := range map[string]*Ledger{"live": f.l, "reloaded": loaded} {
+		if r := l.Apply(&ChargeBatch{Charges: []Charge{c}}, f.now).Value.([]ChargeResult)[0]; r.Status != "exists" {
+			t.Errorf("%s ledger: retry answered %+v", name, r)
+		}
+	}
+}
+
+// A charge whose price cannot be represented is rejected, not a panic
+// that would stop every replica (M1).
+func TestM1_OverflowRejected(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	f.must(&SetRate{NanoUSDPerFlow: MinNanoUSDPerFlow})
+	f.must(&SetFlowValue{AccountID: acct, Tier: TierAbuse, MultiplierPPM: MinMultiplierPPM})
+	f.must(&PutModel{Model: Model{ID: "x/dear", Provider: "p", Upstream: "u", InputMicroUSDPerMTok: MaxTokenMicroUSD, OutputMicroUSDPerMTok: MaxTokenMicroUSD,
+		CacheReadMicroUSDPerM: MaxTokenMicroUSD, CacheWriteMicroUSDPerM: MaxTokenMicroUSD, Plans: []string{"free"}}})
+	c := Charge{ReqID: "big", AccountID: acct, KeyID: f.keyID(key), Model: "x/dear", Billing: BillingSubscription,
+		InputTokens: MaxTokensPerKind, OutputTokens: MaxTokensPerKind, CacheReadTokens: MaxTokensPerKind, CacheWriteTokens: MaxTokensPerKind}
+	if r := f.do(&ChargeBatch{Charges: []Charge{c}}).Value.([]ChargeResult)[0]; r.Status != "rejected" {
+		t.Fatalf("%+v", r)
+	}
+	expect(t, f.usage(acct), "window_5h.used_flows", "0")
+}
+
+// Reads on a ledger that is not seeded yet answer without panicking.
+func TestUnseededReads(t *testing.T) {
+	l := New()
+	_ = l.Pricing()
+	_ = l.Rate()
+	if len(l.Plans()) != 0 {
+		t.Fatal("plans before seeding")
+	}
+}

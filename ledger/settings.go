@@ -45,11 +45,11 @@ func ValidatePlan(p *Plan) error {
 	case p.ID == PlanFree && p.PriceMicroUSD != 0:
 		return invalid("the free plan's price must be 0")
 	case p.Window5hMicroFlows <= 0 || p.Window5hMicroFlows > MaxPlanMicroFlows:
-		return invalid("window_5h_flows must be > 0 and ≤ 1e12")
+		return invalid("window_5h_flows must be > 0 and ≤ 1e9")
 	case p.WeeklyMicroFlows <= 0 || p.WeeklyMicroFlows > MaxPlanMicroFlows:
-		return invalid("weekly_flows must be > 0 and ≤ 1e12")
+		return invalid("weekly_flows must be > 0 and ≤ 1e9")
 	case p.MonthlyMicroFlows <= 0 || p.MonthlyMicroFlows > MaxPlanMicroFlows:
-		return invalid("monthly_flows must be > 0 and ≤ 1e12")
+		return invalid("monthly_flows must be > 0 and ≤ 1e9")
 	case p.RPM < 1 || p.RPM > MaxRateLimit:
 		return invalid("rpm must be 1..1000000")
 	case p.Burst < 1 || p.Burst > MaxRateLimit:
@@ -214,6 +214,9 @@ func (l *Ledger) lookupModel(id string) *Model {
 func (l *Ledger) applyAdvanceClock(c *AdvanceClock, now int64) (any, error) {
 	if c.Nanos <= 0 || c.Nanos > MaxAdvanceNanos {
 		return nil, invalid("advance_seconds must be > 0 and at most ten years")
+	}
+	if l.clockOffset > 10*MaxAdvanceNanos-c.Nanos {
+		return nil, invalid("the test clock is already a century ahead")
 	}
 	l.clockOffset += c.Nanos
 	l.markMeta()

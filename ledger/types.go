@@ -97,12 +97,12 @@ type Totals struct {
 
 func (t *Totals) add(c *Charge, microFlows, microUSD int64) {
 	t.Requests++
-	t.InputTokens = mustAdd(t.InputTokens, c.InputTokens)
-	t.OutputTokens = mustAdd(t.OutputTokens, c.OutputTokens)
-	t.CacheReadTokens = mustAdd(t.CacheReadTokens, c.CacheReadTokens)
-	t.CacheWriteTokens = mustAdd(t.CacheWriteTokens, c.CacheWriteTokens)
-	t.MicroFlows = mustAdd(t.MicroFlows, microFlows)
-	t.MicroUSD = mustAdd(t.MicroUSD, microUSD)
+	t.InputTokens = satAdd(t.InputTokens, c.InputTokens)
+	t.OutputTokens = satAdd(t.OutputTokens, c.OutputTokens)
+	t.CacheReadTokens = satAdd(t.CacheReadTokens, c.CacheReadTokens)
+	t.CacheWriteTokens = satAdd(t.CacheWriteTokens, c.CacheWriteTokens)
+	t.MicroFlows = satAdd(t.MicroFlows, microFlows)
+	t.MicroUSD = satAdd(t.MicroUSD, microUSD)
 }
 
 // Flow value tiers (SPEC M4).
@@ -183,9 +183,11 @@ type Refund struct {
 	PaidMicroUSD     int64  `json:"paid_micro_usd"`
 	UsageMicroUSD    int64  `json:"usage_micro_usd"`
 	RefundedMicroUSD int64  `json:"already_refunded_micro_usd"`
-	// Saved is the subscription the account had at submit; a failed or
-	// canceled refund gives it back if its cycle has not ended.
-	Saved Subscription `json:"saved"`
+	// Saved is the subscription the account had at submit, with its
+	// monthly window; a failed or canceled refund gives them back if the
+	// cycle has not ended.
+	Saved        Subscription `json:"saved"`
+	SavedMonthly Window       `json:"saved_monthly"`
 }
 
 // Member is a cluster node's addresses, replicated so any node can answer

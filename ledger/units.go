@@ -63,6 +63,21 @@ func checkedAdd(a, b int64) (int64, bool) {
 	return s, true
 }
 
+// satAdd adds usage counters, saturating at the int64 limits instead of
+// wrapping. Counters this large are unreachable by real traffic; clamping
+// keeps a hostile or broken sequence of charges from stopping every
+// replica with a panic, and it is deterministic.
+func satAdd(a, b int64) int64 {
+	s, ok := checkedAdd(a, b)
+	if ok {
+		return s
+	}
+	if b > 0 {
+		return math.MaxInt64
+	}
+	return math.MinInt64 + 1
+}
+
 // mustAdd is checkedAdd for sums that validation already bounded: an
 // overflow there is a broken invariant, not a rejection.
 func mustAdd(a, b int64) int64 {

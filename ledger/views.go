@@ -317,6 +317,9 @@ func refundView(r *Refund) refundStatusView {
 }
 
 func (l *Ledger) rateView() rateView {
+	if len(l.rates) == 0 {
+		return rateView{History: []ratePointView{}}
+	}
 	last := l.rates[len(l.rates)-1]
 	v := rateView{USDPerFlow: Rate(last.NanoUSDPerFlow), UpdatedAt: rfc3339(last.At)}
 	for _, r := range l.rates {
@@ -329,7 +332,10 @@ func (l *Ledger) rateView() rateView {
 // usd_per_flow in cents, value_multiplier = usd_equivalent / price to two
 // decimals (none for a free plan).
 func (l *Ledger) planView(p *Plan) PlanView {
-	rate := l.rates[len(l.rates)-1].NanoUSDPerFlow
+	rate := int64(DefaultNanoUSDPerFlow)
+	if len(l.rates) > 0 {
+		rate = l.rates[len(l.rates)-1].NanoUSDPerFlow
+	}
 	// monthly µFlows × nanoUSD/Flow = 1e-15 USD; to cents divide by 1e13.
 	cents, ok := mulDivHalfUp(uint64(p.MonthlyMicroFlows), uint64(rate), 10_000_000_000_000)
 	if !ok {

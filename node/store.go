@@ -109,11 +109,13 @@ func (n *Node) RemoveNode(id string) error {
 	if !n.store.IsLeader() {
 		return fmt.Errorf("%w: membership changes go to the leader", admin.ErrUnavailable)
 	}
-	if _, err := n.Propose(&ledger.RemoveMember{ID: id}); err != nil {
-		return err
-	}
+	// Raft membership first: a voter whose address record is missing must
+	// still be removable.
 	if err := n.store.RemoveServer(id, proposeTimeout); err != nil {
 		return fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
+	}
+	if _, err := n.Propose(&ledger.RemoveMember{ID: id}); err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		return err
 	}
 	return nil
 }

@@ -118,6 +118,13 @@ var formats = map[string]Format{
 
 // Handler serves the proxy listener.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.o.Log.Error().Interface("panic", p).Bytes("path", ctx.Path()).Msg("handler panic")
+			ctx.Response.Reset()
+			writeAPIError(ctx, len(ctx.Request.Header.Peek("anthropic-version")) > 0, newAPIError(500, "internal_error", "internal error"))
+		}
+	}()
 	path := ctx.Path()
 	if ctx.IsHead() && (string(path) == "/" || string(path) == "/api/hello") {
 		return // Claude Code's preflight: 200, no auth (WIRE.md §3.8)

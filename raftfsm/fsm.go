@@ -152,6 +152,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		panic(fmt.Sprintf("raftfsm: commit state: %v", err))
 	}
+	_ = b.Close()
 	f.applied.Store(last)
 	return out
 }
@@ -166,11 +167,27 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	return &snapshot{snap: f.db.NewSnapshot()}, nil
 }
 
+// markApplied records that state reflects the log up to idx (entries
+// between the stored index and idx carried no commands).
+func (f *FSM) markApplied(idx uint64) error {
+	if idx <= f.applied.Load() {
+		return nil
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], idx)
+	if err := f.db.Set(appliedKey, b[:], pebble.Sync); err != nil {
+		return err
+	}
+	f.applied.Store(idx)
+	return nil
+}
+
 // Restore replaces all state with a snapshot's: it deletes the old state,
 // writes the new in one synced batch, and swaps in a freshly loaded ledger.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	b := f.db.NewBatch()
+	defer b.Close()
 	if err := b.DeleteRange(statePrefix, stateUpper, nil); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -42,6 +43,9 @@ type Store struct {
 	raft   *raft.Raft
 	trans  *raft.NetworkTransport
 	nodeID string
+	// barrierTerm is the term in which this node, as leader, last ran a
+	// read barrier.
+	barrierTerm atomic.Uint64
 }
 
 // Open opens (or creates) the store and starts Raft.
@@ -100,6 +104,9 @@ func Open(o Options) (*Store, error) {
 	if err := raft.ValidateConfig(cfg); err != nil {
 		return nil, err
 	}
+	if err := s.catchUpFromSnapshot(snaps); err != nil {
+		return nil, err
+	}
 	if o.Bootstrap {
 		has, err := raft.HasExistingState(s.logs, s.logs, snaps)
 		if err != nil {
@@ -120,6 +127,30 @@ func Open(o Options) (*Store, error) {
 	return s, nil
 }
 
+// catchUpFromSnapshot restores the FSM from the newest snapshot when that
+// snapshot is ahead of the state in Pebble. It happens when a node died
+// installing a snapshot from the leader: raft had already saved the file,
+// and with NoSnapshotRestoreOnStart it would resume after the snapshot's
+// index, skipping entries the state never saw.
+func (s *Store) catchUpFromSnapshot(snaps raft.SnapshotStore) error {
+	list, err := snaps.List()
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	newest := list[0]
+	if newest.Index <= s.fsm.AppliedIndex() {
+		return nil
+	}
+	_, rc, err := snaps.Open(newest.ID)
+	if err != nil {
+		return fmt.Errorf("open snapshot %s: %w", newest.ID, err)
+	}
+	if err := s.fsm.Restore(rc); err != nil {
+		return err
+	}
+	return s.fsm.markApplied(newest.Index)
+}
+
 func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {
 		return d
@@ -135,7 +166,11 @@ func (s *Store) Ledger() *ledger.Ledger { return s.fsm.Ledger() }
 // (leadership lost, timeout) returns an error; the caller retries it with
 // the same id, which the ledger applies at most once.
 func (s *Store) Propose(cmd ledger.Command, ts int64, timeout time.Duration) (any, error) {
-	f := s.raft.Apply(ledger.Encode(cmd, ts), timeout)
+	data, err := ledger.Encode(cmd, ts)
+	if err != nil {
+		return nil, err
+	}
+	f := s.raft.Apply(data, timeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
@@ -277,19 +312,24 @@ func (quietPebble) Fatalf(f string, a ...interface{}) {
 	os.Exit(1)
 }
 
-// VerifyLeader confirms this node still leads (a heartbeat round with a
-// quorum) and that it has applied everything it committed.
+// VerifyLeader makes a leader's local reads linearizable: it confirms
+// this node still leads (a heartbeat round with a quorum), and once per
+// term it runs a Barrier, which returns only when the FSM has applied
+// every entry committed before it, including those a previous leader
+// acknowledged. Later writes of the same term are applied locally before
+// they are acknowledged, so one barrier per term suffices.
 func (s *Store) VerifyLeader(timeout time.Duration) error {
 	if err := s.raft.VerifyLeader().Error(); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(timeout)
-	for s.raft.AppliedIndex() < s.raft.CommitIndex() {
-		if time.Now().After(deadline) {
-			return errors.New("apply did not catch up with the commit index")
-		}
-		time.Sleep(time.Millisecond)
+	term := s.raft.CurrentTerm()
+	if s.barrierTerm.Load() == term {
+		return nil
 	}
+	if err := s.raft.Barrier(timeout).Error(); err != nil {
+		return err
+	}
+	s.barrierTerm.Store(term)
 	return nil
 }
 
