@@ -196,6 +196,9 @@ type Admission struct {
 	// BalanceMicroUSD is the pay-as-you-go balance at admission, for the
 	// proxy's in-flight reservations (E3).
 	BalanceMicroUSD int64
+	// Exhausted is the window that sent a subscription request to Extra
+	// Usage (ViaExtra), for the refusal if the balance cannot cover it.
+	Exhausted *QuotaError
 }
 
 // HashSecret is the stored form of a key secret (K1).
@@ -231,12 +234,12 @@ func (l *Ledger) Admit(secretHash [32]byte, modelID string, now int64) (Admissio
 	}
 	ad.Billing = BillingSubscription
 	if qe := l.exhausted(a, p, now); qe != nil {
+		qe.RetryAfterSec = max(1, (qe.ResetsAt-now+999_999_999)/1_000_000_000)
 		if a.ExtraEnabled && a.ExtraKeyID != "" && a.BalanceMicroUSD > 0 {
-			ad.Billing, ad.ViaExtra = BillingPayg, true
+			ad.Billing, ad.ViaExtra, ad.Exhausted = BillingPayg, true, qe
 			return ad, nil
 		}
 		qe.BalanceEmpty = a.ExtraEnabled && a.BalanceMicroUSD <= 0
-		qe.RetryAfterSec = max(1, (qe.ResetsAt-now+999_999_999)/1_000_000_000)
 		ad.BillingErr = qe
 	}
 	return ad, nil
@@ -262,6 +265,17 @@ func (l *Ledger) exhausted(a *Account, p *Plan, now int64) *QuotaError {
 		return &QuotaError{Window: "monthly", ResetsAt: end}
 	}
 	return nil
+}
+
+// Balance is an account's pay-as-you-go balance in micro-USD (0 when the
+// account does not exist).
+func (l *Ledger) Balance(accountID string) int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if a := l.accounts[accountID]; a != nil {
+		return a.BalanceMicroUSD
+	}
+	return 0
 }
 
 // CatalogEntry is a model id and the provider that serves it.

@@ -90,7 +90,8 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		AckQuorum: cfg.Accounting.Ack == config.AckQuorum, Providers: providers,
 		PaygRPM: int64(cfg.Payg.RPM), PaygBurst: int64(cfg.Payg.Burst), Ready: n.Ready, Log: log,
 	})
-	proxySrv := &fasthttp.Server{Handler: gw.Handler, ErrorHandler: proxy.TransportError, Name: "zenmuxd", MaxRequestBodySize: int(cfg.Proxy.MaxBodyBytes),
+	proxySrv := &fasthttp.Server{Handler: gw.Handler, ErrorHandler: gw.TransportError, Name: "zenmuxd",
+		MaxRequestBodySize: int(cfg.Proxy.MaxBodyBytes),
 		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 2)
 	go func() { errc <- adminSrv.Serve(adminLn) }()

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -118,11 +120,34 @@ func writeAPIError(ctx *fasthttp.RequestCtx, anthropic bool, e *apiError) {
 // TransportError answers errors fasthttp raises before the handler runs
 // (a body over proxy.max_body_bytes: 413 request_too_large) in the wire
 // format of the path.
-func TransportError(ctx *fasthttp.RequestCtx, err error) {
+func (s *Server) TransportError(ctx *fasthttp.RequestCtx, err error) {
+	ctx.Response.Header.Set("x-zenmux-request-id", s.requestID())
 	anthropic := bytes.Contains(ctx.Path(), []byte("messages")) || len(ctx.Request.Header.Peek("anthropic-version")) > 0
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		drain(ctx)
 		writeAPIError(ctx, anthropic, newAPIError(413, "request_too_large", "the request body is over the size limit"))
 		return
 	}
 	writeAPIError(ctx, anthropic, newAPIError(400, "invalid_request", "the request could not be parsed"))
+}
+
+// maxDrain bounds how much of an oversize body is read and thrown away.
+const maxDrain = 1 << 30
+
+// drain reads and discards, for at most two seconds, what a client is still
+// sending of a body over the limit. fasthttp refuses such a body as soon
+// as it sees its length and closes the connection; a client still writing
+// would get a reset instead of the 413. A client that announced the length
+// without sending it only delays its answer by the deadline.
+func drain(ctx *fasthttp.RequestCtx) {
+	c := ctx.Conn()
+	if c == nil {
+		return
+	}
+	n := int64(ctx.Request.Header.ContentLength())
+	if n <= 0 || n > maxDrain {
+		n = maxDrain
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, _ = io.CopyN(io.Discard, c, n)
 }

@@ -119,7 +119,8 @@ var testT0 = time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 
 func newGateway(t testing.TB, o gatewayOptions) *gateway {
 	t.Helper()
-	g := &gateway{t: t, L: ledger.New()}
+	g := &gateway{t: t, L: ledger.New(), store: memStore{}}
+	g.L.SetDurable(g.store)
 	g.now.Store(testT0)
 	models := ledger.DefaultModels()
 	for _, m := range []struct {
@@ -152,7 +153,7 @@ func newGateway(t testing.TB, o gatewayOptions) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: g.Server.Handler, ErrorHandler: TransportError, MaxRequestBodySize: 1 << 20}
+	srv := &fasthttp.Server{Handler: g.Server.Handler, ErrorHandler: g.Server.TransportError, MaxRequestBodySize: 1 << 20}
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		_ = srv.Shutdown()
@@ -201,9 +202,6 @@ func (g *gateway) requests(acct string) []ledger.LogEntryView {
 	g.settle()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.store == nil {
-		g.store = memStore{}
-	}
 	if err := g.L.Flush(g.store); err != nil {
 		g.t.Fatal(err)
 	}
@@ -228,8 +226,9 @@ func (g *gateway) requests(acct string) []ledger.LogEntryView {
 
 type memStore map[string][]byte
 
-func (m memStore) Set(k, v []byte) error { m[string(k)] = append([]byte(nil), v...); return nil }
-func (m memStore) Delete(k []byte) error { delete(m, string(k)); return nil }
+func (m memStore) Set(k, v []byte) error      { m[string(k)] = append([]byte(nil), v...); return nil }
+func (m memStore) Delete(k []byte) error      { delete(m, string(k)); return nil }
+func (m memStore) Has(k []byte) (bool, error) { _, ok := m[string(k)]; return ok, nil }
 func (m memStore) DeleteRange(a, b []byte) error {
 	for k := range m {
 		if k >= string(a) && k < string(b) {

@@ -17,7 +17,6 @@ type Limiter struct {
 
 const (
 	limiterShards = 64
-	tokenScale    = 1_000_000 // tokens are counted in millionths
 	minute        = int64(time.Minute)
 )
 
@@ -25,12 +24,6 @@ type limiterShard struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
 	sweeps  int
-}
-
-type bucket struct {
-	microTokens int64
-	last        int64 // Unix nanos of the last refill
-	rpm, burst  int64
 }
 
 // NewLimiter returns an empty limiter.
@@ -42,21 +35,20 @@ func NewLimiter() *Limiter {
 	return l
 }
 
+// bucket is a token bucket kept as GCRA's theoretical arrival time: tat
+// is when the bucket would be full again. Everything is exact integer
+// nanoseconds, so rounding never loses a request over time.
+type bucket struct {
+	tat        int64
+	rpm, burst int64
+}
+
 // Decision is one Take's answer, with what the x-ratelimit headers show.
 type Decision struct {
 	Allowed   bool
 	Limit     int64         // requests per minute
 	Remaining int64         // whole requests left in the bucket now
 	Reset     time.Duration // until one more request is available
-}
-
-func (b *bucket) refill(now int64) {
-	if now <= b.last {
-		return
-	}
-	add := (now - b.last) * b.rpm * tokenScale / minute
-	b.microTokens = min(b.burst*tokenScale, b.microTokens+add)
-	b.last = now
 }
 
 // Take spends one request from key's bucket at now, creating a full bucket
@@ -68,19 +60,24 @@ func (l *Limiter) Take(key string, rpm, burst int64, now int64) Decision {
 	b := s.buckets[key]
 	if b == nil {
 		s.sweep(now)
-		b = &bucket{microTokens: burst * tokenScale, last: now, rpm: rpm, burst: burst}
+		b = &bucket{tat: now}
 		s.buckets[key] = b
 	}
 	b.rpm, b.burst = rpm, burst
-	b.refill(now)
+	interval := minute / rpm
+	if b.tat < now {
+		b.tat = now
+	}
+	slack := (burst - 1) * interval // debt the bucket can hold and still admit
 	d := Decision{Limit: rpm}
-	if b.microTokens >= tokenScale {
-		b.microTokens -= tokenScale
+	if b.tat-now <= slack {
+		b.tat += interval
 		d.Allowed = true
 	}
-	d.Remaining = b.microTokens / tokenScale
-	if missing := tokenScale - b.microTokens%tokenScale; b.microTokens < b.burst*tokenScale {
-		d.Reset = time.Duration(missing * minute / (rpm * tokenScale))
+	debt := b.tat - now
+	d.Remaining = max(0, (burst*interval-debt)/interval)
+	if wait := debt - slack; wait > 0 {
+		d.Reset = time.Duration(wait)
 	}
 	return d
 }
@@ -94,8 +91,7 @@ func (s *limiterShard) sweep(now int64) {
 		return
 	}
 	for k, b := range s.buckets {
-		b.refill(now)
-		if b.microTokens >= b.burst*tokenScale {
+		if b.tat <= now {
 			delete(s.buckets, k)
 		}
 	}

@@ -240,12 +240,15 @@ func (m *meter) charge(requestBytes int64, outcome string) (Usage, string, bool,
 	if !m.terminal {
 		status = outcome
 	}
-	produced := m.textBytes > 0 || (m.haveUsage && m.usage.Output > 0)
-	if m.failed && !produced && !m.haveUsage {
-		return Usage{}, status, false, false
+	if m.failed && !m.terminal {
+		status = "upstream_error"
 	}
-	if status == "upstream_cut" && !produced && !m.haveUsage {
-		return Usage{}, status, false, false
+	// Output means text (or tool input) delivered. Anthropic's
+	// message_start reports output_tokens 1 before anything is produced,
+	// so a usage count alone does not make an answer.
+	produced := m.textBytes > 0
+	if !produced && !m.terminal && status != "client_closed" {
+		return Usage{}, status, false, false // the upstream failed before any output
 	}
 	u, estimated := m.usage, false
 	if !m.terminal || !m.haveUsage {

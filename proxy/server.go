@@ -153,6 +153,8 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		r = route(path)
 		f, ok = formats[r]
 	}
+	id := s.requestID()
+	ctx.Response.Header.Set("x-zenmux-request-id", id)
 	anthropic := len(ctx.Request.Header.Peek("anthropic-version")) > 0
 	if ok {
 		if !ctx.IsPost() {
@@ -160,7 +162,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			writeAPIError(ctx, f.Anthropic(), newAPIError(405, "method_not_allowed", string(path)+" answers POST"))
 			return
 		}
-		s.generate(ctx, f)
+		s.generate(ctx, f, id)
 		return
 	}
 	if string(path) == "/v1/models" || r == "/v1/models" {
@@ -198,10 +200,8 @@ type inflight struct {
 	reservation  int64 // pay-as-you-go reservation (E3), released at commit
 }
 
-func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format) {
+func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
 	anthropic := f.Anthropic()
-	id := s.requestID()
-	ctx.Response.Header.Set("x-zenmux-request-id", id)
 	fail := func(e *apiError) { writeAPIError(ctx, anthropic, e) }
 
 	body := ctx.PostBody()
@@ -235,11 +235,11 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format) {
 		return
 	}
 	in := &inflight{s: s, id: id, ad: ad, format: f, admittedAt: now, requestBytes: int64(len(body))}
-	if f != FormatCountTokens { // counting tokens is not billable and has no bucket of its own here
-		if e := s.admitBilling(ctx, in, body, top); e != nil {
-			fail(e)
-			return
-		}
+	if f == FormatCountTokens { // counting tokens is free: no bucket, no quota, no charge
+		ctx.Response.Header.Set("x-zenmux-billing", ad.Billing)
+	} else if e := s.admitBilling(ctx, in, body, top); e != nil {
+		fail(e)
+		return
 	}
 	provider := s.o.Providers[ad.Model.Provider]
 	if provider == nil {
@@ -317,9 +317,10 @@ func (s *Server) admitBilling(ctx *fasthttp.RequestCtx, in *inflight, body []byt
 	}
 	if ad.Billing == ledger.BillingPayg {
 		est := paygEstimate(&ad.Model, body, top)
-		if !s.reserved.take(ad.AccountID, ad.BalanceMicroUSD, est) {
-			if ad.ViaExtra {
-				return newAPIError(429, "quota_exceeded", "the subscription quota is exhausted and the pay-as-you-go balance is spoken for by requests in flight")
+		if !s.reserved.take(ad.AccountID, s.o.Ledger().Balance, est) {
+			if qe := ad.Exhausted; ad.ViaExtra && qe != nil {
+				h.Set("Retry-After", strconv.FormatInt(qe.RetryAfterSec, 10))
+				return newAPIError(429, "quota_exceeded", qe.Error()+"; Extra Usage is on but the pay-as-you-go balance is taken by requests in flight")
 			}
 			return fromLedger(ledger.ErrInsufficientBalance)
 		}
@@ -353,10 +354,14 @@ type reservations struct {
 	m  map[string]int64
 }
 
-func (r *reservations) take(acct string, balance, amount int64) bool {
+// take reserves amount if the account's balance, read under the lock,
+// exceeds what requests in flight have reserved. A charge is applied to the
+// ledger before its reservation is released, so a balance read here never
+// misses a charge whose reservation is already gone.
+func (r *reservations) take(acct string, balance func(string) int64, amount int64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if balance-r.m[acct] <= 0 {
+	if balance(acct)-r.m[acct] <= 0 {
 		return false
 	}
 	r.m[acct] += amount
@@ -607,6 +612,12 @@ func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clie
 			break
 		}
 	}
+	if held == nil && outcome != "client_closed" {
+		// The upstream ended without its final event: tell the client in
+		// its own format rather than end the stream as if it were whole.
+		_, _ = w.Write(cutEvent(in.format))
+		_ = w.Flush()
+	}
 	u, status, est, ok := m.charge(in.requestBytes, outcome)
 	if !ok {
 		s.release(in)
@@ -622,6 +633,19 @@ func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clie
 	}
 	_, _ = w.Write(held)
 	_ = w.Flush()
+}
+
+// cutEvent is the error event a client gets when the upstream stream
+// breaks before its end.
+func cutEvent(f Format) []byte {
+	const msg = "the upstream stream ended before the answer was complete"
+	switch f {
+	case FormatMessages:
+		return []byte(`event: error` + "\n" + `data: {"type":"error","error":{"type":"api_error","message":"` + msg + `"}}` + "\n\n")
+	case FormatResponses:
+		return []byte(`event: error` + "\n" + `data: {"type":"error","code":"upstream_error","message":"` + msg + `","param":null}` + "\n\n")
+	}
+	return []byte(`data: {"error":{"message":"` + msg + `","type":"server_error","code":"upstream_error","param":null}}` + "\n\n")
 }
 
 // models answers GET /v1/models with the caller's plan's models, in the
