@@ -116,13 +116,19 @@ func validateCharge(c *Charge) string {
 }
 
 // applyCharge meters one completed request (Q4, Q7, E2, U1, K4). A request
-// id already applied answers "exists" and changes nothing (C2).
+// id already applied answers "exists" and changes nothing (C2): its
+// request-log record is keyed by account, admission time and id, all of
+// which a retry carries unchanged, so the check is one point lookup.
 func (l *Ledger) applyCharge(c *Charge, now int64) ChargeResult {
-	if _, dup := l.charged[c.ReqID]; dup {
-		return ChargeResult{Status: "exists"}
-	}
 	if why := validateCharge(c); why != "" {
 		return ChargeResult{Status: "rejected", Reason: why}
+	}
+	if c.AdmittedAt <= 0 {
+		return ChargeResult{Status: "rejected", Reason: "no admission time"}
+	}
+	key := logKey(c.AccountID, c.AdmittedAt, c.ReqID)
+	if l.logged(key) {
+		return ChargeResult{Status: "exists"}
 	}
 	a := l.accounts[c.AccountID]
 	if a == nil {
@@ -133,24 +139,22 @@ func (l *Ledger) applyCharge(c *Charge, now int64) ChargeResult {
 		return ChargeResult{Status: "rejected", Reason: "unknown model"}
 	}
 	l.settle(a, now)
-	if c.AdmittedAt > now || c.AdmittedAt <= 0 {
-		c.AdmittedAt = now
-	}
+	admittedAt := min(c.AdmittedAt, now)
 	mult := a.MultiplierPPM
 	if c.Billing == BillingPayg {
 		mult = micro // pay-as-you-go pays the API value in USD
 	}
-	price, ok := priceOf(m, c, l.rateAt(c.AdmittedAt), mult)
+	price, ok := priceOf(m, c, l.rateAt(admittedAt), mult)
 	if !ok {
 		return ChargeResult{Status: "rejected", Reason: "amount out of range"}
 	}
 	flows := price.MicroFlows
 	if c.Billing == BillingSubscription {
-		l.chargeWindows(a, now, c.AdmittedAt, flows)
-		if a.paid() && c.AdmittedAt >= a.Sub.CycleStart {
+		l.chargeWindows(a, now, admittedAt, flows)
+		if a.paid() && admittedAt >= a.Sub.CycleStart {
 			a.Sub.UsageMicroUSD = satAdd(a.Sub.UsageMicroUSD, price.MicroUSD)
 		}
-		if r := l.refunds[a.PendingRefund]; r != nil && c.AdmittedAt >= r.CycleStart && c.AdmittedAt < r.SubmittedAt {
+		if r := l.refunds[a.PendingRefund]; r != nil && admittedAt >= r.CycleStart && admittedAt < r.SubmittedAt {
 			// R3: a request in flight at submit is counted in the refund.
 			r.UsageMicroUSD = satAdd(r.UsageMicroUSD, price.MicroUSD)
 			l.markRefund(r)
@@ -204,8 +208,7 @@ func (l *Ledger) applyCharge(c *Charge, now int64) ChargeResult {
 		CacheWriteTokens: c.CacheWriteTokens, Images: c.Images, MicroFlows: flows, MicroUSD: price.MicroUSD,
 		Billing: c.Billing, Status: status, Estimated: c.Estimated,
 	})
-	l.charged[c.ReqID] = now
-	l.chargedFIFO = append(l.chargedFIFO, chargedItem{id: c.ReqID, at: now})
+	l.unflushed[key] = struct{}{}
 	return ChargeResult{Status: "charged", MicroUSD: price.MicroUSD, MicroFlows: flows}
 }
 

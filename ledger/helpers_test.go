@@ -169,6 +169,8 @@ func (w memWriter) DeleteRange(a, b []byte) error {
 	return nil
 }
 
+func (w memWriter) Has(k []byte) (bool, error) { _, ok := w[string(k)]; return ok, nil }
+
 func (w memWriter) scan(fn func(k, v []byte) error) error {
 	keys := make([]string, 0, len(w))
 	for k := range w {

@@ -49,11 +49,13 @@ type Ledger struct {
 	payments map[string][]Payment          // account → billing history
 	idem     map[string]*idemRecord
 
-	// charged remembers request ids applied within the dedupe horizon; the
-	// FIFO holds them in apply order so pruning is a pop from the front.
-	charged     map[string]int64 // request id → time of its (latest) charge
-	chargedFIFO []chargedItem
-	idemFIFO    []chargedItem
+	// durable answers whether a record exists in the durable state (the
+	// request log doubles as the charge dedupe record); unflushed holds the
+	// log keys written since the last Flush. Memory stays bounded however
+	// many requests the dedupe horizon covers.
+	durable   Durable
+	unflushed map[string]struct{}
+	idemFIFO  []chargedItem
 
 	dirty      map[string]struct{}
 	newLogs    []*LogEntry
@@ -68,20 +70,20 @@ type chargedItem struct {
 // New returns an empty, unseeded ledger.
 func New() *Ledger {
 	return &Ledger{
-		plans:    map[string]*Plan{},
-		models:   map[string]*Model{},
-		accounts: map[string]*Account{},
-		emails:   map[string]string{},
-		keys:     map[string]*Key{},
-		keyHash:  map[[32]byte]*Key{},
-		refunds:  map[string]*Refund{},
-		members:  map[string]*Member{},
-		days:     map[string]map[string]*Totals{},
-		byModel:  map[string]map[string]*Totals{},
-		payments: map[string][]Payment{},
-		idem:     map[string]*idemRecord{},
-		charged:  map[string]int64{},
-		dirty:    map[string]struct{}{},
+		plans:     map[string]*Plan{},
+		models:    map[string]*Model{},
+		accounts:  map[string]*Account{},
+		emails:    map[string]string{},
+		keys:      map[string]*Key{},
+		keyHash:   map[[32]byte]*Key{},
+		refunds:   map[string]*Refund{},
+		members:   map[string]*Member{},
+		days:      map[string]map[string]*Totals{},
+		byModel:   map[string]map[string]*Totals{},
+		payments:  map[string][]Payment{},
+		idem:      map[string]*idemRecord{},
+		unflushed: map[string]struct{}{},
+		dirty:     map[string]struct{}{},
 	}
 }
 
@@ -196,9 +198,9 @@ func (l *Ledger) dispatch(cmd Command, now int64) (any, error) {
 	panic(fmt.Sprintf("ledger: no handler for command type %d", cmd.Type()))
 }
 
-// prune forgets charge ids and idempotency keys older than the dedupe
-// horizon, and once an hour of ledger time drops request-log entries past
-// their retention (C4). It depends only on ledger time, so every replica
+// prune forgets idempotency keys older than the dedupe horizon, and once an
+// hour of ledger time drops request-log entries (which are also the charge
+// dedupe records) past max(request_log_days, dedupe_days) (C4). It depends only on ledger time, so every replica
 // prunes the same things.
 func (l *Ledger) prune(now int64) {
 	if !l.seeded {
@@ -206,18 +208,6 @@ func (l *Ledger) prune(now int64) {
 	}
 	horizon := now - int64(l.dedupeDays)*24*int64(time.Hour)
 	n := 0
-	for n < len(l.chargedFIFO) && l.chargedFIFO[n].at < horizon {
-		// An id charged again later (after an earlier expiry) has a newer
-		// FIFO entry; only the entry that matches its time forgets it.
-		if it := l.chargedFIFO[n]; l.charged[it.id] == it.at {
-			delete(l.charged, it.id)
-		}
-		n++
-	}
-	if n > 0 {
-		l.chargedFIFO = append(l.chargedFIFO[:0:0], l.chargedFIFO[n:]...)
-	}
-	n = 0
 	for n < len(l.idemFIFO) && l.idemFIFO[n].at < horizon {
 		key := l.idemFIFO[n].id
 		delete(l.idem, key)

@@ -1,13 +1,44 @@
 package ledger
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 )
+
+// Durable answers point lookups on the durable state as of the last
+// Flush; keys are the ledger's own (raftfsm adds its prefix).
+type Durable interface {
+	Has(key []byte) (bool, error)
+}
+
+// SetDurable connects the ledger to its durable state for dedupe lookups.
+func (l *Ledger) SetDurable(d Durable) {
+	l.mu.Lock()
+	l.durable = d
+	l.mu.Unlock()
+}
+
+// logged reports whether a request-log record exists, flushed or not. A
+// storage error is a broken invariant: guessing would diverge replicas.
+func (l *Ledger) logged(key string) bool {
+	if _, ok := l.unflushed[key]; ok {
+		return true
+	}
+	if l.durable == nil {
+		return false
+	}
+	ok, err := l.durable.Has([]byte(key))
+	if err != nil {
+		panic("ledger: durable lookup: " + err.Error())
+	}
+	return ok
+}
+
+// LogPrefix is where request-log records live; Load does not need them.
+const LogPrefix = "rlog/"
 
 // Writer receives the durable form of the state changed since the last
 // Flush. raftfsm implements it over a Pebble batch and commits that batch
@@ -26,7 +57,7 @@ type Writer interface {
 //	bymodel/<acct>/<model>    per-model totals
 //	pay/<acct>/<8-digit seq>  billing history, in order
 //	idem/<idempotency key>    first result of a money command
-//	rlog/<acct>/<16 hex ns>/<request id>   request log = charge dedupe record
+//	rlog/<acct>/<16 hex admitted ns>/<request id>   request log = charge dedupe record
 
 type meta struct {
 	Now         int64       `json:"now"`
@@ -83,12 +114,13 @@ func (l *Ledger) Flush(w Writer) error {
 		if err != nil {
 			panic(err)
 		}
-		if err := w.Set([]byte(logKey(e.AccountID, e.At, e.ID)), v); err != nil {
+		if err := w.Set([]byte(logKey(e.AccountID, e.AdmittedAt, e.ID)), v); err != nil {
 			return err
 		}
 	}
 	clear(l.newLogs)
 	l.newLogs = l.newLogs[:0]
+	clear(l.unflushed)
 	return nil
 }
 
@@ -159,9 +191,11 @@ func (l *Ledger) encodeRecord(key string) []byte {
 }
 
 // Load rebuilds a ledger from its durable form. scan must call fn for every
-// stored key in ascending key order.
-func Load(scan func(fn func(key, value []byte) error) error) (*Ledger, error) {
+// stored key in ascending key order; it may skip LogPrefix, which Load
+// ignores (the request log is read through durable, never loaded).
+func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*Ledger, error) {
 	l := New()
+	l.durable = durable
 	err := scan(func(k, v []byte) error {
 		key := string(k)
 		kind, id, _ := strings.Cut(key, "/")
@@ -233,7 +267,6 @@ func Load(scan func(fn func(key, value []byte) error) error) (*Ledger, error) {
 				l.payments[acct] = append(l.payments[acct], p)
 			}
 		case "rlog":
-			err = l.loadLogKey(id)
 		default:
 			err = fmt.Errorf("unknown record kind %q", kind)
 		}
@@ -245,31 +278,8 @@ func Load(scan func(fn func(key, value []byte) error) error) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(l.chargedFIFO, func(i, j int) bool { return l.chargedFIFO[i].at < l.chargedFIFO[j].at })
 	sort.Slice(l.idemFIFO, func(i, j int) bool { return l.idemFIFO[i].at < l.idemFIFO[j].at })
 	return l, nil
-}
-
-// loadLogKey re-registers a request id for dedupe from its log key alone,
-// so loading never decodes log values.
-func (l *Ledger) loadLogKey(rest string) error {
-	parts := strings.SplitN(rest, "/", 3)
-	if len(parts) != 3 {
-		return fmt.Errorf("bad request-log key")
-	}
-	raw, err := hex.DecodeString(parts[1])
-	if err != nil || len(raw) != 8 {
-		return fmt.Errorf("bad request-log time")
-	}
-	at, err := strconv.ParseUint(parts[1], 16, 64)
-	if err != nil {
-		return err
-	}
-	if prev, ok := l.charged[parts[2]]; !ok || int64(at) > prev {
-		l.charged[parts[2]] = int64(at)
-	}
-	l.chargedFIFO = append(l.chargedFIFO, chargedItem{id: parts[2], at: int64(at)})
-	return nil
 }
 
 func (l *Ledger) dayTotals(acct string) map[string]*Totals {

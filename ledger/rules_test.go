@@ -477,15 +477,27 @@ func TestC4_DedupeHorizon(t *testing.T) {
 	f.charge(acct, key, 1, BillingSubscription)
 	top := &TopUp{Idem: Idem{IdemKey: "k1", Fingerprint: "a"}, AccountID: acct, MicroUSD: 1_000000}
 	f.must(top)
+	w := memWriter{}
+	f.l.SetDurable(w)
+	c := Charge{ReqID: "r", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: f.now, InputTokens: 5}
+	f.do(&ChargeBatch{Charges: []Charge{c}})
+	_ = f.l.Flush(w)
 	f.advance(6 * 24 * time.Hour)
 	expect(t, f.must(top), "balance_usd", "1")
-	if len(f.l.charged) != 1 {
-		t.Fatalf("charged ids: %d", len(f.l.charged))
+	if r := f.do(&ChargeBatch{Charges: []Charge{c}}).Value.([]ChargeResult)[0]; r.Status != "exists" {
+		t.Fatalf("charge id forgotten within the horizon: %+v", r)
 	}
 	f.advance(2 * 24 * time.Hour)
 	f.must(&Tick{})
-	if len(f.l.charged) != 0 || len(f.l.idem) != 0 {
-		t.Fatalf("after 8 days: %d charge ids, %d idempotency keys", len(f.l.charged), len(f.l.idem))
+	if len(f.l.idem) != 0 {
+		t.Fatalf("after 8 days: %d idempotency keys", len(f.l.idem))
+	}
+	// Charge ids live as long as the request log (30 days here), then go.
+	f.advance(23 * 24 * time.Hour)
+	f.must(&Tick{})
+	_ = f.l.Flush(w)
+	if r := f.do(&ChargeBatch{Charges: []Charge{c}}).Value.([]ChargeResult)[0]; r.Status != "charged" {
+		t.Fatalf("after 31 days the id is forgotten with its log entry: %+v", r)
 	}
 }
 
@@ -548,26 +560,24 @@ func TestR3_FailedRefundRestoresUsage(t *testing.T) {
 	expect(t, f.usage(acct), "monthly.used_flows", "140", "monthly.limit_flows", "914.443")
 }
 
-// rule C2, C4: an id charged again after its dedupe horizon expired stays
-// remembered after a reload exactly as in the live ledger.
+// rule C2, C4: a charge id is remembered through the durable request log:
+// after a flush, eight days and a reload, a retry still answers "exists" in
+// the live and in the reloaded ledger alike.
 func TestC4_DedupeSurvivesReload(t *testing.T) {
 	f := newFixture(t)
 	acct, key := f.account()
-	c := Charge{ReqID: "X", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, InputTokens: 10}
-	f.do(&ChargeBatch{Charges: []Charge{c}})
-	f.advance(8 * 24 * time.Hour)
-	if r := f.do(&ChargeBatch{Charges: []Charge{c}}).Value.([]ChargeResult)[0]; r.Status != "charged" {
-		t.Fatalf("after the horizon: %+v", r)
-	}
 	w := memWriter{}
+	f.l.SetDurable(w)
+	c := Charge{ReqID: "X", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: f.now, InputTokens: 10}
+	f.do(&ChargeBatch{Charges: []Charge{c}})
 	if err := f.l.Flush(w); err != nil {
 		t.Fatal(err)
 	}
-	loaded, err := Load(w.scan)
+	f.advance(8 * 24 * time.Hour)
+	loaded, err := Load(w.scan, w)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.advance(time.Minute)
 	for name, l := range map[string]*Ledger{"live": f.l, "reloaded": loaded} {
 		if r := l.Apply(&ChargeBatch{Charges: []Charge{c}}, f.now).Value.([]ChargeResult)[0]; r.Status != "exists" {
 			t.Errorf("%s ledger: retry answered %+v", name, r)

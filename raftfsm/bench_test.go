@@ -50,7 +50,7 @@ func benchCommit(b *testing.B, proposers int) {
 			for n := range next {
 				for i := range charges {
 					id := fmt.Sprint("a", i%accounts)
-					charges[i] = ledger.Charge{ReqID: fmt.Sprintf("r%d-%d", n, i), AccountID: id, KeyID: "k" + id, Model: ledger.EchoModelID,
+					charges[i] = ledger.Charge{ReqID: fmt.Sprintf("r%d-%d", n, i), AccountID: id, KeyID: "k" + id, Model: ledger.EchoModelID, AdmittedAt: t0 + int64(n),
 						Billing: ledger.BillingSubscription, InputTokens: 1200, OutputTokens: 300}
 				}
 				start := time.Now()

@@ -43,7 +43,7 @@ type FSM struct {
 // NewFSM loads the ledger and applied index from db.
 func NewFSM(db *pebble.DB) (*FSM, error) {
 	f := &FSM{db: db}
-	l, err := loadLedger(db)
+	l, err := loadLedger(db, durable{db})
 	if err != nil {
 		return nil, err
 	}
@@ -62,20 +62,47 @@ func (f *FSM) Ledger() *ledger.Ledger { return f.ledger.Load() }
 // AppliedIndex is the last raft index reflected in state.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
-func loadLedger(db pebble.Reader) (*ledger.Ledger, error) {
+// loadLedger reads every state record except the request log, which the
+// ledger consults through durable lookups instead of holding in memory.
+func loadLedger(db pebble.Reader, d ledger.Durable) (*ledger.Ledger, error) {
+	logStart := append(append([]byte(nil), statePrefix...), ledger.LogPrefix...)
+	logEnd := append(logStart[:len(logStart)-1:len(logStart)-1], '/'+1)
 	return ledger.Load(func(fn func(k, v []byte) error) error {
-		it, err := db.NewIter(&pebble.IterOptions{LowerBound: statePrefix, UpperBound: stateUpper})
-		if err != nil {
-			return err
-		}
-		defer it.Close()
-		for it.First(); it.Valid(); it.Next() {
-			if err := fn(it.Key()[len(statePrefix):], it.Value()); err != nil {
+		for _, r := range [][2][]byte{{statePrefix, logStart}, {logEnd, stateUpper}} {
+			it, err := db.NewIter(&pebble.IterOptions{LowerBound: r[0], UpperBound: r[1]})
+			if err != nil {
+				return err
+			}
+			for it.First(); it.Valid(); it.Next() {
+				if err := fn(it.Key()[len(statePrefix):], it.Value()); err != nil {
+					it.Close()
+					return err
+				}
+			}
+			if err := errors.Join(it.Error(), it.Close()); err != nil {
 				return err
 			}
 		}
-		return it.Error()
-	})
+		return nil
+	}, d)
+}
+
+// durable answers the ledger's point lookups from Pebble; with a bloom
+// filter per table, the common answer (a new request id: absent) rarely
+// touches a data block.
+type durable struct{ db *pebble.DB }
+
+func (d durable) Has(key []byte) (bool, error) {
+	k := make([]byte, 0, len(statePrefix)+len(key))
+	k = append(append(k, statePrefix...), key...)
+	_, closer, err := d.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, closer.Close()
 }
 
 func readApplied(db pebble.Reader) (uint64, error) {
@@ -210,7 +237,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
-	l, err := loadLedger(f.db)
+	l, err := loadLedger(f.db, durable{f.db})
 	if err != nil {
 		return err
 	}

@@ -133,7 +133,7 @@ func TestSnapshotRestore(t *testing.T) {
 	propose(t, s, &ledger.CreateKey{AccountID: "a1", KeyID: "k1", Kind: ledger.KindSubscription, Hash: ledger.HashSecret("s"), Last4: "abcd"}, t0)
 	var charges []ledger.Charge
 	for i := 0; i < 100; i++ {
-		charges = append(charges, ledger.Charge{ReqID: fmt.Sprint("r", i), AccountID: "a1", KeyID: "k1", Model: ledger.EchoModelID, Billing: ledger.BillingSubscription, InputTokens: 1000})
+		charges = append(charges, ledger.Charge{ReqID: fmt.Sprint("r", i), AccountID: "a1", KeyID: "k1", Model: ledger.EchoModelID, Billing: ledger.BillingSubscription, AdmittedAt: t0, InputTokens: 1000})
 	}
 	propose(t, s, &ledger.ChargeBatch{Charges: charges}, t0+1)
 	snap, err := s.fsm.Snapshot()
@@ -210,7 +210,7 @@ func TestRequestLogPaging(t *testing.T) {
 	seed(t, s)
 	propose(t, s, &ledger.CreateAccount{ID: "a1", Email: "a1@x.io"}, t0)
 	for i := 0; i < 5; i++ {
-		propose(t, s, &ledger.ChargeBatch{Charges: []ledger.Charge{{ReqID: fmt.Sprint("r", i), AccountID: "a1", Model: ledger.EchoModelID,
+		propose(t, s, &ledger.ChargeBatch{Charges: []ledger.Charge{{ReqID: fmt.Sprint("r", i), AccountID: "a1", Model: ledger.EchoModelID, AdmittedAt: t0 + int64(i)*int64(time.Second),
 			Billing: ledger.BillingSubscription, InputTokens: int64(100 * (i + 1)), Estimated: i == 4, Status: "ok"}}}, t0+int64(i)*int64(time.Second))
 	}
 	var ids []string
