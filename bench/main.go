@@ -1,0 +1,353 @@
+// Command bench measures what zenmuxd costs on the request path, against a
+// do-nothing reverse proxy and against no proxy at all, on loopback.
+//
+//	go run ./bench          # ~2 minutes
+//	go run ./bench -quick   # ~1 minute, for CI
+//
+// See bench/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	duration   time.Duration
+	warmup     time.Duration
+	conns      int
+	workers    int
+	streamRate float64
+	chunks     int
+	chunkDelay time.Duration
+	timeout    time.Duration
+	quick      bool
+	strict     bool
+	keep       bool
+	out        string
+}
+
+// phase is one measurement, run against every target in turn.
+type phase struct {
+	Key   string // JSON key
+	Label string
+	Mode  string // closed | open | stream
+	Rate  float64
+}
+
+// The fixed rates of the acceptance checks and the table's columns.
+const (
+	rateLow  = 1000
+	rateHigh = 3000
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measurement (each is preceded by a warm-up)")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "warm-up before each measurement")
+	flag.IntVar(&o.conns, "conns", 64, "closed-loop workers (one connection each) for the max-throughput run")
+	flag.IntVar(&o.workers, "workers", 512, "open-loop: most requests in flight at once (a request waiting for a worker is still timed from its schedule)")
+	flag.Float64Var(&o.streamRate, "stream-rate", 200, "streamed requests a second in the time-to-first-byte run")
+	flag.IntVar(&o.chunks, "chunks", 20, "content chunks in a streamed answer (plus the usage chunk and [DONE])")
+	flag.DurationVar(&o.chunkDelay, "chunk-delay", 0, "stub's pause between two chunks of a streamed answer")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
+	flag.BoolVar(&o.quick, "quick", false, "short measurements (1 s each) for CI: the whole run takes about a minute")
+	flag.BoolVar(&o.strict, "strict", false, "exit 3 when an acceptance check fails")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, data dirs, logs)")
+	flag.StringVar(&o.out, "out", "", "JSON result file (default <module>/bench/results/latest.json)")
+	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.quick && !set["duration"] {
+		o.duration = time.Second
+	}
+	if o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.warmup > time.Minute || o.conns < 1 || o.conns > 10000 ||
+		o.workers < 1 || o.workers > 20000 || o.streamRate <= 0 || o.streamRate > 100000 || o.chunks < 1 || o.chunks > 10000 ||
+		o.chunkDelay < 0 || o.chunkDelay > 10*time.Second || o.timeout <= 0 || o.timeout > 10*time.Minute {
+		fmt.Fprintln(os.Stderr, "bench: a flag is out of range (see -h)")
+		return 2
+	}
+	// A stream must fit its timeout.
+	o.timeout += time.Duration(o.chunks) * o.chunkDelay
+
+	root, err := moduleRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
+	if o.out == "" {
+		o.out = filepath.Join(root, "bench", "results", "latest.json")
+	}
+
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() { // on a signal, cleanup gets 15 s; then force it
+		select {
+		case <-finished:
+			return
+		case <-ctx.Done():
+		}
+		select {
+		case <-finished:
+		case <-time.After(15 * time.Second):
+			fmt.Fprintln(os.Stderr, "\nbench: cleanup is stuck; killing children")
+			stopAll(0)
+			os.Exit(130)
+		}
+	}()
+
+	tmp, err := os.MkdirTemp("", "zenmux-bench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	defer func() {
+		if o.keep {
+			fmt.Fprintln(os.Stderr, "bench: kept", tmp)
+			return
+		}
+		os.RemoveAll(tmp)
+	}()
+	defer stopAll(3 * time.Second)
+
+	phases := []phase{
+		{"max", "max throughput", "closed", 0},
+		{"rate1000", "1000 req/s", "open", rateLow},
+		{"rate3000", "3000 req/s", "open", rateHigh},
+		{"stream", fmt.Sprintf("streams %g/s", o.streamRate), "stream", o.streamRate},
+	}
+	targetNames := []string{"direct", "noproxy", "zenmuxd-async", "zenmuxd-quorum"}
+	prog := newProgress(len(phases)*len(targetNames), time.Duration(len(phases)*len(targetNames))*(o.warmup+o.duration+50*time.Millisecond))
+	defer prog.finish()
+
+	rep := newReport(o, root)
+	fail := func(err error) int {
+		prog.finish()
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "bench: interrupted")
+			return 130
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+
+	// 1. Build zenmuxd and noproxy (in parallel).
+	prog.setup("building zenmuxd and noproxy")
+	zbin, nbin := filepath.Join(tmp, "zenmuxd"), filepath.Join(tmp, "noproxy")
+	errc := make(chan error, 2)
+	go func() { errc <- buildBinary(ctx, root, "./cmd/zenmuxd", zbin) }()
+	go func() { errc <- buildBinary(ctx, root, "./bench/noproxy", nbin) }()
+	for range 2 {
+		if err := <-errc; err != nil {
+			if ctx.Err() != nil {
+				return fail(ctx.Err())
+			}
+			return fail(err)
+		}
+	}
+	if ctx.Err() != nil {
+		return fail(ctx.Err())
+	}
+
+	// 2. The upstream stub, in this process.
+	stubKey := "sk-stub-" + randomHex(16)
+	st, err := startStub(stubKey, o.chunks, o.chunkDelay)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { stopAll(3 * time.Second); st.close() }()
+	maxConns := max(o.conns, o.workers) + 16
+	direct := newTarget("direct", st.addr(), stubKey, "stub-model", nil, maxConns)
+
+	// 3. noproxy and the two zenmuxd nodes.
+	prog.setup("starting noproxy")
+	port, err := freePort()
+	if err != nil {
+		return fail(err)
+	}
+	npAddr := fmt.Sprintf("127.0.0.1:%d", port)
+	np, err := startProc("noproxy", nbin, []string{"-listen", npAddr, "-upstream", st.addr()}, os.Environ(), filepath.Join(tmp, "noproxy.log"))
+	if err != nil {
+		return fail(err)
+	}
+	if err := waitTCP(ctx, np, npAddr, 15*time.Second); err != nil {
+		return fail(err)
+	}
+	noproxy := newTarget("noproxy", npAddr, stubKey, "stub-model", np, maxConns)
+
+	targets := []*target{direct, noproxy}
+	for _, ack := range []string{"async", "quorum"} {
+		name := "zenmuxd-" + ack
+		prog.setup("starting " + name)
+		z, err := startZenmuxd(ctx, zbin, filepath.Join(tmp, name), name, ack, st.addr(), stubKey)
+		if err != nil {
+			return fail(err)
+		}
+		targets = append(targets, newTarget(name, z.proxyAddr, z.key, "bench/stub", z.p, maxConns))
+	}
+	for _, t := range targets {
+		if err := sanity(t, o.timeout); err != nil {
+			if t.proc != nil {
+				err = fmt.Errorf("%w\n--- %s log tail ---\n%s", err, t.proc.name, t.proc.logTail(3000))
+			}
+			return fail(err)
+		}
+		rep.Targets = append(rep.Targets, t.Name)
+		rep.Results[t.Name] = map[string]*PhaseResult{}
+	}
+
+	// Background CPU of each proxy while idle, to read CPU µs/req against:
+	// at 1000 req/s, 1 ms/s of background work adds 1 µs/req.
+	prog.setup("measuring idle CPU")
+	idle0 := map[string]time.Duration{}
+	for _, t := range targets {
+		if t.proc != nil {
+			idle0[t.Name], _ = cpuTime(t.proc.pid())
+		}
+	}
+	idleStart := time.Now()
+	select {
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	case <-time.After(time.Second):
+	}
+	rep.Meta.IdleCPUPercent, rep.Meta.StartRSSMiB = map[string]float64{}, map[string]float64{}
+	for _, t := range targets {
+		if t.proc != nil {
+			if c, err := cpuTime(t.proc.pid()); err == nil {
+				rep.Meta.IdleCPUPercent[t.Name] = 100 * (c - idle0[t.Name]).Seconds() / time.Since(idleStart).Seconds()
+			}
+			if v, err := rssBytes(t.proc.pid()); err == nil {
+				rep.Meta.StartRSSMiB[t.Name] = float64(v) / (1 << 20)
+			}
+		}
+	}
+
+	// 4. Measure: phase by phase, every target in turn, so that targets
+	// compared in one column were measured close together in time.
+	rep.Meta.LoadAvgStart = loadAvg()
+	self := os.Getpid()
+	step := 0
+	for _, ph := range phases {
+		for _, t := range targets {
+			step++
+			if ctx.Err() != nil {
+				return fail(ctx.Err())
+			}
+			if t.failed != nil {
+				continue
+			}
+			if t.proc != nil && !t.proc.alive() {
+				t.failed = fmt.Errorf("%s exited: %v\n%s", t.Name, t.proc.waitErr, t.proc.logTail(2000))
+				rep.Errors = append(rep.Errors, t.failed.Error())
+				continue
+			}
+			label := fmt.Sprintf("%s · %s", t.Name, ph.Label)
+			prog.step(step, label+" · warm-up")
+			warm := measure(ctx, t, ph, o, o.warmup)
+			if ctx.Err() != nil {
+				return fail(ctx.Err())
+			}
+			prog.step(step, label)
+			var cpu0, self0 time.Duration
+			var rss *rssSampler
+			if t.proc != nil {
+				cpu0, _ = cpuTime(t.proc.pid())
+				rss = sampleRSS(t.proc.pid())
+			}
+			self0, _ = cpuTime(self)
+			s := measure(ctx, t, ph, o, o.duration)
+			self1, _ := cpuTime(self)
+			r := phaseResult(ph, o, s, warm)
+			r.BenchCPUPercent = 100 * (self1 - self0).Seconds() / s.Window.Seconds()
+			if t.proc != nil {
+				cpu1, err := cpuTime(t.proc.pid())
+				max := rss.finish()
+				if err == nil {
+					cpuS := (cpu1 - cpu0).Seconds()
+					r.CPUSeconds = &cpuS
+					if answered := s.OK + s.Non200; answered > 0 {
+						v := cpuS * 1e6 / float64(answered)
+						r.CPUMicrosPerReq = &v
+					}
+				}
+				mib := float64(max) / (1 << 20)
+				r.RSSMaxMiB = &mib
+			}
+			rep.Results[t.Name][ph.Key] = r
+			if ctx.Err() != nil {
+				return fail(ctx.Err())
+			}
+		}
+	}
+	rep.Meta.LoadAvgEnd = loadAvg()
+	rep.Meta.StubServed = map[string]int64{"unary": st.unary.Load(), "streams": st.streams.Load(), "refused_auth": st.refused.Load()}
+	prog.finish()
+
+	// 5. Report.
+	rep.checks()
+	if err := rep.write(o.out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: write results:", err)
+	}
+	rep.print(os.Stdout, o.out)
+	switch {
+	case len(rep.Errors) > 0 || rep.badAnswers() > 0:
+		return 1
+	case o.strict && !rep.allPass():
+		return 3
+	}
+	return 0
+}
+
+// measure runs one phase against one target for d.
+func measure(ctx context.Context, t *target, ph phase, o options, d time.Duration) *runStats {
+	if d <= 0 {
+		return &runStats{Statuses: map[int]int64{}}
+	}
+	switch ph.Mode {
+	case "closed":
+		return closedLoop(ctx, t, o.conns, d, o.timeout)
+	case "stream":
+		return openLoop(ctx, t, ph.Rate, d, o.workers, true, o.timeout)
+	default:
+		return openLoop(ctx, t, ph.Rate, d, o.workers, false, o.timeout)
+	}
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func gitHead(root string) string {
+	cmd := exec.Command("git", "rev-parse", "--short", "HEAD")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func goVersion() string { return runtime.Version() }
