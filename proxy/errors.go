@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -131,23 +130,29 @@ func (s *Server) TransportError(ctx *fasthttp.RequestCtx, err error) {
 	writeAPIError(ctx, anthropic, newAPIError(400, "invalid_request", "the request could not be parsed"))
 }
 
-// maxDrain bounds how much of an oversize body is read and thrown away.
-const maxDrain = 1 << 30
-
-// drain reads and discards, for at most two seconds, what a client is still
-// sending of a body over the limit. fasthttp refuses such a body as soon
-// as it sees its length and closes the connection; a client still writing
-// would get a reset instead of the 413. A client that announced the length
-// without sending it only delays its answer by the deadline.
+// drain reads and discards what a client is still sending of a body over
+// the limit, so that it reads its 413 rather than a reset: fasthttp refuses
+// such a body as soon as it sees its length and closes the connection. It
+// stops after 150 ms without data (the client has sent all it will),
+// 1 GiB, or 2 s in all.
 func drain(ctx *fasthttp.RequestCtx) {
 	c := ctx.Conn()
 	if c == nil {
 		return
 	}
-	n := int64(ctx.Request.Header.ContentLength())
-	if n <= 0 || n > maxDrain {
-		n = maxDrain
+	const quiet, total, maxBytes = 150 * time.Millisecond, 2 * time.Second, 1 << 30
+	end := time.Now().Add(total)
+	buf := make([]byte, 32<<10)
+	for read := 0; read < maxBytes; {
+		deadline := time.Now().Add(quiet)
+		if deadline.After(end) {
+			deadline = end
+		}
+		_ = c.SetReadDeadline(deadline)
+		n, err := c.Read(buf)
+		read += n
+		if err != nil {
+			return
+		}
 	}
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	_, _ = io.CopyN(io.Discard, c, n)
 }
