@@ -109,6 +109,20 @@ func (n *Node) RemoveNode(id string) error {
 	if !n.store.IsLeader() {
 		return fmt.Errorf("%w: membership changes go to the leader", admin.ErrUnavailable)
 	}
+	_, servers, err := n.store.Servers()
+	if err != nil {
+		return fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
+	}
+	known := false
+	for _, sv := range servers {
+		known = known || string(sv.ID) == id
+	}
+	for _, m := range n.store.Ledger().Members() {
+		known = known || m.ID == id
+	}
+	if !known {
+		return fmt.Errorf("%w: node %q", ledger.ErrNotFound, id)
+	}
 	// Raft membership first: a voter whose address record is missing must
 	// still be removable.
 	if err := n.store.RemoveServer(id, proposeTimeout); err != nil {
