@@ -31,6 +31,7 @@ func TestDefault(t *testing.T) {
 			RequestLogDays:   30,
 			BatchMaxCharges:  1000,
 			MaxQueuedCharges: 16000,
+			AsyncBatchWait:   Duration(10 * time.Millisecond),
 		},
 		Payg: Payg{RPM: 600, Burst: 600},
 		Providers: []Provider{{
@@ -343,6 +344,8 @@ func TestBadConfigs(t *testing.T) {
 		{"queued charges zero", "[accounting]\nmax_queued_charges = 0", "accounting.max_queued_charges"},
 		{"queued charges negative", "[accounting]\nmax_queued_charges = -1", "accounting.max_queued_charges"},
 		{"queued charges too many", "[accounting]\nmax_queued_charges = 1000001", "accounting.max_queued_charges"},
+		{"async wait negative", "[accounting]\nasync_batch_wait = \"-1ms\"", "accounting.async_batch_wait"},
+		{"async wait too long", "[accounting]\nasync_batch_wait = \"2s\"", "accounting.async_batch_wait"},
 		{"payg rpm zero", "[payg]\nrpm = 0", "payg.rpm"},
 		{"payg burst huge", "[payg]\nburst = 1000001", "payg.burst"},
 		{"wrong type", "[node]\nlisten = 8080", "node.listen"},

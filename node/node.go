@@ -83,7 +83,11 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		proxyLn.Close()
 		return err
 	}
-	charges := proxy.NewBatcher(n, proxy.BatcherOptions{MaxCharges: cfg.Accounting.BatchMaxCharges, MaxQueue: cfg.Accounting.MaxQueuedCharges})
+	batchOpts := proxy.BatcherOptions{MaxCharges: cfg.Accounting.BatchMaxCharges, MaxQueue: cfg.Accounting.MaxQueuedCharges}
+	if cfg.Accounting.Ack == config.AckAsync {
+		batchOpts.Linger = time.Duration(cfg.Accounting.AsyncBatchWait)
+	}
+	charges := proxy.NewBatcher(n, batchOpts)
 	defer charges.Close()
 	gw := proxy.New(proxy.Options{
 		NodeID: cfg.Node.ID, Ledger: store.Ledger, Now: n.Now, Charges: charges,
@@ -92,7 +96,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	})
 	proxySrv := &fasthttp.Server{Handler: gw.Handler, ErrorHandler: gw.TransportError, Name: "zenmuxd",
 		MaxRequestBodySize: int(cfg.Proxy.MaxBodyBytes),
-		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute}
+		ReadTimeout:        5 * time.Minute, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 2)
 	go func() { errc <- adminSrv.Serve(adminLn) }()
 	go func() { errc <- proxySrv.Serve(proxyLn) }()

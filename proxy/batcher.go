@@ -30,6 +30,7 @@ var ErrBatcherClosed = errors.New("charge batcher closed")
 type Batcher struct {
 	prop     ChargeProposer
 	maxBatch int
+	linger   time.Duration
 	retry    time.Duration
 
 	mu      sync.Mutex
@@ -54,11 +55,16 @@ type ChargeOutcome struct {
 type BatcherOptions struct {
 	MaxCharges int // charges per Raft entry
 	MaxQueue   int // charges waiting before Submit blocks
+	// Linger lets a batch gather for up to this long before it is
+	// proposed. Only for ack = "async", where no response waits for the
+	// commit: at moderate load it turns many one-charge Raft entries into
+	// a few larger ones. Zero proposes at once.
+	Linger time.Duration
 }
 
 // NewBatcher starts a batcher over prop.
 func NewBatcher(prop ChargeProposer, o BatcherOptions) *Batcher {
-	b := &Batcher{prop: prop, maxBatch: o.MaxCharges, retry: 50 * time.Millisecond, done: make(chan struct{})}
+	b := &Batcher{prop: prop, maxBatch: o.MaxCharges, linger: o.Linger, retry: 50 * time.Millisecond, done: make(chan struct{})}
 	if b.maxBatch <= 0 {
 		b.maxBatch = 1000
 	}
@@ -100,6 +106,11 @@ func (b *Batcher) run() {
 		if len(b.pending) == 0 && b.closed {
 			b.mu.Unlock()
 			return
+		}
+		if b.linger > 0 && len(b.pending) < b.maxBatch && !b.closed {
+			b.mu.Unlock()
+			time.Sleep(b.linger)
+			b.mu.Lock()
 		}
 		n := min(len(b.pending), b.maxBatch)
 		batch = append(batch[:0], b.pending[:n]...)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -26,8 +27,18 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// ZENMUX_CPUPROFILE=<prefix> writes a CPU profile to <prefix>.<pid>
+	// until shutdown, for measuring a node under real load.
+	if prefix := os.Getenv("ZENMUX_CPUPROFILE"); prefix != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", prefix, os.Getpid()))
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	if err := node.Run(ctx, cfg, log); err != nil {
 		log.Error().Err(err).Msg("zenmuxd stopped")
+		stop()
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
