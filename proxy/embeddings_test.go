@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
@@ -23,8 +24,10 @@ func TestMeterEmbeddings(t *testing.T) {
 	if err != nil || len(res.Data) != 1 {
 		t.Fatalf("%v %+v", err, res)
 	}
-	if up := string(g.OpenAI.request(t, 0)); up != `{"encoding_format":"base64","input":"hi","model":"up-gpt"}` {
-		t.Errorf("upstream body %s", up)
+	var up map[string]any
+	if err := json.Unmarshal(g.OpenAI.request(t, 0), &up); err != nil || len(up) != 3 ||
+		up["encoding_format"] != "base64" || up["input"] != "hi" || up["model"] != "up-gpt" {
+		t.Errorf("upstream body %s", g.OpenAI.request(t, 0))
 	}
 	usd, flows := priced(32830, 0, 0, 0) // $0.03283 = exactly 1 Flow
 	g.oneCharge(t, acct, want{in: 32830, usd: usd, flows: flows, status: "ok"})
