@@ -4,6 +4,9 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -55,20 +58,24 @@ func freePort(t *testing.T) int {
 
 // Node is one zenmuxd process under test.
 type Node struct {
-	t       *testing.T
-	Dir     string // data dir
-	Config  string // config file path
-	Proxy   string // http://127.0.0.1:port
-	Admin   string
-	Token   string
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the running process has exited
-	exitErr error         // its Wait error, valid once done is closed
-	logPath string
+	t        *testing.T
+	ID       string
+	RaftAddr string
+	Dir      string // data dir
+	Config   string // config file path
+	Proxy    string // http://127.0.0.1:port
+	Admin    string
+	Token    string
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when the running process has exited
+	exitErr  error         // its Wait error, valid once done is closed
+	logPath  string
 }
 
 // NodeOptions tune StartNode.
 type NodeOptions struct {
+	ID        string // node id, "n1" when empty
+	Token     string // the admin token when it comes from [admin] token_file
 	TestClock bool
 	Extra     string // appended to the generated TOML
 }
@@ -82,15 +89,21 @@ func StartNode(t *testing.T, o NodeOptions) *Node {
 	pp, ap, rp := freePort(t), freePort(t), freePort(t)
 	n.Proxy = fmt.Sprintf("http://127.0.0.1:%d", pp)
 	n.Admin = fmt.Sprintf("http://127.0.0.1:%d", ap)
+	id := o.ID
+	if id == "" {
+		id = "n1"
+	}
+	n.ID, n.Token = id, o.Token
 	cfg := fmt.Sprintf(`[node]
-id = "n1"
+id = %q
 data_dir = %q
 listen = "127.0.0.1:%d"
 admin_listen = "127.0.0.1:%d"
 raft_listen = "127.0.0.1:%d"
 test_clock = %v
 %s
-`, n.Dir, pp, ap, rp, o.TestClock, o.Extra)
+`, id, n.Dir, pp, ap, rp, o.TestClock, o.Extra)
+	n.RaftAddr = fmt.Sprintf("127.0.0.1:%d", rp)
 	if err := os.WriteFile(n.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -139,11 +152,13 @@ func (n *Node) Start() {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				tok, err := os.ReadFile(filepath.Join(n.Dir, "admin.token"))
-				if err != nil {
-					n.t.Fatal(err)
+				if n.Token == "" {
+					tok, err := os.ReadFile(filepath.Join(n.Dir, "admin.token"))
+					if err != nil {
+						n.t.Fatal(err)
+					}
+					n.Token = strings.TrimSpace(string(tok))
 				}
-				n.Token = strings.TrimSpace(string(tok))
 				return
 			}
 		}
@@ -273,4 +288,11 @@ func Expect(t *testing.T, m map[string]any, pairs ...string) {
 			t.Errorf("%s = %s, want %s", pairs[i], got, pairs[i+1])
 		}
 	}
+}
+
+// clusterToken mirrors node.clusterToken for the test cluster's secret.
+func clusterToken(n *Node) string {
+	m := hmac.New(sha256.New, []byte("test-cluster-secret-0123456789abcdef"))
+	m.Write([]byte("zenmux internal v1"))
+	return hex.EncodeToString(m.Sum(nil))
 }

@@ -53,3 +53,40 @@ func (e *QuotaError) Error() string {
 
 // Unwrap lets errors.Is(err, ErrQuotaExceeded) match.
 func (e *QuotaError) Unwrap() error { return ErrQuotaExceeded }
+
+// codes name the sentinels on the wire between nodes: a write forwarded to
+// the leader comes back as (code, message) and is rebuilt here, so that
+// errors.Is matches on the follower exactly as on the leader.
+var codes = []error{ErrInvalid, ErrNotFound, ErrConflict, ErrIdempotencyConflict, ErrNotEligible, ErrTooLarge, ErrBadCommand}
+
+// ErrorCode returns the wire code of a rejection ("" if it is none of the
+// ledger's).
+func ErrorCode(err error) string {
+	for _, s := range codes {
+		if errors.Is(err, s) {
+			return s.Error()
+		}
+	}
+	return ""
+}
+
+// remoteError is a rejection decoded from another node: its message is the
+// original's, and it unwraps to the sentinel of its code.
+type remoteError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.sentinel }
+
+// ErrorFromCode rebuilds a rejection from its wire form; an unknown code
+// yields nil.
+func ErrorFromCode(code, msg string) error {
+	for _, s := range codes {
+		if s.Error() == code {
+			return &remoteError{sentinel: s, msg: msg}
+		}
+	}
+	return nil
+}

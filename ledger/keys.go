@@ -37,6 +37,9 @@ func (l *Ledger) applyCreateKey(c *CreateKey, now int64) (any, error) {
 	if !validID(c.KeyID) || !validLast4(c.Last4) {
 		return nil, invalid("bad key id or last4")
 	}
+	if k := l.keys[c.KeyID]; k != nil && k.Hash == c.Hash && k.AccountID == a.ID {
+		return keyView(k), nil // a retried command: same answer
+	}
 	if l.keys[c.KeyID] != nil || l.keyHash[c.Hash] != nil {
 		return nil, conflict("key exists")
 	}
@@ -59,6 +62,9 @@ func (l *Ledger) applyRotateKey(c *RotateKey, now int64) (any, error) {
 	}
 	if !validLast4(c.Last4) {
 		return nil, invalid("bad last4")
+	}
+	if k.Hash == c.Hash {
+		return keyView(k), nil // a retried command: same answer
 	}
 	if l.keyHash[c.Hash] != nil {
 		return nil, conflict("key secret collision")

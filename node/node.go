@@ -35,6 +35,8 @@ type Node struct {
 	cfg   *config.Config
 	log   zerolog.Logger
 	store *raftfsm.Store
+	token string           // cluster token for node-to-node calls ("" without a secret)
+	peers *fasthttp.Client // persistent connections to other nodes' admin listeners
 }
 
 // Run starts a node and blocks until ctx is done, then shuts it down.
@@ -46,20 +48,37 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	secret, err := loadSecret(cfg.Cluster.SecretFile)
+	if err != nil {
+		return err
+	}
 	store, err := raftfsm.Open(raftfsm.Options{
-		NodeID: cfg.Node.ID, Dir: cfg.Node.DataDir, RaftAddr: cfg.Node.RaftListen, Bootstrap: cfg.Cluster.Bootstrap,
+		NodeID: cfg.Node.ID, Dir: cfg.Node.DataDir, RaftAddr: cfg.Node.RaftListen, Bootstrap: cfg.Cluster.Bootstrap, Secret: secret,
 	})
 	if err != nil {
 		return err
 	}
-	n := &Node{cfg: cfg, log: log, store: store}
+	n := &Node{cfg: cfg, log: log, store: store,
+		peers: &fasthttp.Client{Name: "zenmuxd-peer", MaxConnsPerHost: 64, MaxIdleConnDuration: time.Minute,
+			ReadTimeout: proposeTimeout + 5*time.Second, WriteTimeout: proposeTimeout}}
+	if len(secret) > 0 {
+		n.token = clusterToken(secret)
+	}
 	defer func() {
 		if err := store.Close(); err != nil {
 			log.Error().Err(err).Msg("close store")
 		}
 	}()
-	if err := store.WaitLeader(30 * time.Second); err != nil {
-		return err
+	if !cfg.Cluster.Bootstrap && len(cfg.Cluster.Join) > 0 && !store.HasMembership() {
+		if err := n.joinLoop(ctx); err != nil {
+			return err
+		}
+	}
+	for store.WaitLeader(10*time.Second) != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn().Msg("no raft leader yet")
 	}
 	if err := n.seed(); err != nil {
 		return err
@@ -75,7 +94,14 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		return fmt.Errorf("proxy listen: %w", err)
 	}
 	api := admin.New(n, admin.Options{Token: token, TestClock: cfg.Node.TestClock})
-	adminSrv := &fasthttp.Server{Handler: api.Handler, ErrorHandler: admin.TransportError, Name: "zenmuxd", MaxRequestBodySize: 1 << 20,
+	adminHandler := func(ctx *fasthttp.RequestCtx) {
+		if strings.HasPrefix(string(ctx.Path()), "/internal/") {
+			n.internal(ctx)
+			return
+		}
+		api.Handler(ctx)
+	}
+	adminSrv := &fasthttp.Server{Handler: adminHandler, ErrorHandler: admin.TransportError, Name: "zenmuxd", MaxRequestBodySize: 1 << 20,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	providers, err := buildProviders(cfg)
 	if err != nil {
@@ -92,7 +118,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	gw := proxy.New(proxy.Options{
 		NodeID: cfg.Node.ID, Ledger: store.Ledger, Now: n.Now, Charges: charges,
 		AckQuorum: cfg.Accounting.Ack == config.AckQuorum, Providers: providers,
-		PaygRPM: int64(cfg.Payg.RPM), PaygBurst: int64(cfg.Payg.Burst), Ready: n.Ready, Log: log,
+		PaygRPM: int64(cfg.Payg.RPM), PaygBurst: int64(cfg.Payg.Burst), Ready: n.Ready, Log: log, Refresh: n.refresh,
 	})
 	proxySrv := &fasthttp.Server{Handler: gw.Handler, ErrorHandler: gw.TransportError, Name: "zenmuxd",
 		MaxRequestBodySize: int(cfg.Proxy.MaxBodyBytes),

@@ -8,7 +8,6 @@ import (
 
 	"zenmux/admin"
 	"zenmux/ledger"
-	"zenmux/raftfsm"
 )
 
 // Node implements admin.Store over the raftfsm store.
@@ -23,29 +22,55 @@ func (n *Node) Now() int64 { return time.Now().UnixNano() + n.store.Ledger().Clo
 // Propose commits cmd stamped with the node's clock and unwraps the
 // ledger's result. A write that cannot reach a leader is unavailable; the
 // client may retry it (money calls with the same Idempotency-Key).
+//
+// On a follower the command is encoded once, stamped with this node's
+// clock, and forwarded to the leader; a write whose outcome is unknown
+// (leadership lost, a timeout, a dropped connection) is sent again, the
+// same bytes, until an answer comes or the attempts run out. Every
+// command carries its own id, so a retry is applied at most once.
 func (n *Node) Propose(cmd ledger.Command) (any, error) {
-	resp, err := n.store.Propose(cmd, n.Now(), proposeTimeout)
+	data, err := ledger.Encode(cmd, n.Now())
 	if err != nil {
-		if errors.Is(err, raftfsm.ErrNotLeader) {
-			return nil, fmt.Errorf("%w: this node is not the leader and forwarding is not available", admin.ErrUnavailable)
+		return nil, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
+	}
+	var last error
+	for attempt := 0; attempt < 8; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Duration(50<<min(attempt, 5)) * time.Millisecond)
 		}
-		return nil, fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
+		if !n.store.IsLeader() {
+			v, err := n.forward(cmd, data)
+			if err == nil || !errors.Is(err, admin.ErrUnavailable) {
+				return v, err
+			}
+			last = err
+			continue
+		}
+		resp, _, err := n.store.ProposeEncoded(data, proposeTimeout)
+		if err != nil {
+			last = fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
+			continue
+		}
+		r, ok := resp.(ledger.Result)
+		if !ok {
+			return nil, fmt.Errorf("%w: no result for the command", admin.ErrUnavailable)
+		}
+		return r.Value, r.Err
 	}
-	r, ok := resp.(ledger.Result)
-	if !ok {
-		return nil, fmt.Errorf("%w: no result for the command", admin.ErrUnavailable)
-	}
-	return r.Value, r.Err
+	return nil, last
 }
 
 // ReadBarrier makes reads on this node reflect every write acknowledged
 // anywhere: the leader confirms it still leads and has applied all it
-// committed. A follower's reads are not yet linearizable (see DESIGN.md).
+// committed; a follower waits until it has applied the leader's index.
 func (n *Node) ReadBarrier() error {
-	if !n.store.IsLeader() {
-		return nil
+	if n.store.IsLeader() {
+		return n.store.VerifyLeader(proposeTimeout)
 	}
-	return n.store.VerifyLeader(proposeTimeout)
+	if n.token == "" {
+		return nil // a single node that is not the leader has nothing to wait for
+	}
+	return n.followerReadBarrier()
 }
 
 // RequestLog pages through an account's request log.
@@ -91,11 +116,14 @@ var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // AddNode adds a voter and records its admin address.
 func (n *Node) AddNode(id, raftAddr, adminAddr string) error {
-	if !n.store.IsLeader() {
-		return fmt.Errorf("%w: membership changes go to the leader", admin.ErrUnavailable)
-	}
 	if !nodeIDPattern.MatchString(id) {
 		return fmt.Errorf("%w: node id %q must be 1-64 of [A-Za-z0-9._-]", ledger.ErrInvalid, id)
+	}
+	if !n.store.IsLeader() {
+		if n.token == "" {
+			return fmt.Errorf("%w: membership changes go to the leader", admin.ErrUnavailable)
+		}
+		return n.join(ledger.Member{ID: id, RaftAddr: raftAddr, AdminAddr: adminAddr})
 	}
 	if err := n.store.AddVoter(id, raftAddr, proposeTimeout); err != nil {
 		return fmt.Errorf("%w: %v", admin.ErrUnavailable, err)

@@ -42,7 +42,11 @@ type Options struct {
 	PaygRPM, PaygBurst int64
 	// Ready reports whether the node can serve (for /readyz).
 	Ready func() bool
-	Log   zerolog.Logger
+	// Refresh, when set, brings this node's state up to the leader's (a
+	// follower's read barrier). Admission calls it once before refusing an
+	// unknown key, so a key created a moment ago on another node works.
+	Refresh func() error
+	Log     zerolog.Logger
 	// MaxUpstreamBody bounds a non-streamed upstream answer (default 64 MiB).
 	MaxUpstreamBody int64
 	// CommitTimeout bounds the wait for a charge's commit (default 30 s).
@@ -229,7 +233,11 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
 		return
 	}
 	now := s.o.Now()
-	ad, err := s.o.Ledger().Admit(sha256.Sum256(secret), model, now)
+	hash := sha256.Sum256(secret)
+	ad, err := s.o.Ledger().Admit(hash, model, now)
+	if errors.Is(err, ledger.ErrInvalidAPIKey) && s.o.Refresh != nil && s.o.Refresh() == nil {
+		ad, err = s.o.Ledger().Admit(hash, model, now)
+	}
 	if err != nil {
 		fail(fromLedger(err))
 		return

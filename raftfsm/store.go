@@ -24,6 +24,9 @@ type Options struct {
 	Dir       string // data directory; Pebble and snapshots live under it
 	RaftAddr  string // listen and advertise address of the Raft transport
 	Bootstrap bool   // form a new single-node cluster when there is no state
+	// Secret, when set, authenticates every Raft connection (mutual
+	// challenge-response; see transport.go). A multi-node cluster needs it.
+	Secret    []byte
 	LogOutput io.Writer
 	// Timeouts; zero means the defaults below, tuned for loopback and LAN.
 	HeartbeatTimeout time.Duration
@@ -83,9 +86,17 @@ func Open(o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft address: %w", err)
 	}
-	s.trans, err = raft.NewTCPTransportWithLogger(o.RaftAddr, addr, 8, 10*time.Second, logger)
-	if err != nil {
-		return nil, fmt.Errorf("raft transport: %w", err)
+	if len(o.Secret) > 0 {
+		stream, serr := newAuthStream(o.RaftAddr, addr, o.Secret)
+		if serr != nil {
+			return nil, fmt.Errorf("raft transport: %w", serr)
+		}
+		s.trans = raft.NewNetworkTransportWithLogger(stream, 8, 10*time.Second, logger)
+	} else {
+		s.trans, err = raft.NewTCPTransportWithLogger(o.RaftAddr, addr, 8, 10*time.Second, logger)
+		if err != nil {
+			return nil, fmt.Errorf("raft transport: %w", err)
+		}
 	}
 	cfg := raft.DefaultConfig()
 	cfg.LocalID = raft.ServerID(o.NodeID)
@@ -171,14 +182,49 @@ func (s *Store) Propose(cmd ledger.Command, ts int64, timeout time.Duration) (an
 	if err != nil {
 		return nil, err
 	}
+	resp, _, err := s.apply(data, timeout)
+	return resp, err
+}
+
+// apply replicates data and returns the ledger's result and the entry's
+// log index.
+func (s *Store) apply(data []byte, timeout time.Duration) (any, uint64, error) {
 	f := s.raft.Apply(data, timeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+			return nil, 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}
-		return nil, err
+		return nil, 0, err
 	}
-	return f.Response(), nil
+	return f.Response(), f.Index(), nil
+}
+
+// Leader returns the current leader's id ("" when unknown).
+func (s *Store) Leader() string {
+	_, id := s.raft.LeaderWithID()
+	return string(id)
+}
+
+// ProposeEncoded replicates a command a follower encoded and forwarded,
+// returning the result and the entry's index. It is decoded first: an
+// entry that no replica could decode must never reach the log.
+func (s *Store) ProposeEncoded(data []byte, timeout time.Duration) (any, uint64, error) {
+	if _, _, err := ledger.Decode(data); err != nil {
+		return nil, 0, err
+	}
+	return s.apply(data, timeout)
+}
+
+// WaitApplied blocks until the local FSM has applied index (bounded).
+func (s *Store) WaitApplied(index uint64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for s.fsm.AppliedIndex() < index {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("applied %d, waited for %d", s.fsm.AppliedIndex(), index)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }
 
 // WaitLeader blocks until the cluster has a leader or the timeout passes.
@@ -359,4 +405,20 @@ func pebbleOptions() *pebble.Options {
 		o.Levels[i].EnsureDefaults()
 	}
 	return o
+}
+
+// HasMembership reports whether this node already belongs to a cluster
+// configuration (from its log or a snapshot), so a restart does not join
+// again.
+func (s *Store) HasMembership() bool {
+	_, servers, err := s.Servers()
+	if err != nil {
+		return false
+	}
+	for _, sv := range servers {
+		if string(sv.ID) == s.nodeID {
+			return true
+		}
+	}
+	return false
 }

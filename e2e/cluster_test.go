@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startCluster starts n real zenmuxd processes on 127.0.0.1: n1
+// bootstraps, the others join through n1's admin listener, all share the
+// cluster secret and the admin token.
+func startCluster(t *testing.T, n int) []*Node {
+	t.Helper()
+	dir := t.TempDir()
+	secret, token := filepath.Join(dir, "cluster.secret"), filepath.Join(dir, "admin.token")
+	if err := os.WriteFile(secret, []byte("test-cluster-secret-0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok := "test-admin-token-0123456789abcdef"
+	if err := os.WriteFile(token, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	common := fmt.Sprintf("[admin]\ntoken_file = %q\n", token)
+	nodes := []*Node{StartNode(t, NodeOptions{ID: "n1", Token: tok, Extra: common + fmt.Sprintf("[cluster]\nbootstrap = true\nsecret_file = %q\n", secret)})}
+	join := strings.TrimPrefix(nodes[0].Admin, "http://")
+	for i := 2; i <= n; i++ {
+		nodes = append(nodes, StartNode(t, NodeOptions{ID: fmt.Sprintf("n%d", i), Token: tok,
+			Extra: common + fmt.Sprintf("[cluster]\nbootstrap = false\njoin = [%q]\nsecret_file = %q\n", join, secret)}))
+	}
+	return nodes
+}
+
+// stateHashes reads every live node's state hash; ok when all agree.
+func stateHashes(t *testing.T, nodes []*Node) (map[string]string, bool) {
+	t.Helper()
+	out := map[string]string{}
+	first := ""
+	same := true
+	for _, n := range nodes {
+		r := Do(t, "GET", n.Admin+"/internal/v1/statehash", "", "X-Zenmux-Cluster: "+clusterToken(n))
+		if r.Status != 200 {
+			return out, false
+		}
+		h := Get(r.JSON(t), "hash")
+		out[n.ID] = h
+		if first == "" {
+			first = h
+		}
+		same = same && h == first
+	}
+	return out, same
+}
+
+// waitSameState waits (bounded) until all nodes hold identical state.
+func waitSameState(t *testing.T, nodes []*Node) {
+	t.Helper()
+	var last map[string]string
+	for i := 0; i < 100; i++ {
+		h, same := stateHashes(t, nodes)
+		if same {
+			return
+		}
+		last = h
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("replicas disagree after 10 s: %v", last)
+}
+
+// A write through one follower is visible on the other as soon as it
+// returned (API.md "Reads after writes"); money and charges reach the
+// leader from followers; every node ends with the same state (C1).
+func TestClusterJoinForwardAndReadYourWrites(t *testing.T) {
+	nodes := startCluster(t, 3)
+	c := nodes[2].AdminDo("GET", "/admin/v1/cluster", "").JSON(t)
+	Expect(t, c, "leader_id", "n1", "nodes.0.id", "n1", "nodes.1.id", "n2", "nodes.2.id", "n3", "nodes.2.admin_addr", strings.TrimPrefix(nodes[2].Admin, "http://"))
+
+	r := nodes[1].AdminDo("POST", "/admin/v1/accounts", `{"email":"c@example.com","name":"C"}`)
+	if r.Status != 201 {
+		t.Fatalf("create through a follower: %d %s", r.Status, r.Body)
+	}
+	acct := r.JSON(t)["id"].(string)
+	if got := nodes[2].AdminDo("GET", "/admin/v1/accounts/"+acct, ""); got.Status != 200 {
+		t.Fatalf("read on the other follower right after: %d %s", got.Status, got.Body)
+	}
+	for i := 0; i < 3; i++ {
+		r = nodes[2].AdminDo("POST", "/admin/v1/accounts/"+acct+"/balance", `{"add_usd":2.5}`, "Idempotency-Key: top-1")
+		Expect(t, r.JSON(t), "balance_usd", "2.5")
+	}
+	Expect(t, nodes[1].AdminDo("GET", "/admin/v1/accounts/"+acct, "").JSON(t), "balance_usd", "2.5")
+
+	key := nodes[1].AdminDo("POST", "/admin/v1/accounts/"+acct+"/keys", `{"kind":"subscription","name":"k"}`).JSON(t)["key"].(string)
+	for _, n := range nodes {
+		r := Do(t, "POST", n.Proxy+"/v1/chat/completions", `{"model":"zenmux/echo","messages":[{"role":"user","content":"hello cluster"}]}`, "Authorization: Bearer "+key)
+		if r.Status != 200 {
+			t.Fatalf("proxy on %s: %d %s", n.ID, r.Status, r.Body)
+		}
+	}
+	u := nodes[0].AdminDo("GET", "/admin/v1/accounts/"+acct+"/usage", "").JSON(t)
+	Expect(t, u, "by_model.0.requests", "3")
+	waitSameState(t, nodes)
+}
+
+// Kill -9 the leader: the others elect a new one and go on serving writes;
+// the old leader restarts, catches up by itself and agrees (C3).
+func TestClusterLeaderKilledAndRestarted(t *testing.T) {
+	nodes := startCluster(t, 3)
+	acct := nodes[0].AdminDo("POST", "/admin/v1/accounts", `{"email":"k@example.com"}`).JSON(t)["id"].(string)
+	nodes[0].Kill()
+	var r *Response
+	for i := 0; i < 100; i++ {
+		r = nodes[1].AdminDo("POST", "/admin/v1/accounts/"+acct+"/balance", `{"add_usd":1}`, "Idempotency-Key: after-kill")
+		if r.Status == 200 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r.Status != 200 {
+		t.Fatalf("no write accepted within 10 s of the leader's death: %d %s", r.Status, r.Body)
+	}
+	Expect(t, nodes[2].AdminDo("GET", "/admin/v1/accounts/"+acct, "").JSON(t), "balance_usd", "1")
+	nodes[0].Start()
+	waitSameState(t, nodes)
+	Expect(t, nodes[0].AdminDo("GET", "/admin/v1/accounts/"+acct, "").JSON(t), "balance_usd", "1")
+}
