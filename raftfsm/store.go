@@ -387,14 +387,14 @@ func (s *Store) AppliedIndex() uint64 { return s.fsm.AppliedIndex() }
 func (s *Store) StateHash() ([32]byte, uint64, error) { return s.fsm.StateHash() }
 
 // pebbleOptions sizes Pebble for a write-heavy ledger on a small machine:
-// a 16 MiB memtable absorbs many charge batches between flushes, so
+// an 8 MiB memtable absorbs many charge batches between flushes, so
 // account records rewritten by every batch are mostly overwritten in
 // memory instead of compacted on disk, while keeping the node's RSS small;
 // bloom filters make the charge dedupe lookup (usually a miss) cheap.
 func pebbleOptions() *pebble.Options {
 	o := &pebble.Options{
 		Logger:                      quietPebble{},
-		MemTableSize:                16 << 20,
+		MemTableSize:                8 << 20,
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
