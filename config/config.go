@@ -64,6 +64,9 @@ type Cluster struct {
 	Bootstrap  bool     `toml:"bootstrap"`   // first node of a new cluster
 	Join       []string `toml:"join"`        // admin addresses (host:port) of members
 	SecretFile string   `toml:"secret_file"` // shared secret for node-to-node calls and Raft
+	// SnapshotEntries is how many log entries pass between snapshots, and
+	// how many are kept behind a snapshot for slow followers (16..10,000,000).
+	SnapshotEntries int `toml:"snapshot_entries"`
 }
 
 // Flow is the [flow] section. UsdPerFlow only seeds the replicated rate when
@@ -213,7 +216,7 @@ func Default() *Config {
 			AdminListen: "127.0.0.1:8081",
 			RaftListen:  "127.0.0.1:8300",
 		},
-		Cluster: Cluster{Bootstrap: true},
+		Cluster: Cluster{Bootstrap: true, SnapshotEntries: 8192},
 		Flow:    Flow{UsdPerFlow: 0.03283},
 		Proxy:   Proxy{MaxBodyBytes: 32 << 20},
 		Accounting: Accounting{
@@ -486,6 +489,7 @@ func (c *Config) validate(defined func(i int, key string) bool) error {
 	}
 
 	// [payg]
+	checkRange(&p, "cluster.snapshot_entries", c.Cluster.SnapshotEntries, 16, 10_000_000)
 	checkRange(&p, "payg.rpm", c.Payg.RPM, 1, maxRate)
 	checkRange(&p, "payg.burst", c.Payg.Burst, 1, maxRate)
 

@@ -22,7 +22,7 @@ func TestDefault(t *testing.T) {
 			AdminListen: "127.0.0.1:8081",
 			RaftListen:  "127.0.0.1:8300",
 		},
-		Cluster: Cluster{Bootstrap: true},
+		Cluster: Cluster{Bootstrap: true, SnapshotEntries: 8192},
 		Flow:    Flow{UsdPerFlow: 0.03283},
 		Proxy:   Proxy{MaxBodyBytes: 33554432},
 		Accounting: Accounting{

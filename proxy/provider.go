@@ -40,6 +40,9 @@ type Call struct {
 	Format Format
 	Body   []byte
 	Stream bool
+	// RequestID is zenmuxd's id of the request, sent upstream as
+	// x-zenmux-request-id so a provider's logs can be matched to charges.
+	RequestID string
 	// Forwarded headers: Anthropic's version and beta flags, unchanged.
 	AnthropicVersion []byte
 	AnthropicBeta    []byte
@@ -176,6 +179,9 @@ func (p *httpProvider) Do(call *Call) (*Response, error) {
 		if len(call.AnthropicBeta) > 0 {
 			req.Header.SetBytesV("anthropic-beta", call.AnthropicBeta)
 		}
+	}
+	if call.RequestID != "" {
+		req.Header.Set("x-zenmux-request-id", call.RequestID)
 	}
 	req.SetBodyRaw(call.Body)
 	// The deadline fasthttp sets from this timeout is taken by deadlineConn

@@ -255,7 +255,7 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
 		fail(newAPIError(502, "upstream_error", fmt.Sprintf("provider %q is not configured on this node", ad.Model.Provider)))
 		return
 	}
-	call := &Call{Format: f, Stream: stream,
+	call := &Call{Format: f, Stream: stream, RequestID: id,
 		AnthropicVersion: ctx.Request.Header.Peek("anthropic-version"), AnthropicBeta: ctx.Request.Header.Peek("anthropic-beta")}
 	clientWantsUsage := true
 	call.Body, clientWantsUsage = upstreamBody(body, top, ad.Model.Upstream, f == FormatChat && stream)
