@@ -125,3 +125,35 @@ func TestClusterLeaderKilledAndRestarted(t *testing.T) {
 	waitSameState(t, nodes)
 	Expect(t, nodes[0].AdminDo("GET", "/admin/v1/accounts/"+acct, "").JSON(t), "balance_usd", "1")
 }
+
+// rule Q8 across nodes: one key sent round-robin over the three nodes gets
+// at most one bucket (burst 15) through in a burst: nodes spend requests
+// they leased from the replicated bucket, so B_rpm = 0.
+func TestClusterRateBucketHoldsAcrossNodes(t *testing.T) {
+	nodes := startCluster(t, 3)
+	acct := nodes[0].AdminDo("POST", "/admin/v1/accounts", `{"email":"rr@example.com"}`).JSON(t)["id"].(string)
+	key := nodes[0].AdminDo("POST", "/admin/v1/accounts/"+acct+"/keys", `{"kind":"subscription","name":"k"}`).JSON(t)["key"].(string)
+	ok, limited := 0, 0
+	for i := 0; i < 45; i++ {
+		n := nodes[i%3]
+		r := Do(t, "POST", n.Proxy+"/v1/chat/completions", `{"model":"zenmux/echo","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`, "Authorization: Bearer "+key)
+		switch r.Status {
+		case 200:
+			ok++
+		case 429:
+			limited++
+			if r.Header.Get("Retry-After") == "" {
+				t.Fatalf("429 without Retry-After on %s", n.ID)
+			}
+			Expect(t, r.JSON(t), "error.code", "rate_limit_exceeded")
+		default:
+			t.Fatalf("%s: %d %s", n.ID, r.Status, r.Body)
+		}
+	}
+	t.Logf("burst of 45 round-robin: %d admitted, %d limited", ok, limited)
+	if ok > 15 || ok < 10 {
+		t.Fatalf("%d admitted in a burst over three nodes; the bucket holds 15", ok)
+	}
+	u := nodes[1].AdminDo("GET", "/admin/v1/accounts/"+acct+"/usage", "").JSON(t)
+	Expect(t, u, "by_model.0.requests", fmt.Sprint(ok))
+}

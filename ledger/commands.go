@@ -36,6 +36,8 @@ const (
 	CmdRemoveMember
 	CmdTick
 	CmdChargeBatch
+	CmdLeaseTokens
+	CmdReturnTokens
 )
 
 // Command is one replicated operation. Its time is not part of it: Encode
@@ -180,6 +182,23 @@ type RemoveMember struct {
 // Tick settles renewals and cycle ends that fell due (S5).
 type Tick struct{}
 
+// LeaseTokens takes up to Want requests from a replicated rate bucket for
+// one node to spend in memory (Q8 across nodes). The bucket is GCRA state
+// in the ledger, so the grants of all nodes together never exceed it.
+type LeaseTokens struct {
+	Bucket string `json:"bucket"` // "<account>" or "payg:<account>"
+	Want   int64  `json:"want"`
+	RPM    int64  `json:"rpm"`
+	Burst  int64  `json:"burst"`
+}
+
+// ReturnTokens gives back leased requests a node did not spend.
+type ReturnTokens struct {
+	Bucket string `json:"bucket"`
+	N      int64  `json:"n"`
+	RPM    int64  `json:"rpm"`
+}
+
 // Billing modes.
 const (
 	BillingSubscription = "subscription"
@@ -229,6 +248,8 @@ func (*SetMember) Type() CmdType     { return CmdSetMember }
 func (*RemoveMember) Type() CmdType  { return CmdRemoveMember }
 func (*Tick) Type() CmdType          { return CmdTick }
 func (*ChargeBatch) Type() CmdType   { return CmdChargeBatch }
+func (*LeaseTokens) Type() CmdType   { return CmdLeaseTokens }
+func (*ReturnTokens) Type() CmdType  { return CmdReturnTokens }
 
 // registry maps a type byte to a constructor for JSON-encoded commands.
 var registry = map[CmdType]func() Command{}
@@ -265,6 +286,8 @@ func init() {
 	register(CmdRemoveMember, func() Command { return new(RemoveMember) })
 	register(CmdTick, func() Command { return new(Tick) })
 	register(CmdChargeBatch, func() Command { return new(ChargeBatch) })
+	register(CmdLeaseTokens, func() Command { return new(LeaseTokens) })
+	register(CmdReturnTokens, func() Command { return new(ReturnTokens) })
 }
 
 // Envelope: type byte, version byte, proposer time (8 bytes, big endian),

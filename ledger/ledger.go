@@ -48,6 +48,7 @@ type Ledger struct {
 	byModel  map[string]map[string]*Totals // account → model → totals
 	payments map[string][]Payment          // account → billing history
 	idem     map[string]*idemRecord
+	buckets  map[string]int64 // rate bucket → GCRA theoretical arrival time
 
 	// durable answers whether a record exists in the durable state (the
 	// request log doubles as the charge dedupe record); unflushed holds the
@@ -82,6 +83,7 @@ func New() *Ledger {
 		byModel:   map[string]map[string]*Totals{},
 		payments:  map[string][]Payment{},
 		idem:      map[string]*idemRecord{},
+		buckets:   map[string]int64{},
 		unflushed: map[string]struct{}{},
 		dirty:     map[string]struct{}{},
 	}
@@ -194,6 +196,10 @@ func (l *Ledger) dispatch(cmd Command, now int64) (any, error) {
 		return l.applyTick(now), nil
 	case *ChargeBatch:
 		return l.applyChargeBatch(c, now), nil
+	case *LeaseTokens:
+		return l.applyLease(c, now)
+	case *ReturnTokens:
+		return l.applyReturn(c, now)
 	}
 	panic(fmt.Sprintf("ledger: no handler for command type %d", cmd.Type()))
 }

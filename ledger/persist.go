@@ -56,6 +56,7 @@ type Writer interface {
 //	day/<acct>/<yyyy-mm-dd>   daily totals
 //	bymodel/<acct>/<model>    per-model totals
 //	pay/<acct>/<8-digit seq>  billing history, in order
+//	bucket/<bucket>           a replicated rate bucket's GCRA time
 //	idem/<idempotency key>    first result of a money command
 //	rlog/<acct>/<16 hex admitted ns>/<request id>   request log = charge dedupe record
 
@@ -173,6 +174,10 @@ func (l *Ledger) encodeRecord(key string) []byte {
 		if t := l.days[acct][day]; t != nil {
 			return mustJSON(t)
 		}
+	case "bucket":
+		if tat, ok := l.buckets[id]; ok {
+			return mustJSON(tat)
+		}
 	case "bymodel":
 		acct, model, _ := strings.Cut(id, "/")
 		if t := l.byModel[acct][model]; t != nil {
@@ -250,6 +255,11 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 			t := new(Totals)
 			if err = json.Unmarshal(v, t); err == nil {
 				l.dayTotals(acct)[day] = t
+			}
+		case "bucket":
+			var tat int64
+			if err = json.Unmarshal(v, &tat); err == nil {
+				l.buckets[id] = tat
 			}
 		case "bymodel":
 			acct, model, _ := strings.Cut(id, "/")

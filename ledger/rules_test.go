@@ -611,3 +611,40 @@ func TestUnseededReads(t *testing.T) {
 		t.Fatal("plans before seeding")
 	}
 }
+
+// rule Q8 across nodes: leases from a replicated bucket never hand out more
+// than one bucket, however the nodes ask; unspent requests can be returned.
+func TestQ8_ReplicatedBucketLeases(t *testing.T) {
+	f := newFixture(t)
+	lease := func(want int64) LeaseResult {
+		t.Helper()
+		r := f.do(&LeaseTokens{Bucket: "acct", Want: want, RPM: 10, Burst: 15})
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		return r.Value.(LeaseResult)
+	}
+	total := int64(0)
+	for i := 0; i < 12; i++ { // three nodes asking for 2 at a time, round robin
+		total += lease(2).Granted
+	}
+	if total != 15 {
+		t.Fatalf("granted %d in a burst, want exactly the bucket's 15", total)
+	}
+	if r := lease(1); r.Granted != 0 || r.RetryAfterNs != int64(6*time.Second) {
+		t.Fatalf("empty bucket: %+v", r)
+	}
+	f.advance(6 * time.Second)
+	if r := lease(5); r.Granted != 1 {
+		t.Fatalf("after 6 s: %+v, want 1", r)
+	}
+	f.must(&ReturnTokens{Bucket: "acct", N: 3, RPM: 10})
+	if r := lease(5); r.Granted != 3 {
+		t.Fatalf("after returning 3: %+v", r)
+	}
+	f.advance(time.Hour)
+	if r := lease(100); r.Granted != 15 {
+		t.Fatalf("after an hour idle: %+v, want a full bucket", r)
+	}
+	f.fails(&LeaseTokens{Bucket: "acct", Want: 1, RPM: 0, Burst: 15}, ErrInvalid)
+}

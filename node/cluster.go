@@ -139,6 +139,9 @@ func decodeValue(cmd ledger.Command, raw json.RawMessage) (any, error) {
 	case *ledger.ChargeBatch:
 		var r []ledger.ChargeResult
 		return r, json.Unmarshal(raw, &r)
+	case *ledger.LeaseTokens:
+		var r ledger.LeaseResult
+		return r, json.Unmarshal(raw, &r)
 	}
 	return raw, nil
 }
@@ -290,4 +293,32 @@ func (n *Node) followerReadBarrier() error {
 		return fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
 	}
 	return nil
+}
+
+// Lease takes requests from a replicated rate bucket (proxy.Lessor).
+func (n *Node) Lease(bucket string, want, rpm, burst int64) (ledger.LeaseResult, error) {
+	v, err := n.Propose(&ledger.LeaseTokens{Bucket: bucket, Want: want, RPM: rpm, Burst: burst})
+	if err != nil {
+		return ledger.LeaseResult{}, err
+	}
+	r, ok := v.(ledger.LeaseResult)
+	if !ok {
+		return ledger.LeaseResult{}, fmt.Errorf("unexpected lease result %T", v)
+	}
+	return r, nil
+}
+
+// Return gives back leased requests (proxy.Lessor).
+func (n *Node) Return(bucket string, count, rpm int64) error {
+	_, err := n.Propose(&ledger.ReturnTokens{Bucket: bucket, N: count, RPM: rpm})
+	return err
+}
+
+// clusterSize is the number of voters, for lease sizing.
+func (n *Node) clusterSize() int {
+	_, servers, err := n.store.Servers()
+	if err != nil || len(servers) == 0 {
+		return 1
+	}
+	return len(servers)
 }

@@ -116,8 +116,16 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	}
 	charges := proxy.NewBatcher(n, batchOpts)
 	defer charges.Close()
+	var limiter proxy.RateLimiter
+	if n.token != "" {
+		// In a cluster the rate bucket is replicated; nodes lease from it.
+		ll := proxy.NewLeaseLimiter(n, n.clusterSize)
+		defer ll.Close()
+		limiter = ll
+	}
 	gw := proxy.New(proxy.Options{
-		NodeID: cfg.Node.ID, Ledger: store.Ledger, Now: n.Now, Charges: charges,
+		Limiter: limiter,
+		NodeID:  cfg.Node.ID, Ledger: store.Ledger, Now: n.Now, Charges: charges,
 		AckQuorum: cfg.Accounting.Ack == config.AckQuorum, Providers: providers,
 		PaygRPM: int64(cfg.Payg.RPM), PaygBurst: int64(cfg.Payg.Burst), Ready: n.Ready, Log: log, Refresh: n.refresh,
 	})

@@ -49,6 +49,9 @@ type Decision struct {
 	Limit     int64         // requests per minute
 	Remaining int64         // whole requests left in the bucket now
 	Reset     time.Duration // until one more request is available
+	// Unavailable: the cluster's bucket could not be reached (an
+	// election); the request is refused with 503, not counted.
+	Unavailable bool
 }
 
 // Take spends one request from key's bucket at now, creating a full bucket

@@ -1074,7 +1074,7 @@ func TestMeterPaygAdmissionRacesCommit(t *testing.T) {
 	if r := reserved(); r != 2*cost {
 		t.Fatalf("reserved %d µUSD, want %d", r, 2*cost)
 	}
-	shards := &g.Server.limiter.shards
+	shards := &g.Server.limiter.(*Limiter).shards
 	for i := range shards {
 		shards[i].mu.Lock()
 	}

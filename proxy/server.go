@@ -42,6 +42,9 @@ type Options struct {
 	PaygRPM, PaygBurst int64
 	// Ready reports whether the node can serve (for /readyz).
 	Ready func() bool
+	// Limiter is the rate bucket (Q8); nil means an in-memory Limiter,
+	// exact for a single node. A cluster passes a LeaseLimiter.
+	Limiter RateLimiter
 	// Refresh, when set, brings this node's state up to the leader's (a
 	// follower's read barrier). Admission calls it once before refusing an
 	// unknown key, so a key created a moment ago on another node works.
@@ -56,7 +59,7 @@ type Options struct {
 // Server is the proxy's fasthttp handler.
 type Server struct {
 	o        Options
-	limiter  *Limiter
+	limiter  RateLimiter
 	reserved reservations
 	prefix   string
 	seq      atomic.Uint64
@@ -72,9 +75,12 @@ func New(o Options) *Server {
 	}
 	h := fnv.New32a()
 	h.Write([]byte(o.NodeID))
+	if o.Limiter == nil {
+		o.Limiter = NewLimiter()
+	}
 	return &Server{
 		o:        o,
-		limiter:  NewLimiter(),
+		limiter:  o.Limiter,
 		reserved: reservations{m: map[string]int64{}},
 		prefix:   fmt.Sprintf("req_%08x_%x_", h.Sum32(), time.Now().UnixNano()),
 	}
@@ -307,6 +313,9 @@ func (s *Server) admitBilling(ctx *fasthttp.RequestCtx, in *inflight, body []byt
 		bucket, rpm, burst = "payg:"+ad.AccountID, s.o.PaygRPM, s.o.PaygBurst
 	}
 	d := s.limiter.Take(bucket, rpm, burst, in.admittedAt)
+	if d.Unavailable {
+		return newAPIError(503, "unavailable", "the cluster is electing a leader; retry in a moment")
+	}
 	h := &ctx.Response.Header
 	var num [32]byte
 	h.SetBytesV("x-ratelimit-limit-requests", strconv.AppendInt(num[:0], d.Limit, 10))

@@ -1,0 +1,69 @@
+package ledger
+
+import "time"
+
+// Rate buckets shared by the nodes of a cluster (Q8). Each bucket is GCRA
+// state — the theoretical arrival time tat — replicated like everything
+// else. Nodes lease requests from it through Raft and spend them in
+// memory; since every admitted request spent a request the bucket granted,
+// the cluster as a whole never admits more than one bucket allows.
+
+// LeaseResult answers LeaseTokens.
+type LeaseResult struct {
+	Granted       int64 `json:"granted"`
+	RetryAfterNs  int64 `json:"retry_after_ns"` // until one more request is available (when none was granted)
+	RemainingHint int64 `json:"remaining"`      // requests left in the bucket after the grant
+}
+
+func validBucket(rpm, burst int64) error {
+	if rpm < 1 || rpm > MaxRateLimit || burst < 1 || burst > MaxRateLimit {
+		return invalid("rpm and burst must be 1..1000000")
+	}
+	return nil
+}
+
+func (l *Ledger) applyLease(c *LeaseTokens, now int64) (any, error) {
+	if c.Bucket == "" || len(c.Bucket) > 128 || c.Want < 1 || c.Want > MaxRateLimit {
+		return nil, invalid("a lease needs a bucket and 1..1000000 requests")
+	}
+	if err := validBucket(c.RPM, c.Burst); err != nil {
+		return nil, err
+	}
+	interval := int64(time.Minute) / c.RPM
+	tat := max(l.buckets[c.Bucket], now)
+	slack := (c.Burst - 1) * interval
+	var granted int64
+	if debt := tat - now; debt <= slack {
+		granted = min(c.Want, (slack-debt)/interval+1)
+		tat += granted * interval
+	}
+	res := LeaseResult{Granted: granted, RemainingHint: max(0, (c.Burst*interval-(tat-now))/interval)}
+	if granted == 0 {
+		res.RetryAfterNs = (tat - now) - slack
+	}
+	l.setBucket(c.Bucket, tat, now)
+	return res, nil
+}
+
+func (l *Ledger) applyReturn(c *ReturnTokens, now int64) (any, error) {
+	if c.Bucket == "" || c.N < 1 || c.N > MaxRateLimit || c.RPM < 1 || c.RPM > MaxRateLimit {
+		return nil, invalid("a return needs a bucket, 1..1000000 requests and the bucket's rpm")
+	}
+	tat, ok := l.buckets[c.Bucket]
+	if !ok {
+		return nil, nil
+	}
+	l.setBucket(c.Bucket, max(now, tat-c.N*(int64(time.Minute)/c.RPM)), now)
+	return nil, nil
+}
+
+// setBucket stores a bucket's time, dropping it once it is full again
+// (tat ≤ now carries no information), so state tracks active buckets.
+func (l *Ledger) setBucket(bucket string, tat, now int64) {
+	if tat <= now {
+		delete(l.buckets, bucket)
+	} else {
+		l.buckets[bucket] = tat
+	}
+	l.dirty["bucket/"+bucket] = struct{}{}
+}
