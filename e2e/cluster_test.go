@@ -157,3 +157,29 @@ func TestClusterRateBucketHoldsAcrossNodes(t *testing.T) {
 	u := nodes[1].AdminDo("GET", "/admin/v1/accounts/"+acct+"/usage", "").JSON(t)
 	Expect(t, u, "by_model.0.requests", fmt.Sprint(ok))
 }
+
+// Replace a node: remove n3 through a follower, start a fresh node (empty
+// data dir, new id n4) that joins by itself; the cluster is n1, n2, n4 and
+// the newcomer holds the same state.
+func TestClusterReplaceNode(t *testing.T) {
+	nodes := startCluster(t, 3)
+	acct := nodes[1].AdminDo("POST", "/admin/v1/accounts", `{"email":"r@example.com"}`).JSON(t)["id"].(string)
+	nodes[2].Kill()
+	if r := nodes[1].AdminDo("DELETE", "/admin/v1/cluster/nodes/n3", ""); r.Status != 204 {
+		t.Fatalf("remove n3 through a follower: %d %s", r.Status, r.Body)
+	}
+	if r := nodes[1].AdminDo("DELETE", "/admin/v1/cluster/nodes/n3", ""); r.Status != 404 {
+		t.Fatalf("removing it again: %d %s", r.Status, r.Body)
+	}
+	cfg, err := os.ReadFile(nodes[1].Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reuse n2's [admin] and [cluster] settings for the newcomer.
+	extra := string(cfg[strings.Index(string(cfg), "[admin]"):])
+	n4 := StartNode(t, NodeOptions{ID: "n4", Token: nodes[1].Token, Extra: extra})
+	c := n4.AdminDo("GET", "/admin/v1/cluster", "").JSON(t)
+	Expect(t, c, "nodes.0.id", "n1", "nodes.1.id", "n2", "nodes.2.id", "n4", "nodes.3", "<missing>")
+	Expect(t, n4.AdminDo("GET", "/admin/v1/accounts/"+acct, "").JSON(t), "email", "r@example.com")
+	waitSameState(t, []*Node{nodes[0], nodes[1], n4})
+}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -176,6 +177,17 @@ func (n *Node) internal(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		ctx.SetBodyString(`{"ok":true}`)
+	case "/internal/v1/remove":
+		if err := n.RemoveNode(string(ctx.QueryArgs().Peek("id"))); err != nil {
+			if errors.Is(err, ledger.ErrNotFound) {
+				ctx.SetStatusCode(fasthttp.StatusNotFound)
+			} else {
+				ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			}
+			fmt.Fprintf(ctx, `{"error":%q}`, err.Error())
+			return
+		}
+		ctx.SetBodyString(`{"ok":true}`)
 	case "/internal/v1/statehash":
 		h, idx, err := n.store.StateHash()
 		if err != nil {
@@ -234,6 +246,24 @@ func (n *Node) join(m ledger.Member) error {
 	}
 	if status != fasthttp.StatusOK {
 		return fmt.Errorf("the leader answered %d: %s", status, answer)
+	}
+	return nil
+}
+
+// removeViaLeader asks the leader to remove a member.
+func (n *Node) removeViaLeader(id string) error {
+	addr, ok := n.leaderAdmin()
+	if !ok {
+		return errNoLeader
+	}
+	status, body, err := n.call(addr, "POST", "/internal/v1/remove?id="+url.QueryEscape(id), nil)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
+	case status == fasthttp.StatusNotFound:
+		return fmt.Errorf("%w: node %q", ledger.ErrNotFound, id)
+	case status != fasthttp.StatusOK:
+		return fmt.Errorf("%w: the leader answered %d: %s", admin.ErrUnavailable, status, body)
 	}
 	return nil
 }

@@ -135,7 +135,10 @@ func (n *Node) AddNode(id, raftAddr, adminAddr string) error {
 // RemoveNode removes a member.
 func (n *Node) RemoveNode(id string) error {
 	if !n.store.IsLeader() {
-		return fmt.Errorf("%w: membership changes go to the leader", admin.ErrUnavailable)
+		if n.token == "" {
+			return fmt.Errorf("%w: membership changes go to the leader", admin.ErrUnavailable)
+		}
+		return n.removeViaLeader(id)
 	}
 	_, servers, err := n.store.Servers()
 	if err != nil {
