@@ -12,7 +12,7 @@ import (
 // startCluster starts n real zenmuxd processes on 127.0.0.1: n1
 // bootstraps, the others join through n1's admin listener, all share the
 // cluster secret and the admin token.
-func startCluster(t *testing.T, n int) []*Node {
+func startCluster(t *testing.T, n int, extra ...string) []*Node {
 	t.Helper()
 	dir := t.TempDir()
 	secret, token := filepath.Join(dir, "cluster.secret"), filepath.Join(dir, "admin.token")
@@ -23,7 +23,7 @@ func startCluster(t *testing.T, n int) []*Node {
 	if err := os.WriteFile(token, []byte(tok+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	common := fmt.Sprintf("[admin]\ntoken_file = %q\n", token)
+	common := strings.Join(extra, "\n") + fmt.Sprintf("\n[admin]\ntoken_file = %q\n", token)
 	nodes := []*Node{StartNode(t, NodeOptions{ID: "n1", Token: tok, Extra: common + fmt.Sprintf("[cluster]\nbootstrap = true\nsecret_file = %q\n", secret)})}
 	join := strings.TrimPrefix(nodes[0].Admin, "http://")
 	for i := 2; i <= n; i++ {
@@ -182,4 +182,51 @@ func TestClusterReplaceNode(t *testing.T) {
 	Expect(t, c, "nodes.0.id", "n1", "nodes.1.id", "n2", "nodes.2.id", "n4", "nodes.3", "<missing>")
 	Expect(t, n4.AdminDo("GET", "/admin/v1/accounts/"+acct, "").JSON(t), "email", "r@example.com")
 	waitSameState(t, []*Node{nodes[0], nodes[1], n4})
+}
+
+// rule Q4 across nodes: requests for one account spread over the three
+// nodes pass the Free 5 h window (5 Flows) by at most B_flows plus one
+// request: each node admits only against Flows it leased from the
+// replicated windows. With tight estimates (max_tokens bounds the output,
+// the body bounds the input) B_flows is one request per other node.
+func TestClusterQuotaHoldsAcrossNodes(t *testing.T) {
+	pricey := `[[models]]
+id = "test/pricey"
+provider = "echo"
+upstream = "echo"
+input_usd_per_mtok = 1000
+output_usd_per_mtok = 1000
+plans = ["free", "pro"]
+`
+	nodes := startCluster(t, 3, pricey)
+	acct := nodes[0].AdminDo("POST", "/admin/v1/accounts", `{"email":"q@example.com"}`).JSON(t)["id"].(string)
+	key := nodes[0].AdminDo("POST", "/admin/v1/accounts/"+acct+"/keys", `{"kind":"subscription","name":"k"}`).JSON(t)["key"].(string)
+	body := `{"model":"test/pricey","max_tokens":4,"messages":[{"role":"user","content":"one two three four"}]}`
+	// The estimate: ceil(len(body)/4) input + 4 output tokens at $1000 per
+	// million each, in Flows at $0.03283.
+	estTokens := int64((len(body)+3)/4 + 4)
+	estFlows := float64(estTokens) * 1000 / 1e6 / 0.03283
+	ok, refused := 0, 0
+	for i := 0; i < 15; i++ { // one burst: the bucket may strand a lease, the quota decides the rest
+		r := Do(t, "POST", nodes[i%3].Proxy+"/v1/chat/completions", body, "Authorization: Bearer "+key)
+		switch {
+		case r.Status == 200:
+			ok++
+		case r.Status == 429 && Get(r.JSON(t), "error.code") == "quota_exceeded":
+			refused++
+		case r.Status == 429 && Get(r.JSON(t), "error.code") == "rate_limit_exceeded":
+		default:
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+	}
+	u := nodes[2].AdminDo("GET", "/admin/v1/accounts/"+acct+"/usage", "").JSON(t)
+	var used float64
+	fmt.Sscan(Get(u, "window_5h.used_flows"), &used)
+	t.Logf("%d admitted, %d refused; window_5h used %.6f of 5 Flows; one request ≤ %.6f Flows", ok, refused, used, estFlows)
+	if bound := 5 + 3*estFlows; used > bound {
+		t.Fatalf("used %.6f Flows > limit 5 + B_flows (2 requests) + one request = %.6f", used, bound)
+	}
+	if refused == 0 {
+		t.Fatal("the window was never enforced")
+	}
 }

@@ -67,3 +67,74 @@ func (l *Ledger) setBucket(bucket string, tat, now int64) {
 	}
 	l.dirty["bucket/"+bucket] = struct{}{}
 }
+
+// FlowLease answers LeaseFlows. When nothing is granted because a window
+// is exhausted, Window and ResetsAt name it; when the windows have room
+// but other nodes hold it all, both are empty.
+type FlowLease struct {
+	GrantedMicroFlows int64  `json:"granted_micro_flows"`
+	Window            string `json:"window,omitempty"`
+	ResetsAt          int64  `json:"resets_at,omitempty"`
+}
+
+// remainingFlows is the least any window has left at now (Q4).
+func (l *Ledger) remainingFlows(a *Account, now int64) (int64, *QuotaError) {
+	p := l.effectivePlan(a, now)
+	if qe := l.exhausted(a, p, now); qe != nil {
+		return 0, qe
+	}
+	rem := windowAt(a.W5h, p.Window5hMicroFlows, now).RemainingFlows
+	rem = min(rem, windowAt(a.Weekly, p.WeeklyMicroFlows, now).RemainingFlows)
+	start, _ := a.period(now)
+	used := int64(0)
+	if a.Monthly.StartedAt == start {
+		used = a.Monthly.UsedMicroFlows
+	}
+	return min(int64(rem), p.MonthlyMicroFlows-used), nil
+}
+
+func (l *Ledger) applyLeaseFlows(c *LeaseFlows, now int64) (any, error) {
+	a, err := l.account(c.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if !validID(c.Node) || c.MicroFlows < 1 || c.MicroFlows > MaxPlanMicroFlows {
+		return nil, invalid("a flow lease needs a node and 1 µFlow .. 1e9 Flows")
+	}
+	l.settle(a, now)
+	rem, qe := l.remainingFlows(a, now)
+	if qe != nil {
+		return FlowLease{Window: qe.Window, ResetsAt: qe.ResetsAt}, nil
+	}
+	for _, held := range a.Allowances {
+		rem -= held
+	}
+	grant := min(c.MicroFlows, max(0, rem))
+	if grant > 0 {
+		if a.Allowances == nil {
+			a.Allowances = map[string]int64{}
+		}
+		a.Allowances[c.Node] = satAdd(a.Allowances[c.Node], grant)
+		l.markAccount(a)
+	}
+	return FlowLease{GrantedMicroFlows: grant}, nil
+}
+
+func (l *Ledger) applyReturnFlows(c *ReturnFlows) (any, error) {
+	a, err := l.account(c.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if c.MicroFlows < 1 {
+		return nil, invalid("a flow return needs a positive amount")
+	}
+	if left, ok := a.Allowances[c.Node]; ok {
+		if left -= c.MicroFlows; left > 0 {
+			a.Allowances[c.Node] = left
+		} else {
+			delete(a.Allowances, c.Node)
+		}
+		l.markAccount(a)
+	}
+	return nil, nil
+}

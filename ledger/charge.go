@@ -151,6 +151,13 @@ func (l *Ledger) applyCharge(c *Charge, now int64) ChargeResult {
 	flows := price.MicroFlows
 	if c.Billing == BillingSubscription {
 		l.chargeWindows(a, now, admittedAt, flows)
+		if left, ok := a.Allowances[c.Node]; ok {
+			if left -= flows; left > 0 {
+				a.Allowances[c.Node] = left
+			} else {
+				delete(a.Allowances, c.Node)
+			}
+		}
 		if a.paid() && admittedAt >= a.Sub.CycleStart {
 			a.Sub.UsageMicroUSD = satAdd(a.Sub.UsageMicroUSD, price.MicroUSD)
 		}

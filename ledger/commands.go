@@ -38,6 +38,8 @@ const (
 	CmdChargeBatch
 	CmdLeaseTokens
 	CmdReturnTokens
+	CmdLeaseFlows
+	CmdReturnFlows
 )
 
 // Command is one replicated operation. Its time is not part of it: Encode
@@ -199,6 +201,22 @@ type ReturnTokens struct {
 	RPM    int64  `json:"rpm"`
 }
 
+// LeaseFlows grants a node an allowance of an account's remaining quota
+// (Q4 across nodes): the allowances of all nodes together never exceed
+// what the tightest window has left.
+type LeaseFlows struct {
+	AccountID  string `json:"account_id"`
+	Node       string `json:"node"`
+	MicroFlows int64  `json:"micro_flows"`
+}
+
+// ReturnFlows gives back allowance a node did not spend.
+type ReturnFlows struct {
+	AccountID  string `json:"account_id"`
+	Node       string `json:"node"`
+	MicroFlows int64  `json:"micro_flows"`
+}
+
 // Billing modes.
 const (
 	BillingSubscription = "subscription"
@@ -208,7 +226,10 @@ const (
 // Charge is one completed request's usage (Q7), identified by its request
 // id (C2).
 type Charge struct {
-	ReqID            string
+	ReqID string
+	// Node is the node that admitted the request; its charge spends that
+	// node's Flow allowance (LeaseFlows). Empty on a single node.
+	Node             string
 	AccountID        string
 	KeyID            string
 	Model            string
@@ -250,6 +271,8 @@ func (*Tick) Type() CmdType          { return CmdTick }
 func (*ChargeBatch) Type() CmdType   { return CmdChargeBatch }
 func (*LeaseTokens) Type() CmdType   { return CmdLeaseTokens }
 func (*ReturnTokens) Type() CmdType  { return CmdReturnTokens }
+func (*LeaseFlows) Type() CmdType    { return CmdLeaseFlows }
+func (*ReturnFlows) Type() CmdType   { return CmdReturnFlows }
 
 // registry maps a type byte to a constructor for JSON-encoded commands.
 var registry = map[CmdType]func() Command{}
@@ -288,6 +311,8 @@ func init() {
 	register(CmdChargeBatch, func() Command { return new(ChargeBatch) })
 	register(CmdLeaseTokens, func() Command { return new(LeaseTokens) })
 	register(CmdReturnTokens, func() Command { return new(ReturnTokens) })
+	register(CmdLeaseFlows, func() Command { return new(LeaseFlows) })
+	register(CmdReturnFlows, func() Command { return new(ReturnFlows) })
 }
 
 // Envelope: type byte, version byte, proposer time (8 bytes, big endian),
@@ -295,7 +320,10 @@ func init() {
 // compact binary form because it is the hot, high-volume command.
 const (
 	envelopeVersion = 1
-	envelopeHeader  = 10
+	// chargeBatchVersion 2 adds each charge's admitting node; version 1
+	// entries (no node) still decode.
+	chargeBatchVersion = 2
+	envelopeHeader     = 10
 )
 
 // ErrTooLarge refuses a command that replicas could not decode; it is
@@ -320,6 +348,9 @@ func Encode(cmd Command, nowNanos int64) ([]byte, error) {
 	out := make([]byte, envelopeHeader, envelopeHeader+len(payload))
 	out[0] = byte(cmd.Type())
 	out[1] = envelopeVersion
+	if cmd.Type() == CmdChargeBatch {
+		out[1] = chargeBatchVersion
+	}
 	binary.BigEndian.PutUint64(out[2:], uint64(nowNanos))
 	return append(out, payload...), nil
 }
@@ -331,7 +362,7 @@ func (cb *ChargeBatch) encodable() error {
 	}
 	for i := range cb.Charges {
 		c := &cb.Charges[i]
-		for _, s := range [...]string{c.ReqID, c.AccountID, c.KeyID, c.Model, c.Status} {
+		for _, s := range [...]string{c.ReqID, c.AccountID, c.KeyID, c.Model, c.Status, c.Node} {
 			if len(s) > maxStringBytes {
 				return fmt.Errorf("%w: a %d-byte field in charge %d", ErrTooLarge, len(s), i)
 			}
@@ -349,8 +380,9 @@ func Decode(b []byte) (Command, int64, error) {
 	if len(b) < envelopeHeader {
 		return nil, 0, fmt.Errorf("%w: %d bytes", ErrBadCommand, len(b))
 	}
-	if b[1] != envelopeVersion {
-		return nil, 0, fmt.Errorf("%w: version %d", ErrBadCommand, b[1])
+	version := b[1]
+	if version != envelopeVersion && !(CmdType(b[0]) == CmdChargeBatch && version == chargeBatchVersion) {
+		return nil, 0, fmt.Errorf("%w: version %d", ErrBadCommand, version)
 	}
 	ts := int64(binary.BigEndian.Uint64(b[2:]))
 	newCmd, ok := registry[CmdType(b[0])]
@@ -359,7 +391,7 @@ func Decode(b []byte) (Command, int64, error) {
 	}
 	cmd := newCmd()
 	if cb, ok := cmd.(*ChargeBatch); ok {
-		if err := cb.decodeBinary(b[envelopeHeader:]); err != nil {
+		if err := cb.decodeBinary(b[envelopeHeader:], version); err != nil {
 			return nil, 0, err
 		}
 		return cb, ts, nil
@@ -391,6 +423,7 @@ func (cb *ChargeBatch) appendBinary(b []byte) []byte {
 		b = appendString(b, c.KeyID)
 		b = appendString(b, c.Model)
 		b = appendString(b, c.Status)
+		b = appendString(b, c.Node)
 		var flags byte
 		if c.Billing == BillingPayg {
 			flags |= flagPayg
@@ -475,7 +508,7 @@ func (r *reader) byte1() byte {
 	return v
 }
 
-func (cb *ChargeBatch) decodeBinary(b []byte) error {
+func (cb *ChargeBatch) decodeBinary(b []byte, version byte) error {
 	r := reader{b: b}
 	n := r.uvarint()
 	if r.err == nil && n > maxBatchCharges {
@@ -489,6 +522,9 @@ func (cb *ChargeBatch) decodeBinary(b []byte) error {
 		c.KeyID = r.str()
 		c.Model = r.str()
 		c.Status = r.str()
+		if version >= 2 {
+			c.Node = r.str()
+		}
 		flags := r.byte1()
 		c.Billing = BillingSubscription
 		if flags&flagPayg != 0 {

@@ -200,6 +200,10 @@ func (l *Ledger) dispatch(cmd Command, now int64) (any, error) {
 		return l.applyLease(c, now)
 	case *ReturnTokens:
 		return l.applyReturn(c, now)
+	case *LeaseFlows:
+		return l.applyLeaseFlows(c, now)
+	case *ReturnFlows:
+		return l.applyReturnFlows(c)
 	}
 	panic(fmt.Sprintf("ledger: no handler for command type %d", cmd.Type()))
 }

@@ -199,6 +199,9 @@ type Admission struct {
 	// Exhausted is the window that sent a subscription request to Extra
 	// Usage (ViaExtra), for the refusal if the balance cannot cover it.
 	Exhausted *QuotaError
+	// NanoUSDPerFlow and MultiplierPPM price the request in Flows for an
+	// estimate before it runs (cluster quota allowances).
+	NanoUSDPerFlow, MultiplierPPM int64
 }
 
 // HashSecret is the stored form of a key secret (K1).
@@ -221,7 +224,8 @@ func (l *Ledger) Admit(secretHash [32]byte, modelID string, now int64) (Admissio
 		return Admission{}, ErrModelNotFound
 	}
 	p := l.effectivePlan(a, now)
-	ad := Admission{AccountID: a.ID, KeyID: k.ID, KeyKind: k.Kind, Plan: p.ID, RPM: p.RPM, Burst: p.Burst, Model: *m, BalanceMicroUSD: a.BalanceMicroUSD}
+	ad := Admission{AccountID: a.ID, KeyID: k.ID, KeyKind: k.Kind, Plan: p.ID, RPM: p.RPM, Burst: p.Burst, Model: *m, BalanceMicroUSD: a.BalanceMicroUSD,
+		NanoUSDPerFlow: l.rateAt(now), MultiplierPPM: a.MultiplierPPM}
 	if k.Kind == KindPayg {
 		ad.Billing = BillingPayg
 		if a.BalanceMicroUSD <= 0 {

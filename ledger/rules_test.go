@@ -648,3 +648,42 @@ func TestQ8_ReplicatedBucketLeases(t *testing.T) {
 	}
 	f.fails(&LeaseTokens{Bucket: "acct", Want: 1, RPM: 0, Burst: 15}, ErrInvalid)
 }
+
+// rule Q4 across nodes: flow allowances leased to nodes never add up to
+// more than the tightest window has left; charges spend their node's
+// allowance; returns free it for others; an exhausted window is named.
+func TestQ4_FlowAllowances(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account() // Free: 5 Flows in the 5 h window
+	lease := func(node string, flows int64) FlowLease {
+		t.Helper()
+		r := f.do(&LeaseFlows{AccountID: acct, Node: node, MicroFlows: flows * micro})
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		return r.Value.(FlowLease)
+	}
+	if g := lease("a", 3).GrantedMicroFlows; g != 3*micro {
+		t.Fatalf("a: %d", g)
+	}
+	if g := lease("b", 3).GrantedMicroFlows; g != 2*micro {
+		t.Fatalf("b: %d, want the 2 left", g)
+	}
+	if r := lease("c", 1); r.GrantedMicroFlows != 0 || r.Window != "" {
+		t.Fatalf("c while a and b hold it all: %+v", r)
+	}
+	c := Charge{ReqID: "r1", AccountID: acct, KeyID: f.keyID(key), Node: "a", Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: f.now, InputTokens: 2 * oneFlowInput}
+	f.do(&ChargeBatch{Charges: []Charge{c}})
+	if got := f.l.accounts[acct].Allowances; got["a"] != 1*micro || got["b"] != 2*micro {
+		t.Fatalf("after a's 2-Flow charge: %v", got)
+	}
+	f.must(&ReturnFlows{AccountID: acct, Node: "b", MicroFlows: 2 * micro})
+	if g := lease("c", 5).GrantedMicroFlows; g != 2*micro {
+		t.Fatalf("c after b returned: %d", g)
+	}
+	c.ReqID, c.Node, c.InputTokens = "r2", "c", 4*oneFlowInput // crosses the limit: charged in full
+	f.do(&ChargeBatch{Charges: []Charge{c}})
+	if r := lease("a", 1); r.GrantedMicroFlows != 0 || r.Window != "window_5h" || r.ResetsAt != t0+window5h {
+		t.Fatalf("exhausted: %+v", r)
+	}
+}

@@ -143,6 +143,9 @@ type Account struct {
 
 	KeyIDs        []string `json:"key_ids"`
 	PendingRefund string   `json:"pending_refund"`
+	// Allowances are the Flows each node may still admit against the
+	// windows (LeaseFlows), less what its charges have spent.
+	Allowances map[string]int64 `json:"allowances,omitempty"`
 }
 
 // Key kinds (SPEC K1).

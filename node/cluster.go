@@ -143,6 +143,9 @@ func decodeValue(cmd ledger.Command, raw json.RawMessage) (any, error) {
 	case *ledger.LeaseTokens:
 		var r ledger.LeaseResult
 		return r, json.Unmarshal(raw, &r)
+	case *ledger.LeaseFlows:
+		var r ledger.FlowLease
+		return r, json.Unmarshal(raw, &r)
 	}
 	return raw, nil
 }
@@ -351,4 +354,23 @@ func (n *Node) clusterSize() int {
 		return 1
 	}
 	return len(servers)
+}
+
+// LeaseFlows leases quota allowance for this node (proxy.FlowLessor).
+func (n *Node) LeaseFlows(acct string, microFlows int64) (ledger.FlowLease, error) {
+	v, err := n.Propose(&ledger.LeaseFlows{AccountID: acct, Node: n.cfg.Node.ID, MicroFlows: microFlows})
+	if err != nil {
+		return ledger.FlowLease{}, err
+	}
+	r, ok := v.(ledger.FlowLease)
+	if !ok {
+		return ledger.FlowLease{}, fmt.Errorf("unexpected flow lease result %T", v)
+	}
+	return r, nil
+}
+
+// ReturnFlows gives back unspent allowance (proxy.FlowLessor).
+func (n *Node) ReturnFlows(acct string, microFlows int64) error {
+	_, err := n.Propose(&ledger.ReturnFlows{AccountID: acct, Node: n.cfg.Node.ID, MicroFlows: microFlows})
+	return err
 }

@@ -117,15 +117,19 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	charges := proxy.NewBatcher(n, batchOpts)
 	defer charges.Close()
 	var limiter proxy.RateLimiter
+	var allowances *proxy.Allowances
 	if n.token != "" {
-		// In a cluster the rate bucket is replicated; nodes lease from it.
+		// In a cluster the rate bucket and the quota windows are shared:
+		// nodes lease requests and Flows from the replicated state.
 		ll := proxy.NewLeaseLimiter(n, n.clusterSize)
 		defer ll.Close()
 		limiter = ll
+		allowances = proxy.NewAllowances(n)
+		defer allowances.Close()
 	}
 	gw := proxy.New(proxy.Options{
-		Limiter: limiter,
-		NodeID:  cfg.Node.ID, Ledger: store.Ledger, Now: n.Now, Charges: charges,
+		Limiter: limiter, Allowances: allowances,
+		NodeID: cfg.Node.ID, Ledger: store.Ledger, Now: n.Now, Charges: charges,
 		AckQuorum: cfg.Accounting.Ack == config.AckQuorum, Providers: providers,
 		PaygRPM: int64(cfg.Payg.RPM), PaygBurst: int64(cfg.Payg.Burst), Ready: n.Ready, Log: log, Refresh: n.refresh,
 	})

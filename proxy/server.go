@@ -42,6 +42,9 @@ type Options struct {
 	PaygRPM, PaygBurst int64
 	// Ready reports whether the node can serve (for /readyz).
 	Ready func() bool
+	// Allowances keep quota windows across a cluster (nil on one node,
+	// where the local ledger is the whole truth).
+	Allowances *Allowances
 	// Limiter is the rate bucket (Q8); nil means an in-memory Limiter,
 	// exact for a single node. A cluster passes a LeaseLimiter.
 	Limiter RateLimiter
@@ -208,6 +211,7 @@ type inflight struct {
 	admittedAt   int64
 	requestBytes int64
 	reservation  int64 // pay-as-you-go reservation (E3), released at commit
+	flowEstimate int64 // µFlows reserved from this node's allowance (cluster Q4)
 }
 
 func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
@@ -332,6 +336,23 @@ func (s *Server) admitBilling(ctx *fasthttp.RequestCtx, in *inflight, body []byt
 		}
 		return fromLedger(ad.BillingErr)
 	}
+	if ad.Billing == ledger.BillingSubscription && s.o.Allowances != nil {
+		est := estimate(*ad, body, top, ad.NanoUSDPerFlow, ad.MultiplierPPM).MicroFlows
+		ok, lease, err := s.o.Allowances.Reserve(ad.AccountID, est)
+		if err != nil {
+			return newAPIError(503, "unavailable", "the cluster is electing a leader; retry in a moment")
+		}
+		if !ok {
+			if lease.Window != "" {
+				qe := &ledger.QuotaError{Window: lease.Window, ResetsAt: lease.ResetsAt, RetryAfterSec: max(1, (lease.ResetsAt-in.admittedAt+999_999_999)/1_000_000_000)}
+				h.Set("Retry-After", strconv.FormatInt(qe.RetryAfterSec, 10))
+				return fromLedger(qe)
+			}
+			h.Set("Retry-After", "2")
+			return newAPIError(429, "quota_exceeded", "the rest of the quota is held by requests on other nodes; retry in a moment")
+		}
+		in.flowEstimate = est
+	}
 	if ad.Billing == ledger.BillingPayg {
 		est := paygEstimate(&ad.Model, body, top)
 		if !s.reserved.take(ad.AccountID, s.o.Ledger().Balance, est) {
@@ -347,10 +368,16 @@ func (s *Server) admitBilling(ctx *fasthttp.RequestCtx, in *inflight, body []byt
 	return nil
 }
 
-// paygEstimate is a conservative cost of a request before it runs: its
-// input at four bytes a token, and its output at max_tokens (4,096 when
-// the client sets none).
+// paygEstimate is a conservative cost of a request before it runs, in USD.
 func paygEstimate(m *ledger.Model, body []byte, top topLevel) int64 {
+	ad := ledger.Admission{Model: *m}
+	return estimate(ad, body, top, ledger.DefaultNanoUSDPerFlow, 1_000_000).MicroUSD
+}
+
+// estimate prices a request before it runs: its input at four bytes a
+// token, and its output at max_tokens (4,096 when the client sets none).
+func estimate(ad ledger.Admission, body []byte, top topLevel, nanoUSDPerFlow, multiplierPPM int64) ledger.Price {
+	m := &ad.Model
 	out := int64(4096)
 	for _, sp := range []span{top.maxTokens, top.maxOutputTokens} {
 		if sp.ok() {
@@ -360,7 +387,7 @@ func paygEstimate(m *ledger.Model, body []byte, top topLevel) int64 {
 		}
 	}
 	c := ledger.Charge{InputTokens: min(estimateTokens(int64(len(body))), ledger.MaxTokensPerKind), OutputTokens: out}
-	return ledger.PriceOf(m, &c, ledger.DefaultNanoUSDPerFlow, 1_000_000).MicroUSD
+	return ledger.PriceOf(m, &c, nanoUSDPerFlow, multiplierPPM)
 }
 
 // reservations hold the estimated cost of pay-as-you-go requests in flight
@@ -399,6 +426,10 @@ func (r *reservations) release(acct string, amount int64) {
 func (s *Server) release(in *inflight) {
 	s.reserved.release(in.ad.AccountID, in.reservation)
 	in.reservation = 0
+	if in.flowEstimate != 0 {
+		s.o.Allowances.Settle(in.ad.AccountID, in.flowEstimate, 0)
+		in.flowEstimate = 0
+	}
 }
 
 var includeUsage = []byte(`"stream_options":{"include_usage":true},`)
@@ -467,28 +498,34 @@ func (s *Server) relayError(ctx *fasthttp.RequestCtx, anthropic bool, resp *Resp
 func (in *inflight) submit(u Usage, status string, estimated bool) func() error {
 	s := in.s
 	c := ledger.Charge{
-		ReqID: in.id, AccountID: in.ad.AccountID, KeyID: in.ad.KeyID, Model: in.ad.Model.ID,
+		ReqID: in.id, AccountID: in.ad.AccountID, KeyID: in.ad.KeyID, Model: in.ad.Model.ID, Node: s.o.NodeID,
 		Billing: in.ad.Billing, ViaExtra: in.ad.ViaExtra, Status: status, Estimated: estimated,
 		AdmittedAt: in.admittedAt, InputTokens: u.Input, OutputTokens: u.Output,
 		CacheReadTokens: u.CacheRead, CacheWriteTokens: u.CacheWrite, Images: u.Images,
 	}
-	reservation, acct := in.reservation, in.ad.AccountID
-	in.reservation = 0
+	reservation, flows, acct := in.reservation, in.flowEstimate, in.ad.AccountID
+	in.reservation, in.flowEstimate = 0, 0
+	settle := func(o ChargeOutcome) {
+		s.reserved.release(acct, reservation)
+		if flows != 0 {
+			s.o.Allowances.Settle(acct, flows, o.Result.MicroFlows)
+		}
+	}
 	var done chan error
 	var callback func(ChargeOutcome)
 	switch {
 	case s.o.AckQuorum:
 		done = make(chan error, 1)
 		callback = func(o ChargeOutcome) {
-			s.reserved.release(acct, reservation)
+			settle(o)
 			done <- o.Err
 		}
-	case reservation != 0:
-		callback = func(ChargeOutcome) { s.reserved.release(acct, reservation) }
+	case reservation != 0 || flows != 0:
+		callback = settle
 	}
 	err := s.o.Charges.Submit(c, callback)
 	if err != nil {
-		s.reserved.release(acct, reservation)
+		settle(ChargeOutcome{})
 		s.o.Log.Error().Err(err).Str("request", in.id).Msg("charge not queued")
 		return func() error { return err }
 	}
