@@ -116,9 +116,10 @@ func validateCharge(c *Charge) string {
 }
 
 // applyCharge meters one completed request (Q4, Q7, E2, U1, K4). A request
-// id already applied answers "exists" and changes nothing (C2): its
-// request-log record is keyed by account, admission time and id, all of
-// which a retry carries unchanged, so the check is one point lookup.
+// id already applied answers "exists" and changes nothing (C2): its dedupe
+// record is keyed by admission time and id, which a retry carries
+// unchanged, so the check is one point lookup — in the newest part of the
+// key space, where Pebble finds a missing key without reading old files.
 func (l *Ledger) applyCharge(c *Charge, now int64) ChargeResult {
 	if why := validateCharge(c); why != "" {
 		return ChargeResult{Status: "rejected", Reason: why}
@@ -126,7 +127,7 @@ func (l *Ledger) applyCharge(c *Charge, now int64) ChargeResult {
 	if c.AdmittedAt <= 0 {
 		return ChargeResult{Status: "rejected", Reason: "no admission time"}
 	}
-	key := logKey(c.AccountID, c.AdmittedAt, c.ReqID)
+	key := dedupeKey(c.AdmittedAt, c.ReqID)
 	if l.logged(key) {
 		return ChargeResult{Status: "exists"}
 	}

@@ -232,11 +232,11 @@ func (l *Ledger) prune(now int64) {
 	}
 	l.lastPrune = now
 	l.markMeta()
-	keep := l.logDays
-	if l.dedupeDays > keep {
-		keep = l.dedupeDays
+	day := 24 * int64(time.Hour)
+	if cutoff := now - int64(l.dedupeDays)*day; cutoff > 0 {
+		l.rangeDrops = append(l.rangeDrops, [2]string{dedupePrefix, dedupeKey(cutoff, "")})
 	}
-	cutoff := now - int64(keep)*24*int64(time.Hour)
+	cutoff := now - int64(l.logDays)*day
 	if cutoff <= 0 {
 		return
 	}

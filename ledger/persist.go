@@ -37,8 +37,13 @@ func (l *Ledger) logged(key string) bool {
 	return ok
 }
 
-// LogPrefix is where request-log records live; Load does not need them.
-const LogPrefix = "rlog/"
+// LogPrefix and DedupePrefix hold the request log and the charge dedupe
+// records; Load needs neither (they are read through Durable lookups).
+const (
+	LogPrefix    = "rlog/"
+	DedupePrefix = "dd/"
+	dedupePrefix = DedupePrefix
+)
 
 // Writer receives the durable form of the state changed since the last
 // Flush. raftfsm implements it over a Pebble batch and commits that batch
@@ -58,7 +63,8 @@ type Writer interface {
 //	pay/<acct>/<8-digit seq>  billing history, in order
 //	bucket/<bucket>           a replicated rate bucket's GCRA time
 //	idem/<idempotency key>    first result of a money command
-//	rlog/<acct>/<16 hex admitted ns>/<request id>   request log = charge dedupe record
+//	rlog/<acct>/<16 hex admitted ns>/<request id>   request log
+//	dd/<16 hex admitted ns>/<request id>           charge dedupe record (empty)
 
 type meta struct {
 	Now         int64       `json:"now"`
@@ -72,6 +78,12 @@ type meta struct {
 
 func logKey(acct string, at int64, reqID string) string {
 	return logPrefix(acct) + fmt.Sprintf("%016x", uint64(at)) + "/" + reqID
+}
+
+// dedupeKey is a charge's dedupe record: time first, so records of recent
+// requests sit together at the end of the key space.
+func dedupeKey(at int64, reqID string) string {
+	return dedupePrefix + fmt.Sprintf("%016x", uint64(at)) + "/" + reqID
 }
 
 // Dirty reports whether Flush has anything to write.
@@ -116,6 +128,9 @@ func (l *Ledger) Flush(w Writer) error {
 			panic(err)
 		}
 		if err := w.Set([]byte(logKey(e.AccountID, e.AdmittedAt, e.ID)), v); err != nil {
+			return err
+		}
+		if err := w.Set([]byte(dedupeKey(e.AdmittedAt, e.ID)), nil); err != nil {
 			return err
 		}
 	}
@@ -276,7 +291,7 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 			if err = json.Unmarshal(v, &p); err == nil {
 				l.payments[acct] = append(l.payments[acct], p)
 			}
-		case "rlog":
+		case "rlog", "dd":
 		default:
 			err = fmt.Errorf("unknown record kind %q", kind)
 		}

@@ -62,13 +62,18 @@ func (f *FSM) Ledger() *ledger.Ledger { return f.ledger.Load() }
 // AppliedIndex is the last raft index reflected in state.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
-// loadLedger reads every state record except the request log, which the
-// ledger consults through durable lookups instead of holding in memory.
+// loadLedger reads every state record except the request log and the
+// charge dedupe records, which the ledger consults through durable lookups
+// instead of holding in memory.
 func loadLedger(db pebble.Reader, d ledger.Durable) (*ledger.Ledger, error) {
-	logStart := append(append([]byte(nil), statePrefix...), ledger.LogPrefix...)
-	logEnd := append(logStart[:len(logStart)-1:len(logStart)-1], '/'+1)
+	skip := func(prefix string) ([]byte, []byte) {
+		start := append(append([]byte(nil), statePrefix...), prefix...)
+		return start, append(start[:len(start)-1:len(start)-1], '/'+1)
+	}
+	ddStart, ddEnd := skip(ledger.DedupePrefix) // "dd/" sorts before "rlog/"
+	logStart, logEnd := skip(ledger.LogPrefix)
 	return ledger.Load(func(fn func(k, v []byte) error) error {
-		for _, r := range [][2][]byte{{statePrefix, logStart}, {logEnd, stateUpper}} {
+		for _, r := range [][2][]byte{{statePrefix, ddStart}, {ddEnd, logStart}, {logEnd, stateUpper}} {
 			it, err := db.NewIter(&pebble.IterOptions{LowerBound: r[0], UpperBound: r[1]})
 			if err != nil {
 				return err
