@@ -1,6 +1,15 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -611,6 +620,205 @@ func TestMicroUnits(t *testing.T) {
 	for _, f := range []float64{1.0000001, 0.03283001 / 10, 1e13, 1e300} {
 		if got, err := MicroUnits(f); err == nil {
 			t.Errorf("MicroUnits(%v) = %d, want an error", f, got)
+		}
+	}
+}
+
+// testCA is a throwaway certificate authority for the TLS tests.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+var serial int64
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial++
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "test cluster CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue returns a PEM certificate and key signed by the CA; edit adjusts
+// the template (defaults: 127.0.0.1, server and client auth, valid now).
+func (ca *testCA) issue(t *testing.T, edit func(*x509.Certificate)) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial++
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "node"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	if edit != nil {
+		edit(tmpl)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+func writeFile(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// tlsFiles writes a valid CA, node certificate and key into a temp dir.
+type tlsFiles struct{ dir, cert, key, ca string }
+
+func newTLSFiles(t *testing.T) (*testCA, tlsFiles) {
+	t.Helper()
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	c, k := ca.issue(t, nil)
+	return ca, tlsFiles{dir: dir, cert: writeFile(t, dir, "node.pem", c), key: writeFile(t, dir, "node.key", k), ca: writeFile(t, dir, "ca.pem", ca.pem)}
+}
+
+func clusterTOML(secret, cert, key, ca string) string {
+	var b strings.Builder
+	b.WriteString("[cluster]\n")
+	for _, kv := range [][2]string{{"secret_file", secret}, {"tls_cert_file", cert}, {"tls_key_file", key}, {"tls_ca_file", ca}} {
+		if kv[1] != "" {
+			fmt.Fprintf(&b, "%s = %q\n", kv[0], kv[1])
+		}
+	}
+	return b.String()
+}
+
+func TestClusterTLSValid(t *testing.T) {
+	_, f := newTLSFiles(t)
+	c, err := Parse([]byte(clusterTOML("/etc/zenmux/secret", f.cert, f.key, f.ca)))
+	if err != nil {
+		t.Fatalf("valid TLS config: %v", err)
+	}
+	if c.Cluster.TLSCertFile != f.cert || c.Cluster.TLSKeyFile != f.key || c.Cluster.TLSCAFile != f.ca || !c.Cluster.TLSEnabled() {
+		t.Fatalf("cluster = %+v", c.Cluster)
+	}
+	m, err := c.Cluster.LoadTLS()
+	if err != nil || m == nil || m.CA == nil || m.Cert.Leaf == nil || m.Cert.PrivateKey == nil {
+		t.Fatalf("LoadTLS = %+v, %v", m, err)
+	}
+	if m, err := Default().Cluster.LoadTLS(); m != nil || err != nil {
+		t.Fatalf("LoadTLS without TLS = %+v, %v; want nil, nil", m, err)
+	}
+	if Default().Cluster.TLSEnabled() {
+		t.Fatal("TLS enabled by default")
+	}
+
+	// A wildcard listener is not checked against the certificate's SANs;
+	// a DNS name is.
+	if _, err := Parse([]byte("[node]\nraft_listen = \"0.0.0.0:8300\"\nadmin_listen = \":8081\"\n" + clusterTOML("s", f.cert, f.key, f.ca))); err != nil {
+		t.Fatalf("wildcard listeners: %v", err)
+	}
+	ca, _ := newTLSFiles(t)
+	dc, dk := ca.issue(t, func(c *x509.Certificate) { c.IPAddresses = nil; c.DNSNames = []string{"n1.cluster.internal"} })
+	dcp, dkp, caPath := writeFile(t, f.dir, "dns.pem", dc), writeFile(t, f.dir, "dns.key", dk), writeFile(t, f.dir, "ca2.pem", ca.pem)
+	if _, err := Parse([]byte("[node]\nraft_listen = \"n1.cluster.internal:8300\"\nadmin_listen = \"n1.cluster.internal:8081\"\n" + clusterTOML("s", dcp, dkp, caPath))); err != nil {
+		t.Fatalf("DNS SAN: %v", err)
+	}
+}
+
+func TestClusterTLSBad(t *testing.T) {
+	ca, f := newTLSFiles(t)
+	missing := filepath.Join(f.dir, "missing.pem")
+	garbage := writeFile(t, f.dir, "garbage.pem", []byte("not a certificate\n"))
+	other := newTestCA(t)
+	otherCert, otherKey := other.issue(t, nil)
+	otherCertPath := writeFile(t, f.dir, "other.pem", otherCert)
+	otherKeyPath := writeFile(t, f.dir, "other.key", otherKey)
+	issue := func(name string, edit func(*x509.Certificate)) string {
+		c, k := ca.issue(t, edit)
+		writeFile(t, f.dir, name+".key", k)
+		return writeFile(t, f.dir, name+".pem", c)
+	}
+	serverOnly := issue("server-only", func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} })
+	clientOnly := issue("client-only", func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} })
+	expired := issue("expired", func(c *x509.Certificate) { c.NotAfter = time.Now().Add(-time.Minute) })
+	wrongIP := issue("wrong-ip", func(c *x509.Certificate) { c.IPAddresses = []net.IP{net.ParseIP("10.9.9.9")} })
+	keyOf := func(certPath string) string { return strings.TrimSuffix(certPath, ".pem") + ".key" }
+
+	tests := []struct {
+		name, toml string
+		keys       []string // every one must be named
+	}{
+		{"cert only", clusterTOML("s", f.cert, "", ""), []string{"cluster.tls_key_file", "cluster.tls_ca_file"}},
+		{"key only", clusterTOML("s", "", f.key, ""), []string{"cluster.tls_cert_file", "cluster.tls_ca_file"}},
+		{"ca only", clusterTOML("s", "", "", f.ca), []string{"cluster.tls_cert_file", "cluster.tls_key_file"}},
+		{"no ca", clusterTOML("s", f.cert, f.key, ""), []string{"cluster.tls_ca_file"}},
+		{"no secret", clusterTOML("", f.cert, f.key, f.ca), []string{"cluster.secret_file"}},
+		{"cert missing", clusterTOML("s", missing, f.key, f.ca), []string{"cluster.tls_cert_file"}},
+		{"key missing", clusterTOML("s", f.cert, missing, f.ca), []string{"cluster.tls_key_file"}},
+		{"ca missing", clusterTOML("s", f.cert, f.key, missing), []string{"cluster.tls_ca_file"}},
+		{"cert garbage", clusterTOML("s", garbage, f.key, f.ca), []string{"cluster.tls_cert_file"}},
+		{"key garbage", clusterTOML("s", f.cert, garbage, f.ca), []string{"cluster.tls_key_file"}},
+		{"ca garbage", clusterTOML("s", f.cert, f.key, garbage), []string{"cluster.tls_ca_file"}},
+		{"key of another cert", clusterTOML("s", f.cert, otherKeyPath, f.ca), []string{"cluster.tls_key_file"}},
+		{"cert from another CA", clusterTOML("s", otherCertPath, otherKeyPath, f.ca), []string{"cluster.tls_cert_file"}},
+		{"cert server auth only", clusterTOML("s", serverOnly, keyOf(serverOnly), f.ca), []string{"cluster.tls_cert_file"}},
+		{"cert client auth only", clusterTOML("s", clientOnly, keyOf(clientOnly), f.ca), []string{"cluster.tls_cert_file"}},
+		{"cert expired", clusterTOML("s", expired, keyOf(expired), f.ca), []string{"cluster.tls_cert_file"}},
+		{"cert not for raft host", clusterTOML("s", wrongIP, keyOf(wrongIP), f.ca), []string{"cluster.tls_cert_file", "node.raft_listen", "node.admin_listen"}},
+		{"ca is a node cert", clusterTOML("s", f.cert, f.key, otherCertPath), []string{"cluster.tls_cert_file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.toml))
+			if err == nil || c != nil {
+				t.Fatalf("Parse accepted %q", tt.toml)
+			}
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !strings.HasPrefix(line, "config: ") {
+					t.Errorf("line %q lacks the \"config: \" prefix", line)
+				}
+			}
+			for _, key := range tt.keys {
+				if !strings.Contains(err.Error(), key) {
+					t.Errorf("error %q does not name %s", err, key)
+				}
+			}
+		})
+	}
+}
+
+// The node loads the files again at start: a file gone since Validate is
+// an error naming its key.
+func TestClusterTLSLoadAtStart(t *testing.T) {
+	_, f := newTLSFiles(t)
+	c, err := Parse([]byte(clusterTOML("s", f.cert, f.key, f.ca)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ path, key string }{{f.ca, "cluster.tls_ca_file"}, {f.key, "cluster.tls_key_file"}, {f.cert, "cluster.tls_cert_file"}} {
+		if err := os.Remove(tt.path); err != nil {
+			t.Fatal(err)
+		}
+		m, err := c.Cluster.LoadTLS()
+		if err == nil || m != nil || !strings.Contains(err.Error(), tt.key) || !strings.HasPrefix(err.Error(), "config: ") {
+			t.Fatalf("LoadTLS without %s = %+v, %v", tt.key, m, err)
 		}
 	}
 }

@@ -52,16 +52,20 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	peerTLS, err := clusterTLS(cfg)
+	if err != nil {
+		return err
+	}
 	store, err := raftfsm.Open(raftfsm.Options{
 		NodeID: cfg.Node.ID, Dir: cfg.Node.DataDir, RaftAddr: cfg.Node.RaftListen, Bootstrap: cfg.Cluster.Bootstrap, Secret: secret,
-		SnapshotEvery: uint64(cfg.Cluster.SnapshotEntries),
+		SnapshotEvery: uint64(cfg.Cluster.SnapshotEntries), TLS: peerTLS,
 	})
 	if err != nil {
 		return err
 	}
 	n := &Node{cfg: cfg, log: log, store: store,
 		peers: &fasthttp.Client{Name: "zenmuxd-peer", MaxConnsPerHost: 64, MaxIdleConnDuration: time.Minute,
-			ReadTimeout: proposeTimeout + 5*time.Second, WriteTimeout: proposeTimeout}}
+			ReadTimeout: proposeTimeout + 5*time.Second, WriteTimeout: proposeTimeout, TLSConfig: peerTLS}}
 	if len(secret) > 0 {
 		n.token = clusterToken(secret)
 	}
@@ -85,7 +89,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		return err
 	}
 
-	adminLn, err := net.Listen("tcp", cfg.Node.AdminListen)
+	adminLn, err := listenAdmin(cfg.Node.AdminListen, peerTLS)
 	if err != nil {
 		return fmt.Errorf("admin listen: %w", err)
 	}

@@ -90,8 +90,7 @@ func benchCluster(b *testing.B, batch int) {
 	secret := []byte("bench-cluster-secret-0123456789")
 	var stores []*Store
 	for i := 1; i <= 3; i++ {
-		s, err := Open(Options{NodeID: fmt.Sprint("n", i), Dir: b.TempDir(), RaftAddr: freeAddr(b), Bootstrap: i == 1, Secret: secret, LogOutput: io.Discard,
-			HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond})
+		s, err := Open(Options{NodeID: fmt.Sprint("n", i), Dir: b.TempDir(), RaftAddr: freeAddr(b), Bootstrap: i == 1, Secret: secret, LogOutput: io.Discard})
 		if err != nil {
 			b.Fatal(err)
 		}

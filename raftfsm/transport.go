@@ -4,7 +4,9 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -23,10 +25,29 @@ import (
 //
 // Handshakes run off the accept loop with a deadline, so a silent peer
 // cannot stall Raft's listener.
+//
+// With TLS configured (Options.TLS), every connection is first wrapped in
+// mutual TLS 1.3 and the challenge above runs inside it, so the secret is
+// still required:
+//
+//   - the accepting side requires a client certificate that chains to the
+//     cluster CA (ClientCAs) with the client-auth key usage;
+//   - the dialing side verifies the server's chain against the cluster CA
+//     (RootCAs) with the server-auth key usage AND its name against the
+//     host of the dial address (ServerName = host of the peer's raft
+//     address, usually an IP): node certificates carry their raft_listen
+//     and admin_listen hosts as IP (or DNS) SANs. Standard verification,
+//     no InsecureSkipVerify anywhere; a certificate stolen from one node
+//     does not let its holder answer for another node's address.
+//   - both HMACs also cover a TLS exporter value of the session
+//     (channel binding, RFC 5705/8446 §7.5), so a holder of some CA-signed
+//     certificate but not the secret cannot relay the challenge between
+//     two real nodes and sit in the middle of their traffic.
 type authStream struct {
 	ln        net.Listener
 	advertise net.Addr
 	secret    []byte
+	tls       *tls.Config // nil: plain TCP
 	conns     chan net.Conn
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -34,16 +55,51 @@ type authStream struct {
 
 const handshakeTimeout = 5 * time.Second
 
+// exporterLabel names the TLS exporter value the HMACs are bound to.
+const exporterLabel = "EXPORTER-zenmux-raft-cluster-secret"
+
 var errHandshake = errors.New("raft peer failed the cluster-secret handshake")
 
-func newAuthStream(bind string, advertise net.Addr, secret []byte) (*authStream, error) {
+func newAuthStream(bind string, advertise net.Addr, secret []byte, tlsConf *tls.Config) (*authStream, error) {
+	if len(secret) == 0 {
+		return nil, errors.New("raft transport: a cluster secret is required")
+	}
+	var conf *tls.Config
+	if tlsConf != nil {
+		var err error
+		if conf, err = transportTLS(tlsConf); err != nil {
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, err
 	}
-	s := &authStream{ln: ln, advertise: advertise, secret: secret, conns: make(chan net.Conn), closed: make(chan struct{})}
+	s := &authStream{ln: ln, advertise: advertise, secret: secret, tls: conf, conns: make(chan net.Conn), closed: make(chan struct{})}
 	go s.acceptLoop()
 	return s, nil
+}
+
+// transportTLS checks the caller's TLS config and returns a copy that
+// enforces mutual authentication against the cluster CA: a config that
+// would fall back to the system roots or skip verification is refused
+// rather than silently weakened.
+func transportTLS(in *tls.Config) (*tls.Config, error) {
+	switch {
+	case len(in.Certificates) == 0 && in.GetCertificate == nil:
+		return nil, errors.New("raft transport TLS: no node certificate")
+	case in.RootCAs == nil || in.ClientCAs == nil:
+		return nil, errors.New("raft transport TLS: RootCAs and ClientCAs must both hold the cluster CA")
+	case in.InsecureSkipVerify:
+		return nil, errors.New("raft transport TLS: InsecureSkipVerify is not allowed")
+	}
+	c := in.Clone()
+	c.ClientAuth = tls.RequireAndVerifyClientCert
+	if c.MinVersion < tls.VersionTLS13 {
+		c.MinVersion = tls.VersionTLS13 // both ends are zenmuxd
+	}
+	c.NextProtos = nil
+	return c, nil
 }
 
 func (s *authStream) acceptLoop() {
@@ -63,8 +119,8 @@ func (s *authStream) acceptLoop() {
 			return
 		}
 		go func() {
-			if err := s.serverHandshake(c); err != nil {
-				c.Close()
+			c, err := s.serverConn(c)
+			if err != nil {
 				return
 			}
 			select {
@@ -76,16 +132,52 @@ func (s *authStream) acceptLoop() {
 	}
 }
 
-func (s *authStream) mac(label string, nonce []byte) []byte {
+// serverConn authenticates an accepted connection (TLS when configured,
+// then the secret) under one deadline; it closes raw on failure.
+func (s *authStream) serverConn(raw net.Conn) (net.Conn, error) {
+	_ = raw.SetDeadline(time.Now().Add(handshakeTimeout))
+	c, binding := raw, []byte(nil)
+	if s.tls != nil {
+		tc := tls.Server(raw, s.tls)
+		var err error
+		if binding, err = tlsHandshake(tc); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		c = tc
+	}
+	if err := s.serverHandshake(c, binding); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	_ = raw.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// tlsHandshake completes a TLS handshake and returns the session's
+// exporter value, which both ends then mix into their HMACs.
+func tlsHandshake(tc *tls.Conn) ([]byte, error) {
+	if err := tc.Handshake(); err != nil {
+		return nil, fmt.Errorf("raft transport TLS: %w", err)
+	}
+	st := tc.ConnectionState()
+	if st.Version < tls.VersionTLS13 {
+		return nil, errors.New("raft transport TLS: TLS 1.3 required")
+	}
+	return st.ExportKeyingMaterial(exporterLabel, nil, 32)
+}
+
+// mac is HMAC(secret, label ‖ nonce ‖ binding); binding is empty on plain
+// TCP, which keeps the plain wire format unchanged.
+func (s *authStream) mac(label string, nonce, binding []byte) []byte {
 	m := hmac.New(sha256.New, s.secret)
 	m.Write([]byte(label))
 	m.Write(nonce)
+	m.Write(binding)
 	return m.Sum(nil)
 }
 
-func (s *authStream) serverHandshake(c net.Conn) error {
-	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
-	defer c.SetDeadline(time.Time{})
+func (s *authStream) serverHandshake(c net.Conn, binding []byte) error {
 	nonceS := make([]byte, 32)
 	if _, err := rand.Read(nonceS); err != nil {
 		return err
@@ -97,16 +189,14 @@ func (s *authStream) serverHandshake(c net.Conn) error {
 	if _, err := io.ReadFull(c, reply); err != nil {
 		return err
 	}
-	if !hmac.Equal(reply[:32], s.mac("client", nonceS)) {
+	if !hmac.Equal(reply[:32], s.mac("client", nonceS, binding)) {
 		return errHandshake
 	}
-	_, err := c.Write(s.mac("server", reply[32:]))
+	_, err := c.Write(s.mac("server", reply[32:], binding))
 	return err
 }
 
-func (s *authStream) clientHandshake(c net.Conn, timeout time.Duration) error {
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	defer c.SetDeadline(time.Time{})
+func (s *authStream) clientHandshake(c net.Conn, binding []byte) error {
 	nonceS := make([]byte, 32)
 	if _, err := io.ReadFull(c, nonceS); err != nil {
 		return err
@@ -115,14 +205,14 @@ func (s *authStream) clientHandshake(c net.Conn, timeout time.Duration) error {
 	if _, err := rand.Read(nonceC); err != nil {
 		return err
 	}
-	if _, err := c.Write(append(s.mac("client", nonceS), nonceC...)); err != nil {
+	if _, err := c.Write(append(s.mac("client", nonceS, binding), nonceC...)); err != nil {
 		return err
 	}
 	proof := make([]byte, 32)
 	if _, err := io.ReadFull(c, proof); err != nil {
 		return err
 	}
-	if !hmac.Equal(proof, s.mac("server", nonceC)) {
+	if !hmac.Equal(proof, s.mac("server", nonceC, binding)) {
 		return errHandshake
 	}
 	return nil
@@ -152,13 +242,32 @@ func (s *authStream) Dial(address raft.ServerAddress, timeout time.Duration) (ne
 	if timeout <= 0 || timeout > handshakeTimeout {
 		timeout = handshakeTimeout
 	}
-	c, err := net.DialTimeout("tcp", string(address), timeout)
+	deadline := time.Now().Add(timeout)
+	raw, err := net.DialTimeout("tcp", string(address), timeout)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.clientHandshake(c, timeout); err != nil {
-		c.Close()
+	_ = raw.SetDeadline(deadline)
+	c, binding := raw, []byte(nil)
+	if s.tls != nil {
+		host, _, err := net.SplitHostPort(string(address))
+		if err != nil {
+			raw.Close()
+			return nil, err
+		}
+		conf := s.tls.Clone()
+		conf.ServerName = host // verify the peer's certificate for the address dialed
+		tc := tls.Client(raw, conf)
+		if binding, err = tlsHandshake(tc); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		c = tc
+	}
+	if err := s.clientHandshake(c, binding); err != nil {
+		raw.Close()
 		return nil, err
 	}
+	_ = raw.SetDeadline(time.Time{})
 	return c, nil
 }
