@@ -77,13 +77,24 @@ type meta struct {
 }
 
 func logKey(acct string, at int64, reqID string) string {
-	return logPrefix(acct) + fmt.Sprintf("%016x", uint64(at)) + "/" + reqID
+	return string(appendTimeKey([]byte(logPrefix(acct)), at, reqID))
 }
 
 // dedupeKey is a charge's dedupe record: time first, so records of recent
 // requests sit together at the end of the key space.
 func dedupeKey(at int64, reqID string) string {
-	return dedupePrefix + fmt.Sprintf("%016x", uint64(at)) + "/" + reqID
+	return string(appendTimeKey(append(make([]byte, 0, 48), dedupePrefix...), at, reqID))
+}
+
+// appendTimeKey appends 16 hex digits of at, a slash and the id: keys that
+// sort by time.
+func appendTimeKey(b []byte, at int64, reqID string) []byte {
+	const hexDigits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, hexDigits[(uint64(at)>>shift)&0xf])
+	}
+	b = append(b, '/')
+	return append(b, reqID...)
 }
 
 // Dirty reports whether Flush has anything to write.
