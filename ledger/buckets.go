@@ -1,6 +1,9 @@
 package ledger
 
-import "time"
+import (
+	"sort"
+	"time"
+)
 
 // Rate buckets shared by the nodes of a cluster (Q8). Each bucket is GCRA
 // state — the theoretical arrival time tat — replicated like everything
@@ -102,6 +105,7 @@ func (l *Ledger) applyLeaseFlows(c *LeaseFlows, now int64) (any, error) {
 		return nil, invalid("a flow lease needs a node and 1 µFlow .. 1e9 Flows")
 	}
 	l.settle(a, now)
+	l.dropStaleAllowances(a, now)
 	rem, qe := l.remainingFlows(a, now)
 	if qe != nil {
 		return FlowLease{Window: qe.Window, ResetsAt: qe.ResetsAt}, nil
@@ -112,12 +116,52 @@ func (l *Ledger) applyLeaseFlows(c *LeaseFlows, now int64) (any, error) {
 	grant := min(c.MicroFlows, max(0, rem))
 	if grant > 0 {
 		if a.Allowances == nil {
-			a.Allowances = map[string]int64{}
+			a.Allowances, a.AllowanceAt = map[string]int64{}, map[string]int64{}
 		}
 		a.Allowances[c.Node] = satAdd(a.Allowances[c.Node], grant)
+		a.AllowanceAt[c.Node] = now
 		l.markAccount(a)
 	}
 	return FlowLease{GrantedMicroFlows: grant}, nil
+}
+
+// allowanceStale is how long an allowance survives without a new lease
+// from its node: past it, the node is taken to have died or left (its
+// requests in flight long ago finished or died with it).
+const allowanceStale = 5 * int64(time.Minute)
+
+func (l *Ledger) dropStaleAllowances(a *Account, now int64) {
+	for node, at := range a.AllowanceAt {
+		if now-at > allowanceStale {
+			delete(a.Allowances, node)
+			delete(a.AllowanceAt, node)
+			l.markAccount(a)
+		}
+	}
+}
+
+// ResetNode forgets every allowance a node holds: a node that starts has
+// nothing in flight and no allowance in memory, so what the ledger still
+// counts for it would be stranded.
+type ResetNode struct {
+	Node string `json:"node"`
+}
+
+func (l *Ledger) applyResetNode(c *ResetNode) (any, error) {
+	ids := make([]string, 0)
+	for id, a := range l.accounts {
+		if _, ok := a.Allowances[c.Node]; ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		a := l.accounts[id]
+		delete(a.Allowances, c.Node)
+		delete(a.AllowanceAt, c.Node)
+		l.markAccount(a)
+	}
+	return map[string]int{"accounts": len(ids)}, nil
 }
 
 func (l *Ledger) applyReturnFlows(c *ReturnFlows) (any, error) {
@@ -133,6 +177,7 @@ func (l *Ledger) applyReturnFlows(c *ReturnFlows) (any, error) {
 			a.Allowances[c.Node] = left
 		} else {
 			delete(a.Allowances, c.Node)
+			delete(a.AllowanceAt, c.Node)
 		}
 		l.markAccount(a)
 	}

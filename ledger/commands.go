@@ -40,6 +40,7 @@ const (
 	CmdReturnTokens
 	CmdLeaseFlows
 	CmdReturnFlows
+	CmdResetNode
 )
 
 // Command is one replicated operation. Its time is not part of it: Encode
@@ -273,6 +274,7 @@ func (*LeaseTokens) Type() CmdType   { return CmdLeaseTokens }
 func (*ReturnTokens) Type() CmdType  { return CmdReturnTokens }
 func (*LeaseFlows) Type() CmdType    { return CmdLeaseFlows }
 func (*ReturnFlows) Type() CmdType   { return CmdReturnFlows }
+func (*ResetNode) Type() CmdType     { return CmdResetNode }
 
 // registry maps a type byte to a constructor for JSON-encoded commands.
 var registry = map[CmdType]func() Command{}
@@ -313,6 +315,7 @@ func init() {
 	register(CmdReturnTokens, func() Command { return new(ReturnTokens) })
 	register(CmdLeaseFlows, func() Command { return new(LeaseFlows) })
 	register(CmdReturnFlows, func() Command { return new(ReturnFlows) })
+	register(CmdResetNode, func() Command { return new(ResetNode) })
 }
 
 // Envelope: type byte, version byte, proposer time (8 bytes, big endian),

@@ -204,6 +204,8 @@ func (l *Ledger) dispatch(cmd Command, now int64) (any, error) {
 		return l.applyLeaseFlows(c, now)
 	case *ReturnFlows:
 		return l.applyReturnFlows(c)
+	case *ResetNode:
+		return l.applyResetNode(c)
 	}
 	panic(fmt.Sprintf("ledger: no handler for command type %d", cmd.Type()))
 }

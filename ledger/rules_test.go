@@ -687,3 +687,26 @@ func TestQ4_FlowAllowances(t *testing.T) {
 		t.Fatalf("exhausted: %+v", r)
 	}
 }
+
+// rule Q4 across nodes: an allowance its node stopped renewing (the node
+// died or left) stops holding the quota after five minutes; a node that
+// starts again releases everything the ledger counted for it at once.
+func TestQ4_StrandedAllowancesReleased(t *testing.T) {
+	f := newFixture(t)
+	acct, _ := f.account() // Free: 5 Flows
+	f.must(&LeaseFlows{AccountID: acct, Node: "dead", MicroFlows: 5 * micro})
+	if g := f.do(&LeaseFlows{AccountID: acct, Node: "live", MicroFlows: micro}).Value.(FlowLease); g.GrantedMicroFlows != 0 {
+		t.Fatalf("while held: %+v", g)
+	}
+	f.advance(5*time.Minute + time.Second)
+	if g := f.do(&LeaseFlows{AccountID: acct, Node: "live", MicroFlows: micro}).Value.(FlowLease); g.GrantedMicroFlows != micro {
+		t.Fatalf("after the dead node's allowance went stale: %+v", g)
+	}
+	f.must(&ResetNode{Node: "live"})
+	if a := f.l.accounts[acct]; len(a.Allowances) != 0 || len(a.AllowanceAt) != 0 {
+		t.Fatalf("after reset: %v %v", a.Allowances, a.AllowanceAt)
+	}
+	if g := f.do(&LeaseFlows{AccountID: acct, Node: "live", MicroFlows: 9 * micro}).Value.(FlowLease); g.GrantedMicroFlows != 5*micro {
+		t.Fatalf("after reset the whole window is free again: %+v", g)
+	}
+}

@@ -146,6 +146,10 @@ type Account struct {
 	// Allowances are the Flows each node may still admit against the
 	// windows (LeaseFlows), less what its charges have spent.
 	Allowances map[string]int64 `json:"allowances,omitempty"`
+	// AllowanceAt is when each node last leased, in ledger time: an
+	// allowance not renewed for allowanceStale belongs to a node that died
+	// or left, and no longer holds the quota.
+	AllowanceAt map[string]int64 `json:"allowance_at,omitempty"`
 }
 
 // Key kinds (SPEC K1).

@@ -88,6 +88,13 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if err := n.seed(); err != nil {
 		return err
 	}
+	if n.token != "" {
+		// A node that starts holds no quota allowance in memory: forget
+		// whatever the ledger still counts for it from before.
+		if _, err := n.Propose(&ledger.ResetNode{Node: cfg.Node.ID}); err != nil {
+			log.Warn().Err(err).Msg("could not release this node's old quota allowances")
+		}
+	}
 
 	adminLn, err := listenAdmin(cfg.Node.AdminListen, peerTLS)
 	if err != nil {

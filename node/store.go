@@ -36,6 +36,13 @@ func (n *Node) Propose(cmd ledger.Command) (any, error) {
 	var last error
 	for attempt := 0; attempt < 8; attempt++ {
 		if attempt > 0 {
+			if !retrySafe(cmd) && !errors.Is(last, errNoLeader) {
+				// A lease or return has no id: sent twice it would apply
+				// twice. After an unknown outcome the caller gets the error
+				// and errs on the safe side (a lease not taken, a return
+				// not made: capacity stranded, never doubled).
+				return nil, last
+			}
 			time.Sleep(time.Duration(50<<min(attempt, 5)) * time.Millisecond)
 		}
 		if !n.store.IsLeader() {
@@ -58,6 +65,18 @@ func (n *Node) Propose(cmd ledger.Command) (any, error) {
 		return r.Value, r.Err
 	}
 	return nil, last
+}
+
+// retrySafe reports whether a command may be sent again after an unknown
+// outcome: every command carries an id the ledger dedupes on (request
+// ids, idempotency keys, proposer-chosen ids) or sets a value, except the
+// lease and return commands, which add and subtract.
+func retrySafe(cmd ledger.Command) bool {
+	switch cmd.(type) {
+	case *ledger.LeaseTokens, *ledger.ReturnTokens, *ledger.LeaseFlows, *ledger.ReturnFlows:
+		return false
+	}
+	return true
 }
 
 // ReadBarrier makes reads on this node reflect every write acknowledged
@@ -162,7 +181,8 @@ func (n *Node) RemoveNode(id string) error {
 	if _, err := n.Propose(&ledger.RemoveMember{ID: id}); err != nil && !errors.Is(err, ledger.ErrNotFound) {
 		return err
 	}
-	return nil
+	_, err = n.Propose(&ledger.ResetNode{Node: id}) // its quota allowances go back to the pool
+	return err
 }
 
 // Ready reports a leader and an FSM caught up with what is committed.

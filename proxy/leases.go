@@ -147,8 +147,23 @@ func (l *LeaseLimiter) returnLoop() {
 	}
 }
 
-// Close stops returning leases.
+// Close stops the return loop and gives back every unspent lease, so a
+// node that stops cleanly strands nothing. (A node that dies strands at
+// most one lease per bucket, which the bucket refills at its rate.)
 func (l *LeaseLimiter) Close() {
 	close(l.stop)
 	<-l.done
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		for key, b := range s.buckets {
+			b.mu.Lock()
+			if b.tokens > 0 && b.rpm > 0 {
+				_ = l.lessor.Return(key, b.tokens, b.rpm)
+				b.tokens = 0
+			}
+			b.mu.Unlock()
+		}
+		s.mu.Unlock()
+	}
 }

@@ -124,6 +124,9 @@ func Open(o Options) (*Store, error) {
 		cfg.SnapshotThreshold = o.SnapshotEvery
 		cfg.TrailingLogs = o.SnapshotEvery
 	}
+	// Raft checks the threshold every SnapshotInterval (120 s by default);
+	// checking every 5 s keeps the log near snapshot_entries under load.
+	cfg.SnapshotInterval = 5 * time.Second
 	if err := raft.ValidateConfig(cfg); err != nil {
 		return nil, err
 	}
