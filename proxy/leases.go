@@ -74,10 +74,12 @@ func (l *LeaseLimiter) bucket(key string) *leased {
 	return b
 }
 
-// leaseSize is a node's share: half its even share of the burst.
-func (l *LeaseLimiter) leaseSize(burst int64) int64 {
+// leaseSize is a node's share: half its even share of the burst, and no
+// more than one second of the bucket's refill, so a node that dies strands
+// at most what the bucket refills within a second.
+func (l *LeaseLimiter) leaseSize(rpm, burst int64) int64 {
 	n := int64(max(1, l.nodes()))
-	return max(1, burst/(2*n))
+	return max(1, min(burst/(2*n), rpm/60))
 }
 
 // Take spends one leased request, leasing more when none is left.
@@ -91,7 +93,7 @@ func (l *LeaseLimiter) Take(key string, rpm, burst, now int64) Decision {
 	}
 	d := Decision{Limit: rpm}
 	if b.tokens == 0 {
-		res, err := l.lessor.Lease(key, l.leaseSize(burst), rpm, burst)
+		res, err := l.lessor.Lease(key, l.leaseSize(rpm, burst), rpm, burst)
 		if err != nil {
 			d.Unavailable = true
 			return d
