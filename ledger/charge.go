@@ -92,7 +92,7 @@ type ChargeResult struct {
 func (l *Ledger) applyChargeBatch(b *ChargeBatch, now int64) []ChargeResult {
 	out := make([]ChargeResult, len(b.Charges))
 	for i := range b.Charges {
-		out[i] = l.applyCharge(&b.Charges[i], now)
+		out[i] = l.applyCharge(&b.Charges[i], now, b.Retry)
 	}
 	return out
 }
@@ -120,7 +120,7 @@ func validateCharge(c *Charge) string {
 // record is keyed by admission time and id, which a retry carries
 // unchanged, so the check is one point lookup — in the newest part of the
 // key space, where Pebble finds a missing key without reading old files.
-func (l *Ledger) applyCharge(c *Charge, now int64) ChargeResult {
+func (l *Ledger) applyCharge(c *Charge, now int64, retry bool) ChargeResult {
 	if why := validateCharge(c); why != "" {
 		return ChargeResult{Status: "rejected", Reason: why}
 	}
@@ -128,7 +128,7 @@ func (l *Ledger) applyCharge(c *Charge, now int64) ChargeResult {
 		return ChargeResult{Status: "rejected", Reason: "no admission time"}
 	}
 	key := dedupeKey(c.AdmittedAt, c.ReqID)
-	if l.logged(key) {
+	if l.logged(key, retry) {
 		return ChargeResult{Status: "exists"}
 	}
 	a := l.accounts[c.AccountID]

@@ -247,7 +247,16 @@ type Charge struct {
 }
 
 // ChargeBatch carries many charges in one Raft entry.
-type ChargeBatch struct{ Charges []Charge }
+//
+// Retry marks a batch proposed again after an unknown outcome. Request ids
+// are made unique by the proxy that admits the request (node, start time,
+// sequence), so a batch proposed for the first time cannot repeat a charge
+// already applied: only a retried batch needs the durable dedupe lookup.
+// The flag travels in the entry, so every replica decides alike.
+type ChargeBatch struct {
+	Charges []Charge
+	Retry   bool
+}
 
 func (*Seed) Type() CmdType          { return CmdSeed }
 func (*SetRate) Type() CmdType       { return CmdSetRate }
@@ -323,9 +332,10 @@ func init() {
 // compact binary form because it is the hot, high-volume command.
 const (
 	envelopeVersion = 1
-	// chargeBatchVersion 2 adds each charge's admitting node; version 1
-	// entries (no node) still decode.
-	chargeBatchVersion = 2
+	// chargeBatchVersion 3 starts with a flags byte (Retry); version 2 adds
+	// each charge's admitting node. Versions 1 and 2 still decode, as
+	// retries (the safe reading).
+	chargeBatchVersion = 3
 	envelopeHeader     = 10
 )
 
@@ -384,7 +394,7 @@ func Decode(b []byte) (Command, int64, error) {
 		return nil, 0, fmt.Errorf("%w: %d bytes", ErrBadCommand, len(b))
 	}
 	version := b[1]
-	if version != envelopeVersion && !(CmdType(b[0]) == CmdChargeBatch && version == chargeBatchVersion) {
+	if version != envelopeVersion && !(CmdType(b[0]) == CmdChargeBatch && version <= chargeBatchVersion) {
 		return nil, 0, fmt.Errorf("%w: version %d", ErrBadCommand, version)
 	}
 	ts := int64(binary.BigEndian.Uint64(b[2:]))
@@ -405,6 +415,9 @@ func Decode(b []byte) (Command, int64, error) {
 	return cmd, ts, nil
 }
 
+// batchRetry is the batch flag for Retry.
+const batchRetry = 1
+
 // Charge flags in the binary form.
 const (
 	flagPayg = 1 << iota
@@ -418,6 +431,11 @@ func appendString(b []byte, s string) []byte {
 }
 
 func (cb *ChargeBatch) appendBinary(b []byte) []byte {
+	var batchFlags byte
+	if cb.Retry {
+		batchFlags |= batchRetry
+	}
+	b = append(b, batchFlags)
 	b = binary.AppendUvarint(b, uint64(len(cb.Charges)))
 	for i := range cb.Charges {
 		c := &cb.Charges[i]
@@ -513,6 +531,10 @@ func (r *reader) byte1() byte {
 
 func (cb *ChargeBatch) decodeBinary(b []byte, version byte) error {
 	r := reader{b: b}
+	cb.Retry = true
+	if version >= 3 {
+		cb.Retry = r.byte1()&batchRetry != 0
+	}
 	n := r.uvarint()
 	if r.err == nil && n > maxBatchCharges {
 		return fmt.Errorf("%w: batch of %d charges", ErrBadCommand, n)

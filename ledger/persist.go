@@ -21,13 +21,14 @@ func (l *Ledger) SetDurable(d Durable) {
 	l.mu.Unlock()
 }
 
-// logged reports whether a request-log record exists, flushed or not. A
-// storage error is a broken invariant: guessing would diverge replicas.
-func (l *Ledger) logged(key string) bool {
+// logged reports whether a charge's dedupe record exists: among those not
+// flushed yet, and — for a retried batch — in the durable state. A storage
+// error is a broken invariant: guessing would diverge replicas.
+func (l *Ledger) logged(key string, retry bool) bool {
 	if _, ok := l.unflushed[key]; ok {
 		return true
 	}
-	if l.durable == nil {
+	if l.durable == nil || !retry {
 		return false
 	}
 	ok, err := l.durable.Has([]byte(key))

@@ -144,7 +144,7 @@ func TestEncodeDecode(t *testing.T) {
 			t.Errorf("type %d: %v %d %v", typ, got, ts, err)
 		}
 	}
-	cb := &ChargeBatch{Charges: []Charge{{ReqID: "r", AccountID: "a", KeyID: "k", Model: "m/x", Billing: BillingPayg, ViaExtra: true, Estimated: true, Status: "client_closed",
+	cb := &ChargeBatch{Retry: true, Charges: []Charge{{ReqID: "r", AccountID: "a", KeyID: "k", Node: "n2", Model: "m/x", Billing: BillingPayg, ViaExtra: true, Estimated: true, Status: "client_closed",
 		AdmittedAt: 123, InputTokens: 1, OutputTokens: 2, CacheReadTokens: 3, CacheWriteTokens: 4, Images: 5}}}
 	enc, _ := Encode(cb, 7)
 	if _, err := Encode(&ChargeBatch{Charges: []Charge{{ReqID: strings.Repeat("x", 2000)}}}, 1); !errors.Is(err, ErrTooLarge) {

@@ -484,7 +484,7 @@ func TestC4_DedupeHorizon(t *testing.T) {
 	_ = f.l.Flush(w)
 	f.advance(6 * 24 * time.Hour)
 	expect(t, f.must(top), "balance_usd", "1")
-	if r := f.do(&ChargeBatch{Charges: []Charge{c}}).Value.([]ChargeResult)[0]; r.Status != "exists" {
+	if r := f.do(&ChargeBatch{Charges: []Charge{c}, Retry: true}).Value.([]ChargeResult)[0]; r.Status != "exists" {
 		t.Fatalf("charge id forgotten within the horizon: %+v", r)
 	}
 	f.advance(2 * 24 * time.Hour)
@@ -496,8 +496,8 @@ func TestC4_DedupeHorizon(t *testing.T) {
 	f.advance(23 * 24 * time.Hour)
 	f.must(&Tick{})
 	_ = f.l.Flush(w)
-	if r := f.do(&ChargeBatch{Charges: []Charge{c}}).Value.([]ChargeResult)[0]; r.Status != "charged" {
-		t.Fatalf("after 31 days the id is forgotten with its log entry: %+v", r)
+	if r := f.do(&ChargeBatch{Charges: []Charge{c}, Retry: true}).Value.([]ChargeResult)[0]; r.Status != "charged" {
+		t.Fatalf("after the horizon the id is forgotten with its dedupe record: %+v", r)
 	}
 }
 
@@ -560,9 +560,9 @@ func TestR3_FailedRefundRestoresUsage(t *testing.T) {
 	expect(t, f.usage(acct), "monthly.used_flows", "140", "monthly.limit_flows", "914.443")
 }
 
-// rule C2, C4: a charge id is remembered through the durable request log:
-// after a flush, eight days and a reload, a retry still answers "exists" in
-// the live and in the reloaded ledger alike.
+// rule C2, C4: a charge id is remembered through its durable dedupe record:
+// after a flush, eight days and a reload, a retried batch still answers
+// "exists" in the live and in the reloaded ledger alike.
 func TestC4_DedupeSurvivesReload(t *testing.T) {
 	f := newFixture(t)
 	acct, key := f.account()
@@ -579,7 +579,7 @@ func TestC4_DedupeSurvivesReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, l := range map[string]*Ledger{"live": f.l, "reloaded": loaded} {
-		if r := l.Apply(&ChargeBatch{Charges: []Charge{c}}, f.now).Value.([]ChargeResult)[0]; r.Status != "exists" {
+		if r := l.Apply(&ChargeBatch{Charges: []Charge{c}, Retry: true}, f.now).Value.([]ChargeResult)[0]; r.Status != "exists" {
 			t.Errorf("%s ledger: retry answered %+v", name, r)
 		}
 	}

@@ -29,7 +29,8 @@ func (n *Node) Now() int64 { return time.Now().UnixNano() + n.store.Ledger().Clo
 // same bytes, until an answer comes or the attempts run out. Every
 // command carries its own id, so a retry is applied at most once.
 func (n *Node) Propose(cmd ledger.Command) (any, error) {
-	data, err := ledger.Encode(cmd, n.Now())
+	ts := n.Now()
+	data, err := ledger.Encode(cmd, ts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
 	}
@@ -44,6 +45,14 @@ func (n *Node) Propose(cmd ledger.Command) (any, error) {
 				return nil, last
 			}
 			time.Sleep(time.Duration(50<<min(attempt, 5)) * time.Millisecond)
+			if cb, ok := cmd.(*ledger.ChargeBatch); ok && !cb.Retry {
+				// Sent again after an unknown outcome: the ledger must check
+				// its durable dedupe records for these ids.
+				cb.Retry = true
+				if data, err = ledger.Encode(cb, ts); err != nil {
+					return nil, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
+				}
+			}
 		}
 		if !n.store.IsLeader() {
 			v, err := n.forward(cmd, data)

@@ -130,6 +130,7 @@ func (b *Batcher) commit(batch []pendingCharge) {
 		cb.Charges[i] = batch[i].c
 	}
 	for attempt := 0; ; attempt++ {
+		cb.Retry = attempt > 0 // an unknown outcome may have committed it
 		results, err := b.prop.ProposeCharges(cb)
 		if err == nil && len(results) == len(batch) {
 			for i, p := range batch {
