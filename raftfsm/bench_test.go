@@ -68,12 +68,7 @@ func benchCommit(b *testing.B, proposers int) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	if len(lat) > 0 {
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	}
-	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "charges/s")
+	reportCommits(b, lat, batch)
 }
 
 // BenchmarkClusterCommit measures group commit on a three-node cluster in
@@ -144,6 +139,11 @@ func benchCluster(b *testing.B, batch int) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	reportCommits(b, lat, batch)
+}
+
+// reportCommits reports commit latency p50/p99 and the charge rate.
+func reportCommits(b *testing.B, lat []time.Duration, batch int) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	if len(lat) > 0 {
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
