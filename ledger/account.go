@@ -317,6 +317,21 @@ func (a *Account) period(now int64) (int64, int64) {
 	return addMonths(a.CreatedAt, k), addMonths(a.CreatedAt, k+1)
 }
 
+// applyPeriod is period for the apply path (write lock held): a Free
+// account's calendar period is remembered, since computing it from the
+// creation date is the costliest step of a charge. The memo is derived
+// from CreatedAt alone, so it needs no persistence and cannot diverge.
+func (a *Account) applyPeriod(now int64) (int64, int64) {
+	if !a.paid() && now >= a.freeStart && now < a.freeEnd {
+		return a.freeStart, a.freeEnd
+	}
+	start, end := a.period(now)
+	if !a.paid() {
+		a.freeStart, a.freeEnd = start, end
+	}
+	return start, end
+}
+
 // effectivePlan is the plan in force at now, projecting an unsettled cycle
 // end (S4, S5) so admission never runs on a plan that has lapsed.
 func (l *Ledger) effectivePlan(a *Account, now int64) *Plan {

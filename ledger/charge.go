@@ -171,7 +171,7 @@ func (l *Ledger) applyCharge(c *Charge, now int64, retry bool) ChargeResult {
 		flows = 0
 		a.BalanceMicroUSD = satAdd(a.BalanceMicroUSD, -price.MicroUSD)
 		if c.ViaExtra {
-			start, _ := a.period(now)
+			start, _ := a.applyPeriod(now)
 			if a.ExtraPeriodStart != start {
 				a.ExtraPeriodStart, a.ExtraSpentMicroUSD = start, 0
 			}
@@ -241,7 +241,7 @@ func (l *Ledger) chargeWindows(a *Account, now, admittedAt, flows int64) {
 		}
 		w.win.UsedMicroFlows = satAdd(w.win.UsedMicroFlows, flows)
 	}
-	start, end := a.period(now)
+	start, end := a.applyPeriod(now)
 	if a.Monthly.StartedAt != start {
 		a.Monthly = Window{StartedAt: start, ResetsAt: end}
 	}

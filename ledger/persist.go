@@ -135,10 +135,7 @@ func (l *Ledger) Flush(w Writer) error {
 	}
 	clear(l.dirty)
 	for _, e := range l.newLogs {
-		v, err := json.Marshal(e)
-		if err != nil {
-			panic(err)
-		}
+		v := e.appendJSON(make([]byte, 0, 384))
 		if err := w.Set([]byte(logKey(e.AccountID, e.AdmittedAt, e.ID)), v); err != nil {
 			return err
 		}
@@ -199,7 +196,7 @@ func (l *Ledger) encodeRecord(key string) []byte {
 	case "day":
 		acct, day, _ := strings.Cut(id, "/")
 		if t := l.days[acct][day]; t != nil {
-			return mustJSON(t)
+			return t.appendJSON(make([]byte, 0, 192))
 		}
 	case "bucket":
 		if tat, ok := l.buckets[id]; ok {
@@ -208,7 +205,7 @@ func (l *Ledger) encodeRecord(key string) []byte {
 	case "bymodel":
 		acct, model, _ := strings.Cut(id, "/")
 		if t := l.byModel[acct][model]; t != nil {
-			return mustJSON(t)
+			return t.appendJSON(make([]byte, 0, 192))
 		}
 	case "pay":
 		acct, seq, _ := strings.Cut(id, "/")

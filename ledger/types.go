@@ -150,6 +150,10 @@ type Account struct {
 	// allowance not renewed for allowanceStale belongs to a node that died
 	// or left, and no longer holds the quota.
 	AllowanceAt map[string]int64 `json:"allowance_at,omitempty"`
+
+	// freeStart and freeEnd memoise the Free calendar period for the apply
+	// path (applyPeriod); derived, never stored.
+	freeStart, freeEnd int64
 }
 
 // Key kinds (SPEC K1).
