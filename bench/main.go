@@ -17,24 +17,28 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 )
 
 type options struct {
-	duration   time.Duration
-	warmup     time.Duration
-	conns      int
-	workers    int
-	streamRate float64
-	chunks     int
-	chunkDelay time.Duration
-	timeout    time.Duration
-	quick      bool
-	strict     bool
-	keep       bool
-	out        string
+	duration    time.Duration
+	warmup      time.Duration
+	conns       int
+	workers     int
+	streamRate  float64
+	chunks      int
+	chunkDelay  time.Duration
+	timeout     time.Duration
+	quick       bool
+	strict      bool
+	keep        bool
+	out         string
+	cluster     bool     // also measure a 3-node cluster (cluster.go)
+	clusterOnly bool     // only the cluster
+	clusterAcks []string // one cluster per ack mode, in this order
 }
 
 // phase is one measurement, run against every target in turn.
@@ -50,6 +54,19 @@ const (
 	rateLow  = 1000
 	rateHigh = 3000
 )
+
+// singlePhases are the single-node measurements, in order.
+func singlePhases(o options) []phase {
+	return []phase{
+		{"max", "max throughput", "closed", 0},
+		{"rate1000", "1000 req/s", "open", rateLow},
+		{"rate3000", "3000 req/s", "open", rateHigh},
+		{"stream", fmt.Sprintf("streams %g/s", o.streamRate), "stream", o.streamRate},
+	}
+}
+
+// singleTargets are the single-node run's targets, in order.
+var singleTargets = []string{"direct", "noproxy", "zenmuxd-async", "zenmuxd-quorum"}
 
 func main() { os.Exit(run()) }
 
@@ -67,7 +84,23 @@ func run() int {
 	flag.BoolVar(&o.strict, "strict", false, "exit 3 when an acceptance check fails")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, data dirs, logs)")
 	flag.StringVar(&o.out, "out", "", "JSON result file (default <module>/bench/results/latest.json)")
+	flag.BoolVar(&o.cluster, "cluster", false, "after the single-node targets, measure a 3-node cluster at 1000 req/s: through the leader's proxy and through a follower's")
+	flag.BoolVar(&o.clusterOnly, "cluster-only", false, "measure only the 3-node cluster (implies -cluster)")
+	acks := flag.String("cluster-ack", "quorum", "the clusters' [accounting] ack modes, comma-separated, one cluster each: quorum, async or quorum,async")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "bench: unexpected arguments %q (see -h)\n", flag.Args())
+		return 2
+	}
+	o.cluster = o.cluster || o.clusterOnly
+	for a := range strings.SplitSeq(*acks, ",") {
+		a = strings.TrimSpace(a)
+		if (a != "quorum" && a != "async") || slices.Contains(o.clusterAcks, a) {
+			fmt.Fprintf(os.Stderr, "bench: -cluster-ack %q: want quorum, async or both, comma-separated, each once\n", *acks)
+			return 2
+		}
+		o.clusterAcks = append(o.clusterAcks, a)
+	}
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if o.quick && !set["duration"] {
@@ -124,17 +157,20 @@ func run() int {
 	}()
 	defer stopAll(3 * time.Second)
 
-	phases := []phase{
-		{"max", "max throughput", "closed", 0},
-		{"rate1000", "1000 req/s", "open", rateLow},
-		{"rate3000", "3000 req/s", "open", rateHigh},
-		{"stream", fmt.Sprintf("streams %g/s", o.streamRate), "stream", o.streamRate},
+	steps := 0
+	if !o.clusterOnly {
+		steps += len(singlePhases(o)) * len(singleTargets)
 	}
-	targetNames := []string{"direct", "noproxy", "zenmuxd-async", "zenmuxd-quorum"}
-	prog := newProgress(len(phases)*len(targetNames), time.Duration(len(phases)*len(targetNames))*(o.warmup+o.duration+50*time.Millisecond))
+	if o.cluster {
+		steps += len(o.clusterAcks) * len(clusterTargets)
+	}
+	prog := newProgress(steps, time.Duration(steps)*(o.warmup+o.duration+50*time.Millisecond))
 	defer prog.finish()
 
 	rep := newReport(o, root)
+	if o.cluster {
+		rep.Meta.ClusterAcks = o.clusterAcks
+	}
 	fail := func(err error) int {
 		prog.finish()
 		if errors.Is(err, context.Canceled) {
@@ -145,13 +181,21 @@ func run() int {
 		return 1
 	}
 
-	// 1. Build zenmuxd and noproxy (in parallel).
-	prog.setup("building zenmuxd and noproxy")
+	// 1. Build zenmuxd and noproxy (in parallel; noproxy only for the
+	// single-node targets).
 	zbin, nbin := filepath.Join(tmp, "zenmuxd"), filepath.Join(tmp, "noproxy")
-	errc := make(chan error, 2)
-	go func() { errc <- buildBinary(ctx, root, "./cmd/zenmuxd", zbin) }()
-	go func() { errc <- buildBinary(ctx, root, "./bench/noproxy", nbin) }()
-	for range 2 {
+	builds := map[string]string{"./cmd/zenmuxd": zbin}
+	if !o.clusterOnly {
+		builds["./bench/noproxy"] = nbin
+		prog.setup("building zenmuxd and noproxy")
+	} else {
+		prog.setup("building zenmuxd")
+	}
+	errc := make(chan error, len(builds))
+	for pkg, out := range builds {
+		go func() { errc <- buildBinary(ctx, root, pkg, out) }()
+	}
+	for range builds {
 		if err := <-errc; err != nil {
 			if ctx.Err() != nil {
 				return fail(ctx.Err())
@@ -173,19 +217,67 @@ func run() int {
 	maxConns := max(o.conns, o.workers) + 16
 	direct := newTarget("direct", st.addr(), stubKey, "stub-model", nil, maxConns)
 
-	// 3. noproxy and the two zenmuxd nodes.
+	// 3. Measure: the single-node targets, then the clusters, one at a
+	// time with nothing else running.
+	step := 0
+	rep.Meta.LoadAvgStart = loadAvg()
+	if !o.clusterOnly {
+		if err := runSingle(ctx, o, tmp, zbin, nbin, st, stubKey, direct, rep, prog, &step); err != nil {
+			return fail(err)
+		}
+	}
+	if o.cluster {
+		if !o.clusterOnly {
+			prog.setup("stopping noproxy and the single nodes")
+			stopAll(3 * time.Second)
+		}
+		if err := sanity(direct, o.timeout); err != nil {
+			return fail(err)
+		}
+		for _, ack := range o.clusterAcks {
+			if err := runCluster(ctx, o, tmp, zbin, ack, st, stubKey, direct, rep, prog, &step); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	rep.Meta.LoadAvgEnd = loadAvg()
+	rep.Meta.StubServed = map[string]int64{"unary": st.unary.Load(), "streams": st.streams.Load(), "refused_auth": st.refused.Load()}
+	prog.finish()
+
+	// 4. Report.
+	rep.checks()
+	if err := rep.write(o.out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: write results:", err)
+	}
+	rep.print(os.Stdout, o.out)
+	switch {
+	case len(rep.Errors) > 0 || rep.badAnswers() > 0:
+		return 1
+	case o.strict && !rep.allPass():
+		return 3
+	}
+	return 0
+}
+
+// runSingle starts noproxy and one zenmuxd per ack mode next to the stub,
+// and measures every phase against every single-node target.
+func runSingle(ctx context.Context, o options, tmp, zbin, nbin string, st *stub, stubKey string, direct *target, rep *Report, prog *progress, step *int) error {
+	phases := singlePhases(o)
+	maxConns := max(o.conns, o.workers) + 16
+
+	// noproxy and the two zenmuxd nodes.
 	prog.setup("starting noproxy")
 	port, err := freePort()
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	npAddr := fmt.Sprintf("127.0.0.1:%d", port)
 	np, err := startProc("noproxy", nbin, []string{"-listen", npAddr, "-upstream", st.addr()}, os.Environ(), filepath.Join(tmp, "noproxy.log"))
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	if err := waitTCP(ctx, np, npAddr, 15*time.Second); err != nil {
-		return fail(err)
+		return err
 	}
 	noproxy := newTarget("noproxy", npAddr, stubKey, "stub-model", np, maxConns)
 
@@ -195,7 +287,7 @@ func run() int {
 		prog.setup("starting " + name)
 		z, err := startZenmuxd(ctx, zbin, filepath.Join(tmp, name), name, ack, st.addr(), stubKey)
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		targets = append(targets, newTarget(name, z.proxyAddr, z.key, "bench/stub", z.p, maxConns))
 	}
@@ -204,7 +296,7 @@ func run() int {
 			if t.proc != nil {
 				err = fmt.Errorf("%w\n--- %s log tail ---\n%s", err, t.proc.name, t.proc.logTail(3000))
 			}
-			return fail(err)
+			return err
 		}
 		rep.Targets = append(rep.Targets, t.Name)
 		rep.Results[t.Name] = map[string]*PhaseResult{}
@@ -222,7 +314,7 @@ func run() int {
 	idleStart := time.Now()
 	select {
 	case <-ctx.Done():
-		return fail(ctx.Err())
+		return ctx.Err()
 	case <-time.After(time.Second):
 	}
 	rep.Meta.IdleCPUPercent, rep.Meta.StartRSSMiB = map[string]float64{}, map[string]float64{}
@@ -237,16 +329,14 @@ func run() int {
 		}
 	}
 
-	// 4. Measure: phase by phase, every target in turn, so that targets
+	// Measure: phase by phase, every target in turn, so that targets
 	// compared in one column were measured close together in time.
-	rep.Meta.LoadAvgStart = loadAvg()
 	self := os.Getpid()
-	step := 0
 	for _, ph := range phases {
 		for _, t := range targets {
-			step++
+			*step++
 			if ctx.Err() != nil {
-				return fail(ctx.Err())
+				return ctx.Err()
 			}
 			if t.failed != nil {
 				continue
@@ -257,12 +347,12 @@ func run() int {
 				continue
 			}
 			label := fmt.Sprintf("%s · %s", t.Name, ph.Label)
-			prog.step(step, label+" · warm-up")
+			prog.step(*step, label+" · warm-up")
 			warm := measure(ctx, t, ph, o, o.warmup)
 			if ctx.Err() != nil {
-				return fail(ctx.Err())
+				return ctx.Err()
 			}
-			prog.step(step, label)
+			prog.step(*step, label)
 			var cpu0, self0 time.Duration
 			var rss *rssSampler
 			if t.proc != nil {
@@ -290,27 +380,11 @@ func run() int {
 			}
 			rep.Results[t.Name][ph.Key] = r
 			if ctx.Err() != nil {
-				return fail(ctx.Err())
+				return ctx.Err()
 			}
 		}
 	}
-	rep.Meta.LoadAvgEnd = loadAvg()
-	rep.Meta.StubServed = map[string]int64{"unary": st.unary.Load(), "streams": st.streams.Load(), "refused_auth": st.refused.Load()}
-	prog.finish()
-
-	// 5. Report.
-	rep.checks()
-	if err := rep.write(o.out); err != nil {
-		fmt.Fprintln(os.Stderr, "bench: write results:", err)
-	}
-	rep.print(os.Stdout, o.out)
-	switch {
-	case len(rep.Errors) > 0 || rep.badAnswers() > 0:
-		return 1
-	case o.strict && !rep.allPass():
-		return 3
-	}
-	return 0
+	return nil
 }
 
 // measure runs one phase against one target for d.

@@ -17,7 +17,8 @@ import (
 type Report struct {
 	Meta    Meta                               `json:"meta"`
 	Targets []string                           `json:"targets"`
-	Results map[string]map[string]*PhaseResult `json:"results"` // target → phase → result
+	Results map[string]map[string]*PhaseResult `json:"results"`           // target → phase → result
+	Cluster []*ClusterResult                   `json:"cluster,omitempty"` // -cluster: one per ack mode
 	Checks  []Check                            `json:"checks"`
 	Errors  []string                           `json:"errors,omitempty"`
 }
@@ -38,6 +39,8 @@ type Meta struct {
 	ChunkDelayMS   float64            `json:"chunk_delay_ms"`
 	TimeoutS       float64            `json:"request_timeout_s"`
 	Quick          bool               `json:"quick"`
+	Single         bool               `json:"single_node_run"` // false with -cluster-only
+	ClusterAcks    []string           `json:"cluster_acks,omitempty"`
 	PlanFlows      float64            `json:"plan_flows"`
 	LoadAvgStart   string             `json:"loadavg_start"`
 	LoadAvgEnd     string             `json:"loadavg_end"`
@@ -87,6 +90,7 @@ func newReport(o options, root string) *Report {
 			NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(),
 			Conns: o.conns, OpenWorkers: o.workers, StreamRate: o.streamRate, Chunks: o.chunks,
 			ChunkDelayMS: float64(o.chunkDelay) / 1e6, TimeoutS: o.timeout.Seconds(), Quick: o.quick, PlanFlows: benchFlows,
+			Single:         !o.clusterOnly,
 			LatencyOrigin:  "open-loop and stream latencies run from each request's scheduled send time; closed-loop from its actual send",
 			CPUResolution:  "utime+stime from /proc/<pid>/stat, 10 ms ticks",
 			AddedLatencyIs: "target percentile minus direct percentile, same phase",
@@ -117,15 +121,28 @@ func (r *Report) get(target, phase string) *PhaseResult {
 	return nil
 }
 
-// badAnswers counts non-200 answers and failed requests, warm-ups included.
+// badAnswers counts non-200 answers and failed requests, warm-ups
+// included, clusters included.
 func (r *Report) badAnswers() int64 {
 	var n int64
 	for _, m := range r.Results {
 		for _, p := range m {
-			n += p.Non200 + p.Errors + p.WarmupNon200 + p.WarmupErrors
+			n += p.bad()
+		}
+	}
+	for _, c := range r.Cluster {
+		for _, p := range c.Results {
+			n += p.bad()
 		}
 	}
 	return n
+}
+
+func (p *PhaseResult) bad() int64 {
+	if p == nil {
+		return 0
+	}
+	return p.Non200 + p.Errors + p.WarmupNon200 + p.WarmupErrors
 }
 
 func (r *Report) allPass() bool {
@@ -156,6 +173,14 @@ func (r *Report) checks() {
 	add := func(name string, pass bool, detail string) {
 		r.Checks = append(r.Checks, Check{Name: name, Pass: pass, Detail: detail})
 	}
+	if len(r.Targets) > 0 { // the single-node run happened (not -cluster-only)
+		r.singleChecks(add)
+	}
+	r.answerCheck(add)
+}
+
+// singleChecks are the single-node run's performance criteria.
+func (r *Report) singleChecks(add func(name string, pass bool, detail string)) {
 	const async, quorum, low = "zenmuxd-async", "zenmuxd-quorum", "rate1000"
 
 	// The CPU bound is checked at max throughput, where the issue's own
@@ -213,14 +238,25 @@ func (r *Report) checks() {
 		}
 	}
 
+}
+
+// answerCheck: every answer in every run was a complete 200.
+func (r *Report) answerCheck(add func(name string, pass bool, detail string)) {
 	bad := r.badAnswers()
 	var where []string
 	for _, t := range r.Targets {
 		for _, ph := range []string{"max", "rate1000", "rate3000", "stream"} {
 			if p := r.get(t, ph); p != nil {
-				if n := p.Non200 + p.Errors + p.WarmupNon200 + p.WarmupErrors; n > 0 {
+				if n := p.bad(); n > 0 {
 					where = append(where, fmt.Sprintf("%s/%s: %d non-200 %v, %d errors %q", t, ph, p.Non200+p.WarmupNon200, p.Statuses, p.Errors+p.WarmupErrors, p.ErrorSamples))
 				}
+			}
+		}
+	}
+	for _, c := range r.Cluster {
+		for _, t := range clusterTargets {
+			if p := c.Results[t]; p.bad() > 0 {
+				where = append(where, fmt.Sprintf("cluster %s %s: %d non-200 %v, %d errors %q", c.Ack, t, p.Non200+p.WarmupNon200, p.Statuses, p.Errors+p.WarmupErrors, p.ErrorSamples))
 			}
 		}
 	}
@@ -254,6 +290,29 @@ func (r *Report) print(w io.Writer, out string) {
 	m := r.Meta
 	fmt.Fprintf(w, "zenmuxd bench  %s  %s  %d CPUs (GOMAXPROCS %d)  %gs per measurement after %gs warm-up  conns %d  load avg %s → %s\n",
 		m.GitHead, m.GoVersion, m.NumCPU, m.GOMAXPROCS, m.DurationS, m.WarmupS, m.Conns, m.LoadAvgStart, m.LoadAvgEnd)
+	if len(r.Targets) > 0 {
+		r.printSingle(w)
+	}
+	if len(r.Cluster) > 0 {
+		r.printCluster(w)
+	}
+	fmt.Fprintln(w)
+	for _, c := range r.Checks {
+		v := "PASS"
+		if !c.Pass {
+			v = "FAIL"
+		}
+		fmt.Fprintf(w, "%s  %s: %s\n", v, c.Name, c.Detail)
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "ERROR %s\n", e)
+	}
+	fmt.Fprintf(w, "\nresults: %s\n", out)
+}
+
+// printSingle writes the single-node table.
+func (r *Report) printSingle(w io.Writer) {
+	m := r.Meta
 	fmt.Fprintf(w, "latencies in µs; fixed-rate and stream latencies from the scheduled send time; +X = added vs direct; CPU µs/req and RSS at 1000 req/s, CPU@max at max throughput\n\n")
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -339,16 +398,76 @@ func (r *Report) print(w io.Writer, out string) {
 		}
 		fmt.Fprintf(w, "RSS MiB before any load: %s (RSS grows with requests served; the 1000 req/s run comes after max throughput)\n", strings.Join(parts, ", "))
 	}
-	fmt.Fprintln(w)
-	for _, c := range r.Checks {
-		v := "PASS"
-		if !c.Pass {
-			v = "FAIL"
+}
+
+// printCluster writes the cluster table: per cluster, direct, the
+// leader's proxy, a follower's proxy, and the follower − leader row.
+func (r *Report) printCluster(w io.Writer) {
+	fmt.Fprintf(w, "\n%d-node cluster at %d req/s: latencies in µs from the scheduled send time; +X = added vs direct, measured just before in the same run; CPU µs/req: the node taking the load / all %d nodes\n\n", clusterSize, rateLow, clusterSize)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "ack\ttarget\tnode\tp50/p90/p99\t+p50/p90/p99\tCPU µs/req\tnon-200+err\t")
+	lat := func(p *PhaseResult) string {
+		if p == nil || p.Latency == nil {
+			return "-"
 		}
-		fmt.Fprintf(w, "%s  %s: %s\n", v, c.Name, c.Detail)
+		return fmt.Sprintf("%.0f/%.0f/%.0f", p.Latency.P50, p.Latency.P90, p.Latency.P99)
 	}
-	for _, e := range r.Errors {
-		fmt.Fprintf(w, "ERROR %s\n", e)
+	diff := func(d *Delta) string {
+		if d == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%+.0f/%+.0f/%+.0f", d.P50, d.P90, d.P99)
 	}
-	fmt.Fprintf(w, "\nresults: %s\n", out)
+	for _, c := range r.Cluster {
+		for _, t := range clusterTargets {
+			p := c.Results[t]
+			node, cpu := "-", "-"
+			switch t {
+			case "cluster-leader":
+				node = c.LeaderID
+			case "cluster-follower":
+				node = c.FollowerID
+			}
+			if per, ok := c.NodeCPUMicrosPerReq[t]; ok {
+				cpu = fmt.Sprintf("%.1f/%.1f", per[node], per["total"])
+			}
+			added := "-"
+			if t != "direct" {
+				added = diff(c.Added[t])
+			}
+			bad := "-"
+			if p != nil {
+				bad = fmt.Sprint(p.bad())
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", c.Ack, t, node, lat(p), added, cpu, bad)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", c.Ack, "follower − leader", "", diff(c.FollowerMinusLeader), "", "", "")
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, c := range r.Cluster {
+		if c.Error != "" {
+			fmt.Fprintf(w, "cluster %s: FAILED: %s\n", c.Ack, firstLine(c.Error))
+			continue
+		}
+		after := c.LeaderIDAfter
+		if after == "" {
+			after = "?"
+		}
+		var idle []string
+		for _, id := range []string{"n1", "n2", "n3"} {
+			if v, ok := c.IdleCPUPercent[id]; ok {
+				idle = append(idle, fmt.Sprintf("%s %.1f%%", id, v))
+			}
+		}
+		fmt.Fprintf(w, "cluster %s: formed in %.1f s; leader %s (after the runs: %s), follower measured %s; idle CPU while direct ran: %s\n",
+			c.Ack, c.SetupS, c.LeaderID, after, c.FollowerID, strings.Join(idle, ", "))
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }

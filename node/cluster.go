@@ -118,8 +118,13 @@ func (n *Node) forward(cmd ledger.Command, data []byte) (any, error) {
 	}
 	// Read your own writes on this node too: a key created through a
 	// follower works on that follower's proxy as soon as the call returns.
-	if err := n.store.WaitApplied(a.Index, proposeTimeout); err != nil {
-		n.log.Warn().Err(err).Msg("forwarded write committed; local apply is late")
+	// Charges and leases skip the wait: their results come back in the
+	// answer, and a follower learns the commit only with the leader's next
+	// message, which would add milliseconds to every quorum response.
+	if needsLocalApply(cmd) {
+		if err := n.store.WaitApplied(a.Index, proposeTimeout); err != nil {
+			n.log.Warn().Err(err).Msg("forwarded write committed; local apply is late")
+		}
 	}
 	if a.Code != "" {
 		if e := ledger.ErrorFromCode(a.Code, a.Message); e != nil {
@@ -128,6 +133,16 @@ func (n *Node) forward(cmd ledger.Command, data []byte) (any, error) {
 		return nil, errors.New(a.Message)
 	}
 	return decodeValue(cmd, a.Value)
+}
+
+// needsLocalApply reports whether the caller will read state the command
+// changed, on this node, right after it returns.
+func needsLocalApply(cmd ledger.Command) bool {
+	switch cmd.(type) {
+	case *ledger.ChargeBatch, *ledger.LeaseTokens, *ledger.ReturnTokens, *ledger.LeaseFlows, *ledger.ReturnFlows, *ledger.ResetNode:
+		return false
+	}
+	return true
 }
 
 // decodeValue turns a forwarded result back into what the local caller
