@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -20,27 +21,7 @@ func TestClusterRestartLeases(t *testing.T) {
 	}
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
-			cfg := `
-[[providers]]
-name = "echo"
-kind = "echo"
-
-[[plans]]
-id = "chaos"
-name = "Chaos"
-price_usd = 1
-window_5h_flows = 1000000000
-weekly_flows = 1000000000
-monthly_flows = 1000000000
-rpm = 1
-burst = 600
-
-[[models]]
-id = "chaos/echo"
-provider = "echo"
-upstream = "echo"
-plans = ["chaos"]
-`
+			cfg := chaosEchoPlan("1000000000", "1000000000", 1, 600, "0")
 			nodes := startChaosCluster(t, 3, "", cfg)
 			_, key := chaosAccount(t, nodes[0])
 			hc := chaosHTTP(10 * time.Second)
@@ -80,4 +61,32 @@ plans = ["chaos"]
 			}
 		})
 	}
+}
+
+// chaosEchoPlan is the config of the restart tests: the echo provider, a
+// plan "chaos" with the given 5 h window (weekly and monthly at least as
+// large), rate bucket and model "chaos/echo" with a per-request price.
+func chaosEchoPlan(window5h, weeklyMonthly string, rpm, burst int, requestUSD string) string {
+	return fmt.Sprintf(`
+[[providers]]
+name = "echo"
+kind = "echo"
+
+[[plans]]
+id = "chaos"
+name = "Chaos"
+price_usd = 1
+window_5h_flows = %s
+weekly_flows = %s
+monthly_flows = %s
+rpm = %d
+burst = %d
+
+[[models]]
+id = "chaos/echo"
+provider = "echo"
+upstream = "echo"
+request_usd = %s
+plans = ["chaos"]
+`, window5h, weeklyMonthly, weeklyMonthly, rpm, burst, requestUSD)
 }

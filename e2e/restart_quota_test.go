@@ -40,28 +40,7 @@ func TestClusterRestartStrandsNoQuota(t *testing.T) {
 	}
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
-			cfg := `
-[[providers]]
-name = "echo"
-kind = "echo"
-
-[[plans]]
-id = "chaos"
-name = "Chaos"
-price_usd = 1
-window_5h_flows = 20
-weekly_flows = 1000
-monthly_flows = 1000
-rpm = 1000000
-burst = 1000000
-
-[[models]]
-id = "chaos/echo"
-provider = "echo"
-upstream = "echo"
-request_usd = 0.03283
-plans = ["chaos"]
-`
+			cfg := chaosEchoPlan("20", "1000", 1000000, 1000000, "0.03283")
 			nodes := zzCluster(t, cfg)
 			acct, key := chaosAccount(t, nodes[0])
 			hc := chaosHTTP(10 * time.Second)

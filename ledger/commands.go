@@ -218,6 +218,24 @@ type ReturnFlows struct {
 	MicroFlows int64  `json:"micro_flows"`
 }
 
+// leaseCommand marks the commands that add to or subtract from a shared
+// amount (rate-bucket leases and Flow allowances) and carry no id: applied
+// twice they count twice, so they are never re-sent after an unknown
+// outcome, and their results come back in the answer rather than being
+// read from local state.
+type leaseCommand interface{ lease() }
+
+func (*LeaseTokens) lease()  {}
+func (*ReturnTokens) lease() {}
+func (*LeaseFlows) lease()   {}
+func (*ReturnFlows) lease()  {}
+
+// IsLease reports whether cmd is a lease or return command.
+func IsLease(cmd Command) bool {
+	_, ok := cmd.(leaseCommand)
+	return ok
+}
+
 // Billing modes.
 const (
 	BillingSubscription = "subscription"

@@ -98,13 +98,6 @@ func appendTimeKey(b []byte, at int64, reqID string) []byte {
 	return append(b, reqID...)
 }
 
-// Dirty reports whether Flush has anything to write.
-func (l *Ledger) Dirty() bool {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return len(l.dirty) > 0 || len(l.newLogs) > 0 || len(l.rangeDrops) > 0
-}
-
 // Flush writes every record changed since the last Flush, in key order so
 // the output is deterministic, and clears the change set.
 func (l *Ledger) Flush(w Writer) error {

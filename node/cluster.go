@@ -139,10 +139,10 @@ func (n *Node) forward(cmd ledger.Command, data []byte) (any, error) {
 // changed, on this node, right after it returns.
 func needsLocalApply(cmd ledger.Command) bool {
 	switch cmd.(type) {
-	case *ledger.ChargeBatch, *ledger.LeaseTokens, *ledger.ReturnTokens, *ledger.LeaseFlows, *ledger.ReturnFlows, *ledger.ResetNode:
+	case *ledger.ChargeBatch, *ledger.ResetNode:
 		return false
 	}
-	return true
+	return !ledger.IsLease(cmd)
 }
 
 // decodeValue turns a forwarded result back into what the local caller

@@ -80,13 +80,7 @@ func (n *Node) Propose(cmd ledger.Command) (any, error) {
 // outcome: every command carries an id the ledger dedupes on (request
 // ids, idempotency keys, proposer-chosen ids) or sets a value, except the
 // lease and return commands, which add and subtract.
-func retrySafe(cmd ledger.Command) bool {
-	switch cmd.(type) {
-	case *ledger.LeaseTokens, *ledger.ReturnTokens, *ledger.LeaseFlows, *ledger.ReturnFlows:
-		return false
-	}
-	return true
-}
+func retrySafe(cmd ledger.Command) bool { return !ledger.IsLease(cmd) }
 
 // ReadBarrier makes reads on this node reflect every write acknowledged
 // anywhere: the leader confirms it still leads and has applied all it

@@ -337,7 +337,7 @@ func (s *Server) admitBilling(ctx *fasthttp.RequestCtx, in *inflight, body []byt
 		return fromLedger(ad.BillingErr)
 	}
 	if ad.Billing == ledger.BillingSubscription && s.o.Allowances != nil {
-		est := estimate(*ad, body, top, ad.NanoUSDPerFlow, ad.MultiplierPPM).MicroFlows
+		est := estimate(&ad.Model, body, top, ad.NanoUSDPerFlow, ad.MultiplierPPM).MicroFlows
 		ok, lease, err := s.o.Allowances.Reserve(ad.AccountID, est)
 		if err != nil {
 			return newAPIError(503, "unavailable", "the cluster is electing a leader; retry in a moment")
@@ -370,14 +370,12 @@ func (s *Server) admitBilling(ctx *fasthttp.RequestCtx, in *inflight, body []byt
 
 // paygEstimate is a conservative cost of a request before it runs, in USD.
 func paygEstimate(m *ledger.Model, body []byte, top topLevel) int64 {
-	ad := ledger.Admission{Model: *m}
-	return estimate(ad, body, top, ledger.DefaultNanoUSDPerFlow, 1_000_000).MicroUSD
+	return estimate(m, body, top, ledger.DefaultNanoUSDPerFlow, 1_000_000).MicroUSD
 }
 
 // estimate prices a request before it runs: its input at four bytes a
 // token, and its output at max_tokens (4,096 when the client sets none).
-func estimate(ad ledger.Admission, body []byte, top topLevel, nanoUSDPerFlow, multiplierPPM int64) ledger.Price {
-	m := &ad.Model
+func estimate(m *ledger.Model, body []byte, top topLevel, nanoUSDPerFlow, multiplierPPM int64) ledger.Price {
 	out := int64(4096)
 	for _, sp := range []span{top.maxTokens, top.maxOutputTokens} {
 		if sp.ok() {

@@ -253,11 +253,6 @@ func (s *Store) WaitLeader(timeout time.Duration) error {
 	return errors.New("no raft leader within " + timeout.String())
 }
 
-// Barrier waits until every entry committed before the call is applied
-// locally; a leader uses it to make its reads reflect all acknowledged
-// writes.
-func (s *Store) Barrier(timeout time.Duration) error { return s.raft.Barrier(timeout).Error() }
-
 // IsLeader reports whether this node is the leader.
 func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
 
