@@ -127,8 +127,8 @@ func (l *Ledger) applyCharge(c *Charge, now int64, retry bool) ChargeResult {
 	if c.AdmittedAt <= 0 {
 		return ChargeResult{Status: "rejected", Reason: "no admission time"}
 	}
-	key := dedupeKey(c.AdmittedAt, c.ReqID)
-	if l.logged(key, retry) {
+	suffix := logSuffix(c.AdmittedAt, c.ReqID)
+	if l.logged(suffix, retry) {
 		return ChargeResult{Status: "exists"}
 	}
 	a := l.accounts[c.AccountID]
@@ -214,9 +214,10 @@ func (l *Ledger) applyCharge(c *Charge, now int64, retry bool) ChargeResult {
 		ID: c.ReqID, AccountID: a.ID, KeyID: c.KeyID, At: now, AdmittedAt: c.AdmittedAt, Model: m.ID,
 		InputTokens: c.InputTokens, OutputTokens: c.OutputTokens, CacheReadTokens: c.CacheReadTokens,
 		CacheWriteTokens: c.CacheWriteTokens, Images: c.Images, MicroFlows: flows, MicroUSD: price.MicroUSD,
-		Billing: c.Billing, Status: status, Estimated: c.Estimated,
+		Billing: c.Billing, Status: status, Estimated: c.Estimated, Prev: a.LastLog, suffix: suffix,
 	})
-	l.unflushed[key] = struct{}{}
+	a.LastLog = suffix
+	l.unflushed[suffix] = struct{}{}
 	return ChargeResult{Status: "charged", MicroUSD: price.MicroUSD, MicroFlows: flows}
 }
 

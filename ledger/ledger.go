@@ -8,7 +8,6 @@ package ledger
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -236,19 +235,10 @@ func (l *Ledger) prune(now int64) {
 	l.markMeta()
 	day := 24 * int64(time.Hour)
 	if cutoff := now - int64(l.dedupeDays)*day; cutoff > 0 {
-		l.rangeDrops = append(l.rangeDrops, [2]string{dedupePrefix, dedupeKey(cutoff, "")})
+		l.rangeDrops = append(l.rangeDrops, [2]string{DedupePrefix, DedupePrefix + logSuffix(cutoff, "")})
 	}
-	cutoff := now - int64(l.logDays)*day
-	if cutoff <= 0 {
-		return
-	}
-	ids := make([]string, 0, len(l.accounts))
-	for id := range l.accounts {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		l.rangeDrops = append(l.rangeDrops, [2]string{logPrefix(id), logKey(id, cutoff, "")})
+	if cutoff := now - int64(l.logDays)*day; cutoff > 0 {
+		l.rangeDrops = append(l.rangeDrops, [2]string{LogPrefix, LogPrefix + logSuffix(cutoff, "")})
 	}
 }
 
@@ -260,7 +250,6 @@ func (l *Ledger) markDay(acct, d string) { l.dirty["day/"+acct+"/"+d] = struct{}
 func (l *Ledger) markPlan(id string)     { l.dirty["plan/"+id] = struct{}{} }
 func (l *Ledger) markModel(id string)    { l.dirty["model/"+id] = struct{}{} }
 func (l *Ledger) markMember(id string)   { l.dirty["member/"+id] = struct{}{} }
-func logPrefix(acct string) string       { return "rlog/" + acct + "/" }
 func validID(s string) bool              { return s != "" && len(s) <= 64 && !strings.ContainsAny(s, "/\x00") }
 func (l *Ledger) account(id string) (*Account, error) {
 	if a := l.accounts[id]; a != nil {

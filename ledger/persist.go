@@ -21,21 +21,28 @@ func (l *Ledger) SetDurable(d Durable) {
 	l.mu.Unlock()
 }
 
-// logged reports whether a charge's dedupe record exists: among those not
-// flushed yet, and — for a retried batch — in the durable state. A storage
-// error is a broken invariant: guessing would diverge replicas.
-func (l *Ledger) logged(key string, retry bool) bool {
-	if _, ok := l.unflushed[key]; ok {
+// logged reports whether a charge was applied, by the suffix its request-log
+// and dedupe records share: among those not flushed yet, and — for a
+// retried batch — in the durable state (its request-log entry, or its
+// dedupe record when the log is kept for less than the dedupe horizon). A
+// storage error is a broken invariant: guessing would diverge replicas.
+func (l *Ledger) logged(suffix string, retry bool) bool {
+	if _, ok := l.unflushed[suffix]; ok {
 		return true
 	}
 	if l.durable == nil || !retry {
 		return false
 	}
-	ok, err := l.durable.Has([]byte(key))
-	if err != nil {
-		panic("ledger: durable lookup: " + err.Error())
+	for _, prefix := range [...]string{LogPrefix, DedupePrefix} {
+		ok, err := l.durable.Has([]byte(prefix + suffix))
+		if err != nil {
+			panic("ledger: durable lookup: " + err.Error())
+		}
+		if ok {
+			return true
+		}
 	}
-	return ok
+	return false
 }
 
 // LogPrefix and DedupePrefix hold the request log and the charge dedupe
@@ -43,7 +50,6 @@ func (l *Ledger) logged(key string, retry bool) bool {
 const (
 	LogPrefix    = "rlog/"
 	DedupePrefix = "dd/"
-	dedupePrefix = DedupePrefix
 )
 
 // Writer receives the durable form of the state changed since the last
@@ -64,8 +70,10 @@ type Writer interface {
 //	pay/<acct>/<8-digit seq>  billing history, in order
 //	bucket/<bucket>           a replicated rate bucket's GCRA time
 //	idem/<idempotency key>    first result of a money command
-//	rlog/<acct>/<16 hex admitted ns>/<request id>   request log
-//	dd/<16 hex admitted ns>/<request id>           charge dedupe record (empty)
+//	rlog/<16 hex admitted ns>/<request id>   request log entry (binary, see
+//	                                         LogEntry), also the charge's dedupe record
+//	dd/<16 hex admitted ns>/<request id>     charge dedupe record (empty), only
+//	                                         while request_log_days < dedupe_days
 
 type meta struct {
 	Now         int64       `json:"now"`
@@ -77,14 +85,13 @@ type meta struct {
 	LastPrune   int64       `json:"last_prune"`
 }
 
-func logKey(acct string, at int64, reqID string) string {
-	return string(appendTimeKey([]byte(logPrefix(acct)), at, reqID))
-}
-
-// dedupeKey is a charge's dedupe record: time first, so records of recent
-// requests sit together at the end of the key space.
-func dedupeKey(at int64, reqID string) string {
-	return string(appendTimeKey(append(make([]byte, 0, 48), dedupePrefix...), at, reqID))
+// logSuffix names a charge's request-log entry and dedupe record: time
+// first, so new entries append at the end of their key space (Pebble then
+// moves their files down the levels instead of rewriting them) and old
+// ones go with one range delete. A retry carries the admission time and id
+// unchanged, so "seen?" is a point lookup.
+func logSuffix(at int64, reqID string) string {
+	return string(appendTimeKey(make([]byte, 0, 17+len(reqID)), at, reqID))
 }
 
 // appendTimeKey appends 16 hex digits of at, a slash and the id: keys that
@@ -127,13 +134,18 @@ func (l *Ledger) Flush(w Writer) error {
 		}
 	}
 	clear(l.dirty)
+	key := make([]byte, 0, 64)
+	val := make([]byte, 0, 160)
 	for _, e := range l.newLogs {
-		v := e.appendJSON(make([]byte, 0, 384))
-		if err := w.Set([]byte(logKey(e.AccountID, e.AdmittedAt, e.ID)), v); err != nil {
+		key = append(append(key[:0], LogPrefix...), e.suffix...)
+		if err := w.Set(key, e.appendBinary(val[:0])); err != nil {
 			return err
 		}
-		if err := w.Set([]byte(dedupeKey(e.AdmittedAt, e.ID)), nil); err != nil {
-			return err
+		if l.logDays < l.dedupeDays {
+			key = append(append(key[:0], DedupePrefix...), e.suffix...)
+			if err := w.Set(key, nil); err != nil {
+				return err
+			}
 		}
 	}
 	clear(l.newLogs)

@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -708,5 +710,118 @@ func TestQ4_StrandedAllowancesReleased(t *testing.T) {
 	}
 	if g := f.do(&LeaseFlows{AccountID: acct, Node: "live", MicroFlows: 9 * micro}).Value.(FlowLease); g.GrantedMicroFlows != 5*micro {
 		t.Fatalf("after reset the whole window is free again: %+v", g)
+	}
+}
+
+// rule C2, C4, U1: a request-log entry is the charge's dedupe record while
+// the log is kept at least as long as the dedupe horizon (no second record
+// per charge); kept for less, a dedupe record carries the id to the end of
+// the horizon. Both go with one range delete each.
+func TestC4_DedupeWhenTheLogIsShorter(t *testing.T) {
+	for _, logDays := range []int{30, 2} {
+		f := &fixture{t: t, l: New(), now: t0}
+		f.must(&Seed{NanoUSDPerFlow: DefaultNanoUSDPerFlow, Plans: DefaultPlans(), Models: DefaultModels(), DedupeDays: 7, RequestLogDays: logDays})
+		acct, key := f.account()
+		w := memWriter{}
+		f.l.SetDurable(w)
+		c := Charge{ReqID: "X", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: f.now, InputTokens: 10}
+		f.do(&ChargeBatch{Charges: []Charge{c}})
+		if err := f.l.Flush(w); err != nil {
+			t.Fatal(err)
+		}
+		count := func(prefix string) int {
+			n := 0
+			for k := range w {
+				if strings.HasPrefix(k, prefix) {
+					n++
+				}
+			}
+			return n
+		}
+		wantDD := 0
+		if logDays < 7 {
+			wantDD = 1
+		}
+		if count(LogPrefix) != 1 || count(DedupePrefix) != wantDD {
+			t.Fatalf("log %d days: %d log entries, %d dedupe records", logDays, count(LogPrefix), count(DedupePrefix))
+		}
+		retry := func() string {
+			r := f.do(&ChargeBatch{Charges: []Charge{c}, Retry: true}).Value.([]ChargeResult)[0]
+			return r.Status
+		}
+		f.advance(3 * 24 * time.Hour)
+		f.must(&Tick{})
+		_ = f.l.Flush(w)
+		if s := retry(); s != "exists" {
+			t.Fatalf("log %d days: a retry 3 days later: %s", logDays, s)
+		}
+		if logDays < 3 && count(LogPrefix) != 0 {
+			t.Fatalf("log %d days: the entry outlived its retention", logDays)
+		}
+		f.advance(5 * 24 * time.Hour)
+		f.must(&Tick{})
+		_ = f.l.Flush(w)
+		if count(DedupePrefix) != 0 {
+			t.Fatalf("log %d days: dedupe records outlived the horizon", logDays)
+		}
+		want := "exists" // the 30-day log still holds the id
+		if logDays < 7 {
+			want = "charged"
+		}
+		if s := retry(); s != want {
+			t.Fatalf("log %d days: a retry 8 days later: %s, want %s", logDays, s, want)
+		}
+	}
+}
+
+// rule U1: an account's request-log entries form a chain, newest first,
+// that never links another account's entries, whatever the interleaving.
+func TestU1_RequestLogChain(t *testing.T) {
+	f := newFixture(t)
+	a, ka := f.account()
+	b, kb := f.account()
+	w := memWriter{}
+	f.l.SetDurable(w)
+	var cs []Charge
+	for i := 0; i < 6; i++ {
+		acct, key := a, ka
+		if i%3 == 1 {
+			acct, key = b, kb
+		}
+		cs = append(cs, Charge{ReqID: fmt.Sprint("r", i), AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription,
+			AdmittedAt: f.now - int64(i)*int64(time.Second), InputTokens: int64(i + 1), Status: "ok"})
+	}
+	f.do(&ChargeBatch{Charges: cs[:3]})
+	_ = f.l.Flush(w)
+	f.do(&ChargeBatch{Charges: cs[3:]})
+	_ = f.l.Flush(w)
+	walk := func(acct string) []string {
+		var ids []string
+		for next := f.l.LastLog(acct); next != "" && len(ids) < 10; {
+			k, err := LogKey(next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := DecodeLogEntry(w[string(k)])
+			if err != nil || e.AccountID != acct {
+				t.Fatalf("%s: entry %s: %+v %v", acct, next, e, err)
+			}
+			ids = append(ids, e.ID)
+			next = e.Prev
+		}
+		return ids
+	}
+	if got := fmt.Sprint(walk(a), walk(b)); got != "[r5 r3 r2 r0] [r4 r1]" {
+		t.Fatalf("chains: %s", got)
+	}
+	for _, bad := range []string{"", "x", "0000000000000000", "000000000000000g/r1", "0000000000000000/a/b"} {
+		if _, err := LogKey(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("cursor %q: %v", bad, err)
+		}
+	}
+	for _, v := range [][]byte{nil, {2}, {1}, append(append([]byte(nil), w[LogPrefix+f.l.LastLog(a)]...), 0)} {
+		if _, err := DecodeLogEntry(v); err == nil {
+			t.Errorf("decoded %x", v)
+		}
 	}
 }

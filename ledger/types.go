@@ -143,6 +143,9 @@ type Account struct {
 
 	KeyIDs        []string `json:"key_ids"`
 	PendingRefund string   `json:"pending_refund"`
+	// LastLog is the key suffix of the account's newest request-log entry,
+	// the head of its chain (see LogEntry).
+	LastLog string `json:"last_log,omitempty"`
 	// Allowances are the Flows each node may still admit against the
 	// windows (LeaseFlows), less what its charges have spent.
 	Allowances map[string]int64 `json:"allowances,omitempty"`
@@ -217,22 +220,28 @@ type idemRecord struct {
 }
 
 // LogEntry is one request-log line (U1); it is also the charge's dedupe
-// record (C2).
+// record (C2). Entries are stored in binary (logentry.go) under
+// rlog/<suffix>, time first; Prev is the suffix of the same account's
+// previous entry, so an account's log is a chain that starts at
+// Account.LastLog and is read newest first with point lookups.
 type LogEntry struct {
-	ID               string `json:"id"`
-	AccountID        string `json:"account_id"`
-	KeyID            string `json:"key_id"`
-	At               int64  `json:"at"`
-	AdmittedAt       int64  `json:"admitted_at"`
-	Model            string `json:"model"`
-	InputTokens      int64  `json:"input_tokens"`
-	OutputTokens     int64  `json:"output_tokens"`
-	CacheReadTokens  int64  `json:"cache_read_tokens"`
-	CacheWriteTokens int64  `json:"cache_write_tokens"`
-	Images           int64  `json:"images"`
-	MicroFlows       int64  `json:"micro_flows"`
-	MicroUSD         int64  `json:"micro_usd"`
-	Billing          string `json:"billing"`
-	Status           string `json:"status"`
-	Estimated        bool   `json:"estimated"`
+	ID               string
+	AccountID        string
+	KeyID            string
+	At               int64
+	AdmittedAt       int64
+	Model            string
+	InputTokens      int64
+	OutputTokens     int64
+	CacheReadTokens  int64
+	CacheWriteTokens int64
+	Images           int64
+	MicroFlows       int64
+	MicroUSD         int64
+	Billing          string
+	Status           string
+	Estimated        bool
+	Prev             string
+
+	suffix string // this entry's key suffix, set when it is created
 }

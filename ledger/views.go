@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"encoding/json"
 	"sort"
 )
 
@@ -179,20 +178,6 @@ type LogEntryView struct {
 	Billing          string `json:"billing"`
 	Status           string `json:"status"`
 	Estimated        bool   `json:"estimated"`
-}
-
-// DecodeLogEntry renders a stored request-log value for the API.
-func DecodeLogEntry(v []byte) (LogEntryView, error) {
-	var e LogEntry
-	if err := json.Unmarshal(v, &e); err != nil {
-		return LogEntryView{}, err
-	}
-	return LogEntryView{
-		ID: e.ID, At: rfc3339(e.At), Model: e.Model, KeyID: e.KeyID,
-		InputTokens: e.InputTokens, OutputTokens: e.OutputTokens, CacheReadTokens: e.CacheReadTokens,
-		CacheWriteTokens: e.CacheWriteTokens, Images: e.Images, Flows: Micro(e.MicroFlows), USDValue: Micro(e.MicroUSD),
-		Billing: e.Billing, Status: e.Status, Estimated: e.Estimated,
-	}, nil
 }
 
 func str(s string) *string {

@@ -206,20 +206,21 @@ func (g *gateway) requests(acct string) []ledger.LogEntryView {
 		g.t.Fatal(err)
 	}
 	var keys []string
-	prefix := "rlog/" + acct + "/"
 	for k := range g.store {
-		if strings.HasPrefix(k, prefix) {
+		if strings.HasPrefix(k, ledger.LogPrefix) {
 			keys = append(keys, k)
 		}
 	}
-	sort.Strings(keys)
+	sort.Strings(keys) // admission time order
 	out := []ledger.LogEntryView{}
 	for _, k := range keys {
 		e, err := ledger.DecodeLogEntry(g.store[k])
 		if err != nil {
 			g.t.Fatal(err)
 		}
-		out = append(out, e)
+		if e.AccountID == acct {
+			out = append(out, e.View())
+		}
 	}
 	return out
 }

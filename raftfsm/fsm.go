@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/hashicorp/raft"
@@ -26,23 +28,39 @@ var (
 )
 
 // FSM is a thin adapter from hashicorp/raft to the ledger. It decodes each
-// entry, applies it, and writes the ledger's changes together with the
-// applied index in one Pebble batch, so state and index never disagree.
+// entry and applies it to the ledger in memory; the ledger's changed
+// records and the applied index are written to Pebble together, in one
+// batch, at checkpoints: at most every CheckpointEvery, before a snapshot,
+// before a state hash or a request-log read, and at Close. A record
+// changed by many entries between checkpoints (an account's windows, its
+// daily totals) is encoded and written once, not once per entry.
 //
 // The batch is committed without fsync: every entry it reflects is already
-// in the synced raft log (same DB, same WAL), and on restart raft replays
-// entries after the last snapshot while ApplyBatch skips those at or below
-// the stored index. Snapshot forces a WAL sync first, so the durable index
-// is never behind a snapshot that lets raft compact its log.
+// in the synced raft log, and on restart raft replays entries after the
+// last snapshot while ApplyBatch skips those at or below the stored index,
+// so entries applied after the last checkpoint are applied again from the
+// log, exactly once. Snapshot checkpoints and forces a WAL sync first, so
+// the durable index is never behind a snapshot that lets raft compact its
+// log.
 type FSM struct {
 	db      *pebble.DB
 	ledger  atomic.Pointer[ledger.Ledger]
-	applied atomic.Uint64
+	applied atomic.Uint64 // last index applied to the ledger in memory
+
+	// mu orders applies and checkpoints, so a checkpoint's records and the
+	// index written with them always agree.
+	mu      sync.Mutex
+	saved   uint64 // last index whose state is in Pebble
+	savedAt time.Time
+	every   time.Duration
 }
+
+// CheckpointEvery is how long applied state may stay in memory only.
+const CheckpointEvery = 100 * time.Millisecond
 
 // NewFSM loads the ledger and applied index from db.
 func NewFSM(db *pebble.DB) (*FSM, error) {
-	f := &FSM{db: db}
+	f := &FSM{db: db, every: CheckpointEvery}
 	l, err := loadLedger(db, durable{db})
 	if err != nil {
 		return nil, err
@@ -53,6 +71,7 @@ func NewFSM(db *pebble.DB) (*FSM, error) {
 		return nil, err
 	}
 	f.applied.Store(idx)
+	f.saved = idx
 	return f, nil
 }
 
@@ -152,6 +171,8 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 // panics: skipping it would make this replica diverge from the others.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	out := make([]interface{}, len(logs))
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	led := f.ledger.Load()
 	applied := f.applied.Load()
 	last := applied
@@ -169,30 +190,65 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 		out[i] = led.Apply(cmd, ts)
 	}
-	if last == applied {
-		return out
+	f.applied.Store(last)
+	if time.Since(f.savedAt) >= f.every {
+		if err := f.checkpointLocked(); err != nil {
+			panic(fmt.Sprintf("raftfsm: checkpoint: %v", err))
+		}
+	}
+	return out
+}
+
+// Checkpoint writes the state applied so far to Pebble.
+func (f *FSM) Checkpoint() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.checkpointLocked()
+}
+
+// logHead checkpoints and returns the head of an account's request-log
+// chain: every entry it links to is then in Pebble.
+func (f *FSM) logHead(accountID string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.checkpointLocked(); err != nil {
+		return "", err
+	}
+	return f.ledger.Load().LastLog(accountID), nil
+}
+
+func (f *FSM) checkpointLocked() error {
+	f.savedAt = time.Now()
+	applied := f.applied.Load()
+	if applied == f.saved {
+		return nil
 	}
 	b := f.db.NewBatch()
-	if err := led.Flush(&batchWriter{b: b}); err != nil {
-		panic(fmt.Sprintf("raftfsm: flush: %v", err))
+	defer b.Close()
+	if err := f.ledger.Load().Flush(&batchWriter{b: b}); err != nil {
+		return err
 	}
 	var idx [8]byte
-	binary.BigEndian.PutUint64(idx[:], last)
+	binary.BigEndian.PutUint64(idx[:], applied)
 	if err := b.Set(appliedKey, idx[:], nil); err != nil {
-		panic(err)
+		return err
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
-		panic(fmt.Sprintf("raftfsm: commit state: %v", err))
+		return err
 	}
-	_ = b.Close()
-	f.applied.Store(last)
-	return out
+	f.saved = applied
+	return nil
 }
 
 // Snapshot captures state at the current applied index. raft calls it on
 // the FSM goroutine, so no Apply runs concurrently with taking it; Persist
 // then streams from the Pebble snapshot while Apply goes on.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.checkpointLocked(); err != nil {
+		return nil, err
+	}
 	if err := f.db.LogData(nil, pebble.Sync); err != nil {
 		return nil, err
 	}
@@ -202,6 +258,8 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // markApplied records that state reflects the log up to idx (entries
 // between the stored index and idx carried no commands).
 func (f *FSM) markApplied(idx uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if idx <= f.applied.Load() {
 		return nil
 	}
@@ -211,6 +269,7 @@ func (f *FSM) markApplied(idx uint64) error {
 		return err
 	}
 	f.applied.Store(idx)
+	f.saved = idx
 	return nil
 }
 
@@ -218,6 +277,8 @@ func (f *FSM) markApplied(idx uint64) error {
 // writes the new in one synced batch, and swaps in a freshly loaded ledger.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	b := f.db.NewBatch()
 	defer b.Close()
 	if err := b.DeleteRange(statePrefix, stateUpper, nil); err != nil {
@@ -252,6 +313,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.ledger.Store(l)
 	f.applied.Store(idx)
+	f.saved = idx
 	return nil
 }
 
@@ -340,8 +402,14 @@ func readFrame(r *bufio.Reader) ([]byte, []byte, error) {
 // StateHash is a SHA-256 over every state record (keys and values, in key
 // order) and the applied index: two replicas at the same index must agree.
 func (f *FSM) StateHash() ([32]byte, uint64, error) {
+	f.mu.Lock()
+	err := f.checkpointLocked()
 	snap := f.db.NewSnapshot()
+	f.mu.Unlock()
 	defer snap.Close()
+	if err != nil {
+		return [32]byte{}, 0, err
+	}
 	idx, err := readApplied(snap)
 	if err != nil {
 		return [32]byte{}, 0, err

@@ -3,9 +3,11 @@ package raftfsm
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -271,5 +273,93 @@ func TestStartCatchesUpFromNewerSnapshot(t *testing.T) {
 	}
 	if got, _, _ := s.StateHash(); got != want {
 		t.Fatal("state differs from the snapshot's")
+	}
+}
+
+// State reaches Pebble only at checkpoints; a crash between two loses the
+// entries applied since the last one from state, not from the synced raft
+// log: the restart applies them again, each exactly once (rule C2), and the
+// ledger and request log come back as they were.
+func TestCrashBetweenCheckpointsReplaysTheLog(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	s := openStore(t, dir, addr, 0)
+	seed(t, s)
+	propose(t, s, &ledger.CreateAccount{ID: "a1", Email: "a1@x.io"}, t0)
+	s.fsm.mu.Lock()
+	s.fsm.every = time.Hour // no checkpoint from here on
+	s.fsm.mu.Unlock()
+	if err := s.fsm.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	const charges = 200
+	for i := 0; i < charges; i++ {
+		propose(t, s, &ledger.ChargeBatch{Charges: []ledger.Charge{{ReqID: fmt.Sprint("r", i), AccountID: "a1", Model: ledger.EchoModelID,
+			AdmittedAt: t0 + int64(i), Billing: ledger.BillingSubscription, InputTokens: 32_830}}}, t0+int64(i))
+	}
+	propose(t, s, &ledger.TopUp{Idem: ledger.Idem{IdemKey: "k", Fingerprint: "f"}, AccountID: "a1", MicroUSD: 70_000}, t0+charges)
+	view := func(s *Store) string {
+		u, err := s.Ledger().Usage("a1", t0+charges)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(u)
+		return string(b) + " balance " + balance(t, s, "a1")
+	}
+	before, applied := view(s), s.AppliedIndex()
+	// kill: raft and the database stop without a checkpoint.
+	if err := s.raft.Shutdown().Error(); err != nil {
+		t.Fatal(err)
+	}
+	s.trans.Close()
+	if err := s.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pebble.Open(filepath.Join(dir, "pebble"), &pebble.Options{Logger: quietPebble{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := readApplied(db)
+	db.Close()
+	if err != nil || stored >= applied-charges {
+		t.Fatalf("stored index %d of %d applied (%v): the test needs state behind the log", stored, applied, err)
+	}
+	s = openStore(t, dir, addr, 0)
+	defer s.Close()
+	if err := s.WaitApplied(applied, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if after := view(s); after != before {
+		t.Fatalf("after the crash:\n %s\nbefore:\n %s", after, before)
+	}
+	log, _, err := s.RequestLog("a1", "", 1000)
+	if err != nil || len(log) != charges {
+		t.Fatalf("request log: %d entries, %v", len(log), err)
+	}
+	r := propose(t, s, &ledger.ChargeBatch{Retry: true, Charges: []ledger.Charge{{ReqID: "r7", AccountID: "a1", Model: ledger.EchoModelID,
+		AdmittedAt: t0 + 7, Billing: ledger.BillingSubscription, InputTokens: 32_830}}}, t0+charges)
+	if got := r.Value.([]ledger.ChargeResult)[0].Status; got != "exists" {
+		t.Fatalf("a retried charge after the crash: %s", got)
+	}
+}
+
+// rule U1: a listing cursor that is malformed or names another account's
+// entry is refused, not followed.
+func TestRequestLogCursorChecked(t *testing.T) {
+	s := openStore(t, t.TempDir(), freeAddr(t), 0)
+	defer s.Close()
+	seed(t, s)
+	for _, a := range []string{"a1", "a2"} {
+		propose(t, s, &ledger.CreateAccount{ID: a, Email: a + "@x.io"}, t0)
+		propose(t, s, &ledger.ChargeBatch{Charges: []ledger.Charge{{ReqID: "r-" + a, AccountID: a, Model: ledger.EchoModelID,
+			AdmittedAt: t0, Billing: ledger.BillingSubscription, InputTokens: 10}}}, t0)
+	}
+	other := s.Ledger().LastLog("a2")
+	for _, cursor := range []string{"garbage", other} {
+		if _, _, err := s.RequestLog("a1", cursor, 10); !errors.Is(err, ledger.ErrInvalid) {
+			t.Errorf("cursor %q: %v", cursor, err)
+		}
+	}
+	if got, next, err := s.RequestLog("a2", other, 10); err != nil || len(got) != 1 || next != "" {
+		t.Fatalf("own cursor: %v %q %v", got, next, err)
 	}
 }

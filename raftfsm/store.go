@@ -298,36 +298,49 @@ func (s *Store) RemoveServer(id string, timeout time.Duration) error {
 	return s.raft.RemoveServer(raft.ServerID(id), 0, timeout).Error()
 }
 
-// RequestLog returns an account's request log, newest first, starting
-// before the cursor (a log key suffix) and at most limit entries; the
-// returned cursor continues the listing ("" at the end).
-func (s *Store) RequestLog(accountID, before string, limit int) ([]ledger.LogEntryView, string, error) {
-	prefix := append(append([]byte(nil), statePrefix...), "rlog/"+accountID+"/"...)
-	upper := append(append([]byte(nil), prefix...), 0xff)
-	if before != "" {
-		upper = append(append([]byte(nil), prefix...), before...)
-	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+// RequestLog returns an account's request log, newest first: at most
+// limit entries from the cursor (an entry's key suffix, as returned by the
+// previous page; "" starts at the newest), and the cursor of the next page
+// ("" at the end). It follows the account's chain (ledger.LogEntry) with
+// point lookups; an entry pruned by retention ends it.
+func (s *Store) RequestLog(accountID, cursor string, limit int) ([]ledger.LogEntryView, string, error) {
+	// A cursor may come from another node's page: checkpoint here too, so
+	// every entry this node applied can be read.
+	next, err := s.fsm.logHead(accountID)
 	if err != nil {
 		return nil, "", err
 	}
-	defer it.Close()
+	if cursor != "" {
+		next = cursor
+	}
 	out := []ledger.LogEntryView{}
-	last := ""
-	for ok := it.Last(); ok; ok = it.Prev() {
-		if len(out) == limit {
-			// More remain: the cursor is exclusive, so the next page
-			// continues strictly before the last entry returned.
-			return out, last, nil
-		}
-		e, err := ledger.DecodeLogEntry(it.Value())
+	for next != "" && len(out) < limit {
+		key, err := ledger.LogKey(next)
 		if err != nil {
 			return nil, "", err
 		}
-		out = append(out, e)
-		last = string(it.Key()[len(prefix):])
+		v, closer, err := s.db.Get(append(append([]byte(nil), statePrefix...), key...))
+		if errors.Is(err, pebble.ErrNotFound) {
+			return out, "", nil
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		e, err := ledger.DecodeLogEntry(v)
+		closer.Close()
+		if err != nil {
+			return nil, "", err
+		}
+		if e.AccountID != accountID {
+			if len(out) == 0 {
+				return nil, "", fmt.Errorf("%w: the cursor is not from this account's log", ledger.ErrInvalid)
+			}
+			return nil, "", fmt.Errorf("raftfsm: request log of %s links to %s's entry %s", accountID, e.AccountID, next)
+		}
+		out = append(out, e.View())
+		next = e.Prev
 	}
-	return out, "", it.Error()
+	return out, next, nil
 }
 
 // Snapshot asks raft for a snapshot now (used by tests and operators).
@@ -341,6 +354,9 @@ func (s *Store) Close() error {
 	}
 	if s.trans != nil {
 		s.trans.Close()
+	}
+	if s.fsm != nil {
+		err = errors.Join(err, s.fsm.Checkpoint())
 	}
 	return errors.Join(err, s.closeDB())
 }
