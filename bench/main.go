@@ -39,6 +39,8 @@ type options struct {
 	cluster     bool     // also measure a 3-node cluster (cluster.go)
 	clusterOnly bool     // only the cluster
 	clusterAcks []string // one cluster per ack mode, in this order
+	commit      bool     // only the group-commit benchmark (commit.go)
+	commitOpts  commitOptions
 }
 
 // phase is one measurement, run against every target in turn.
@@ -86,6 +88,10 @@ func run() int {
 	flag.StringVar(&o.out, "out", "", "JSON result file (default <module>/bench/results/latest.json)")
 	flag.BoolVar(&o.cluster, "cluster", false, "after the single-node targets, measure a 3-node cluster at 1000 req/s: through the leader's proxy and through a follower's")
 	flag.BoolVar(&o.clusterOnly, "cluster-only", false, "measure only the 3-node cluster (implies -cluster)")
+	flag.BoolVar(&o.commit, "commit", false, "only the group-commit benchmark: a 3-node cluster in this process, charges offered at -commit-rate through one batcher per node")
+	flag.IntVar(&o.commitOpts.rate, "commit-rate", 55000, "-commit: charges offered per second, over the three nodes")
+	flag.IntVar(&o.commitOpts.accounts, "commit-accounts", 1000, "-commit: accounts the charges are spread over")
+	flag.StringVar(&o.commitOpts.cpuProfile, "commit-cpuprofile", "", "-commit: write a CPU profile of the measured window to this file")
 	acks := flag.String("cluster-ack", "quorum", "the clusters' [accounting] ack modes, comma-separated, one cluster each: quorum, async or quorum,async")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -106,6 +112,16 @@ func run() int {
 	if o.quick && !set["duration"] {
 		o.duration = time.Second
 	}
+	if o.commit && !set["duration"] {
+		o.duration = 10 * time.Second
+		if o.quick {
+			o.duration = 3 * time.Second
+		}
+	}
+	if o.commitOpts.rate < 1000 || o.commitOpts.rate > 1_000_000 || o.commitOpts.accounts < 1 || o.commitOpts.accounts > 1_000_000 {
+		fmt.Fprintln(os.Stderr, "bench: -commit-rate or -commit-accounts out of range (see -h)")
+		return 2
+	}
 	if o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.warmup > time.Minute || o.conns < 1 || o.conns > 10000 ||
 		o.workers < 1 || o.workers > 20000 || o.streamRate <= 0 || o.streamRate > 100000 || o.chunks < 1 || o.chunks > 10000 ||
 		o.chunkDelay < 0 || o.chunkDelay > 10*time.Second || o.timeout <= 0 || o.timeout > 10*time.Minute {
@@ -122,6 +138,9 @@ func run() int {
 	}
 	if o.out == "" {
 		o.out = filepath.Join(root, "bench", "results", "latest.json")
+		if o.commit {
+			o.out = filepath.Join(root, "bench", "results", "commit.json")
+		}
 	}
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -156,6 +175,24 @@ func run() int {
 		os.RemoveAll(tmp)
 	}()
 	defer stopAll(3 * time.Second)
+
+	if o.commit {
+		o.commitOpts.duration, o.commitOpts.warmup = o.duration, o.warmup
+		fmt.Fprintf(os.Stderr, "bench: group commit, %d charges/s for %s after a %s warm-up\n", o.commitOpts.rate, o.duration, o.warmup)
+		rep, err := runCommit(ctx, o.commitOpts, tmp, root)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		if err := rep.write(o.out); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: write results:", err)
+		}
+		rep.print(os.Stdout, o.out)
+		if o.strict && !rep.Pass {
+			return 3
+		}
+		return 0
+	}
 
 	steps := 0
 	if !o.clusterOnly {

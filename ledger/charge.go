@@ -178,26 +178,16 @@ func (l *Ledger) applyCharge(c *Charge, now int64, retry bool) ChargeResult {
 			a.ExtraSpentMicroUSD = satAdd(a.ExtraSpentMicroUSD, price.MicroUSD)
 		}
 	}
-	mt := l.byModel[a.ID]
-	if mt == nil {
-		mt = map[string]*Totals{}
-		l.byModel[a.ID] = mt
+	if a.lastModTot == nil || a.lastModel != m.ID {
+		a.lastModel, a.lastModTot = m.ID, l.totals(l.byModel, a.ID, m.ID)
 	}
-	t := mt[m.ID]
-	if t == nil {
-		t = new(Totals)
-		mt[m.ID] = t
+	a.lastModTot.add(c, flows, price.MicroUSD)
+	l.markTotals(a.lastModTot, "bymodel/", a.ID, m.ID)
+	if day := l.dayOf(now); a.lastDayTot == nil || a.lastDay != day {
+		a.lastDay, a.lastDayTot = day, l.totals(l.days, a.ID, day)
 	}
-	t.add(c, flows, price.MicroUSD)
-	l.dirty["bymodel/"+a.ID+"/"+m.ID] = struct{}{}
-	day := dayOf(now)
-	dt := l.dayTotals(a.ID)[day]
-	if dt == nil {
-		dt = new(Totals)
-		l.days[a.ID][day] = dt
-	}
-	dt.add(c, flows, price.MicroUSD)
-	l.markDay(a.ID, day)
+	a.lastDayTot.add(c, flows, price.MicroUSD)
+	l.markTotals(a.lastDayTot, "day/", a.ID, a.lastDay)
 	if k := l.keys[c.KeyID]; k != nil && k.AccountID == a.ID {
 		minute := now - now%int64(time.Minute)
 		if k.LastUsedAt != minute {

@@ -57,7 +57,16 @@ type Ledger struct {
 	unflushed map[string]struct{}
 	idemFIFO  []chargedItem
 
-	dirty      map[string]struct{}
+	// The records changed since the last checkpoint: accounts and totals,
+	// which charges change, by flag (no key to build per charge); the
+	// rest by key.
+	dirty       map[string]struct{}
+	dirtyAccts  []*Account
+	dirtyTotals []dirtyTotals
+	dayMemo     struct {
+		start, end int64
+		day        string
+	}
 	newLogs    []*LogEntry
 	rangeDrops [][2]string
 }
@@ -242,15 +251,45 @@ func (l *Ledger) prune(now int64) {
 	}
 }
 
-func (l *Ledger) markMeta()              { l.dirty["meta"] = struct{}{} }
-func (l *Ledger) markAccount(a *Account) { l.dirty["acct/"+a.ID] = struct{}{} }
-func (l *Ledger) markKey(id string)      { l.dirty["key/"+id] = struct{}{} }
-func (l *Ledger) markRefund(r *Refund)   { l.dirty["refund/"+r.ID] = struct{}{} }
-func (l *Ledger) markDay(acct, d string) { l.dirty["day/"+acct+"/"+d] = struct{}{} }
-func (l *Ledger) markPlan(id string)     { l.dirty["plan/"+id] = struct{}{} }
-func (l *Ledger) markModel(id string)    { l.dirty["model/"+id] = struct{}{} }
-func (l *Ledger) markMember(id string)   { l.dirty["member/"+id] = struct{}{} }
-func validID(s string) bool              { return s != "" && len(s) <= 64 && !strings.ContainsAny(s, "/\x00") }
+func (l *Ledger) markMeta() { l.dirty["meta"] = struct{}{} }
+func (l *Ledger) markAccount(a *Account) {
+	if !a.dirty {
+		a.dirty = true
+		l.dirtyAccts = append(l.dirtyAccts, a)
+	}
+}
+
+// dirtyTotals is a changed Totals record and its key.
+type dirtyTotals struct {
+	key string
+	t   *Totals
+}
+
+// markTotals marks a day's or a model's totals changed; prefix is "day/"
+// or "bymodel/".
+func (l *Ledger) markTotals(t *Totals, prefix, acct, sub string) {
+	if !t.dirty {
+		t.dirty = true
+		l.dirtyTotals = append(l.dirtyTotals, dirtyTotals{key: prefix + acct + "/" + sub, t: t})
+	}
+}
+
+// dayOf is the UTC day of ledger time now, memoised for the day.
+func (l *Ledger) dayOf(now int64) string {
+	if now < l.dayMemo.start || now >= l.dayMemo.end {
+		const day = 24 * int64(time.Hour)
+		start := now - ((now%day)+day)%day
+		l.dayMemo.start, l.dayMemo.end, l.dayMemo.day = start, start+day, dayOf(now)
+	}
+	return l.dayMemo.day
+}
+
+func (l *Ledger) markKey(id string)    { l.dirty["key/"+id] = struct{}{} }
+func (l *Ledger) markRefund(r *Refund) { l.dirty["refund/"+r.ID] = struct{}{} }
+func (l *Ledger) markPlan(id string)   { l.dirty["plan/"+id] = struct{}{} }
+func (l *Ledger) markModel(id string)  { l.dirty["model/"+id] = struct{}{} }
+func (l *Ledger) markMember(id string) { l.dirty["member/"+id] = struct{}{} }
+func validID(s string) bool            { return s != "" && len(s) <= 64 && !strings.ContainsAny(s, "/\x00") }
 func (l *Ledger) account(id string) (*Account, error) {
 	if a := l.accounts[id]; a != nil {
 		return a, nil

@@ -105,52 +105,122 @@ func appendTimeKey(b []byte, at int64, reqID string) []byte {
 	return append(b, reqID...)
 }
 
-// Flush writes every record changed since the last Flush, in key order so
-// the output is deterministic, and clears the change set.
-func (l *Ledger) Flush(w Writer) error {
+// Flush writes every record changed since the last Flush and clears the
+// change set: TakeChanges, then Write.
+func (l *Ledger) Flush(w Writer) error { return l.TakeChanges().Write(w) }
+
+// Changes are the records changed since the last checkpoint, taken under
+// the ledger's lock and written without it: the records a charge changes
+// (its account, its daily and per-model totals) are copied and encoded by
+// Write, and request-log entries, immutable once made, are handed over.
+// Rarer records are encoded when taken. So a checkpoint holds up the
+// ledger for the copies, not the encoding.
+type Changes struct {
+	drops     [][2]string
+	records   []change
+	logs      []*LogEntry
+	dedupeToo bool // request_log_days < dedupe_days: write dd records
+}
+
+type change struct {
+	key  string
+	val  []byte // encoded already; nil with acct and tot unset: deleted
+	acct *Account
+	tot  *Totals
+}
+
+// TakeChanges captures the changes since the last call and clears the
+// change set.
+func (l *Ledger) TakeChanges() *Changes {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, r := range l.rangeDrops {
+	c := &Changes{drops: l.rangeDrops, logs: l.newLogs, dedupeToo: l.logDays < l.dedupeDays,
+		records: make([]change, 0, len(l.dirty))}
+	l.rangeDrops, l.newLogs = nil, nil
+	for k := range l.dirty {
+		c.records = append(c.records, change{key: k, val: l.encodeRecord(k)})
+	}
+	clear(l.dirty)
+	for _, a := range l.dirtyAccts {
+		a.dirty = false
+		c.records = append(c.records, change{key: "acct/" + a.ID, acct: a.clone()})
+	}
+	clear(l.dirtyAccts)
+	l.dirtyAccts = l.dirtyAccts[:0]
+	for _, d := range l.dirtyTotals {
+		d.t.dirty = false
+		cp := *d.t
+		c.records = append(c.records, change{key: d.key, tot: &cp})
+	}
+	clear(l.dirtyTotals)
+	l.dirtyTotals = l.dirtyTotals[:0]
+	clear(l.unflushed)
+	return c
+}
+
+// SizeHint estimates the bytes Write writes, to size a batch once.
+func (c *Changes) SizeHint() int {
+	n := 0
+	for i := range c.records {
+		r := &c.records[i]
+		switch {
+		case r.acct != nil:
+			n += 800
+		case r.tot != nil:
+			n += 200
+		}
+		n += 2*len(r.key) + len(r.val) + 16
+	}
+	for _, e := range c.logs {
+		n += 3*len(e.suffix) + len(e.AccountID) + len(e.KeyID) + len(e.Model) + 96
+	}
+	return n
+}
+
+// Write writes the changes into w: range deletes first, then records and
+// request-log entries (distinct keys, in no particular order).
+func (c *Changes) Write(w Writer) error {
+	for _, r := range c.drops {
 		if err := w.DeleteRange([]byte(r[0]), []byte(r[1])); err != nil {
 			return err
 		}
 	}
-	l.rangeDrops = l.rangeDrops[:0]
-	keys := make([]string, 0, len(l.dirty))
-	for k := range l.dirty {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := l.encodeRecord(k)
+	// Set copies key and value: both buffers are reused.
+	key := make([]byte, 0, 64)
+	val := make([]byte, 0, 1024)
+	for i := range c.records {
+		r := &c.records[i]
+		key = append(key[:0], r.key...)
 		var err error
-		if v == nil {
-			err = w.Delete([]byte(k))
-		} else {
-			err = w.Set([]byte(k), v)
+		switch {
+		case r.acct != nil:
+			val = r.acct.appendJSON(val[:0])
+			err = w.Set(key, val)
+		case r.tot != nil:
+			val = r.tot.appendJSON(val[:0])
+			err = w.Set(key, val)
+		case r.val != nil:
+			err = w.Set(key, r.val)
+		default:
+			err = w.Delete(key)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	clear(l.dirty)
-	key := make([]byte, 0, 64)
-	val := make([]byte, 0, 160)
-	for _, e := range l.newLogs {
+	for _, e := range c.logs {
 		key = append(append(key[:0], LogPrefix...), e.suffix...)
-		if err := w.Set(key, e.appendBinary(val[:0])); err != nil {
+		val = e.appendBinary(val[:0])
+		if err := w.Set(key, val); err != nil {
 			return err
 		}
-		if l.logDays < l.dedupeDays {
+		if c.dedupeToo {
 			key = append(append(key[:0], DedupePrefix...), e.suffix...)
 			if err := w.Set(key, nil); err != nil {
 				return err
 			}
 		}
 	}
-	clear(l.newLogs)
-	l.newLogs = l.newLogs[:0]
-	clear(l.unflushed)
 	return nil
 }
 
@@ -178,10 +248,6 @@ func (l *Ledger) encodeRecord(key string) []byte {
 		if m := l.models[id]; m != nil {
 			return mustJSON(m)
 		}
-	case "acct":
-		if a := l.accounts[id]; a != nil {
-			return mustJSON(a)
-		}
 	case "key":
 		if k := l.keys[id]; k != nil {
 			return mustJSON(k)
@@ -198,19 +264,9 @@ func (l *Ledger) encodeRecord(key string) []byte {
 		if r := l.idem[id]; r != nil {
 			return mustJSON(r)
 		}
-	case "day":
-		acct, day, _ := strings.Cut(id, "/")
-		if t := l.days[acct][day]; t != nil {
-			return t.appendJSON(make([]byte, 0, 192))
-		}
 	case "bucket":
 		if tat, ok := l.buckets[id]; ok {
 			return mustJSON(tat)
-		}
-	case "bymodel":
-		acct, model, _ := strings.Cut(id, "/")
-		if t := l.byModel[acct][model]; t != nil {
-			return t.appendJSON(make([]byte, 0, 192))
 		}
 	case "pay":
 		acct, seq, _ := strings.Cut(id, "/")
@@ -281,10 +337,7 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 			}
 		case "day":
 			acct, day, _ := strings.Cut(id, "/")
-			t := new(Totals)
-			if err = json.Unmarshal(v, t); err == nil {
-				l.dayTotals(acct)[day] = t
-			}
+			err = json.Unmarshal(v, l.totals(l.days, acct, day))
 		case "bucket":
 			var tat int64
 			if err = json.Unmarshal(v, &tat); err == nil {
@@ -292,13 +345,7 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 			}
 		case "bymodel":
 			acct, model, _ := strings.Cut(id, "/")
-			t := new(Totals)
-			if err = json.Unmarshal(v, t); err == nil {
-				if l.byModel[acct] == nil {
-					l.byModel[acct] = map[string]*Totals{}
-				}
-				l.byModel[acct][model] = t
-			}
+			err = json.Unmarshal(v, l.totals(l.byModel, acct, model))
 		case "pay":
 			acct, _, _ := strings.Cut(id, "/")
 			var p Payment
@@ -321,11 +368,17 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 	return l, nil
 }
 
-func (l *Ledger) dayTotals(acct string) map[string]*Totals {
-	m := l.days[acct]
-	if m == nil {
-		m = map[string]*Totals{}
-		l.days[acct] = m
+// totals returns (creating) an account's totals for one day or model.
+func (l *Ledger) totals(m map[string]map[string]*Totals, acct, sub string) *Totals {
+	byAcct := m[acct]
+	if byAcct == nil {
+		byAcct = map[string]*Totals{}
+		m[acct] = byAcct
 	}
-	return m
+	t := byAcct[sub]
+	if t == nil {
+		t = new(Totals)
+		byAcct[sub] = t
+	}
+	return t
 }

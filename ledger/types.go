@@ -1,5 +1,10 @@
 package ledger
 
+import (
+	"maps"
+	"slices"
+)
+
 // The replicated state. Every field is an integer or a string so that state
 // encodes the same on every replica; JSON is the storage form (versionable,
 // readable in a dump) and views.go renders the API shapes.
@@ -93,6 +98,8 @@ type Totals struct {
 	CacheWriteTokens int64 `json:"cache_write_tokens"`
 	MicroFlows       int64 `json:"micro_flows"`
 	MicroUSD         int64 `json:"micro_usd"`
+
+	dirty bool // changed since the last checkpoint (markTotals)
 }
 
 func (t *Totals) add(c *Charge, microFlows, microUSD int64) {
@@ -157,6 +164,20 @@ type Account struct {
 	// freeStart and freeEnd memoise the Free calendar period for the apply
 	// path (applyPeriod); derived, never stored.
 	freeStart, freeEnd int64
+	// The totals the account's last charge added to, by day and by model:
+	// the next charge usually adds to the same ones (derived, never stored).
+	lastDay, lastModel     string
+	lastDayTot, lastModTot *Totals
+	dirty                  bool // changed since the last checkpoint (markAccount)
+}
+
+// clone copies a for a checkpoint to encode while the ledger goes on.
+func (a *Account) clone() *Account {
+	c := *a
+	c.KeyIDs = slices.Clone(a.KeyIDs)
+	c.Allowances = maps.Clone(a.Allowances)
+	c.AllowanceAt = maps.Clone(a.AllowanceAt)
+	return &c
 }
 
 // Key kinds (SPEC K1).

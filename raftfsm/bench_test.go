@@ -2,7 +2,6 @@ package raftfsm
 
 import (
 	"fmt"
-	"io"
 	"sort"
 	"sync"
 	"testing"
@@ -62,77 +61,6 @@ func benchCommit(b *testing.B, proposers int) {
 				d := time.Since(start)
 				mu.Lock()
 				lat = append(lat, d)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	reportCommits(b, lat, batch)
-}
-
-// BenchmarkClusterCommit measures group commit on a three-node cluster in
-// one process over real loopback TCP (authenticated transport): entries of
-// `batch` charges proposed by 4 concurrent proposers on the leader; it
-// reports charges/s and commit latency p50/p99.
-func BenchmarkClusterCommit(b *testing.B) {
-	for _, batch := range []int{100, 1000} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchCluster(b, batch) })
-	}
-}
-
-func benchCluster(b *testing.B, batch int) {
-	secret := []byte("bench-cluster-secret-0123456789")
-	var stores []*Store
-	for i := 1; i <= 3; i++ {
-		s, err := Open(Options{NodeID: fmt.Sprint("n", i), Dir: b.TempDir(), RaftAddr: freeAddr(b), Bootstrap: i == 1, Secret: secret, LogOutput: io.Discard})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		stores = append(stores, s)
-	}
-	leader := stores[0]
-	if err := leader.WaitLeader(10 * time.Second); err != nil {
-		b.Fatal(err)
-	}
-	for _, s := range stores[1:] {
-		if err := leader.AddVoter(s.nodeID, string(s.trans.LocalAddr()), 10*time.Second); err != nil {
-			b.Fatal(err)
-		}
-	}
-	seed(b, leader)
-	const accounts = 1000
-	for i := 0; i < accounts; i++ {
-		id := fmt.Sprint("a", i)
-		propose(b, leader, &ledger.CreateAccount{ID: id, Email: id + "@x.io"}, t0)
-	}
-	var mu sync.Mutex
-	lat := make([]time.Duration, 0, b.N)
-	next := make(chan int, b.N)
-	for n := 0; n < b.N; n++ {
-		next <- n
-	}
-	close(next)
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	for p := 0; p < 4; p++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			charges := make([]ledger.Charge, batch)
-			for n := range next {
-				for i := range charges {
-					charges[i] = ledger.Charge{ReqID: fmt.Sprintf("r%d-%d", n, i), AccountID: fmt.Sprint("a", (n*batch+i)%accounts), Model: ledger.EchoModelID,
-						Billing: ledger.BillingSubscription, AdmittedAt: t0 + int64(n), InputTokens: 1200, OutputTokens: 300}
-				}
-				start := time.Now()
-				if _, err := leader.Propose(&ledger.ChargeBatch{Charges: charges}, t0+int64(n), 10*time.Second); err != nil {
-					b.Error(err)
-					return
-				}
-				mu.Lock()
-				lat = append(lat, time.Since(start))
 				mu.Unlock()
 			}
 		}()

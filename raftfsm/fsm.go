@@ -50,9 +50,12 @@ type FSM struct {
 	// mu orders applies and checkpoints, so a checkpoint's records and the
 	// index written with them always agree.
 	mu      sync.Mutex
-	saved   uint64 // last index whose state is in Pebble
+	saved   uint64 // last index whose state is written or being written
 	savedAt time.Time
 	every   time.Duration
+	// inflight, when not nil, answers the commit of the last checkpoint,
+	// which runs beside the applies that follow it.
+	inflight chan error
 }
 
 // CheckpointEvery is how long applied state may stay in memory only.
@@ -188,11 +191,18 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		if err != nil {
 			panic(fmt.Sprintf("raftfsm: entry %d: %v", lg.Index, err))
 		}
+		if cb, ok := cmd.(*ledger.ChargeBatch); ok && cb.Retry {
+			// A retried batch looks its ids up in Pebble; the ledger has
+			// already forgotten the ones a checkpoint in flight carries.
+			if err := f.awaitCommit(); err != nil {
+				panic(fmt.Sprintf("raftfsm: checkpoint: %v", err))
+			}
+		}
 		out[i] = led.Apply(cmd, ts)
 	}
 	f.applied.Store(last)
 	if time.Since(f.savedAt) >= f.every {
-		if err := f.checkpointLocked(); err != nil {
+		if err := f.checkpointLocked(false); err != nil {
 			panic(fmt.Sprintf("raftfsm: checkpoint: %v", err))
 		}
 	}
@@ -203,7 +213,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 func (f *FSM) Checkpoint() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.checkpointLocked()
+	return f.checkpointLocked(true)
 }
 
 // logHead checkpoints and returns the head of an account's request-log
@@ -211,48 +221,77 @@ func (f *FSM) Checkpoint() error {
 func (f *FSM) logHead(accountID string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.checkpointLocked(); err != nil {
+	if err := f.checkpointLocked(true); err != nil {
 		return "", err
 	}
 	return f.ledger.Load().LastLog(accountID), nil
 }
 
-func (f *FSM) checkpointLocked() error {
+// checkpointLocked takes the ledger's changes since the last checkpoint,
+// under mu, and encodes and commits them with the applied index in one
+// batch on its own goroutine, so the applies that follow wait neither for
+// the encoding nor for Pebble; with wait it returns once the batch is
+// committed. One checkpoint is in flight at most.
+func (f *FSM) checkpointLocked(wait bool) error {
+	if err := f.awaitCommit(); err != nil {
+		return err
+	}
 	f.savedAt = time.Now()
 	applied := f.applied.Load()
 	if applied == f.saved {
 		return nil
 	}
-	b := f.db.NewBatch()
-	defer b.Close()
-	if err := f.ledger.Load().Flush(&batchWriter{b: b}); err != nil {
-		return err
-	}
-	var idx [8]byte
-	binary.BigEndian.PutUint64(idx[:], applied)
-	if err := b.Set(appliedKey, idx[:], nil); err != nil {
-		return err
-	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return err
-	}
+	changes := f.ledger.Load().TakeChanges()
 	f.saved = applied
+	done := make(chan error, 1)
+	go func() {
+		b := f.db.NewBatchWithSize(changes.SizeHint())
+		defer b.Close()
+		var idx [8]byte
+		binary.BigEndian.PutUint64(idx[:], applied)
+		err := changes.Write(&batchWriter{b: b})
+		if err == nil {
+			err = b.Set(appliedKey, idx[:], nil)
+		}
+		if err == nil {
+			err = b.Commit(pebble.NoSync)
+		}
+		done <- err
+	}()
+	f.inflight = done
+	if wait {
+		return f.awaitCommit()
+	}
 	return nil
+}
+
+// awaitCommit waits for the checkpoint in flight, if any (mu held).
+func (f *FSM) awaitCommit() error {
+	if f.inflight == nil {
+		return nil
+	}
+	err := <-f.inflight
+	f.inflight = nil
+	return err
 }
 
 // Snapshot captures state at the current applied index. raft calls it on
 // the FSM goroutine, so no Apply runs concurrently with taking it; Persist
-// then streams from the Pebble snapshot while Apply goes on.
+// then streams from the Pebble snapshot while Apply goes on. The state
+// database has no WAL: Snapshot starts a memtable flush and Persist waits
+// for it, so state at the snapshot's index is on disk before raft, seeing
+// the snapshot persisted, compacts its log.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.checkpointLocked(); err != nil {
+	if err := f.checkpointLocked(true); err != nil {
 		return nil, err
 	}
-	if err := f.db.LogData(nil, pebble.Sync); err != nil {
+	flushed, err := f.db.AsyncFlush()
+	if err != nil {
 		return nil, err
 	}
-	return &snapshot{snap: f.db.NewSnapshot()}, nil
+	return &snapshot{snap: f.db.NewSnapshot(), flushed: flushed}, nil
 }
 
 // markApplied records that state reflects the log up to idx (entries
@@ -260,12 +299,18 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 func (f *FSM) markApplied(idx uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.awaitCommit(); err != nil {
+		return err
+	}
 	if idx <= f.applied.Load() {
 		return nil
 	}
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], idx)
-	if err := f.db.Set(appliedKey, b[:], pebble.Sync); err != nil {
+	if err := f.db.Set(appliedKey, b[:], pebble.NoSync); err != nil {
+		return err
+	}
+	if err := f.db.Flush(); err != nil {
 		return err
 	}
 	f.applied.Store(idx)
@@ -274,11 +319,15 @@ func (f *FSM) markApplied(idx uint64) error {
 }
 
 // Restore replaces all state with a snapshot's: it deletes the old state,
-// writes the new in one synced batch, and swaps in a freshly loaded ledger.
+// writes the new in one batch flushed to disk, and swaps in a freshly
+// loaded ledger.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.awaitCommit(); err != nil {
+		return err
+	}
 	b := f.db.NewBatch()
 	defer b.Close()
 	if err := b.DeleteRange(statePrefix, stateUpper, nil); err != nil {
@@ -300,7 +349,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 			return err
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	if err := f.db.Flush(); err != nil {
 		return err
 	}
 	l, err := loadLedger(f.db, durable{f.db})
@@ -317,11 +369,15 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type snapshot struct{ snap *pebble.Snapshot }
+type snapshot struct {
+	snap    *pebble.Snapshot
+	flushed <-chan struct{} // closed once the state at snap is on disk
+}
 
 // Persist writes every state record as frames: uvarint key length, key,
 // uvarint value length, value.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	<-s.flushed
 	err := func() error {
 		w := bufio.NewWriterSize(sink, 256<<10)
 		if v, closer, err := s.snap.Get(appliedKey); err == nil {
@@ -403,7 +459,7 @@ func readFrame(r *bufio.Reader) ([]byte, []byte, error) {
 // order) and the applied index: two replicas at the same index must agree.
 func (f *FSM) StateHash() ([32]byte, uint64, error) {
 	f.mu.Lock()
-	err := f.checkpointLocked()
+	err := f.checkpointLocked(true)
 	snap := f.db.NewSnapshot()
 	f.mu.Unlock()
 	defer snap.Close()

@@ -255,7 +255,7 @@ func TestStartCatchesUpFromNewerSnapshot(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := pebble.Open(dir+"/pebble", pebbleOptions())
+	db, err := pebble.Open(dir+"/pebble", &pebble.Options{Logger: quietPebble{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestCrashBetweenCheckpointsReplaysTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.trans.Close()
-	if err := s.db.Close(); err != nil {
+	if err := errors.Join(s.db.Close(), s.logDB.Close()); err != nil {
 		t.Fatal(err)
 	}
 	db, err := pebble.Open(filepath.Join(dir, "pebble"), &pebble.Options{Logger: quietPebble{}})

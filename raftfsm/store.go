@@ -47,7 +47,8 @@ var ErrNotLeader = errors.New("not the raft leader")
 // Store is a node's replicated ledger: Raft over a Pebble log, with the FSM
 // on the same Pebble DB.
 type Store struct {
-	db     *pebble.DB
+	db     *pebble.DB // the ledger's state
+	logDB  *pebble.DB // raft's log and stable store
 	logs   *LogStore
 	fsm    *FSM
 	raft   *raft.Raft
@@ -66,23 +67,30 @@ func Open(o Options) (*Store, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	opts := pebbleOptions()
-	db, err := pebble.Open(filepath.Join(o.Dir, "pebble"), opts)
-	opts.Cache.Unref() // the DB holds its own reference
-	if err != nil {
-		return nil, fmt.Errorf("open pebble: %w", err)
-	}
-	s := &Store{db: db, nodeID: o.NodeID}
+	cache := pebble.NewCache(16 << 20)
+	defer cache.Unref() // each DB holds its own reference
+	s := &Store{nodeID: o.NodeID}
 	ok := false
 	defer func() {
 		if !ok {
 			s.closeDB()
 		}
 	}()
-	if s.logs, err = NewLogStore(db); err != nil {
+	var err error
+	if s.logDB, err = pebble.Open(filepath.Join(o.Dir, "raftlog"), pebbleOptions(cache, 8, false)); err != nil {
+		return nil, fmt.Errorf("open the raft log: %w", err)
+	}
+	// The state needs no WAL: the raft log it is replayed from is the
+	// write-ahead log (DESIGN.md, "Checkpoints").
+	sopts := pebbleOptions(cache, 16, true)
+	sopts.DisableWAL = true
+	if s.db, err = pebble.Open(filepath.Join(o.Dir, "pebble"), sopts); err != nil {
+		return nil, fmt.Errorf("open the state: %w", err)
+	}
+	if s.logs, err = NewLogStore(s.logDB); err != nil {
 		return nil, err
 	}
-	if s.fsm, err = NewFSM(db); err != nil {
+	if s.fsm, err = NewFSM(s.db); err != nil {
 		return nil, err
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: o.LogOutput})
@@ -362,15 +370,18 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeDB() error {
-	if s.db == nil {
-		return nil
+	var errs []error
+	if s.db != nil {
+		// Without a WAL, state in memtables would be replayed from the
+		// raft log at the next start; flushing makes the start quick.
+		errs = append(errs, s.db.Flush(), s.db.Close())
+		s.db = nil
 	}
-	if err := s.db.LogData(nil, pebble.Sync); err != nil {
-		return err
+	if s.logDB != nil {
+		errs = append(errs, s.logDB.LogData(nil, pebble.Sync), s.logDB.Close())
+		s.logDB = nil
 	}
-	err := s.db.Close()
-	s.db = nil
-	return err
+	return errors.Join(errs...)
 }
 
 type quietPebble struct{}
@@ -411,23 +422,29 @@ func (s *Store) AppliedIndex() uint64 { return s.fsm.AppliedIndex() }
 // StateHash hashes the local replicated state; see FSM.StateHash.
 func (s *Store) StateHash() ([32]byte, uint64, error) { return s.fsm.StateHash() }
 
-// pebbleOptions sizes Pebble for a write-heavy ledger on a small machine:
-// an 8 MiB memtable absorbs many charge batches between flushes, so
-// account records rewritten by every batch are mostly overwritten in
-// memory instead of compacted on disk, while keeping the node's RSS small;
-// bloom filters make the charge dedupe lookup (usually a miss) cheap.
-func pebbleOptions() *pebble.Options {
+// pebbleOptions sizes Pebble for a write-heavy ledger on a small machine,
+// where compactions compete with the request path for CPU (measured with
+// go run ./bench -commit; see DESIGN.md): no compression above L5, where
+// data is rewritten most; L0 files compacted by the 8 instead of by the 4;
+// state memtables of memTableMB. Bloom filters only where a lookup is
+// usually a miss (the state's charge dedupe lookup).
+func pebbleOptions(cache *pebble.Cache, memTableMB int, bloomFilters bool) *pebble.Options {
 	o := &pebble.Options{
 		Logger:                      quietPebble{},
-		MemTableSize:                8 << 20,
-		Cache:                       pebble.NewCache(16 << 20),
+		MemTableSize:                uint64(memTableMB) << 20,
+		Cache:                       cache,
 		MemTableStopWritesThreshold: 4,
-		L0CompactionThreshold:       4,
-		L0StopWritesThreshold:       24,
+		L0CompactionThreshold:       8,
+		L0StopWritesThreshold:       48,
 	}
 	o.Levels = make([]pebble.LevelOptions, 7)
 	for i := range o.Levels {
-		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		if bloomFilters {
+			o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		}
+		if i < 5 {
+			o.Levels[i].Compression = pebble.NoCompression
+		}
 		o.Levels[i].EnsureDefaults()
 	}
 	return o
@@ -448,3 +465,6 @@ func (s *Store) HasMembership() bool {
 	}
 	return false
 }
+
+// LocalAddr is the address this node's Raft transport listens on.
+func (s *Store) LocalAddr() string { return string(s.trans.LocalAddr()) }

@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"zenmux/config"
+	"zenmux/ledger"
+	"zenmux/proxy"
+	"zenmux/raftfsm"
+)
+
+// commitOptions shape the group-commit benchmark (-commit).
+type commitOptions struct {
+	rate     int           // offered charges per second, over the three nodes
+	accounts int           // accounts the charges are spread over
+	duration time.Duration // measured window
+	warmup   time.Duration
+	// cpuProfile, if set, receives a CPU profile of the whole run.
+	cpuProfile string
+}
+
+// CommitReport is what -commit measures, written as JSON.
+type CommitReport struct {
+	StartedAt       string  `json:"started_at"`
+	GitHead         string  `json:"git_head"`
+	NumCPU          int     `json:"num_cpu"`
+	Nodes           int     `json:"nodes"`
+	Accounts        int     `json:"accounts"`
+	OfferedPerS     int     `json:"offered_charges_per_s"`
+	DurationS       float64 `json:"duration_s"`
+	Submitted       int64   `json:"submitted"`
+	CommittedPerS   float64 `json:"committed_charges_per_s"`
+	P50MS           float64 `json:"commit_latency_p50_ms"`
+	P90MS           float64 `json:"commit_latency_p90_ms"`
+	P99MS           float64 `json:"commit_latency_p99_ms"`
+	P999MS          float64 `json:"commit_latency_p999_ms"`
+	MaxMS           float64 `json:"commit_latency_max_ms"`
+	Entries         int64   `json:"raft_entries"`
+	ChargesPerEntry float64 `json:"charges_per_entry"`
+	EntryP50MS      float64 `json:"entry_commit_p50_ms"`
+	EntryP99MS      float64 `json:"entry_commit_p99_ms"`
+	EntryMaxMS      float64 `json:"entry_commit_max_ms"`
+	GOMAXPROCS      int     `json:"gomaxprocs"`
+	StateHashEqual  bool    `json:"state_hashes_equal"`
+	Charged         int64   `json:"charged"`
+	LatencyIs       string  `json:"latency_is"`
+	Pass            bool    `json:"pass"`
+}
+
+// Acceptance of the cluster issue: at least this many charges committed
+// per second, with a commit latency p99 at most this.
+const (
+	commitTargetPerS = 50_000
+	commitTargetP99  = 10 * time.Millisecond
+)
+
+// runCommit starts three raftfsm stores in this process, joined over
+// loopback TCP with the authenticated transport, seeds accounts, and runs
+// one charge batcher per node — the proxy's, with the node's default
+// settings — fed on a fixed schedule. A follower's batcher proposes on the
+// leader directly (the HTTP forwarding hop is what -cluster measures). A
+// charge's latency runs from its scheduled submit time to the batcher's
+// callback with its committed result.
+//
+// Three nodes in one process share one Go scheduler: it gets the Ps three
+// zenmuxd processes would have (3 × NumCPU), so a node's background work
+// does not hold back another's request path more than the kernel would.
+func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitReport, error) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3 * runtime.NumCPU()))
+	defaults := config.Default()
+	secret := []byte("bench-commit-cluster-secret-0123456789")
+	var stores []*raftfsm.Store
+	defer func() {
+		for _, s := range stores {
+			s.Close()
+		}
+	}()
+	for i := 1; i <= 3; i++ {
+		addr, err := freeLoopback()
+		if err != nil {
+			return nil, err
+		}
+		s, err := raftfsm.Open(raftfsm.Options{NodeID: fmt.Sprint("n", i), Dir: filepath.Join(tmp, fmt.Sprint("commit-n", i)), RaftAddr: addr,
+			Bootstrap: i == 1, Secret: secret, SnapshotEvery: uint64(defaults.Cluster.SnapshotEntries), LogOutput: io.Discard})
+		if err != nil {
+			return nil, err
+		}
+		stores = append(stores, s)
+	}
+	leader := stores[0]
+	if err := leader.WaitLeader(10 * time.Second); err != nil {
+		return nil, err
+	}
+	for i, s := range stores[1:] {
+		if err := leader.AddVoter(fmt.Sprint("n", i+2), s.LocalAddr(), 10*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	now := time.Now().UnixNano()
+	setup := []ledger.Command{&ledger.Seed{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow, Plans: ledger.DefaultPlans(), Models: ledger.DefaultModels(),
+		DedupeDays: defaults.Accounting.DedupeDays, RequestLogDays: defaults.Accounting.RequestLogDays}}
+	for i := 0; i < o.accounts; i++ {
+		id := fmt.Sprint("acct_", i)
+		setup = append(setup, &ledger.CreateAccount{ID: id, Email: id + "@bench.example"})
+	}
+	for _, cmd := range setup {
+		v, err := leader.Propose(cmd, now, 10*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		if r := v.(ledger.Result); r.Err != nil {
+			return nil, r.Err
+		}
+	}
+
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	batchers := make([]*proxy.Batcher, len(stores))
+	proposers := make([]*benchProposer, len(stores))
+	for i, s := range stores {
+		p := &benchProposer{leader: leader, local: s == leader}
+		proposers[i] = p
+		batchers[i] = proxy.NewBatcher(p, proxy.BatcherOptions{MaxCharges: defaults.Accounting.BatchMaxCharges, MaxQueue: defaults.Accounting.MaxQueuedCharges})
+	}
+	defer func() {
+		for _, b := range batchers {
+			b.Close()
+		}
+	}()
+
+	total := int(float64(o.rate) * (o.warmup + o.duration).Seconds())
+	lat := make([]int64, total) // ns, by charge; < 0 when not measured
+	for i := range lat {
+		lat[i] = -1
+	}
+	var charged, failed, done atomic.Int64
+	var measured, lastDone atomic.Int64 // lastDone: ns after the window opened
+	start := time.Now().Add(20 * time.Millisecond)
+	measureFrom := start.Add(o.warmup)
+	const tick = time.Millisecond
+	perTick := float64(o.rate) * tick.Seconds()
+	var wg sync.WaitGroup
+	var submitErr atomic.Value
+	for node := range batchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(node), 7))
+			sent := 0
+			for t := 0; ; t++ {
+				at := start.Add(time.Duration(t) * tick)
+				// charges of this node due by the end of this tick
+				due := int(float64(t+1)*perTick) / len(batchers)
+				if sent >= total/len(batchers) || ctx.Err() != nil {
+					return
+				}
+				if d := time.Until(at); d > 0 {
+					time.Sleep(d)
+				}
+				for ; sent < due && sent < total/len(batchers); sent++ {
+					i := sent*len(batchers) + node
+					acct := fmt.Sprint("acct_", rng.IntN(o.accounts))
+					c := ledger.Charge{ReqID: fmt.Sprintf("n%d-%d", node, sent), AccountID: acct, Model: ledger.EchoModelID, Node: fmt.Sprint("n", node+1),
+						Billing: ledger.BillingSubscription, AdmittedAt: now + int64(i), InputTokens: 1200, OutputTokens: 300}
+					inWindow := !at.Before(measureFrom)
+					if inWindow {
+						measured.Add(1)
+					}
+					err := batchers[node].Submit(c, func(out proxy.ChargeOutcome) {
+						lat[i] = int64(time.Since(at))
+						if !inWindow {
+							lat[i] = -2
+						} else {
+							d := int64(time.Since(measureFrom))
+							for old := lastDone.Load(); d > old && !lastDone.CompareAndSwap(old, d); old = lastDone.Load() {
+							}
+						}
+						switch {
+						case out.Err != nil:
+							failed.Add(1)
+						case out.Result.Status == "charged":
+							charged.Add(1)
+						default:
+							failed.Add(1)
+						}
+						done.Add(1)
+					})
+					if err != nil {
+						submitErr.Store(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := submitErr.Load().(error); err != nil {
+		return nil, err
+	}
+	submitted := int64(total / len(batchers) * len(batchers))
+	deadline := time.Now().Add(60 * time.Second)
+	for done.Load() < submitted {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("commit bench: %d of %d charges answered", done.Load(), submitted)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if f := failed.Load(); f > 0 {
+		return nil, fmt.Errorf("commit bench: %d charges failed", f)
+	}
+	var window []int64
+	for _, v := range lat {
+		if v >= 0 {
+			window = append(window, v)
+		}
+	}
+	slices.Sort(window)
+	pct := func(p float64) float64 {
+		if len(window) == 0 {
+			return 0
+		}
+		return float64(window[min(len(window)-1, int(p*float64(len(window))))]) / 1e6
+	}
+	// Committed per second: the measured charges over the time from the
+	// window's start to the last of them committed.
+	span := time.Duration(lastDone.Load())
+	rep := &CommitReport{StartedAt: time.Now().UTC().Format(time.RFC3339), GitHead: gitHead(root), NumCPU: runtime.NumCPU(), Nodes: len(stores),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Accounts: o.accounts, OfferedPerS: o.rate, DurationS: o.duration.Seconds(), Submitted: submitted,
+		CommittedPerS: float64(len(window)) / span.Seconds(),
+		P50MS:         pct(0.50), P90MS: pct(0.90), P99MS: pct(0.99), P999MS: pct(0.999), MaxMS: pct(1),
+		Charged:   charged.Load(),
+		LatencyIs: "from each charge's scheduled submit time to its committed result (quorum-acknowledged and applied on the leader)"}
+	var entries []time.Duration
+	for _, p := range proposers {
+		p.mu.Lock()
+		entries = append(entries, p.commits...)
+		p.mu.Unlock()
+	}
+	slices.Sort(entries)
+	rep.Entries = int64(len(entries))
+	rep.ChargesPerEntry = float64(submitted) / float64(max(rep.Entries, 1))
+	if n := len(entries); n > 0 {
+		rep.EntryP50MS = float64(entries[n/2]) / 1e6
+		rep.EntryP99MS = float64(entries[n*99/100]) / 1e6
+		rep.EntryMaxMS = float64(entries[n-1]) / 1e6
+	}
+	// Every replica must reach the same state.
+	last := leader.AppliedIndex()
+	var first [32]byte
+	rep.StateHashEqual = true
+	for i, s := range stores {
+		if err := s.WaitApplied(last, 30*time.Second); err != nil {
+			return nil, err
+		}
+		h, _, err := s.StateHash()
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			first = h
+		} else if h != first {
+			rep.StateHashEqual = false
+		}
+	}
+	rep.Pass = rep.StateHashEqual && rep.Charged == submitted && rep.CommittedPerS >= commitTargetPerS && rep.P99MS <= float64(commitTargetP99)/1e6
+	if measured.Load() != int64(len(window)) {
+		return nil, errors.New("commit bench: measured charges were lost")
+	}
+	return rep, nil
+}
+
+// benchProposer commits a batch on the leader, as node.Propose does: the
+// leader's own batches directly, a follower's as the bytes it would
+// forward.
+type benchProposer struct {
+	leader *raftfsm.Store
+	local  bool
+
+	mu      sync.Mutex
+	commits []time.Duration // each entry's propose-to-result time
+}
+
+func (p *benchProposer) ProposeCharges(b *ledger.ChargeBatch) ([]ledger.ChargeResult, error) {
+	start := time.Now()
+	defer func() {
+		p.mu.Lock()
+		p.commits = append(p.commits, time.Since(start))
+		p.mu.Unlock()
+	}()
+	ts := time.Now().UnixNano()
+	var v any
+	var err error
+	if p.local {
+		v, err = p.leader.Propose(b, ts, 10*time.Second)
+	} else {
+		data, eerr := ledger.Encode(b, ts)
+		if eerr != nil {
+			return nil, eerr
+		}
+		v, _, err = p.leader.ProposeEncoded(data, 10*time.Second)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := v.(ledger.Result)
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	return r.Value.([]ledger.ChargeResult), nil
+}
+
+func (r *CommitReport) print(w io.Writer, out string) {
+	verdict := func(ok bool) string {
+		if ok {
+			return "PASS"
+		}
+		return "FAIL"
+	}
+	fmt.Fprintf(w, "\ngroup commit, %d-node cluster in one process over loopback TCP, %d CPUs, %d accounts, offered %d charges/s for %.0f s\n",
+		r.Nodes, r.NumCPU, r.Accounts, r.OfferedPerS, r.DurationS)
+	fmt.Fprintf(w, "  committed %.0f charges/s   commit latency p50 %.2f ms  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
+		r.CommittedPerS, r.P50MS, r.P90MS, r.P99MS, r.P999MS, r.MaxMS)
+	fmt.Fprintf(w, "  %d raft entries, %.0f charges each, each committed in p50 %.2f ms  p99 %.2f  max %.2f (propose to result)\n",
+		r.Entries, r.ChargesPerEntry, r.EntryP50MS, r.EntryP99MS, r.EntryMaxMS)
+	fmt.Fprintf(w, "  %d of %d charged; state hashes equal: %v; GOMAXPROCS %d\n", r.Charged, r.Submitted, r.StateHashEqual, r.GOMAXPROCS)
+	fmt.Fprintf(w, "%s ≥ %d charges/s: %.0f · %s p99 ≤ %d ms: %.2f\n", verdict(r.CommittedPerS >= commitTargetPerS), commitTargetPerS, r.CommittedPerS,
+		verdict(r.P99MS <= float64(commitTargetP99)/1e6), commitTargetP99.Milliseconds(), r.P99MS)
+	fmt.Fprintln(w, "results:", out)
+}
+
+func (r *CommitReport) write(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func freeLoopback() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
