@@ -291,7 +291,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &snapshot{snap: f.db.NewSnapshot(), flushed: flushed}, nil
+	return &snapshot{db: f.db, snap: f.db.NewSnapshot(), flushed: flushed}, nil
 }
 
 // markApplied records that state reflects the log up to idx (entries
@@ -370,45 +370,58 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 }
 
 type snapshot struct {
+	db      *pebble.DB
 	snap    *pebble.Snapshot
 	flushed <-chan struct{} // closed once the state at snap is on disk
 }
 
-// Persist writes every state record as frames: uvarint key length, key,
-// uvarint value length, value.
+// Persist fills the sink once the state at the snapshot is on disk: a
+// snapStore's sink with a checkpoint of the state database, any other with
+// the state as frames (writeState).
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 	<-s.flushed
-	err := func() error {
+	var err error
+	if local, ok := sink.(*snapSink); ok {
+		// A checkpoint holds the state on disk now: at the snapshot's
+		// index or later, which is safe, as ApplyBatch skips entries at
+		// or below the applied index it carries.
+		err = local.checkpoint(s.db)
+	} else {
 		w := bufio.NewWriterSize(sink, 256<<10)
-		if v, closer, err := s.snap.Get(appliedKey); err == nil {
-			werr := writeFrame(w, appliedKey, v)
-			closer.Close()
-			if werr != nil {
-				return werr
-			}
-		} else if !errors.Is(err, pebble.ErrNotFound) {
-			return err
+		if err = writeState(w, s.snap); err == nil {
+			err = w.Flush()
 		}
-		it, err := s.snap.NewIter(&pebble.IterOptions{LowerBound: statePrefix, UpperBound: stateUpper})
-		if err != nil {
-			return err
-		}
-		defer it.Close()
-		for it.First(); it.Valid(); it.Next() {
-			if err := writeFrame(w, it.Key(), it.Value()); err != nil {
-				return err
-			}
-		}
-		if err := it.Error(); err != nil {
-			return err
-		}
-		return w.Flush()
-	}()
+	}
 	if err != nil {
 		sink.Cancel()
 		return err
 	}
 	return sink.Close()
+}
+
+// writeState writes the applied index and every state record of r as
+// frames: uvarint key length, key, uvarint value length, value.
+func writeState(w *bufio.Writer, r pebble.Reader) error {
+	if v, closer, err := r.Get(appliedKey); err == nil {
+		werr := writeFrame(w, appliedKey, v)
+		closer.Close()
+		if werr != nil {
+			return werr
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: statePrefix, UpperBound: stateUpper})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if err := writeFrame(w, it.Key(), it.Value()); err != nil {
+			return err
+		}
+	}
+	return it.Error()
 }
 
 // Release frees the Pebble snapshot.

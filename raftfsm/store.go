@@ -94,7 +94,7 @@ func Open(o Options) (*Store, error) {
 		return nil, err
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: o.LogOutput})
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(o.Dir, "snapshots"), 2, logger)
+	snaps, err := newSnapStore(filepath.Join(o.Dir, "snapshots"), 2)
 	if err != nil {
 		return nil, err
 	}

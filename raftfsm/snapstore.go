@@ -1,0 +1,351 @@
+package raftfsm
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/hashicorp/raft"
+)
+
+// snapStore keeps raft's snapshots, one directory each:
+//
+//	<id>/meta.json   raft's metadata and the snapshot's kind
+//	<id>/state/      a local snapshot: a Pebble checkpoint of the state
+//	                 database (hard links to its tables, no copy)
+//	<id>/state.bin   the snapshot as frames (snapshot.Persist's format): one
+//	                 received from the leader, or a local one rendered the
+//	                 first time a follower needs it
+//
+// Taking a snapshot therefore costs a memtable flush and a few hard links,
+// whatever the state's size (the request log makes it grow with
+// request_log_days), instead of a copy of the state every snapshot_entries.
+type snapStore struct {
+	dir    string
+	retain int
+	mu     sync.Mutex // one rendering or reaping at a time
+}
+
+const (
+	snapMetaFile   = "meta.json"
+	snapStreamFile = "state.bin"
+	snapStateDir   = "state"
+	snapTmpSuffix  = ".tmp"
+)
+
+// snapMeta is meta.json: raft's metadata and whether the snapshot is a
+// checkpoint (Size is then unknown until it is rendered).
+type snapMeta struct {
+	raft.SnapshotMeta
+	Checkpoint bool `json:"checkpoint,omitempty"`
+}
+
+func newSnapStore(dir string, retain int) (*snapStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries { // snapshots a crash left half made
+		if strings.HasSuffix(e.Name(), snapTmpSuffix) {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return &snapStore{dir: dir, retain: retain}, nil
+}
+
+// Create starts a snapshot: the FSM's Persist fills it with a checkpoint,
+// raft with the stream a leader sends.
+func (s *snapStore) Create(version raft.SnapshotVersion, index, term uint64, conf raft.Configuration,
+	confIndex uint64, _ raft.Transport) (raft.SnapshotSink, error) {
+	if version != 1 {
+		return nil, fmt.Errorf("raftfsm: snapshot version %d", version)
+	}
+	id := fmt.Sprintf("%d-%d-%d", term, index, time.Now().UnixMilli())
+	dir := filepath.Join(s.dir, id+snapTmpSuffix)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return &snapSink{store: s, dir: dir, meta: snapMeta{SnapshotMeta: raft.SnapshotMeta{Version: version, ID: id, Index: index, Term: term,
+		Configuration: conf, ConfigurationIndex: confIndex}}}, nil
+}
+
+// List returns the snapshots, newest first.
+func (s *snapStore) List() ([]*raft.SnapshotMeta, error) {
+	metas, err := s.list()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*raft.SnapshotMeta, len(metas))
+	for i := range metas {
+		out[i] = &metas[i].SnapshotMeta
+	}
+	return out, nil
+}
+
+func (s *snapStore) list() ([]snapMeta, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	var metas []snapMeta
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasSuffix(e.Name(), snapTmpSuffix) {
+			continue
+		}
+		m, err := s.readMeta(e.Name())
+		if err != nil {
+			return nil, err
+		}
+		metas = append(metas, m)
+	}
+	slices.SortFunc(metas, func(a, b snapMeta) int { // newest first
+		switch {
+		case a.Term != b.Term:
+			return cmpDesc(a.Term, b.Term)
+		case a.Index != b.Index:
+			return cmpDesc(a.Index, b.Index)
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	return metas, nil
+}
+
+func cmpDesc(a, b uint64) int {
+	if a > b {
+		return -1
+	}
+	return 1
+}
+
+func (s *snapStore) readMeta(id string) (snapMeta, error) {
+	var m snapMeta
+	b, err := os.ReadFile(filepath.Join(s.dir, id, snapMetaFile))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("raftfsm: snapshot %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// Open returns a snapshot as the frame stream Restore reads, rendering a
+// checkpoint into one first (once; it is kept beside the checkpoint).
+func (s *snapStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	if id == "" || strings.ContainsAny(id, `/\`) || strings.HasPrefix(id, ".") {
+		return nil, nil, fmt.Errorf("raftfsm: snapshot id %q", id)
+	}
+	m, err := s.readMeta(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	dir := filepath.Join(s.dir, id)
+	stream := filepath.Join(dir, snapStreamFile)
+	if m.Checkpoint {
+		s.mu.Lock()
+		err = renderCheckpoint(filepath.Join(dir, snapStateDir), stream)
+		s.mu.Unlock()
+		if err != nil {
+			return nil, nil, fmt.Errorf("raftfsm: render snapshot %s: %w", id, err)
+		}
+	}
+	f, err := os.Open(stream)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	m.Size = st.Size()
+	return &m.SnapshotMeta, f, nil
+}
+
+// renderCheckpoint writes a checkpoint's state as frames to stream, unless
+// an earlier Open did.
+func renderCheckpoint(stateDir, stream string) error {
+	if _, err := os.Stat(stream); err == nil {
+		return nil
+	}
+	db, err := pebble.Open(stateDir, &pebble.Options{ReadOnly: true, Logger: quietPebble{}})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tmp := stream + snapTmpSuffix
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 256<<10)
+	err = writeState(w, db)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, stream)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// reap removes all but the newest retain snapshots.
+func (s *snapStore) reap() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	metas, err := s.list()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, m := range metas[min(s.retain, len(metas)):] {
+		errs = append(errs, os.RemoveAll(filepath.Join(s.dir, m.ID)))
+	}
+	return errors.Join(errs...)
+}
+
+// snapSink is one snapshot being made: a checkpoint (checkpoint) or a
+// stream (Write).
+type snapSink struct {
+	store  *snapStore
+	dir    string // <id>.tmp until Close
+	meta   snapMeta
+	f      *os.File
+	w      *bufio.Writer
+	closed bool
+}
+
+func (k *snapSink) ID() string { return k.meta.ID }
+
+func (k *snapSink) Write(p []byte) (int, error) {
+	if k.meta.Checkpoint {
+		return 0, errors.New("raftfsm: snapshot is a checkpoint")
+	}
+	if k.f == nil {
+		f, err := os.Create(filepath.Join(k.dir, snapStreamFile))
+		if err != nil {
+			return 0, err
+		}
+		k.f, k.w = f, bufio.NewWriterSize(f, 256<<10)
+	}
+	n, err := k.w.Write(p)
+	k.meta.Size += int64(n)
+	return n, err
+}
+
+// checkpoint makes this snapshot a Pebble checkpoint of db.
+func (k *snapSink) checkpoint(db *pebble.DB) error {
+	if k.f != nil {
+		return errors.New("raftfsm: snapshot already has a stream")
+	}
+	k.meta.Checkpoint = true
+	return db.Checkpoint(filepath.Join(k.dir, snapStateDir))
+}
+
+// Close makes the snapshot durable and visible, then drops old ones.
+func (k *snapSink) Close() error {
+	if k.closed {
+		return nil
+	}
+	k.closed = true
+	err := k.finish()
+	if err != nil {
+		os.RemoveAll(k.dir)
+		return err
+	}
+	return k.store.reap()
+}
+
+func (k *snapSink) finish() error {
+	if k.f == nil && !k.meta.Checkpoint {
+		if _, err := k.Write(nil); err != nil { // an empty stream
+			return err
+		}
+	}
+	if k.f != nil {
+		err := k.w.Flush()
+		if err == nil {
+			err = k.f.Sync()
+		}
+		if cerr := k.f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	b, err := json.Marshal(k.meta)
+	if err != nil {
+		return err
+	}
+	if err := writeSynced(filepath.Join(k.dir, snapMetaFile), b); err != nil {
+		return err
+	}
+	final := strings.TrimSuffix(k.dir, snapTmpSuffix)
+	if err := os.Rename(k.dir, final); err != nil {
+		return err
+	}
+	return syncDir(k.store.dir)
+}
+
+// Cancel drops the snapshot.
+func (k *snapSink) Cancel() error {
+	if k.closed {
+		return nil
+	}
+	k.closed = true
+	if k.f != nil {
+		k.f.Close()
+	}
+	return os.RemoveAll(k.dir)
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
