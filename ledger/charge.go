@@ -91,6 +91,7 @@ type ChargeResult struct {
 
 func (l *Ledger) applyChargeBatch(b *ChargeBatch, now int64) []ChargeResult {
 	out := make([]ChargeResult, len(b.Charges))
+	l.entrySeq++
 	for i := range b.Charges {
 		out[i] = l.applyCharge(&b.Charges[i], now, b.Retry)
 	}
@@ -128,7 +129,7 @@ func (l *Ledger) applyCharge(c *Charge, now int64, retry bool) ChargeResult {
 		return ChargeResult{Status: "rejected", Reason: "no admission time"}
 	}
 	suffix := logSuffix(c.AdmittedAt, c.ReqID)
-	if l.logged(suffix, retry) {
+	if l.logged(suffix, retry, now) {
 		return ChargeResult{Status: "exists"}
 	}
 	a := l.accounts[c.AccountID]
@@ -207,7 +208,10 @@ func (l *Ledger) applyCharge(c *Charge, now int64, retry bool) ChargeResult {
 		Billing: c.Billing, Status: status, Estimated: c.Estimated, Prev: a.LastLog, suffix: suffix,
 	})
 	a.LastLog = suffix
-	l.unflushed[suffix] = struct{}{}
+	l.unflushed[suffix] = l.entrySeq
+	if retry {
+		l.markRetried(suffix, now)
+	}
 	return ChargeResult{Status: "charged", MicroUSD: price.MicroUSD, MicroFlows: flows}
 }
 

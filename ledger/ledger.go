@@ -8,6 +8,7 @@ package ledger
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,11 +52,15 @@ type Ledger struct {
 
 	// durable answers whether a record exists in the durable state (the
 	// request log doubles as the charge dedupe record); unflushed holds the
-	// log keys written since the last Flush. Memory stays bounded however
-	// many requests the dedupe horizon covers.
+	// charges applied since the last checkpoint (see logged). Memory stays
+	// bounded however many requests the dedupe horizon covers.
 	durable   Durable
-	unflushed map[string]struct{}
-	idemFIFO  []chargedItem
+	unflushed map[string]uint64 // → entrySeq of the entry that applied it
+	entrySeq  uint64            // charge batches applied by this ledger (not replicated)
+	// retried holds the charges applied from retried batches in the last
+	// retriedWindow of ledger time (→ when), durable as rt/ records.
+	retried  map[string]int64
+	idemFIFO []chargedItem
 
 	// The records changed since the last checkpoint: accounts and totals,
 	// which charges change, by flag (no key to build per charge); the
@@ -92,7 +97,8 @@ func New() *Ledger {
 		payments:  map[string][]Payment{},
 		idem:      map[string]*idemRecord{},
 		buckets:   map[string]int64{},
-		unflushed: map[string]struct{}{},
+		unflushed: map[string]uint64{},
+		retried:   map[string]int64{},
 		dirty:     map[string]struct{}{},
 	}
 }
@@ -219,9 +225,12 @@ func (l *Ledger) dispatch(cmd Command, now int64) (any, error) {
 }
 
 // prune forgets idempotency keys older than the dedupe horizon, and once an
-// hour of ledger time drops request-log entries (which are also the charge
-// dedupe records) past max(request_log_days, dedupe_days) (C4). It depends only on ledger time, so every replica
-// prunes the same things.
+// hour of ledger time drops request-log entries older than
+// request_log_days and dedupe records older than dedupe_days (C4), with a
+// range delete each. It depends only on ledger time, so every replica
+// prunes the same things; entries applied but not yet taken by a checkpoint
+// are pruned here too, so what a replica stores never depends on when it
+// last checkpointed.
 func (l *Ledger) prune(now int64) {
 	if !l.seeded {
 		return
@@ -243,12 +252,52 @@ func (l *Ledger) prune(now int64) {
 	l.lastPrune = now
 	l.markMeta()
 	day := 24 * int64(time.Hour)
-	if cutoff := now - int64(l.dedupeDays)*day; cutoff > 0 {
-		l.rangeDrops = append(l.rangeDrops, [2]string{DedupePrefix, DedupePrefix + logSuffix(cutoff, "")})
+	ddCutoff, logCutoff := now-int64(l.dedupeDays)*day, now-int64(l.logDays)*day
+	if ddCutoff > 0 {
+		l.rangeDrops = append(l.rangeDrops, [2]string{DedupePrefix, DedupePrefix + logSuffix(ddCutoff, "")})
 	}
-	if cutoff := now - int64(l.logDays)*day; cutoff > 0 {
-		l.rangeDrops = append(l.rangeDrops, [2]string{LogPrefix, LogPrefix + logSuffix(cutoff, "")})
+	if logCutoff > 0 {
+		l.rangeDrops = append(l.rangeDrops, [2]string{LogPrefix, LogPrefix + logSuffix(logCutoff, "")})
 	}
+	rtCutoff := now - retriedWindow
+	for suffix, at := range l.retried {
+		if at < rtCutoff {
+			delete(l.retried, suffix)
+		}
+	}
+	l.rangeDrops = append(l.rangeDrops, [2]string{retriedPrefix, retriedPrefix + logSuffix(max(rtCutoff, 0), "")})
+	for _, e := range l.newLogs {
+		e.noLog = e.noLog || e.AdmittedAt < logCutoff
+		e.noDedupe = e.noDedupe || l.logDays >= l.dedupeDays || e.AdmittedAt < ddCutoff
+		if e.noLog && e.noDedupe {
+			delete(l.unflushed, e.suffix)
+		}
+	}
+}
+
+// retriedWindow is how long, in ledger time, a charge applied from a
+// retried batch is remembered for first proposals (logged): far longer than
+// a forwarded batch's first send can trail its resend (both are sent within
+// one proposal timeout, seconds apart).
+const retriedWindow = int64(10 * time.Minute)
+
+const retriedPrefix = "rt/"
+
+// markRetried remembers a charge applied from a retried batch, durably as
+// rt/<16 hex ledger time>/<suffix>.
+func (l *Ledger) markRetried(suffix string, now int64) {
+	l.retried[suffix] = now
+	l.dirty[retriedPrefix+logSuffix(now, suffix)] = struct{}{}
+}
+
+// parseRetried splits an rt/ record's id (after the prefix) into its time
+// and charge suffix.
+func parseRetried(id string) (int64, string, bool) {
+	if len(id) < 18 || id[16] != '/' {
+		return 0, "", false
+	}
+	at, err := strconv.ParseUint(id[:16], 16, 64)
+	return int64(at), id[17:], err == nil
 }
 
 func (l *Ledger) markMeta() { l.dirty["meta"] = struct{}{} }

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -9,7 +10,7 @@ import (
 )
 
 // Durable answers point lookups on the durable state as of the last
-// Flush; keys are the ledger's own (raftfsm adds its prefix).
+// checkpoint written; keys are the ledger's own (raftfsm adds its prefix).
 type Durable interface {
 	Has(key []byte) (bool, error)
 }
@@ -22,18 +23,33 @@ func (l *Ledger) SetDurable(d Durable) {
 }
 
 // logged reports whether a charge was applied, by the suffix its request-log
-// and dedupe records share: among those not flushed yet, and — for a
-// retried batch — in the durable state (its request-log entry, or its
-// dedupe record when the log is kept for less than the dedupe horizon). A
-// storage error is a broken invariant: guessing would diverge replicas.
-func (l *Ledger) logged(suffix string, retry bool) bool {
-	if _, ok := l.unflushed[suffix]; ok {
+// and dedupe records share. Every replica must answer the same, whenever it
+// last checkpointed:
+//   - a first proposal (not retry) is looked for in its own entry and among
+//     the charges of retried batches of the last retriedWindow: ids are
+//     unique per proxy, so it can only repeat an id its own resend — which
+//     can overtake it on the way to the leader — applied first;
+//   - a retried batch is looked for among every applied charge: those not
+//     checkpointed yet (unflushed) and the durable state (the request-log
+//     entry, or the dedupe record when the log is kept for less than the
+//     dedupe horizon).
+//
+// A storage error is a broken invariant: guessing would diverge replicas.
+func (l *Ledger) logged(suffix string, retry bool, now int64) bool {
+	if seq, ok := l.unflushed[suffix]; ok && (retry || seq == l.entrySeq) {
+		return true
+	}
+	if at, ok := l.retried[suffix]; ok && now-at < retriedWindow {
 		return true
 	}
 	if l.durable == nil || !retry {
 		return false
 	}
-	for _, prefix := range [...]string{LogPrefix, DedupePrefix} {
+	prefixes := []string{LogPrefix}
+	if l.logDays < l.dedupeDays {
+		prefixes = append(prefixes, DedupePrefix)
+	}
+	for _, prefix := range prefixes {
 		ok, err := l.durable.Has([]byte(prefix + suffix))
 		if err != nil {
 			panic("ledger: durable lookup: " + err.Error())
@@ -53,8 +69,8 @@ const (
 )
 
 // Writer receives the durable form of the state changed since the last
-// Flush. raftfsm implements it over a Pebble batch and commits that batch
-// together with the applied index.
+// checkpoint (Changes.Write). raftfsm implements it over a Pebble batch and
+// commits that batch together with the applied index.
 type Writer interface {
 	Set(key, value []byte) error
 	Delete(key []byte) error
@@ -209,12 +225,14 @@ func (c *Changes) Write(w Writer) error {
 		}
 	}
 	for _, e := range c.logs {
-		key = append(append(key[:0], LogPrefix...), e.suffix...)
-		val = e.appendBinary(val[:0])
-		if err := w.Set(key, val); err != nil {
-			return err
+		if !e.noLog {
+			key = append(append(key[:0], LogPrefix...), e.suffix...)
+			val = e.appendBinary(val[:0])
+			if err := w.Set(key, val); err != nil {
+				return err
+			}
 		}
-		if c.dedupeToo {
+		if c.dedupeToo && !e.noDedupe {
 			key = append(append(key[:0], DedupePrefix...), e.suffix...)
 			if err := w.Set(key, nil); err != nil {
 				return err
@@ -264,6 +282,10 @@ func (l *Ledger) encodeRecord(key string) []byte {
 		if r := l.idem[id]; r != nil {
 			return mustJSON(r)
 		}
+	case "rt":
+		if at, suffix, ok := parseRetried(id); ok && l.retried[suffix] == at {
+			return []byte{}
+		}
 	case "bucket":
 		if tat, ok := l.buckets[id]; ok {
 			return mustJSON(tat)
@@ -281,8 +303,8 @@ func (l *Ledger) encodeRecord(key string) []byte {
 }
 
 // Load rebuilds a ledger from its durable form. scan must call fn for every
-// stored key in ascending key order; it may skip LogPrefix, which Load
-// ignores (the request log is read through durable, never loaded).
+// stored key in ascending key order; it may skip LogPrefix and
+// DedupePrefix, which Load ignores (read through durable, never loaded).
 func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*Ledger, error) {
 	l := New()
 	l.durable = durable
@@ -351,6 +373,13 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 			var p Payment
 			if err = json.Unmarshal(v, &p); err == nil {
 				l.payments[acct] = append(l.payments[acct], p)
+			}
+		case "rt":
+			at, suffix, ok := parseRetried(id)
+			if !ok {
+				err = errors.New("bad retried-charge record")
+			} else {
+				l.retried[suffix] = at
 			}
 		case "rlog", "dd":
 		default:

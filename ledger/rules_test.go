@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -466,10 +467,55 @@ func TestC2_ChargeOnce(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 	f.advance(time.Hour)
-	if r := f.do(&ChargeBatch{Charges: []Charge{c}}).Value.([]ChargeResult)[0]; r.Status != "exists" {
-		t.Fatalf("an hour later: %+v", r)
+	if r := f.do(&ChargeBatch{Charges: []Charge{c}, Retry: true}).Value.([]ChargeResult)[0]; r.Status != "exists" {
+		t.Fatalf("replayed an hour later: %+v", r)
 	}
 	expect(t, f.usage(acct), "window_5h.used_flows", "1")
+}
+
+// rule C2: a forwarded batch's resend can overtake its first send on the
+// way to the leader. The first send, applied after the resend, answers
+// "exists" on every replica, whether or not the replica checkpointed in
+// between, and a restarted replica (reloaded from its records) answers the
+// same; ten minutes of ledger time later the resend is forgotten.
+func TestC2_ResendOvertakesFirstSend(t *testing.T) {
+	for _, between := range []string{"nothing", "checkpoint", "reload"} {
+		f := newFixture(t)
+		acct, key := f.account()
+		w := memWriter{}
+		f.l.SetDurable(w)
+		c := Charge{ReqID: "fwd", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: f.now, InputTokens: oneFlowInput}
+		if r := f.do(&ChargeBatch{Charges: []Charge{c}, Retry: true}).Value.([]ChargeResult)[0]; r.Status != "charged" {
+			t.Fatalf("%s: resend: %+v", between, r)
+		}
+		switch between {
+		case "checkpoint":
+			_ = f.l.Flush(w)
+		case "reload":
+			_ = f.l.Flush(w)
+			l, err := Load(w.scan, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.l = l
+		}
+		f.advance(30 * time.Second)
+		if r := f.do(&ChargeBatch{Charges: []Charge{c}}).Value.([]ChargeResult)[0]; r.Status != "exists" {
+			t.Fatalf("%s: first send after its resend: %+v", between, r)
+		}
+		expect(t, f.usage(acct), "window_5h.used_flows", "1")
+		f.advance(2 * time.Hour)
+		f.must(&Tick{})
+		_ = f.l.Flush(w)
+		for k := range w {
+			if strings.HasPrefix(k, retriedPrefix) {
+				t.Fatalf("%s: %s outlived the window", between, k)
+			}
+		}
+		if len(f.l.retried) != 0 {
+			t.Fatalf("%s: %d retried ids in memory after the window", between, len(f.l.retried))
+		}
+	}
 }
 
 // rule C4: ids are remembered for the dedupe horizon, then forgotten.
@@ -824,4 +870,50 @@ func TestU1_RequestLogChain(t *testing.T) {
 			t.Errorf("decoded %x", v)
 		}
 	}
+}
+
+// rule C4: what a replica stores never depends on when it checkpoints. A
+// charge admitted before the log's retention cutoff (a very long stream)
+// and applied just before a prune is dropped by that prune whether or not
+// a checkpoint came between, and a retry of it then answers the same.
+func TestC4_PruneIndependentOfCheckpoints(t *testing.T) {
+	run := func(checkpointBetween bool) (memWriter, string) {
+		f := newFixture(t)
+		acct, key := f.account()
+		w := memWriter{}
+		f.l.SetDurable(w)
+		f.advance(31 * 24 * time.Hour)
+		f.must(&Tick{})
+		c := Charge{ReqID: "old", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: t0, InputTokens: 10}
+		f.do(&ChargeBatch{Charges: []Charge{c}})
+		if checkpointBetween {
+			_ = f.l.Flush(w)
+		}
+		f.advance(time.Hour)
+		f.must(&Tick{})
+		_ = f.l.Flush(w)
+		r := f.do(&ChargeBatch{Charges: []Charge{c}, Retry: true}).Value.([]ChargeResult)[0]
+		return w, r.Status
+	}
+	a, ra := run(true)
+	b, rb := run(false)
+	if fmt.Sprint(keysOf(a)) != fmt.Sprint(keysOf(b)) || ra != rb {
+		t.Fatalf("with a checkpoint between: %v, %s\nwithout: %v, %s", keysOf(a), ra, keysOf(b), rb)
+	}
+	for _, k := range keysOf(a) {
+		if strings.HasPrefix(k, LogPrefix) {
+			t.Fatalf("a pruned entry was stored: %s", k)
+		}
+	}
+}
+
+func keysOf(w memWriter) []string {
+	var ks []string
+	for k := range w {
+		if !strings.HasPrefix(k, "meta") {
+			ks = append(ks, k)
+		}
+	}
+	sort.Strings(ks)
+	return ks
 }

@@ -265,4 +265,7 @@ type LogEntry struct {
 	Prev             string
 
 	suffix string // this entry's key suffix, set when it is created
+	// Pruned before a checkpoint took the entry: its log record, its
+	// dedupe record are not written.
+	noLog, noDedupe bool
 }

@@ -17,7 +17,7 @@ import (
 	"zenmux/ledger"
 )
 
-// The FSM's state lives under "s/" in the shared Pebble DB: the ledger's
+// The FSM's state lives under "s/" in the state database: the ledger's
 // records under "s/" + ledger key, and the applied index under "s\x00".
 // Keeping the index outside the ledger's key space lets Load scan "s/"
 // without special cases.
@@ -35,13 +35,13 @@ var (
 // changed by many entries between checkpoints (an account's windows, its
 // daily totals) is encoded and written once, not once per entry.
 //
-// The batch is committed without fsync: every entry it reflects is already
-// in the synced raft log, and on restart raft replays entries after the
-// last snapshot while ApplyBatch skips those at or below the stored index,
-// so entries applied after the last checkpoint are applied again from the
-// log, exactly once. Snapshot checkpoints and forces a WAL sync first, so
-// the durable index is never behind a snapshot that lets raft compact its
-// log.
+// The state database has no WAL: every entry a checkpoint reflects is
+// already in the synced raft log, and on restart raft replays entries after
+// the last snapshot while ApplyBatch skips those at or below the stored
+// index, so entries applied after the last checkpoint that reached disk are
+// applied again from the log, exactly once. Snapshot checkpoints and flushes
+// before Persist writes, so the durable index is never behind a snapshot
+// that lets raft compact its log.
 type FSM struct {
 	db      *pebble.DB
 	ledger  atomic.Pointer[ledger.Ledger]
@@ -53,12 +53,14 @@ type FSM struct {
 	saved   uint64 // last index whose state is written or being written
 	savedAt time.Time
 	every   time.Duration
-	// inflight, when not nil, answers the commit of the last checkpoint,
-	// which runs beside the applies that follow it.
-	inflight chan error
+	// inflight, when not nil, is the last checkpoint's encode and commit,
+	// which run beside the applies that follow it.
+	inflight *checkpointRun
 }
 
-// CheckpointEvery is how long applied state may stay in memory only.
+// CheckpointEvery is how long applied state may go untaken by a checkpoint
+// while entries are being applied (an idle FSM takes none until it is asked
+// to); a taken checkpoint reaches disk with the next memtable flush.
 const CheckpointEvery = 100 * time.Millisecond
 
 // NewFSM loads the ledger and applied index from db.
@@ -194,37 +196,35 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		if cb, ok := cmd.(*ledger.ChargeBatch); ok && cb.Retry {
 			// A retried batch looks its ids up in Pebble; the ledger has
 			// already forgotten the ones a checkpoint in flight carries.
-			if err := f.awaitCommit(); err != nil {
-				panic(fmt.Sprintf("raftfsm: checkpoint: %v", err))
-			}
+			f.awaitCommit()
 		}
 		out[i] = led.Apply(cmd, ts)
 	}
 	f.applied.Store(last)
 	if time.Since(f.savedAt) >= f.every {
-		if err := f.checkpointLocked(false); err != nil {
-			panic(fmt.Sprintf("raftfsm: checkpoint: %v", err))
-		}
+		f.checkpointLocked(false)
 	}
 	return out
 }
 
 // Checkpoint writes the state applied so far to Pebble.
-func (f *FSM) Checkpoint() error {
+func (f *FSM) Checkpoint() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.checkpointLocked(true)
+	f.checkpointLocked(true)
 }
 
 // logHead checkpoints and returns the head of an account's request-log
 // chain: every entry it links to is then in Pebble.
-func (f *FSM) logHead(accountID string) (string, error) {
+func (f *FSM) logHead(accountID string) string {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.checkpointLocked(true); err != nil {
-		return "", err
+	f.checkpointLocked(false)
+	run, head := f.inflight, f.ledger.Load().LastLog(accountID)
+	f.mu.Unlock()
+	if run != nil {
+		run.wait() // without mu: applies go on meanwhile
 	}
-	return f.ledger.Load().LastLog(accountID), nil
+	return head
 }
 
 // checkpointLocked takes the ledger's changes since the last checkpoint,
@@ -232,19 +232,18 @@ func (f *FSM) logHead(accountID string) (string, error) {
 // batch on its own goroutine, so the applies that follow wait neither for
 // the encoding nor for Pebble; with wait it returns once the batch is
 // committed. One checkpoint is in flight at most.
-func (f *FSM) checkpointLocked(wait bool) error {
-	if err := f.awaitCommit(); err != nil {
-		return err
-	}
+func (f *FSM) checkpointLocked(wait bool) {
+	f.awaitCommit()
 	f.savedAt = time.Now()
 	applied := f.applied.Load()
 	if applied == f.saved {
-		return nil
+		return
 	}
 	changes := f.ledger.Load().TakeChanges()
 	f.saved = applied
-	done := make(chan error, 1)
+	run := &checkpointRun{done: make(chan struct{})}
 	go func() {
+		defer close(run.done)
 		b := f.db.NewBatchWithSize(changes.SizeHint())
 		defer b.Close()
 		var idx [8]byte
@@ -256,23 +255,36 @@ func (f *FSM) checkpointLocked(wait bool) error {
 		if err == nil {
 			err = b.Commit(pebble.NoSync)
 		}
-		done <- err
+		run.err = err
 	}()
-	f.inflight = done
+	f.inflight = run
 	if wait {
-		return f.awaitCommit()
+		f.awaitCommit()
 	}
-	return nil
+}
+
+// checkpointRun is a checkpoint being encoded and committed.
+type checkpointRun struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// wait returns once the checkpoint is in Pebble. One that failed panics:
+// the ledger has already handed its changes over, so carrying on would
+// write a later index without them.
+func (r *checkpointRun) wait() {
+	<-r.done
+	if r.err != nil {
+		panic(fmt.Sprintf("raftfsm: checkpoint: %v", r.err))
+	}
 }
 
 // awaitCommit waits for the checkpoint in flight, if any (mu held).
-func (f *FSM) awaitCommit() error {
-	if f.inflight == nil {
-		return nil
+func (f *FSM) awaitCommit() {
+	if f.inflight != nil {
+		f.inflight.wait()
+		f.inflight = nil
 	}
-	err := <-f.inflight
-	f.inflight = nil
-	return err
 }
 
 // Snapshot captures state at the current applied index. raft calls it on
@@ -284,9 +296,7 @@ func (f *FSM) awaitCommit() error {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.checkpointLocked(true); err != nil {
-		return nil, err
-	}
+	f.checkpointLocked(true)
 	flushed, err := f.db.AsyncFlush()
 	if err != nil {
 		return nil, err
@@ -299,9 +309,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 func (f *FSM) markApplied(idx uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.awaitCommit(); err != nil {
-		return err
-	}
+	f.awaitCommit()
 	if idx <= f.applied.Load() {
 		return nil
 	}
@@ -325,9 +333,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.awaitCommit(); err != nil {
-		return err
-	}
+	f.awaitCommit()
 	b := f.db.NewBatch()
 	defer b.Close()
 	if err := b.DeleteRange(statePrefix, stateUpper, nil); err != nil {
@@ -352,16 +358,18 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return err
 	}
+	// The old state is gone: from here a failure cannot be undone, and
+	// carrying on with the old ledger in memory would diverge.
 	if err := f.db.Flush(); err != nil {
-		return err
+		panic(fmt.Sprintf("raftfsm: restore: %v", err))
 	}
 	l, err := loadLedger(f.db, durable{f.db})
 	if err != nil {
-		return err
+		panic(fmt.Sprintf("raftfsm: restore: %v", err))
 	}
 	idx, err := readApplied(f.db)
 	if err != nil {
-		return err
+		panic(fmt.Sprintf("raftfsm: restore: %v", err))
 	}
 	f.ledger.Store(l)
 	f.applied.Store(idx)
@@ -472,13 +480,10 @@ func readFrame(r *bufio.Reader) ([]byte, []byte, error) {
 // order) and the applied index: two replicas at the same index must agree.
 func (f *FSM) StateHash() ([32]byte, uint64, error) {
 	f.mu.Lock()
-	err := f.checkpointLocked(true)
+	f.checkpointLocked(true)
 	snap := f.db.NewSnapshot()
 	f.mu.Unlock()
 	defer snap.Close()
-	if err != nil {
-		return [32]byte{}, 0, err
-	}
 	idx, err := readApplied(snap)
 	if err != nil {
 		return [32]byte{}, 0, err

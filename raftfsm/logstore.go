@@ -14,9 +14,8 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Key layout inside the shared Pebble DB. The FSM owns "s/"; this file owns
-// only "l/" (raft log) and "k/" (raft stable store) and never touches any
-// other key.
+// Key layout inside the log's Pebble DB: "l/" (raft log) and "k/" (raft
+// stable store); this file never touches any other key.
 const (
 	logPrefix    = "l/"
 	stablePrefix = "k/"
@@ -41,12 +40,10 @@ var (
 	errKeyNotFound = errors.New("not found")
 )
 
-// LogStore implements raft.LogStore and raft.StableStore on a shared Pebble DB.
-//
-// It exists so that the raft log, raft's stable state and the FSM state can
-// live in one Pebble instance (one WAL, one fsync domain) instead of a second
-// embedded database. Every write is a single batch committed with pebble.Sync,
-// so anything it has acknowledged survives kill -9.
+// LogStore implements raft.LogStore and raft.StableStore on a Pebble DB of
+// their own (the state is in another: DESIGN.md). Every write is a single
+// batch committed with pebble.Sync, so anything it has acknowledged
+// survives kill -9.
 //
 // All methods are safe for concurrent use: Pebble itself is concurrent-safe,
 // and log writes are serialised by a mutex so the cached first/last indexes

@@ -44,8 +44,8 @@ type Options struct {
 // it; the caller retries on the leader with the same command id.
 var ErrNotLeader = errors.New("not the raft leader")
 
-// Store is a node's replicated ledger: Raft over a Pebble log, with the FSM
-// on the same Pebble DB.
+// Store is a node's replicated ledger: Raft over a Pebble log, with the
+// FSM's state in a second Pebble database.
 type Store struct {
 	db     *pebble.DB // the ledger's state
 	logDB  *pebble.DB // raft's log and stable store
@@ -81,11 +81,15 @@ func Open(o Options) (*Store, error) {
 		return nil, fmt.Errorf("open the raft log: %w", err)
 	}
 	// The state needs no WAL: the raft log it is replayed from is the
-	// write-ahead log (DESIGN.md, "Checkpoints").
+	// write-ahead log (DESIGN.md, "FSM: thin, over the ledger, with
+	// checkpoints").
 	sopts := pebbleOptions(cache, 16, true)
 	sopts.DisableWAL = true
 	if s.db, err = pebble.Open(filepath.Join(o.Dir, "pebble"), sopts); err != nil {
 		return nil, fmt.Errorf("open the state: %w", err)
+	}
+	if err := refuseOldLayout(s.db); err != nil {
+		return nil, err
 	}
 	if s.logs, err = NewLogStore(s.logDB); err != nil {
 		return nil, err
@@ -159,6 +163,24 @@ func Open(o Options) (*Store, error) {
 	}
 	ok = true
 	return s, nil
+}
+
+// refuseOldLayout stops a data dir written when the raft log lived in the
+// state database: opened as is, raft would start from an empty log below
+// the state's applied index and the FSM would skip new entries up to it.
+func refuseOldLayout(state *pebble.DB) error {
+	it, err := state.NewIter(&pebble.IterOptions{UpperBound: []byte("s")})
+	if err != nil {
+		return err
+	}
+	old := it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	if old {
+		return errors.New("this data dir holds the raft log inside the state database (an earlier zenmuxd's layout): start this node with an empty data_dir and let it join and catch up from a snapshot")
+	}
+	return nil
 }
 
 // catchUpFromSnapshot restores the FSM from the newest snapshot when that
@@ -314,10 +336,7 @@ func (s *Store) RemoveServer(id string, timeout time.Duration) error {
 func (s *Store) RequestLog(accountID, cursor string, limit int) ([]ledger.LogEntryView, string, error) {
 	// A cursor may come from another node's page: checkpoint here too, so
 	// every entry this node applied can be read.
-	next, err := s.fsm.logHead(accountID)
-	if err != nil {
-		return nil, "", err
-	}
+	next := s.fsm.logHead(accountID)
 	if cursor != "" {
 		next = cursor
 	}
@@ -364,7 +383,7 @@ func (s *Store) Close() error {
 		s.trans.Close()
 	}
 	if s.fsm != nil {
-		err = errors.Join(err, s.fsm.Checkpoint())
+		s.fsm.Checkpoint()
 	}
 	return errors.Join(err, s.closeDB())
 }
