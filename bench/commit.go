@@ -25,10 +25,11 @@ import (
 
 // commitOptions shape the group-commit benchmark (-commit).
 type commitOptions struct {
-	rate     int           // offered charges per second, over the three nodes
-	accounts int           // accounts the charges are spread over
-	duration time.Duration // measured window
-	warmup   time.Duration
+	rate       int           // offered charges per second, over the three nodes
+	accounts   int           // accounts the charges are spread over
+	memtableMB int           // the nodes' node.memtable_mb
+	duration   time.Duration // measured window
+	warmup     time.Duration
 	// cpuProfile, if set, receives a CPU profile of the whole run.
 	cpuProfile string
 }
@@ -40,6 +41,7 @@ type CommitReport struct {
 	NumCPU          int     `json:"num_cpu"`
 	Nodes           int     `json:"nodes"`
 	Accounts        int     `json:"accounts"`
+	MemtableMB      int     `json:"memtable_mb"`
 	OfferedPerS     int     `json:"offered_charges_per_s"`
 	DurationS       float64 `json:"duration_s"`
 	Submitted       int64   `json:"submitted"`
@@ -95,7 +97,7 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 			return nil, err
 		}
 		s, err := raftfsm.Open(raftfsm.Options{NodeID: fmt.Sprint("n", i), Dir: filepath.Join(tmp, fmt.Sprint("commit-n", i)), RaftAddr: addr,
-			Bootstrap: i == 1, Secret: secret, SnapshotEvery: uint64(defaults.Cluster.SnapshotEntries), LogOutput: io.Discard})
+			Bootstrap: i == 1, Secret: secret, SnapshotEvery: uint64(defaults.Cluster.SnapshotEntries), MemTableMB: o.memtableMB, LogOutput: io.Discard})
 		if err != nil {
 			return nil, err
 		}
@@ -248,7 +250,7 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 	// window's start to the last of them committed.
 	span := time.Duration(lastDone.Load())
 	rep := &CommitReport{StartedAt: time.Now().UTC().Format(time.RFC3339), GitHead: gitHead(root), NumCPU: runtime.NumCPU(), Nodes: len(stores),
-		GOMAXPROCS: runtime.GOMAXPROCS(0), Accounts: o.accounts, OfferedPerS: o.rate, DurationS: o.duration.Seconds(), Submitted: submitted,
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Accounts: o.accounts, MemtableMB: o.memtableMB, OfferedPerS: o.rate, DurationS: o.duration.Seconds(), Submitted: submitted,
 		CommittedPerS: float64(len(window)) / span.Seconds(),
 		P50MS:         pct(0.50), P90MS: pct(0.90), P99MS: pct(0.99), P999MS: pct(0.999), MaxMS: pct(1),
 		Charged:   charged.Load(),
@@ -339,8 +341,8 @@ func (r *CommitReport) print(w io.Writer, out string) {
 		}
 		return "FAIL"
 	}
-	fmt.Fprintf(w, "\ngroup commit, %d-node cluster in one process over loopback TCP, %d CPUs, %d accounts, offered %d charges/s for %.0f s\n",
-		r.Nodes, r.NumCPU, r.Accounts, r.OfferedPerS, r.DurationS)
+	fmt.Fprintf(w, "\ngroup commit, %d-node cluster in one process over loopback TCP, %d CPUs, %d accounts, memtable_mb %d, offered %d charges/s for %.0f s\n",
+		r.Nodes, r.NumCPU, r.Accounts, r.MemtableMB, r.OfferedPerS, r.DurationS)
 	fmt.Fprintf(w, "  committed %.0f charges/s   commit latency p50 %.2f ms  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
 		r.CommittedPerS, r.P50MS, r.P90MS, r.P99MS, r.P999MS, r.MaxMS)
 	fmt.Fprintf(w, "  %d raft entries, %.0f charges each, each committed in p50 %.2f ms  p99 %.2f  max %.2f (propose to result)\n",

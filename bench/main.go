@@ -91,6 +91,7 @@ func run() int {
 	flag.BoolVar(&o.commit, "commit", false, "only the group-commit benchmark: a 3-node cluster in this process, charges offered at -commit-rate through one batcher per node")
 	flag.IntVar(&o.commitOpts.rate, "commit-rate", 55000, "-commit: charges offered per second, over the three nodes")
 	flag.IntVar(&o.commitOpts.accounts, "commit-accounts", 1000, "-commit: accounts the charges are spread over")
+	flag.IntVar(&o.commitOpts.memtableMB, "commit-memtable-mb", 16, "-commit: the nodes' node.memtable_mb (the config default is 8)")
 	flag.StringVar(&o.commitOpts.cpuProfile, "commit-cpuprofile", "", "-commit: write a CPU profile of the measured window to this file")
 	acks := flag.String("cluster-ack", "quorum", "the clusters' [accounting] ack modes, comma-separated, one cluster each: quorum, async or quorum,async")
 	flag.Parse()
@@ -118,8 +119,9 @@ func run() int {
 			o.duration = 3 * time.Second
 		}
 	}
-	if o.commitOpts.rate < 1000 || o.commitOpts.rate > 1_000_000 || o.commitOpts.accounts < 1 || o.commitOpts.accounts > 1_000_000 {
-		fmt.Fprintln(os.Stderr, "bench: -commit-rate or -commit-accounts out of range (see -h)")
+	if o.commitOpts.rate < 1000 || o.commitOpts.rate > 1_000_000 || o.commitOpts.accounts < 1 || o.commitOpts.accounts > 1_000_000 ||
+		o.commitOpts.memtableMB < 4 || o.commitOpts.memtableMB > 1024 {
+		fmt.Fprintln(os.Stderr, "bench: -commit-rate, -commit-accounts or -commit-memtable-mb out of range (see -h)")
 		return 2
 	}
 	if o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.warmup > time.Minute || o.conns < 1 || o.conns > 10000 ||

@@ -53,6 +53,10 @@ type Node struct {
 	AdminListen string `toml:"admin_listen"` // admin API, /metrics
 	RaftListen  string `toml:"raft_listen"`
 	TestClock   bool   `toml:"test_clock"` // enables /admin/v1/clock; tests only
+	// MemtableMB sizes the state database's memtable: larger ones flush
+	// less often, which a node committing tens of thousands of charges a
+	// second needs, and cost that much more memory.
+	MemtableMB int `toml:"memtable_mb"`
 }
 
 // Admin is the [admin] section. The admin token comes from the
@@ -355,6 +359,7 @@ func Default() *Config {
 		Node: Node{
 			ID:          "n1",
 			DataDir:     "./zenmux-data",
+			MemtableMB:  8,
 			Listen:      "127.0.0.1:8080",
 			AdminListen: "127.0.0.1:8081",
 			RaftListen:  "127.0.0.1:8300",
@@ -634,6 +639,7 @@ func (c *Config) validate(defined func(i int, key string) bool) error {
 
 	// [payg]
 	checkRange(&p, "cluster.snapshot_entries", c.Cluster.SnapshotEntries, 16, 10_000_000)
+	checkRange(&p, "node.memtable_mb", c.Node.MemtableMB, 4, 1024)
 	checkRange(&p, "payg.rpm", c.Payg.RPM, 1, maxRate)
 	checkRange(&p, "payg.burst", c.Payg.Burst, 1, maxRate)
 

@@ -27,6 +27,7 @@ func TestDefault(t *testing.T) {
 		Node: Node{
 			ID:          "n1",
 			DataDir:     "./zenmux-data",
+			MemtableMB:  8,
 			Listen:      "127.0.0.1:8080",
 			AdminListen: "127.0.0.1:8081",
 			RaftListen:  "127.0.0.1:8300",
@@ -328,6 +329,8 @@ func TestBadConfigs(t *testing.T) {
 		{"listen named port", "[node]\nlisten = \"127.0.0.1:http\"", "node.listen"},
 		{"admin_listen bad", "[node]\nadmin_listen = \"127.0.0.1\"", "node.admin_listen"},
 		{"raft_listen bad", "[node]\nraft_listen = \":-1\"", "node.raft_listen"},
+		{"memtable too small", "[node]\nmemtable_mb = 3", "node.memtable_mb"},
+		{"memtable too big", "[node]\nmemtable_mb = 1025", "node.memtable_mb"},
 		{"admin equals listen", "[node]\nadmin_listen = \"127.0.0.1:8080\"", "node.admin_listen"},
 		{"raft equals admin", "[node]\nraft_listen = \"127.0.0.1:8081\"", "node.raft_listen"},
 		{"wildcard collides", "[node]\nlisten = \"0.0.0.0:8300\"", "node.raft_listen"},

@@ -58,7 +58,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	}
 	store, err := raftfsm.Open(raftfsm.Options{
 		NodeID: cfg.Node.ID, Dir: cfg.Node.DataDir, RaftAddr: cfg.Node.RaftListen, Bootstrap: cfg.Cluster.Bootstrap, Secret: secret,
-		SnapshotEvery: uint64(cfg.Cluster.SnapshotEntries), TLS: peerTLS,
+		SnapshotEvery: uint64(cfg.Cluster.SnapshotEntries), TLS: peerTLS, MemTableMB: cfg.Node.MemtableMB,
 	})
 	if err != nil {
 		return err

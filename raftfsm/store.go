@@ -1,6 +1,7 @@
 package raftfsm
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -38,6 +39,7 @@ type Options struct {
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
 	SnapshotEvery    uint64 // entries between snapshots
+	MemTableMB       int    // the state database's memtable (default 8)
 }
 
 // ErrNotLeader is returned when a write reaches a node that cannot commit
@@ -67,7 +69,7 @@ func Open(o Options) (*Store, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	cache := pebble.NewCache(16 << 20)
+	cache := pebble.NewCache(8 << 20)
 	defer cache.Unref() // each DB holds its own reference
 	s := &Store{nodeID: o.NodeID}
 	ok := false
@@ -77,13 +79,13 @@ func Open(o Options) (*Store, error) {
 		}
 	}()
 	var err error
-	if s.logDB, err = pebble.Open(filepath.Join(o.Dir, "raftlog"), pebbleOptions(cache, 8, false)); err != nil {
+	if s.logDB, err = pebble.Open(filepath.Join(o.Dir, "raftlog"), pebbleOptions(cache, 4, false)); err != nil {
 		return nil, fmt.Errorf("open the raft log: %w", err)
 	}
 	// The state needs no WAL: the raft log it is replayed from is the
 	// write-ahead log (DESIGN.md, "FSM: thin, over the ledger, with
 	// checkpoints").
-	sopts := pebbleOptions(cache, 16, true)
+	sopts := pebbleOptions(cache, cmp.Or(o.MemTableMB, 8), true)
 	sopts.DisableWAL = true
 	if s.db, err = pebble.Open(filepath.Join(o.Dir, "pebble"), sopts); err != nil {
 		return nil, fmt.Errorf("open the state: %w", err)
@@ -445,7 +447,8 @@ func (s *Store) StateHash() ([32]byte, uint64, error) { return s.fsm.StateHash()
 // where compactions compete with the request path for CPU (measured with
 // go run ./bench -commit; see DESIGN.md): no compression above L5, where
 // data is rewritten most; L0 files compacted by the 8 instead of by the 4;
-// state memtables of memTableMB. Bloom filters only where a lookup is
+// memtables of memTableMB (the log's 4 MiB: its entries are small and
+// short-lived; the state's from node.memtable_mb). Bloom filters only where a lookup is
 // usually a miss (the state's charge dedupe lookup).
 func pebbleOptions(cache *pebble.Cache, memTableMB int, bloomFilters bool) *pebble.Options {
 	o := &pebble.Options{
