@@ -637,9 +637,10 @@ func (c *Config) validate(defined func(i int, key string) bool) error {
 		p.add("accounting.async_batch_wait", "%s must be in [0s, 1s]", w)
 	}
 
-	// [payg]
 	checkRange(&p, "cluster.snapshot_entries", c.Cluster.SnapshotEntries, 16, 10_000_000)
 	checkRange(&p, "node.memtable_mb", c.Node.MemtableMB, 4, 1024)
+
+	// [payg]
 	checkRange(&p, "payg.rpm", c.Payg.RPM, 1, maxRate)
 	checkRange(&p, "payg.burst", c.Payg.Burst, 1, maxRate)
 

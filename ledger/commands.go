@@ -268,9 +268,10 @@ type Charge struct {
 //
 // Retry marks a batch proposed again after an unknown outcome. Request ids
 // are made unique by the proxy that admits the request (node, start time,
-// sequence), so a batch proposed for the first time cannot repeat a charge
-// already applied: only a retried batch needs the durable dedupe lookup.
-// The flag travels in the entry, so every replica decides alike.
+// sequence), so a batch proposed for the first time can only repeat a
+// charge its own resend applied first (Ledger.logged): only a retried batch
+// needs the durable dedupe lookup. The flag travels in the entry, so every
+// replica decides alike.
 type ChargeBatch struct {
 	Charges []Charge
 	Retry   bool

@@ -917,3 +917,29 @@ func keysOf(w memWriter) []string {
 	sort.Strings(ks)
 	return ks
 }
+
+// rule C2, C4: a retry of a charge that a prune has just dropped answers the
+// same on a replica whose durable state still holds it (it checkpointed
+// before the prune; the range delete waits for the next checkpoint) as on
+// one that never wrote it.
+func TestC4_RetryAfterPruneIndependentOfCheckpoints(t *testing.T) {
+	var answers []string
+	for _, checkpointBefore := range []bool{true, false} {
+		f := newFixture(t)
+		acct, key := f.account()
+		w := memWriter{}
+		f.l.SetDurable(w)
+		c := Charge{ReqID: "aged", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: f.now, InputTokens: 10}
+		f.do(&ChargeBatch{Charges: []Charge{c}})
+		if checkpointBefore {
+			_ = f.l.Flush(w)
+		}
+		f.advance(31 * 24 * time.Hour)
+		f.must(&Tick{}) // prunes the entry; no checkpoint after it yet
+		r := f.do(&ChargeBatch{Charges: []Charge{c}, Retry: true}).Value.([]ChargeResult)[0]
+		answers = append(answers, r.Status)
+	}
+	if answers[0] != answers[1] {
+		t.Fatalf("checkpointed before the prune: %s; not: %s", answers[0], answers[1])
+	}
+}

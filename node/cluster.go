@@ -321,8 +321,11 @@ func (n *Node) refresh() error {
 
 // followerReadBarrier makes a follower's reads linearizable: it asks the
 // leader for its applied index (after the leader's own barrier) and waits
-// until this node has applied as much.
-func (n *Node) followerReadBarrier() error {
+// until this node has applied as much. Concurrent callers share one
+// (barriers).
+func (n *Node) followerReadBarrier() error { return n.barriers.do(n.readIndex) }
+
+func (n *Node) readIndex() error {
 	addr, ok := n.leaderAdmin()
 	if !ok || n.token == "" {
 		return errNoLeader

@@ -37,6 +37,8 @@ type Node struct {
 	store *raftfsm.Store
 	token string           // cluster token for node-to-node calls ("" without a secret)
 	peers *fasthttp.Client // persistent connections to other nodes' admin listeners
+	// barriers shares a follower's read barriers among concurrent callers.
+	barriers barriers
 }
 
 // Run starts a node and blocks until ctx is done, then shuts it down.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -254,6 +255,25 @@ func TestStartCatchesUpFromNewerSnapshot(t *testing.T) {
 	}
 	want, _, _ := s.StateHash()
 	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Make the snapshot one received from a leader: its stream, saved as
+	// raft saves a received one (the local checkpoint is dropped).
+	snaps, err := newSnapStore(filepath.Join(dir, "snapshots"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, _ := snaps.list()
+	meta, rc, err := snaps.Open(local[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, _ := snaps.Create(meta.Version, meta.Index, meta.Term, meta.Configuration, meta.ConfigurationIndex, nil)
+	if _, err := io.Copy(sink, rc); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	if err := errors.Join(sink.Close(), os.RemoveAll(filepath.Join(dir, "snapshots", local[0].ID))); err != nil {
 		t.Fatal(err)
 	}
 	db, err := pebble.Open(dir+"/pebble", &pebble.Options{Logger: quietPebble{}})

@@ -22,7 +22,7 @@ import (
 //	<id>/meta.json   raft's metadata and the snapshot's kind
 //	<id>/state/      a local snapshot: a Pebble checkpoint of the state
 //	                 database (hard links to its tables, no copy)
-//	<id>/state.bin   the snapshot as frames (snapshot.Persist's format): one
+//	<id>/state.bin   the snapshot as frames (writeState's format): one
 //	                 received from the leader, or a local one rendered the
 //	                 first time a follower needs it
 //
@@ -108,7 +108,7 @@ func (s *snapStore) list() ([]snapMeta, error) {
 		}
 		m, err := s.readMeta(e.Name())
 		if err != nil {
-			return nil, err
+			continue // not a snapshot of ours (Close writes meta.json last)
 		}
 		metas = append(metas, m)
 	}
@@ -212,7 +212,9 @@ func renderCheckpoint(stateDir, stream string) error {
 	return err
 }
 
-// reap removes all but the newest retain snapshots.
+// reap removes all but the newest retain snapshots. Each is renamed to
+// <id>.tmp first, so a crash midway leaves a directory the next start
+// removes, never a snapshot with part of its files.
 func (s *snapStore) reap() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -222,7 +224,12 @@ func (s *snapStore) reap() error {
 	}
 	var errs []error
 	for _, m := range metas[min(s.retain, len(metas)):] {
-		errs = append(errs, os.RemoveAll(filepath.Join(s.dir, m.ID)))
+		doomed := filepath.Join(s.dir, m.ID+snapTmpSuffix)
+		if err := os.Rename(filepath.Join(s.dir, m.ID), doomed); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, syncDir(s.dir), os.RemoveAll(doomed))
 	}
 	return errors.Join(errs...)
 }
@@ -265,7 +272,9 @@ func (k *snapSink) checkpoint(db *pebble.DB) error {
 	return db.Checkpoint(filepath.Join(k.dir, snapStateDir))
 }
 
-// Close makes the snapshot durable and visible, then drops old ones.
+// Close makes the snapshot durable and visible, then drops old ones. A
+// failure to drop an old one does not fail this one (the next Close tries
+// again).
 func (k *snapSink) Close() error {
 	if k.closed {
 		return nil
@@ -276,7 +285,8 @@ func (k *snapSink) Close() error {
 		os.RemoveAll(k.dir)
 		return err
 	}
-	return k.store.reap()
+	k.store.reap()
+	return nil
 }
 
 func (k *snapSink) finish() error {

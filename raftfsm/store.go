@@ -90,7 +90,7 @@ func Open(o Options) (*Store, error) {
 	if s.db, err = pebble.Open(filepath.Join(o.Dir, "pebble"), sopts); err != nil {
 		return nil, fmt.Errorf("open the state: %w", err)
 	}
-	if err := refuseOldLayout(s.db); err != nil {
+	if err := refuseOldLayout(s.db, o.Dir); err != nil {
 		return nil, err
 	}
 	if s.logs, err = NewLogStore(s.logDB); err != nil {
@@ -170,7 +170,12 @@ func Open(o Options) (*Store, error) {
 // refuseOldLayout stops a data dir written when the raft log lived in the
 // state database: opened as is, raft would start from an empty log below
 // the state's applied index and the FSM would skip new entries up to it.
-func refuseOldLayout(state *pebble.DB) error {
+// So is one whose snapshots are in raft's file store layout
+// (snapshots/snapshots/<id>), which this store would not see.
+func refuseOldLayout(state *pebble.DB, dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "snapshots", "snapshots")); err == nil {
+		return errors.New("this data dir keeps its snapshots in an earlier zenmuxd's layout: start this node with an empty data_dir and let it join and catch up from a snapshot")
+	}
 	it, err := state.NewIter(&pebble.IterOptions{UpperBound: []byte("s")})
 	if err != nil {
 		return err
@@ -190,14 +195,21 @@ func refuseOldLayout(state *pebble.DB) error {
 // installing a snapshot from the leader: raft had already saved the file,
 // and with NoSnapshotRestoreOnStart it would resume after the snapshot's
 // index, skipping entries the state never saw.
-func (s *Store) catchUpFromSnapshot(snaps raft.SnapshotStore) error {
-	list, err := snaps.List()
+//
+// A local snapshot (a checkpoint of this very database) can be ahead only by
+// entries the FSM never sees (raft's no-ops and barriers count in a
+// snapshot's index): the state on disk already holds everything it does.
+func (s *Store) catchUpFromSnapshot(snaps *snapStore) error {
+	list, err := snaps.list()
 	if err != nil || len(list) == 0 {
 		return err
 	}
 	newest := list[0]
 	if newest.Index <= s.fsm.AppliedIndex() {
 		return nil
+	}
+	if newest.Checkpoint {
+		return s.fsm.markApplied(newest.Index)
 	}
 	_, rc, err := snaps.Open(newest.ID)
 	if err != nil {
