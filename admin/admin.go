@@ -31,7 +31,8 @@ type Store interface {
 	Cluster() (any, error)
 	AddNode(id, raftAddr, adminAddr string) error
 	RemoveNode(id string) error
-	Ready() bool
+	// NotReady says why the node cannot serve yet ("" when it can).
+	NotReady() string
 	// Metrics appends Prometheus text lines about the node.
 	Metrics(b []byte) []byte
 }
@@ -63,10 +64,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, 200, map[string]string{"status": "ok"})
 		return
 	case "/readyz":
-		if s.store.Ready() {
+		if why := s.store.NotReady(); why == "" {
 			writeJSON(ctx, 200, map[string]string{"status": "ready"})
 		} else {
-			writeJSON(ctx, 503, map[string]string{"status": "not ready"})
+			writeJSON(ctx, 503, map[string]string{"status": "not ready", "reason": why})
 		}
 		return
 	}

@@ -147,10 +147,15 @@ func (n *Node) Start() {
 		close(done)
 	}(n.cmd, logf, n.done)
 	deadline := time.Now().Add(30 * time.Second)
+	last := ""
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(n.Admin + "/readyz")
-		if err == nil {
+		if err != nil {
+			last = err.Error()
+		} else {
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			last = string(body)
 			if resp.StatusCode == 200 {
 				if n.Token == "" {
 					tok, err := os.ReadFile(filepath.Join(n.Dir, "admin.token"))
@@ -164,7 +169,7 @@ func (n *Node) Start() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	n.t.Fatalf("zenmuxd did not become ready within 30s")
+	n.t.Fatalf("zenmuxd did not become ready within 30s; last /readyz: %s", last)
 }
 
 // Kill sends SIGKILL (kill -9) and waits for the process to be gone.

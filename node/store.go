@@ -189,7 +189,18 @@ func (n *Node) RemoveNode(id string) error {
 }
 
 // Ready reports a leader and an FSM caught up with what is committed.
-func (n *Node) Ready() bool { return n.store.Ready() && n.store.Ledger().Seeded() }
+func (n *Node) Ready() bool { return n.NotReady() == "" }
+
+// NotReady says why the node cannot serve yet ("" when it can).
+func (n *Node) NotReady() string {
+	if why := n.store.NotReady(); why != "" {
+		return why
+	}
+	if !n.store.Ledger().Seeded() {
+		return "the ledger is not seeded yet"
+	}
+	return ""
+}
 
 // Metrics appends the node's Prometheus lines.
 func (n *Node) Metrics(b []byte) []byte {

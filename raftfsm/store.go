@@ -313,13 +313,16 @@ func (s *Store) State() string {
 	return "shutdown"
 }
 
-// Ready reports a known leader and a local FSM that has applied everything
-// the node knows to be committed.
-func (s *Store) Ready() bool {
+// NotReady says why the node cannot serve yet ("" when it can): no known
+// leader, or a local FSM behind what the node knows to be committed.
+func (s *Store) NotReady() string {
 	if addr, _ := s.raft.LeaderWithID(); addr == "" {
-		return false
+		return "no raft leader known (" + s.State() + ")"
 	}
-	return s.raft.AppliedIndex() >= s.raft.CommitIndex()
+	if applied, commit := s.raft.AppliedIndex(), s.raft.CommitIndex(); applied < commit {
+		return fmt.Sprintf("applying the raft log: %d of %d", applied, commit)
+	}
+	return ""
 }
 
 // Servers lists the raft configuration with the leader's id.
