@@ -80,7 +80,7 @@ func Open(o Options) (*Store, error) {
 	}()
 	var err error
 	if s.logDB, err = pebble.Open(filepath.Join(o.Dir, "raftlog"), pebbleOptions(cache, 4, false)); err != nil {
-		return nil, fmt.Errorf("open the raft log: %w", err)
+		return nil, fmt.Errorf("open the raft log in %s (another zenmuxd on this data_dir?): %w", o.Dir, err)
 	}
 	// The state needs no WAL: the raft log it is replayed from is the
 	// write-ahead log (DESIGN.md, "FSM: thin, over the ledger, with
@@ -88,7 +88,7 @@ func Open(o Options) (*Store, error) {
 	sopts := pebbleOptions(cache, cmp.Or(o.MemTableMB, 8), true)
 	sopts.DisableWAL = true
 	if s.db, err = pebble.Open(filepath.Join(o.Dir, "pebble"), sopts); err != nil {
-		return nil, fmt.Errorf("open the state: %w", err)
+		return nil, fmt.Errorf("open the state in %s (another zenmuxd on this data_dir?): %w", o.Dir, err)
 	}
 	if err := refuseOldLayout(s.db, o.Dir); err != nil {
 		return nil, err
