@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,16 +43,10 @@ type CommitReport struct {
 	DurationS       float64 `json:"duration_s"`
 	Submitted       int64   `json:"submitted"`
 	CommittedPerS   float64 `json:"committed_charges_per_s"`
-	P50MS           float64 `json:"commit_latency_p50_ms"`
-	P90MS           float64 `json:"commit_latency_p90_ms"`
-	P99MS           float64 `json:"commit_latency_p99_ms"`
-	P999MS          float64 `json:"commit_latency_p999_ms"`
-	MaxMS           float64 `json:"commit_latency_max_ms"`
+	Latency         *Dist   `json:"commit_latency"` // per charge, µs
 	Entries         int64   `json:"raft_entries"`
 	ChargesPerEntry float64 `json:"charges_per_entry"`
-	EntryP50MS      float64 `json:"entry_commit_p50_ms"`
-	EntryP99MS      float64 `json:"entry_commit_p99_ms"`
-	EntryMaxMS      float64 `json:"entry_commit_max_ms"`
+	EntryLatency    *Dist   `json:"entry_commit"` // per Raft entry, µs
 	GOMAXPROCS      int     `json:"gomaxprocs"`
 	StateHashEqual  bool    `json:"state_hashes_equal"`
 	Charged         int64   `json:"charged"`
@@ -92,10 +83,11 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 		}
 	}()
 	for i := 1; i <= 3; i++ {
-		addr, err := freeLoopback()
+		port, err := freePort()
 		if err != nil {
 			return nil, err
 		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		s, err := raftfsm.Open(raftfsm.Options{NodeID: fmt.Sprint("n", i), Dir: filepath.Join(tmp, fmt.Sprint("commit-n", i)), RaftAddr: addr,
 			Bootstrap: i == 1, Secret: secret, SnapshotEvery: uint64(defaults.Cluster.SnapshotEntries), MemTableMB: o.memtableMB, LogOutput: io.Discard})
 		if err != nil {
@@ -233,18 +225,14 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 	if f := failed.Load(); f > 0 {
 		return nil, fmt.Errorf("commit bench: %d charges failed", f)
 	}
-	var window []int64
+	var window []time.Duration
 	for _, v := range lat {
 		if v >= 0 {
-			window = append(window, v)
+			window = append(window, time.Duration(v))
 		}
 	}
-	slices.Sort(window)
-	pct := func(p float64) float64 {
-		if len(window) == 0 {
-			return 0
-		}
-		return float64(window[min(len(window)-1, int(p*float64(len(window))))]) / 1e6
+	if len(window) == 0 {
+		return nil, errors.New("commit bench: no charge in the measured window")
 	}
 	// Committed per second: the measured charges over the time from the
 	// window's start to the last of them committed.
@@ -252,8 +240,7 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 	rep := &CommitReport{StartedAt: time.Now().UTC().Format(time.RFC3339), GitHead: gitHead(root), NumCPU: runtime.NumCPU(), Nodes: len(stores),
 		GOMAXPROCS: runtime.GOMAXPROCS(0), Accounts: o.accounts, MemtableMB: o.memtableMB, OfferedPerS: o.rate, DurationS: o.duration.Seconds(), Submitted: submitted,
 		CommittedPerS: float64(len(window)) / span.Seconds(),
-		P50MS:         pct(0.50), P90MS: pct(0.90), P99MS: pct(0.99), P999MS: pct(0.999), MaxMS: pct(1),
-		Charged:   charged.Load(),
+		Latency:       dist(window), Charged: charged.Load(),
 		LatencyIs: "from each charge's scheduled submit time to its committed result (quorum-acknowledged and applied on the leader)"}
 	var entries []time.Duration
 	for _, p := range proposers {
@@ -261,14 +248,9 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 		entries = append(entries, p.commits...)
 		p.mu.Unlock()
 	}
-	slices.Sort(entries)
 	rep.Entries = int64(len(entries))
 	rep.ChargesPerEntry = float64(submitted) / float64(max(rep.Entries, 1))
-	if n := len(entries); n > 0 {
-		rep.EntryP50MS = float64(entries[n/2]) / 1e6
-		rep.EntryP99MS = float64(entries[n*99/100]) / 1e6
-		rep.EntryMaxMS = float64(entries[n-1]) / 1e6
-	}
+	rep.EntryLatency = dist(entries)
 	// Every replica must reach the same state.
 	last := leader.AppliedIndex()
 	var first [32]byte
@@ -287,7 +269,7 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 			rep.StateHashEqual = false
 		}
 	}
-	rep.Pass = rep.StateHashEqual && rep.Charged == submitted && rep.CommittedPerS >= commitTargetPerS && rep.P99MS <= float64(commitTargetP99)/1e6
+	rep.Pass = rep.StateHashEqual && rep.Charged == submitted && rep.CommittedPerS >= commitTargetPerS && rep.Latency.P99 <= us(commitTargetP99)
 	if measured.Load() != int64(len(window)) {
 		return nil, errors.New("commit bench: measured charges were lost")
 	}
@@ -343,32 +325,17 @@ func (r *CommitReport) print(w io.Writer, out string) {
 	}
 	fmt.Fprintf(w, "\ngroup commit, %d-node cluster in one process over loopback TCP, %d CPUs, %d accounts, memtable_mb %d, offered %d charges/s for %.0f s\n",
 		r.Nodes, r.NumCPU, r.Accounts, r.MemtableMB, r.OfferedPerS, r.DurationS)
+	l, e := r.Latency, r.EntryLatency
 	fmt.Fprintf(w, "  committed %.0f charges/s   commit latency p50 %.2f ms  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
-		r.CommittedPerS, r.P50MS, r.P90MS, r.P99MS, r.P999MS, r.MaxMS)
-	fmt.Fprintf(w, "  %d raft entries, %.0f charges each, each committed in p50 %.2f ms  p99 %.2f  max %.2f (propose to result)\n",
-		r.Entries, r.ChargesPerEntry, r.EntryP50MS, r.EntryP99MS, r.EntryMaxMS)
+		r.CommittedPerS, l.P50/1e3, l.P90/1e3, l.P99/1e3, l.P999/1e3, l.Max/1e3)
+	if e != nil {
+		fmt.Fprintf(w, "  %d raft entries, %.0f charges each, each committed in p50 %.2f ms  p99 %.2f  max %.2f (propose to result)\n",
+			r.Entries, r.ChargesPerEntry, e.P50/1e3, e.P99/1e3, e.Max/1e3)
+	}
 	fmt.Fprintf(w, "  %d of %d charged; state hashes equal: %v; GOMAXPROCS %d\n", r.Charged, r.Submitted, r.StateHashEqual, r.GOMAXPROCS)
 	fmt.Fprintf(w, "%s ≥ %d charges/s: %.0f · %s p99 ≤ %d ms: %.2f\n", verdict(r.CommittedPerS >= commitTargetPerS), commitTargetPerS, r.CommittedPerS,
-		verdict(r.P99MS <= float64(commitTargetP99)/1e6), commitTargetP99.Milliseconds(), r.P99MS)
+		verdict(l.P99 <= us(commitTargetP99)), commitTargetP99.Milliseconds(), l.P99/1e3)
 	fmt.Fprintln(w, "results:", out)
 }
 
-func (r *CommitReport) write(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-func freeLoopback() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+func (r *CommitReport) write(path string) error { return writeJSON(path, r) }

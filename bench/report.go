@@ -270,11 +270,14 @@ func (r *Report) answerCheck(add func(name string, pass bool, detail string)) {
 	add("every answer is a 200 with a complete body", bad == 0 && len(r.Errors) == 0, detail)
 }
 
-func (r *Report) write(path string) error {
+func (r *Report) write(path string) error { return writeJSON(path, r) }
+
+// writeJSON writes v, indented, to path (through a temp file).
+func writeJSON(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(r, "", "  ")
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
