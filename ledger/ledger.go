@@ -268,8 +268,8 @@ func (l *Ledger) prune(now int64) {
 	l.rangeDrops = append(l.rangeDrops, [2]string{retriedPrefix, retriedPrefix + logSuffix(max(rtCutoff, 0), "")})
 	for _, e := range l.newLogs {
 		e.noLog = e.noLog || e.AdmittedAt < logCutoff
-		e.noDedupe = e.noDedupe || l.logDays >= l.dedupeDays || e.AdmittedAt < ddCutoff
-		if e.noLog && e.noDedupe {
+		e.noDedupe = e.noDedupe || e.AdmittedAt < ddCutoff
+		if e.noLog && (e.noDedupe || l.logDays >= l.dedupeDays) { // no record left
 			delete(l.unflushed, e.suffix)
 		}
 	}

@@ -2,6 +2,7 @@ package raftfsm
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,22 +114,9 @@ func (s *snapStore) list() ([]snapMeta, error) {
 		metas = append(metas, m)
 	}
 	slices.SortFunc(metas, func(a, b snapMeta) int { // newest first
-		switch {
-		case a.Term != b.Term:
-			return cmpDesc(a.Term, b.Term)
-		case a.Index != b.Index:
-			return cmpDesc(a.Index, b.Index)
-		}
-		return strings.Compare(b.ID, a.ID)
+		return cmp.Or(cmp.Compare(b.Term, a.Term), cmp.Compare(b.Index, a.Index), strings.Compare(b.ID, a.ID))
 	})
 	return metas, nil
-}
-
-func cmpDesc(a, b uint64) int {
-	if a > b {
-		return -1
-	}
-	return 1
 }
 
 func (s *snapStore) readMeta(id string) (snapMeta, error) {
