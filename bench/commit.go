@@ -47,11 +47,25 @@ type CommitReport struct {
 	Entries         int64   `json:"raft_entries"`
 	ChargesPerEntry float64 `json:"charges_per_entry"`
 	EntryLatency    *Dist   `json:"entry_commit"` // per Raft entry, µs
-	GOMAXPROCS      int     `json:"gomaxprocs"`
-	StateHashEqual  bool    `json:"state_hashes_equal"`
-	Charged         int64   `json:"charged"`
-	LatencyIs       string  `json:"latency_is"`
-	Pass            bool    `json:"pass"`
+	// Slow splits the latency of the charges over the p99 target.
+	Slow           *SlowCharges `json:"slow_charges,omitempty"`
+	GOMAXPROCS     int          `json:"gomaxprocs"`
+	StateHashEqual bool         `json:"state_hashes_equal"`
+	Charged        int64        `json:"charged"`
+	LatencyIs      string       `json:"latency_is"`
+	Pass           bool         `json:"pass"`
+}
+
+// SlowCharges says where the time of the charges slower than the p99
+// target went, as three parts that add up to their latency: the
+// benchmark's own submitter running late (a starved CPU), the wait in the
+// node's batcher for the entry ahead to commit, and the commit of the
+// entry that carried them. Distributions in µs.
+type SlowCharges struct {
+	Count        int   `json:"count"`
+	SubmitterLag *Dist `json:"submitter_late"`
+	Queued       *Dist `json:"queued_behind_entry_ahead"`
+	InEntry      *Dist `json:"in_own_entry"`
 }
 
 // Acceptance of the cluster issue: at least this many charges committed
@@ -134,8 +148,12 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 	}
 	batchers := make([]*proxy.Batcher, len(stores))
 	proposers := make([]*benchProposer, len(stores))
+	total := int(float64(o.rate) * (o.warmup + o.duration).Seconds())
+	// Per charge, by index: ns after its scheduled time at which it was
+	// submitted and proposed, and ns its entry took to commit.
+	submitLag, proposed, inEntry := make([]int64, total), make([]int64, total), make([]int64, total)
 	for i, s := range stores {
-		p := &benchProposer{leader: leader, local: s == leader}
+		p := &benchProposer{leader: leader, local: s == leader, firstAdmitted: now, proposedAt: proposed, inEntry: inEntry}
 		proposers[i] = p
 		batchers[i] = proxy.NewBatcher(p, proxy.BatcherOptions{MaxCharges: defaults.Accounting.BatchMaxCharges, MaxQueue: defaults.Accounting.MaxQueuedCharges})
 	}
@@ -145,7 +163,6 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 		}
 	}()
 
-	total := int(float64(o.rate) * (o.warmup + o.duration).Seconds())
 	lat := make([]int64, total) // ns, by charge; < 0 when not measured
 	for i := range lat {
 		lat[i] = -1
@@ -183,8 +200,10 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 					if inWindow {
 						measured.Add(1)
 					}
+					submitLag[i] = int64(time.Since(at))
 					err := batchers[node].Submit(c, func(out proxy.ChargeOutcome) {
 						lat[i] = int64(time.Since(at))
+						proposed[i] -= at.UnixNano()
 						if !inWindow {
 							lat[i] = -2
 						} else {
@@ -226,9 +245,16 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 		return nil, fmt.Errorf("commit bench: %d charges failed", f)
 	}
 	var window []time.Duration
-	for _, v := range lat {
-		if v >= 0 {
-			window = append(window, time.Duration(v))
+	var slowLag, slowQueued, slowEntry []time.Duration
+	for i, v := range lat {
+		if v < 0 {
+			continue
+		}
+		window = append(window, time.Duration(v))
+		if time.Duration(v) > commitTargetP99 {
+			slowLag = append(slowLag, time.Duration(submitLag[i]))
+			slowQueued = append(slowQueued, time.Duration(proposed[i]-submitLag[i]))
+			slowEntry = append(slowEntry, time.Duration(inEntry[i]))
 		}
 	}
 	if len(window) == 0 {
@@ -251,6 +277,9 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 	rep.Entries = int64(len(entries))
 	rep.ChargesPerEntry = float64(submitted) / float64(max(rep.Entries, 1))
 	rep.EntryLatency = dist(entries)
+	if len(slowLag) > 0 {
+		rep.Slow = &SlowCharges{Count: len(slowLag), SubmitterLag: dist(slowLag), Queued: dist(slowQueued), InEntry: dist(slowEntry)}
+	}
 	// Every replica must reach the same state.
 	last := leader.AppliedIndex()
 	var first [32]byte
@@ -282,6 +311,11 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 type benchProposer struct {
 	leader *raftfsm.Store
 	local  bool
+	// A charge's index is its AdmittedAt minus firstAdmitted; the
+	// proposer records, by index, when it proposed the charge (ns since
+	// the epoch) and how long the entry took (ns).
+	firstAdmitted       int64
+	proposedAt, inEntry []int64
 
 	mu      sync.Mutex
 	commits []time.Duration // each entry's propose-to-result time
@@ -289,9 +323,16 @@ type benchProposer struct {
 
 func (p *benchProposer) ProposeCharges(b *ledger.ChargeBatch) ([]ledger.ChargeResult, error) {
 	start := time.Now()
+	for _, c := range b.Charges {
+		p.proposedAt[c.AdmittedAt-p.firstAdmitted] = start.UnixNano()
+	}
 	defer func() {
+		took := time.Since(start)
+		for _, c := range b.Charges {
+			p.inEntry[c.AdmittedAt-p.firstAdmitted] = int64(took)
+		}
 		p.mu.Lock()
-		p.commits = append(p.commits, time.Since(start))
+		p.commits = append(p.commits, took)
 		p.mu.Unlock()
 	}()
 	ts := time.Now().UnixNano()
@@ -331,6 +372,10 @@ func (r *CommitReport) print(w io.Writer, out string) {
 	if e != nil {
 		fmt.Fprintf(w, "  %d raft entries, %.0f charges each, each committed in p50 %.2f ms  p99 %.2f  max %.2f (propose to result)\n",
 			r.Entries, r.ChargesPerEntry, e.P50/1e3, e.P99/1e3, e.Max/1e3)
+	}
+	if sl := r.Slow; sl != nil {
+		fmt.Fprintf(w, "  %d charges over %d ms (%.1f%%); p50 of their parts: submitter late %.2f ms, queued behind the entry ahead %.2f, in their own entry %.2f\n",
+			sl.Count, commitTargetP99.Milliseconds(), 100*float64(sl.Count)/(r.CommittedPerS*r.DurationS), sl.SubmitterLag.P50/1e3, sl.Queued.P50/1e3, sl.InEntry.P50/1e3)
 	}
 	fmt.Fprintf(w, "  %d of %d charged; state hashes equal: %v; GOMAXPROCS %d\n", r.Charged, r.Submitted, r.StateHashEqual, r.GOMAXPROCS)
 	fmt.Fprintf(w, "%s ≥ %d charges/s: %.0f · %s p99 ≤ %d ms: %.2f\n", verdict(r.CommittedPerS >= commitTargetPerS), commitTargetPerS, r.CommittedPerS,
