@@ -63,6 +63,9 @@ func (l *Ledger) applyRefundSubmit(c *RefundSubmit, now int64) (any, error) {
 		PaidMicroUSD: a.Sub.PaidMicroUSD, UsageMicroUSD: a.Sub.UsageMicroUSD, RefundedMicroUSD: a.Sub.RefundedMicroUSD,
 		Saved: a.Sub, SavedMonthly: a.Monthly,
 	}
+	if a.Tier == TierInsider {
+		r.SavedMultiplierPPM = a.MultiplierPPM
+	}
 	// R3: the account drops to Free at once; the refund keeps the plan and
 	// cycle so a failed or canceled refund can give them back.
 	l.dropToFree(a)
@@ -104,6 +107,11 @@ func (l *Ledger) applyRefundStatus(c *RefundStatus, now int64) (any, error) {
 		if month := r.SavedMonthly; a.Monthly.StartedAt != month.StartedAt {
 			month.UsedMicroFlows = satAdd(month.UsedMicroFlows, a.Monthly.UsedMicroFlows)
 			a.Monthly = month
+		}
+		// The Insider tier comes back too (M4: the subscription did not
+		// break), unless the operator set another tier meanwhile.
+		if r.SavedMultiplierPPM > 0 && a.Tier == TierStandard {
+			a.Tier, a.MultiplierPPM = TierInsider, r.SavedMultiplierPPM
 		}
 	}
 	l.markRefund(r)

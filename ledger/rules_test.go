@@ -608,6 +608,44 @@ func TestR3_FailedRefundRestoresUsage(t *testing.T) {
 	expect(t, f.usage(acct), "monthly.used_flows", "140", "monthly.limit_flows", "914.443")
 }
 
+// rules R3, M4: submitting a refund drops an Insider to standard with the
+// plan; a failed or canceled refund leaves the subscription unbroken, so
+// the tier and its multiplier come back with the plan — unless the
+// operator set another tier while the refund was processing.
+func TestR3M4_FailedRefundRestoresInsider(t *testing.T) {
+	for _, end := range []string{RefundFailed, RefundCanceled} {
+		f := newFixture(t)
+		acct, key := f.account()
+		f.must(&SetFlowValue{AccountID: acct, Tier: TierInsider, MultiplierPPM: 1_500000})
+		f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "pro"})
+		f.must(&RefundSubmit{Idem: f.idem("r"), AccountID: acct, RefundID: "rf"})
+		expect(t, f.acct(acct), "plan", "free", "flow_value.tier", "standard", "flow_value.multiplier", "1")
+		f.must(&RefundStatus{Idem: f.idem("st"), RefundID: "rf", Status: end})
+		expect(t, f.acct(acct), "plan", "pro", "flow_value.tier", "insider", "flow_value.multiplier", "1.5")
+		// 3 Flows of API value at 1.5× cost 2 Flows.
+		if r := f.charge(acct, key, 3, BillingSubscription); r.MicroFlows != 2_000000 {
+			t.Errorf("%s: charged %d µFlows after the tier came back, want 2000000", end, r.MicroFlows)
+		}
+	}
+
+	f := newFixture(t)
+	acct, _ := f.account()
+	f.must(&SetFlowValue{AccountID: acct, Tier: TierInsider, MultiplierPPM: 1_500000})
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "pro"})
+	f.must(&RefundSubmit{Idem: f.idem("r"), AccountID: acct, RefundID: "rf"})
+	f.must(&SetFlowValue{AccountID: acct, Tier: TierAbuse, MultiplierPPM: 500000})
+	f.must(&RefundStatus{Idem: f.idem("st"), RefundID: "rf", Status: RefundFailed})
+	expect(t, f.acct(acct), "plan", "pro", "flow_value.tier", "abuse", "flow_value.multiplier", "0.5")
+
+	g := newFixture(t)
+	acct2, _ := g.account()
+	g.must(&SetFlowValue{AccountID: acct2, Tier: TierInsider, MultiplierPPM: 1_500000})
+	g.must(&Subscribe{Idem: g.idem("s"), AccountID: acct2, Plan: "pro"})
+	g.must(&RefundSubmit{Idem: g.idem("r"), AccountID: acct2, RefundID: "rf"})
+	g.must(&RefundStatus{Idem: g.idem("st"), RefundID: "rf", Status: RefundSucceeded})
+	expect(t, g.acct(acct2), "plan", "free", "flow_value.tier", "standard")
+}
+
 // rule C2, C4: a charge id is remembered through its durable dedupe record:
 // after a flush, eight days and a reload, a retried batch still answers
 // "exists" in the live and in the reloaded ledger alike.

@@ -223,6 +223,11 @@ type Refund struct {
 	// cycle has not ended.
 	Saved        Subscription `json:"saved"`
 	SavedMonthly Window       `json:"saved_monthly"`
+	// SavedMultiplierPPM is an Insider's multiplier at submit (0 for any
+	// other tier): dropping to Free ends the tier (M4), and a failed or
+	// canceled refund, which leaves the subscription unbroken, gives it
+	// back.
+	SavedMultiplierPPM int64 `json:"saved_insider_multiplier_ppm,omitempty"`
 }
 
 // Member is a cluster node's addresses, replicated so any node can answer
