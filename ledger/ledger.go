@@ -145,25 +145,42 @@ func (l *Ledger) applyLocked(cmd Command, ts int64) Result {
 			if rec.Fingerprint != fp {
 				return Result{Err: fmt.Errorf("%w: Idempotency-Key %q was used for a different request", ErrIdempotencyConflict, key)}
 			}
+			if rec.ErrCode != "" {
+				return Result{Err: ErrorFromCode(rec.ErrCode, rec.ErrMsg)}
+			}
 			return Result{Value: json.RawMessage(rec.Result)}
 		}
 	}
 	v, err := l.dispatch(cmd, now)
-	if err != nil {
-		return Result{Err: err}
+	if !isMoney {
+		if err != nil {
+			return Result{Err: err}
+		}
+		return Result{Value: v}
 	}
-	if isMoney {
-		key, fp := mc.idempotency()
+	key, fp := mc.idempotency()
+	rec := &idemRecord{Fingerprint: fp, At: now}
+	res := Result{Err: err}
+	if err != nil {
+		// The key keeps a rejection too (API.md: the same key returns the
+		// first result): a client retrying a refused call gets the same
+		// refusal, not another outcome once the state has changed.
+		if rec.ErrCode = ErrorCode(err); rec.ErrCode == "" {
+			return Result{Err: err}
+		}
+		rec.ErrMsg = err.Error()
+	} else {
 		raw, merr := json.Marshal(v)
 		if merr != nil {
 			panic("ledger: marshal result: " + merr.Error())
 		}
-		l.idem[key] = &idemRecord{Fingerprint: fp, Result: raw, At: now}
-		l.idemFIFO = append(l.idemFIFO, chargedItem{id: key, at: now})
-		l.dirty["idem/"+key] = struct{}{}
-		return Result{Value: json.RawMessage(raw)}
+		rec.Result = raw
+		res.Value = json.RawMessage(raw)
 	}
-	return Result{Value: v}
+	l.idem[key] = rec
+	l.idemFIFO = append(l.idemFIFO, chargedItem{id: key, at: now})
+	l.dirty["idem/"+key] = struct{}{}
+	return res
 }
 
 func (l *Ledger) dispatch(cmd Command, now int64) (any, error) {

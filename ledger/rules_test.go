@@ -567,6 +567,43 @@ func TestIdempotentMoney(t *testing.T) {
 	f.fails(&TopUp{AccountID: acct, MicroUSD: 1_000000}, ErrInvalid)
 }
 
+// Idempotency-Key, C4: a refused money command's first result is its
+// refusal. The same key answers the same refusal, word for word, even
+// after the state changed so that the command would now succeed — also
+// from a ledger reloaded from its durable records; a new key applies it.
+func TestIdempotentMoneyRejection(t *testing.T) {
+	f := newFixture(t)
+	acct, _ := f.account()
+	w := memWriter{}
+	f.l.SetDurable(w)
+	refund := &RefundSubmit{Idem: Idem{IdemKey: "rf-1", Fingerprint: "a"}, AccountID: acct, RefundID: "rf"}
+	first := f.do(refund).Err
+	if !errors.Is(first, ErrNotEligible) {
+		t.Fatalf("refund on Free: %v", first)
+	}
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "pro"})
+	if err := f.l.Flush(w); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := Load(w.scan, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, l := range map[string]*Ledger{"live": f.l, "reloaded": loaded} {
+		again := l.Apply(refund, f.now).Err
+		if !errors.Is(again, ErrNotEligible) || again.Error() != first.Error() || ErrorCode(again) != "refund_not_eligible" {
+			t.Errorf("%s: same key answered %v, want %v", name, again, first)
+		}
+		if r := l.Apply(&RefundSubmit{Idem: Idem{IdemKey: "rf-1", Fingerprint: "b"}, AccountID: acct, RefundID: "rf"}, f.now); !errors.Is(r.Err, ErrIdempotencyConflict) {
+			t.Errorf("%s: same key, another request: %v", name, r.Err)
+		}
+	}
+	expect(t, f.acct(acct), "plan", "pro")
+	v := f.must(&RefundSubmit{Idem: Idem{IdemKey: "rf-2", Fingerprint: "a"}, AccountID: acct, RefundID: "rf"})
+	expect(t, v, "status", "processing")
+	expect(t, f.acct(acct), "plan", "free")
+}
+
 // rule U1: breakdowns by model and by day, and the Extra Usage spend.
 func TestU1_UsageBreakdowns(t *testing.T) {
 	f := newFixture(t)

@@ -243,6 +243,10 @@ type idemRecord struct {
 	Fingerprint string `json:"fp"`
 	Result      []byte `json:"result"`
 	At          int64  `json:"at"`
+	// A rejected command's first result is its rejection: the wire code
+	// and message (errors.go) it is rebuilt from.
+	ErrCode string `json:"err_code,omitempty"`
+	ErrMsg  string `json:"err,omitempty"`
 }
 
 // LogEntry is one request-log line (U1); it is also the charge's dedupe
