@@ -15,6 +15,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -52,12 +53,24 @@ type Node struct {
 	Listen      string `toml:"listen"`       // proxy, self-service API, web pages
 	AdminListen string `toml:"admin_listen"` // admin API, /metrics
 	RaftListen  string `toml:"raft_listen"`
-	TestClock   bool   `toml:"test_clock"` // enables /admin/v1/clock; tests only
+	// AdvertiseAdmin and AdvertiseRaft are the addresses peers dial for
+	// this node's admin API and Raft (default: the listen address). A
+	// listener on every interface (0.0.0.0, ::) needs one: that is not an
+	// address another machine can reach.
+	AdvertiseAdmin string `toml:"advertise_admin"`
+	AdvertiseRaft  string `toml:"advertise_raft"`
+	TestClock      bool   `toml:"test_clock"` // enables /admin/v1/clock; tests only
 	// MemtableMB sizes the state database's memtable: larger ones flush
 	// less often, which a node committing tens of thousands of charges a
 	// second needs, and cost that much more memory.
 	MemtableMB int `toml:"memtable_mb"`
 }
+
+// AdminAddr is the address peers dial for this node's admin API.
+func (n *Node) AdminAddr() string { return cmp.Or(n.AdvertiseAdmin, n.AdminListen) }
+
+// RaftAddr is the address peers dial for this node's Raft.
+func (n *Node) RaftAddr() string { return cmp.Or(n.AdvertiseRaft, n.RaftListen) }
 
 // Admin is the [admin] section. The admin token comes from the
 // ZENMUX_ADMIN_TOKEN environment variable, else TokenFile, else it is
@@ -178,9 +191,16 @@ func (c Cluster) loadTLS(p *problems, node *Node) *ClusterTLS {
 		}
 	}
 	if node != nil {
-		for _, l := range []struct{ key, addr string }{{"node.raft_listen", node.RaftListen}, {"node.admin_listen", node.AdminListen}} {
+		raftKey, adminKey := "node.raft_listen", "node.admin_listen"
+		if node.AdvertiseRaft != "" {
+			raftKey = "node.advertise_raft"
+		}
+		if node.AdvertiseAdmin != "" {
+			adminKey = "node.advertise_admin"
+		}
+		for _, l := range []struct{ key, addr string }{{raftKey, node.RaftAddr()}, {adminKey, node.AdminAddr()}} {
 			host, _, err := net.SplitHostPort(l.addr)
-			if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
+			if err != nil || wildcard(host) {
 				continue
 			}
 			if err := leaf.VerifyHostname(host); err != nil {
@@ -597,6 +617,26 @@ func (c *Config) validate(defined func(i int, key string) bool) error {
 		}
 	}
 
+	clustered := len(c.Cluster.Join) > 0 || !c.Cluster.Bootstrap || c.Cluster.SecretFile != ""
+	for _, a := range []struct {
+		key, addr, listenKey, listen string
+		need                         bool
+	}{
+		// Raft advertises its address even alone: it is the bootstrap
+		// configuration's server address.
+		{"node.advertise_raft", c.Node.AdvertiseRaft, "node.raft_listen", c.Node.RaftListen, valid[2]},
+		{"node.advertise_admin", c.Node.AdvertiseAdmin, "node.admin_listen", c.Node.AdminListen, valid[1] && clustered},
+	} {
+		switch {
+		case a.addr != "":
+			if checkHostPort(&p, a.key, a.addr, false) && wildcardHost(a.addr) {
+				p.add(a.key, "%q is not an address peers can dial", a.addr)
+			}
+		case a.need && wildcardHost(a.listen):
+			p.add(a.key, "must be set: %s %q listens on every interface, which is not an address peers can dial", a.listenKey, a.listen)
+		}
+	}
+
 	// [cluster]
 	for i, addr := range c.Cluster.Join {
 		checkHostPort(&p, fmt.Sprintf("cluster.join[%d]", i), addr, false)
@@ -781,8 +821,19 @@ func sameListener(a, b string) bool {
 	if pa != pb {
 		return false
 	}
-	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
-	return strings.EqualFold(ha, hb) || wild(ha) || wild(hb)
+	return strings.EqualFold(ha, hb) || wildcard(ha) || wildcard(hb)
+}
+
+// wildcard reports whether a listen host means every interface.
+func wildcard(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
+}
+
+// wildcardHost reports whether a valid host:port has a wildcard host.
+func wildcardHost(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	return wildcard(host)
 }
 
 // checkBaseURL requires an absolute http(s) URL with a host and no query or

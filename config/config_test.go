@@ -334,6 +334,13 @@ func TestBadConfigs(t *testing.T) {
 		{"admin equals listen", "[node]\nadmin_listen = \"127.0.0.1:8080\"", "node.admin_listen"},
 		{"raft equals admin", "[node]\nraft_listen = \"127.0.0.1:8081\"", "node.raft_listen"},
 		{"wildcard collides", "[node]\nlisten = \"0.0.0.0:8300\"", "node.raft_listen"},
+		{"raft on every interface, no advertise", "[node]\nraft_listen = \"0.0.0.0:8300\"", "node.advertise_raft"},
+		{"raft on every IPv6 interface, no advertise", "[node]\nraft_listen = \"[::]:8300\"", "node.advertise_raft"},
+		{"raft on every interface, empty host", "[node]\nraft_listen = \":8300\"", "node.advertise_raft"},
+		{"clustered admin on every interface, no advertise", "[node]\nadmin_listen = \"0.0.0.0:8081\"\n[cluster]\nsecret_file = \"s\"", "node.advertise_admin"},
+		{"advertise a wildcard", "[node]\nadvertise_raft = \"0.0.0.0:8300\"", "node.advertise_raft"},
+		{"advertise no host", "[node]\nadvertise_admin = \":8081\"", "node.advertise_admin"},
+		{"advertise no port", "[node]\nadvertise_admin = \"10.0.0.2\"", "node.advertise_admin"},
 		{"join without secret", "[cluster]\njoin = [\"10.0.0.1:8081\"]", "cluster.secret_file"},
 		{"no bootstrap without secret", "[cluster]\nbootstrap = false", "cluster.secret_file"},
 		{"join bad address", "[cluster]\nsecret_file = \"s\"\njoin = [\"10.0.0.1:8081\", \"nohost\"]", "cluster.join[1]"},
@@ -479,6 +486,37 @@ secret_file = "/etc/zenmux/secret"
 	}
 	if c.Cluster.Bootstrap || len(c.Cluster.Join) != 2 {
 		t.Fatalf("cluster = %+v", c.Cluster)
+	}
+}
+
+// Peers dial a node at its advertised addresses: the listen addresses
+// unless set, and set they must be where a listener takes every interface.
+func TestAdvertise(t *testing.T) {
+	c, err := Parse([]byte(`
+[node]
+listen = "0.0.0.0:8080"
+admin_listen = "0.0.0.0:8081"
+raft_listen = "[::]:8300"
+advertise_admin = "10.0.0.2:8081"
+advertise_raft = "10.0.0.2:8300"
+[cluster]
+bootstrap = false
+join = ["10.0.0.1:8081"]
+secret_file = "/etc/zenmux/secret"
+`))
+	if err != nil {
+		t.Fatalf("wildcard listeners with advertised addresses: %v", err)
+	}
+	if a, r := c.Node.AdminAddr(), c.Node.RaftAddr(); a != "10.0.0.2:8081" || r != "10.0.0.2:8300" {
+		t.Errorf("advertised %s, %s", a, r)
+	}
+	// Alone, a node's admin address is dialled by no peer.
+	c, err = Parse([]byte("[node]\nadmin_listen = \"0.0.0.0:8081\""))
+	if err != nil {
+		t.Fatalf("single node, admin on every interface: %v", err)
+	}
+	if a, r := c.Node.AdminAddr(), c.Node.RaftAddr(); a != "0.0.0.0:8081" || r != "127.0.0.1:8300" {
+		t.Errorf("defaults advertised %s, %s", a, r)
 	}
 }
 
@@ -732,10 +770,15 @@ func TestClusterTLSValid(t *testing.T) {
 		t.Fatal("TLS enabled by default")
 	}
 
-	// A wildcard listener is not checked against the certificate's SANs;
-	// a DNS name is.
-	if _, err := Parse([]byte("[node]\nraft_listen = \"0.0.0.0:8300\"\nadmin_listen = \":8081\"\n" + clusterTOML("s", f.cert, f.key, f.ca))); err != nil {
+	// Peers verify the advertised addresses, not a wildcard listener's;
+	// a DNS name is checked as well as an IP.
+	wild := "[node]\nraft_listen = \"0.0.0.0:8300\"\nadmin_listen = \":8081\"\nadvertise_admin = \"127.0.0.1:8081\"\n"
+	if _, err := Parse([]byte(wild + "advertise_raft = \"127.0.0.1:8300\"\n" + clusterTOML("s", f.cert, f.key, f.ca))); err != nil {
 		t.Fatalf("wildcard listeners: %v", err)
+	}
+	if _, err := Parse([]byte(wild + "advertise_raft = \"10.9.9.9:8300\"\n" + clusterTOML("s", f.cert, f.key, f.ca))); err == nil ||
+		!strings.Contains(err.Error(), "node.advertise_raft") {
+		t.Fatalf("advertised address outside the certificate: %v", err)
 	}
 	ca, _ := newTLSFiles(t)
 	dc, dk := ca.issue(t, func(c *x509.Certificate) { c.IPAddresses = nil; c.DNSNames = []string{"n1.cluster.internal"} })

@@ -429,6 +429,8 @@ func TestAdminBadInput(t *testing.T) {
 		{name: "node raft_addr empty port", method: "POST", path: v1 + "/cluster/nodes", body: `{"id":"n2","raft_addr":"127.0.0.1:","admin_addr":"127.0.0.1:2"}`},
 		{name: "node raft_addr port 99999", method: "POST", path: v1 + "/cluster/nodes", body: `{"id":"n2","raft_addr":"127.0.0.1:99999","admin_addr":"127.0.0.1:2"}`},
 		{name: "node raft_addr port 0", method: "POST", path: v1 + "/cluster/nodes", body: `{"id":"n2","raft_addr":"127.0.0.1:0","admin_addr":"127.0.0.1:2"}`},
+		{name: "node raft_addr on every interface", method: "POST", path: v1 + "/cluster/nodes", body: `{"id":"n2","raft_addr":"0.0.0.0:8300","admin_addr":"127.0.0.1:2"}`},
+		{name: "node admin_addr on every IPv6 interface", method: "POST", path: v1 + "/cluster/nodes", body: `{"id":"n2","raft_addr":"127.0.0.1:1","admin_addr":"[::]:8081"}`},
 		{name: "node raft_addr no host", method: "POST", path: v1 + "/cluster/nodes", body: `{"id":"n2","raft_addr":":8300","admin_addr":"127.0.0.1:2"}`},
 		{name: "node admin_addr a URL", method: "POST", path: v1 + "/cluster/nodes", body: `{"id":"n2","raft_addr":"127.0.0.1:1","admin_addr":"http://127.0.0.1:2"}`},
 	} {

@@ -191,6 +191,9 @@ func (n *Node) internal(ctx *fasthttp.RequestCtx) {
 		}
 		if err := n.join(m); err != nil {
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			if errors.Is(err, ledger.ErrInvalid) {
+				ctx.SetStatusCode(fasthttp.StatusBadRequest)
+			}
 			fmt.Fprintf(ctx, `{"error":%q}`, err.Error())
 			return
 		}
@@ -290,7 +293,7 @@ func (n *Node) removeViaLeader(id string) error {
 // (API.md: "A node with cluster.join joins by itself at start, retrying
 // until a member accepts it").
 func (n *Node) joinLoop(ctx context.Context) error {
-	me, _ := json.Marshal(ledger.Member{ID: n.cfg.Node.ID, RaftAddr: n.cfg.Node.RaftListen, AdminAddr: n.cfg.Node.AdminListen})
+	me, _ := json.Marshal(ledger.Member{ID: n.cfg.Node.ID, RaftAddr: n.cfg.Node.RaftAddr(), AdminAddr: n.cfg.Node.AdminAddr()})
 	for attempt := 0; ; attempt++ {
 		for _, addr := range n.cfg.Cluster.Join {
 			status, body, err := n.call(addr, "POST", "/internal/v1/join", me)

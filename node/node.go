@@ -59,7 +59,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		return err
 	}
 	store, err := raftfsm.Open(raftfsm.Options{
-		NodeID: cfg.Node.ID, Dir: cfg.Node.DataDir, RaftAddr: cfg.Node.RaftListen, Bootstrap: cfg.Cluster.Bootstrap, Secret: secret,
+		NodeID: cfg.Node.ID, Dir: cfg.Node.DataDir, RaftAddr: cfg.Node.RaftListen, RaftAdvertise: cfg.Node.AdvertiseRaft, Bootstrap: cfg.Cluster.Bootstrap, Secret: secret,
 		SnapshotEvery: uint64(cfg.Cluster.SnapshotEntries), TLS: peerTLS, MemTableMB: cfg.Node.MemtableMB,
 	})
 	if err != nil {
@@ -156,7 +156,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	tickCtx, stopTick := context.WithCancel(ctx)
 	go func() { defer close(tickDone); n.tickLoop(tickCtx) }()
 	log.Info().Str("node", cfg.Node.ID).Str("listen", proxyLn.Addr().String()).Str("admin", adminLn.Addr().String()).
-		Str("raft", cfg.Node.RaftListen).Msg("zenmuxd ready")
+		Str("raft", cfg.Node.RaftListen).Str("advertise_admin", cfg.Node.AdminAddr()).Str("advertise_raft", cfg.Node.RaftAddr()).Msg("zenmuxd ready")
 
 	var runErr error
 	select {
@@ -224,7 +224,7 @@ func seedFromConfig(cfg *config.Config) (*ledger.Seed, error) {
 		return nil, fmt.Errorf("config: flow.usd_per_flow: %w", err)
 	}
 	s := &ledger.Seed{NanoUSDPerFlow: rate, DedupeDays: cfg.Accounting.DedupeDays, RequestLogDays: cfg.Accounting.RequestLogDays,
-		Members: []ledger.Member{{ID: cfg.Node.ID, RaftAddr: cfg.Node.RaftListen, AdminAddr: cfg.Node.AdminListen}}}
+		Members: []ledger.Member{{ID: cfg.Node.ID, RaftAddr: cfg.Node.RaftAddr(), AdminAddr: cfg.Node.AdminAddr()}}}
 	plans := map[string]ledger.Plan{}
 	var order []string
 	for _, p := range ledger.DefaultPlans() {

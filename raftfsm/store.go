@@ -24,7 +24,10 @@ import (
 type Options struct {
 	NodeID    string
 	Dir       string // data directory; Pebble and snapshots live under it
-	RaftAddr  string // listen and advertise address of the Raft transport
+	RaftAddr  string // listen address of the Raft transport
+	// RaftAdvertise is the address peers dial (default RaftAddr); a
+	// wildcard RaftAddr needs one.
+	RaftAdvertise string
 	Bootstrap bool   // form a new single-node cluster when there is no state
 	// Secret, when set, authenticates every Raft connection (mutual
 	// challenge-response; see transport.go). A multi-node cluster needs it.
@@ -104,7 +107,7 @@ func Open(o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr, err := net.ResolveTCPAddr("tcp", o.RaftAddr)
+	addr, err := net.ResolveTCPAddr("tcp", cmp.Or(o.RaftAdvertise, o.RaftAddr))
 	if err != nil {
 		return nil, fmt.Errorf("raft address: %w", err)
 	}
