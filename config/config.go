@@ -245,6 +245,11 @@ type Flow struct {
 // Proxy is the [proxy] section.
 type Proxy struct {
 	MaxBodyBytes int64 `toml:"max_body_bytes"` // larger request bodies get 413
+	// CountTokensRPM and CountTokensBurst are an account's own bucket for
+	// /v1/messages/count_tokens: free, so not in the plan's bucket, but
+	// limited (WIRE.md §3.5).
+	CountTokensRPM   int `toml:"count_tokens_rpm"`
+	CountTokensBurst int `toml:"count_tokens_burst"`
 }
 
 // Accounting is the [accounting] section: how charges are acknowledged,
@@ -386,7 +391,7 @@ func Default() *Config {
 		},
 		Cluster: Cluster{Bootstrap: true, SnapshotEntries: 8192},
 		Flow:    Flow{UsdPerFlow: 0.03283},
-		Proxy:   Proxy{MaxBodyBytes: 32 << 20},
+		Proxy:   Proxy{MaxBodyBytes: 32 << 20, CountTokensRPM: 100, CountTokensBurst: 20},
 		Accounting: Accounting{
 			Ack:              AckQuorum,
 			DedupeDays:       7,
@@ -681,6 +686,8 @@ func (c *Config) validate(defined func(i int, key string) bool) error {
 	checkRange(&p, "node.memtable_mb", c.Node.MemtableMB, 4, 1024)
 
 	// [payg]
+	checkRange(&p, "proxy.count_tokens_rpm", c.Proxy.CountTokensRPM, 1, maxRate)
+	checkRange(&p, "proxy.count_tokens_burst", c.Proxy.CountTokensBurst, 1, maxRate)
 	checkRange(&p, "payg.rpm", c.Payg.RPM, 1, maxRate)
 	checkRange(&p, "payg.burst", c.Payg.Burst, 1, maxRate)
 

@@ -34,7 +34,7 @@ func TestDefault(t *testing.T) {
 		},
 		Cluster: Cluster{Bootstrap: true, SnapshotEntries: 8192},
 		Flow:    Flow{UsdPerFlow: 0.03283},
-		Proxy:   Proxy{MaxBodyBytes: 33554432},
+		Proxy:   Proxy{MaxBodyBytes: 33554432, CountTokensRPM: 100, CountTokensBurst: 20},
 		Accounting: Accounting{
 			Ack:              "quorum",
 			DedupeDays:       7,
@@ -341,6 +341,8 @@ func TestBadConfigs(t *testing.T) {
 		{"advertise a wildcard", "[node]\nadvertise_raft = \"0.0.0.0:8300\"", "node.advertise_raft"},
 		{"advertise no host", "[node]\nadvertise_admin = \":8081\"", "node.advertise_admin"},
 		{"advertise no port", "[node]\nadvertise_admin = \"10.0.0.2\"", "node.advertise_admin"},
+		{"count_tokens rpm 0", "[proxy]\ncount_tokens_rpm = 0", "proxy.count_tokens_rpm"},
+		{"count_tokens burst too big", "[proxy]\ncount_tokens_burst = 1000001", "proxy.count_tokens_burst"},
 		{"join without secret", "[cluster]\njoin = [\"10.0.0.1:8081\"]", "cluster.secret_file"},
 		{"no bootstrap without secret", "[cluster]\nbootstrap = false", "cluster.secret_file"},
 		{"join bad address", "[cluster]\nsecret_file = \"s\"\njoin = [\"10.0.0.1:8081\", \"nohost\"]", "cluster.join[1]"},

@@ -144,7 +144,8 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		Limiter: limiter, Allowances: allowances,
 		NodeID: cfg.Node.ID, Ledger: store.Ledger, Now: n.Now, Charges: charges,
 		AckQuorum: cfg.Accounting.Ack == config.AckQuorum, Providers: providers,
-		PaygRPM: int64(cfg.Payg.RPM), PaygBurst: int64(cfg.Payg.Burst), Ready: n.Ready, Log: log, Refresh: n.refresh,
+		PaygRPM: int64(cfg.Payg.RPM), PaygBurst: int64(cfg.Payg.Burst),
+		CountTokensRPM: int64(cfg.Proxy.CountTokensRPM), CountTokensBurst: int64(cfg.Proxy.CountTokensBurst), Ready: n.Ready, Log: log, Refresh: n.refresh,
 	})
 	proxySrv := &fasthttp.Server{Handler: gw.Handler, ErrorHandler: gw.TransportError, Name: "zenmuxd",
 		MaxRequestBodySize: int(cfg.Proxy.MaxBodyBytes),

@@ -147,7 +147,7 @@ func newGateway(t testing.TB, o gatewayOptions) *gateway {
 	g.Server = New(Options{
 		NodeID: "t1", Ledger: func() *ledger.Ledger { return g.L }, Now: g.now.Load, Charges: g.charges, AckQuorum: !o.async,
 		Providers: map[string]Provider{"echo": &Echo{}, "oai": mk("openai", g.OpenAI.URL), "anth": mk("anthropic", g.Anth.URL)},
-		PaygRPM:   600, PaygBurst: 600, Ready: func() bool { return true }, Log: zerolog.New(io.Discard),
+		PaygRPM:   600, PaygBurst: 600, CountTokensRPM: 100, CountTokensBurst: 20, Ready: func() bool { return true }, Log: zerolog.New(io.Discard),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -349,6 +349,60 @@ func TestQ8RateBucket(t *testing.T) {
 	}
 }
 
+// WIRE.md §3.5, §3.7: count_tokens is free but rate limited on its own
+// bucket per account (proxy.count_tokens_rpm 100, burst 20 here), apart
+// from the plan's (Q8); the Anthropic surface also gets the
+// anthropic-ratelimit-requests-* headers, the reset an RFC 3339 time.
+func TestCountTokensOwnBucket(t *testing.T) {
+	g := newGateway(t, gatewayOptions{})
+	acct, key, _ := g.account("pro")
+	body := `{"model":"zenmux/echo","messages":[{"role":"user","content":"count these"}]}`
+	count := func() limResp { return limDo(t, "POST", g.URL+"/v1/messages/count_tokens", body, limAnth(key)) }
+	now := time.Unix(0, g.now.Load()).UTC()
+	for i := 1; i <= 20; i++ {
+		r := count()
+		if r.Status != 200 {
+			t.Fatalf("count_tokens %d: %s", i, r)
+		}
+		if got := r.Header.Get("anthropic-ratelimit-requests-limit"); got != "100" {
+			t.Errorf("count_tokens %d: anthropic-ratelimit-requests-limit %q, want 100", i, got)
+		}
+		if got := r.Header.Get("anthropic-ratelimit-requests-remaining"); got != strconv.Itoa(20-i) {
+			t.Errorf("count_tokens %d: anthropic-ratelimit-requests-remaining %q, want %d", i, got, 20-i)
+		}
+	}
+	r := count()
+	limAnthError(t, r, 429, "rate_limit_error", "rate_limit_exceeded")
+	if n := limRetryAfter(t, r); n != 1 { // 600 ms at 100 rpm, rounded up
+		t.Errorf("count_tokens Retry-After %d, want 1", n)
+	}
+	if got, want := r.Header.Get("anthropic-ratelimit-requests-reset"), now.Add(time.Second).Format(time.RFC3339); got != want {
+		t.Errorf("anthropic-ratelimit-requests-reset %q, want %q", got, want)
+	}
+	// The plan's bucket is untouched: a message still has 14 of 15 left,
+	// and says so in both header families.
+	r = limMsg(t, g, key, ledger.EchoModelID)
+	limWantOK(t, r, "subscription")
+	if got := r.Header.Get("anthropic-ratelimit-requests-remaining"); got != "14" {
+		t.Errorf("message after count_tokens: anthropic-ratelimit-requests-remaining %q, want 14", got)
+	}
+	if got := r.Header.Get("x-ratelimit-remaining-requests"); got != "14" {
+		t.Errorf("message after count_tokens: x-ratelimit-remaining-requests %q, want 14", got)
+	}
+	if _, err := time.Parse(time.RFC3339, r.Header.Get("anthropic-ratelimit-requests-reset")); err != nil {
+		t.Errorf("anthropic-ratelimit-requests-reset: %v", err)
+	}
+	// 600 ms refill exactly one count.
+	g.advance(600 * time.Millisecond)
+	if r := count(); r.Status != 200 {
+		t.Fatalf("count_tokens after 600 ms: %s", r)
+	}
+	limAnthError(t, count(), 429, "rate_limit_error", "rate_limit_exceeded")
+	if logs := g.requests(acct); len(logs) != 1 {
+		t.Fatalf("request log has %d entries, want 1 (the message; counting is free)", len(logs))
+	}
+}
+
 // rule Q9: all keys of an account draw on one bucket; another account has
 // its own. rule Q8: pay-as-you-go keys have their own 600/600 bucket.
 func TestQ9SharedBucketAndPaygBucket(t *testing.T) {

@@ -40,6 +40,9 @@ type Options struct {
 	Providers map[string]Provider
 	// PaygRPM and PaygBurst are pay-as-you-go keys' own bucket (Q8).
 	PaygRPM, PaygBurst int64
+	// CountTokensRPM and CountTokensBurst are an account's bucket for
+	// count_tokens, which is free but limited (WIRE.md §3.5).
+	CountTokensRPM, CountTokensBurst int64
 	// Ready reports whether the node can serve (for /readyz).
 	Ready func() bool
 	// Allowances keep quota windows across a cluster (nil on one node,
@@ -253,8 +256,12 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
 		return
 	}
 	in := &inflight{s: s, id: id, ad: ad, format: f, admittedAt: now, requestBytes: int64(len(body))}
-	if f == FormatCountTokens { // counting tokens is free: no bucket, no quota, no charge
+	if f == FormatCountTokens { // counting tokens is free: its own bucket, no quota, no charge
 		ctx.Response.Header.Set("x-zenmux-billing", ad.Billing)
+		if e := s.takeRate(ctx, "count:"+ad.AccountID, s.o.CountTokensRPM, s.o.CountTokensBurst, now, true); e != nil {
+			fail(e)
+			return
+		}
 	} else if e := s.admitBilling(ctx, in, body, top); e != nil {
 		fail(e)
 		return
@@ -308,6 +315,33 @@ func orDefault(s, def string) string {
 	return s
 }
 
+// takeRate spends one request from a token bucket (Q8) and sets the
+// rate-limit headers: OpenAI's x-ratelimit-*, and on the Anthropic surface
+// also anthropic-ratelimit-requests-* (WIRE.md §3.7: the reset an RFC 3339
+// time). Over the bucket: 429 with Retry-After.
+func (s *Server) takeRate(ctx *fasthttp.RequestCtx, bucket string, rpm, burst, now int64, anthropic bool) *apiError {
+	d := s.limiter.Take(bucket, rpm, burst, now)
+	if d.Unavailable {
+		return newAPIError(503, "unavailable", "the cluster is electing a leader; retry in a moment")
+	}
+	h := &ctx.Response.Header
+	var num [40]byte
+	h.SetBytesV("x-ratelimit-limit-requests", strconv.AppendInt(num[:0], d.Limit, 10))
+	h.SetBytesV("x-ratelimit-remaining-requests", strconv.AppendInt(num[:0], d.Remaining, 10))
+	h.SetBytesV("x-ratelimit-reset-requests", append(strconv.AppendInt(num[:0], d.Reset.Milliseconds(), 10), "ms"...))
+	if anthropic {
+		h.SetBytesV("anthropic-ratelimit-requests-limit", strconv.AppendInt(num[:0], d.Limit, 10))
+		h.SetBytesV("anthropic-ratelimit-requests-remaining", strconv.AppendInt(num[:0], d.Remaining, 10))
+		reset := time.Unix(0, now).Add(d.Reset + time.Second - 1).UTC().Truncate(time.Second)
+		h.SetBytesV("anthropic-ratelimit-requests-reset", reset.AppendFormat(num[:0], time.RFC3339))
+	}
+	if !d.Allowed {
+		h.Set("Retry-After", strconv.FormatInt(int64((d.Reset+time.Second-1)/time.Second), 10))
+		return newAPIError(429, "rate_limit_exceeded", fmt.Sprintf("rate limit of %d requests a minute (burst %d) reached; retry in %s", rpm, burst, d.Reset.Round(time.Second)))
+	}
+	return nil
+}
+
 // admitBilling runs the rate bucket (Q8), then the quota/balance decision
 // (Q5, E2, E3), and reserves pay-as-you-go spend, setting the headers.
 func (s *Server) admitBilling(ctx *fasthttp.RequestCtx, in *inflight, body []byte, top topLevel) *apiError {
@@ -316,19 +350,10 @@ func (s *Server) admitBilling(ctx *fasthttp.RequestCtx, in *inflight, body []byt
 	if ad.KeyKind == ledger.KindPayg {
 		bucket, rpm, burst = "payg:"+ad.AccountID, s.o.PaygRPM, s.o.PaygBurst
 	}
-	d := s.limiter.Take(bucket, rpm, burst, in.admittedAt)
-	if d.Unavailable {
-		return newAPIError(503, "unavailable", "the cluster is electing a leader; retry in a moment")
+	if e := s.takeRate(ctx, bucket, rpm, burst, in.admittedAt, in.format.Anthropic()); e != nil {
+		return e
 	}
 	h := &ctx.Response.Header
-	var num [32]byte
-	h.SetBytesV("x-ratelimit-limit-requests", strconv.AppendInt(num[:0], d.Limit, 10))
-	h.SetBytesV("x-ratelimit-remaining-requests", strconv.AppendInt(num[:0], d.Remaining, 10))
-	h.SetBytesV("x-ratelimit-reset-requests", append(strconv.AppendInt(num[:0], d.Reset.Milliseconds(), 10), "ms"...))
-	if !d.Allowed {
-		h.Set("Retry-After", strconv.FormatInt(int64((d.Reset+time.Second-1)/time.Second), 10))
-		return newAPIError(429, "rate_limit_exceeded", fmt.Sprintf("rate limit of %d requests a minute (burst %d) reached; retry in %s", rpm, burst, d.Reset.Round(time.Second)))
-	}
 	if ad.BillingErr != nil {
 		var qe *ledger.QuotaError
 		if errors.As(ad.BillingErr, &qe) {
