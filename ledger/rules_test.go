@@ -350,6 +350,100 @@ func TestS4_Downgrade(t *testing.T) {
 	expect(t, f.acct(acct), "plan", "pro", "subscription.paid_usd", "20", "subscription.cycle_end", "2026-06-01T00:00:00Z")
 }
 
+// rule S5: the leader asks NextDue every second whether to propose a Tick.
+// It must say yes whenever some paid cycle has ended — after a subscribe,
+// a renewal, a refund that gave the plan back, and in a reloaded ledger —
+// and may say yes once needlessly after an account left its paid plan.
+func TestS5_NextDue(t *testing.T) {
+	f := newFixture(t) // 2026-04-01
+	dueByScan := func(l *Ledger, now int64) bool {
+		for _, a := range l.accounts {
+			if a.paid() && now >= a.Sub.CycleEnd {
+				return true
+			}
+		}
+		return false
+	}
+	check := func(when string, want bool) {
+		t.Helper()
+		if got := f.l.NextDue(f.now); got != want || dueByScan(f.l, f.now) != want {
+			t.Fatalf("%s: NextDue %v, a scan says %v, want %v", when, got, dueByScan(f.l, f.now), want)
+		}
+	}
+	check("no paid account", false)
+	a, _ := f.account()
+	b, _ := f.account()
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: a, Plan: "pro"}) // cycle ends 05-01
+	f.advance(10 * 24 * time.Hour)
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: b, Plan: "pro"}) // 05-11
+	check("both cycles running", false)
+	f.now = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	check("a's cycle ended", true)
+	f.must(&Tick{})
+	check("a renewed to 06-01, b ends 05-11", false)
+	f.now = time.Date(2026, 5, 11, 0, 0, 0, 0, time.UTC).UnixNano()
+	check("b's cycle ended", true)
+	f.must(&Tick{})
+	check("both renewed", false)
+
+	f.must(&Cancel{AccountID: a})
+	f.now = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	check("a's canceled cycle ended", true)
+	f.must(&Tick{}) // a falls to Free; b's cycle ends 06-11
+	check("a on Free", false)
+
+	// A refund drops x to Free before its cycle ends: NextDue still says
+	// yes once, at x's old cycle end, and the Tick it proposes settles
+	// nothing and makes it exact again.
+	h := newFixture(t)
+	x, _ := h.account()
+	y, _ := h.account()
+	h.must(&Subscribe{Idem: h.idem("s"), AccountID: x, Plan: "pro"}) // 05-01
+	h.advance(time.Hour)
+	h.must(&RefundSubmit{Idem: h.idem("r"), AccountID: x, RefundID: "rx"})
+	h.advance(23 * time.Hour)
+	h.must(&Subscribe{Idem: h.idem("s"), AccountID: y, Plan: "pro"}) // 05-02
+	h.now = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	if !h.l.NextDue(h.now) || dueByScan(h.l, h.now) {
+		t.Fatalf("after the refund: NextDue %v (want the one needless yes), scan %v", h.l.NextDue(h.now), dueByScan(h.l, h.now))
+	}
+	if v := h.must(&Tick{}); fmt.Sprint(v["settled"]) != "0" {
+		t.Fatalf("the needless Tick settled %v", v["settled"])
+	}
+	if h.l.NextDue(h.now) {
+		t.Fatal("after the Tick NextDue still says yes")
+	}
+	h.now = time.Date(2026, 5, 2, 0, 0, 0, 0, time.UTC).UnixNano()
+	if !h.l.NextDue(h.now) || !dueByScan(h.l, h.now) {
+		t.Fatal("y's cycle ended; NextDue says no")
+	}
+
+	// A failed refund gives c its plan back, with its cycle (to 05-01).
+	g := newFixture(t)
+	c, _ := g.account()
+	g.must(&Subscribe{Idem: g.idem("s"), AccountID: c, Plan: "pro"})
+	g.must(&RefundSubmit{Idem: g.idem("r"), AccountID: c, RefundID: "rc"})
+	g.must(&Tick{}) // nothing due: the scan leaves nextDue at "none paid"
+	g.must(&RefundStatus{Idem: g.idem("st"), RefundID: "rc", Status: RefundFailed})
+	g.now = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	if !g.l.NextDue(g.now) {
+		t.Fatal("the plan a failed refund gave back is due at its cycle end; NextDue says no")
+	}
+
+	// A reloaded ledger knows its earliest cycle end.
+	w := memWriter{}
+	if err := g.l.Flush(w); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := Load(w.scan, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !loaded.NextDue(g.now) || loaded.NextDue(g.now-1) {
+		t.Fatal("reloaded: NextDue is not exactly the earliest cycle end")
+	}
+}
+
 // rule S5: renewal records a payment; a canceled subscription falls back
 // to Free at cycle end.
 func TestS5_RenewalAndCancel(t *testing.T) {
