@@ -129,7 +129,7 @@ func (l *Ledger) applyCharge(c *Charge, now int64, retry bool) ChargeResult {
 		return ChargeResult{Status: "rejected", Reason: "no admission time"}
 	}
 	suffix := logSuffix(c.AdmittedAt, c.ReqID)
-	if l.logged(suffix, retry, now) {
+	if l.logged(suffix, retry) {
 		return ChargeResult{Status: "exists"}
 	}
 	a := l.accounts[c.AccountID]
@@ -210,7 +210,7 @@ func (l *Ledger) applyCharge(c *Charge, now int64, retry bool) ChargeResult {
 	a.LastLog = suffix
 	l.unflushed[suffix] = l.entrySeq
 	if retry {
-		l.markRetried(suffix, now)
+		l.markRetried(suffix)
 	}
 	return ChargeResult{Status: "charged", MicroUSD: price.MicroUSD, MicroFlows: flows}
 }

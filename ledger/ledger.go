@@ -65,8 +65,13 @@ type Ledger struct {
 	unflushed map[string]uint64 // → entrySeq of the entry that applied it
 	entrySeq  uint64            // charge batches applied by this ledger (not replicated)
 	// retried holds the charges applied from retried batches in the last
-	// retriedWindow of ledger time (→ when), durable as rt/ records.
-	retried  map[string]int64
+	// retriedWindow of retry-clock time (→ when), durable as rt/ records.
+	retried map[string]int64
+	// retryClock is ledger time that moves at most retryClockStep per
+	// command: a proposer whose clock jumps ahead moves ledger time at
+	// once, and would otherwise end the retried window early.
+	retryClock int64
+
 	idemFIFO []chargedItem
 
 	// The records changed since the last checkpoint: accounts and totals,
@@ -133,6 +138,11 @@ func (l *Ledger) ApplyBatch(cmds []Command, ts []int64) []Result {
 
 func (l *Ledger) applyLocked(cmd Command, ts int64) Result {
 	if ts > l.now {
+		if l.retryClock == 0 {
+			l.retryClock = ts
+		} else {
+			l.retryClock += min(ts-l.now, retryClockStep)
+		}
 		l.now = ts
 		l.markMeta()
 	}
@@ -284,7 +294,7 @@ func (l *Ledger) prune(now int64) {
 	if logCutoff > 0 {
 		l.rangeDrops = append(l.rangeDrops, [2]string{LogPrefix, LogPrefix + logSuffix(logCutoff, "")})
 	}
-	rtCutoff := now - retriedWindow
+	rtCutoff := l.retryClock - retriedWindow
 	for suffix, at := range l.retried {
 		if at < rtCutoff {
 			delete(l.retried, suffix)
@@ -300,19 +310,25 @@ func (l *Ledger) prune(now int64) {
 	}
 }
 
-// retriedWindow is how long, in ledger time, a charge applied from a
+// retriedWindow is how long, in retry-clock time, a charge applied from a
 // retried batch is remembered for first proposals (logged): far longer than
 // a forwarded batch's first send can trail its resend (both are sent within
-// one proposal timeout, seconds apart).
-const retriedWindow = int64(10 * time.Minute)
+// one proposal timeout, seconds apart). retryClockStep bounds what one
+// command moves the retry clock, so the window lasts at least 10 minutes of
+// ledger time and at least 600 commands, whatever a proposer's clock does.
+const (
+	retriedWindow  = int64(10 * time.Minute)
+	retryClockStep = int64(time.Second)
+)
 
 const retriedPrefix = "rt/"
 
 // markRetried remembers a charge applied from a retried batch, durably as
-// rt/<16 hex ledger time>/<suffix>.
-func (l *Ledger) markRetried(suffix string, now int64) {
-	l.retried[suffix] = now
-	l.dirty[retriedPrefix+logSuffix(now, suffix)] = struct{}{}
+// rt/<16 hex retry-clock time>/<suffix>.
+func (l *Ledger) markRetried(suffix string) {
+	at := l.retryClock
+	l.retried[suffix] = at
+	l.dirty[retriedPrefix+logSuffix(at, suffix)] = struct{}{}
 }
 
 // parseRetried splits an rt/ record's id (after the prefix) into its time

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +27,8 @@ func (l *Ledger) SetDurable(d Durable) {
 // and dedupe records share. Every replica must answer the same, whenever it
 // last checkpointed:
 //   - a first proposal (not retry) is looked for in its own entry and among
-//     the charges of retried batches of the last retriedWindow: ids are
+//     the charges of retried batches of the last retriedWindow (of the
+//     retry clock, which a proposer's clock jump cannot rush): ids are
 //     unique per proxy, so it can only repeat an id its own resend — which
 //     can overtake it on the way to the leader — applied first;
 //   - a retried batch is looked for among every applied charge: those not
@@ -35,11 +37,11 @@ func (l *Ledger) SetDurable(d Durable) {
 //     dedupe horizon).
 //
 // A storage error is a broken invariant: guessing would diverge replicas.
-func (l *Ledger) logged(suffix string, retry bool, now int64) bool {
+func (l *Ledger) logged(suffix string, retry bool) bool {
 	if seq, ok := l.unflushed[suffix]; ok && (retry || seq == l.entrySeq) {
 		return true
 	}
-	if at, ok := l.retried[suffix]; ok && now-at < retriedWindow {
+	if at, ok := l.retried[suffix]; ok && l.retryClock-at < retriedWindow {
 		return true
 	}
 	if l.durable == nil || !retry {
@@ -116,6 +118,7 @@ type meta struct {
 	Rates       []RatePoint `json:"rates"`
 	ClockOffset int64       `json:"clock_offset"`
 	LastPrune   int64       `json:"last_prune"`
+	RetryClock  int64       `json:"retry_clock,omitempty"`
 }
 
 // logSuffix names a charge's request-log entry and dedupe record: time
@@ -274,7 +277,7 @@ func (l *Ledger) encodeRecord(key string) []byte {
 	switch kind {
 	case "meta":
 		return mustJSON(meta{Now: l.now, Seeded: l.seeded, DedupeDays: l.dedupeDays, LogDays: l.logDays,
-			Rates: l.rates, ClockOffset: l.clockOffset, LastPrune: l.lastPrune})
+			Rates: l.rates, ClockOffset: l.clockOffset, LastPrune: l.lastPrune, RetryClock: l.retryClock})
 	case "plan":
 		if p := l.plans[id]; p != nil {
 			return mustJSON(p)
@@ -335,6 +338,9 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 			if err = json.Unmarshal(v, &m); err == nil {
 				l.now, l.seeded, l.dedupeDays, l.logDays = m.Now, m.Seeded, m.DedupeDays, m.LogDays
 				l.rates, l.clockOffset, l.lastPrune = m.Rates, m.ClockOffset, m.LastPrune
+				// State written before the retry clock: its rt/ records
+				// are in ledger time.
+				l.retryClock = cmp.Or(m.RetryClock, m.Now)
 			}
 		case "plan":
 			p := new(Plan)

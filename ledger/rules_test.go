@@ -571,9 +571,10 @@ func TestC2_ChargeOnce(t *testing.T) {
 // way to the leader. The first send, applied after the resend, answers
 // "exists" on every replica, whether or not the replica checkpointed in
 // between, and a restarted replica (reloaded from its records) answers the
-// same; ten minutes of ledger time later the resend is forgotten.
+// same — also when a proposer's clock jumped ledger time an hour ahead in
+// between; ten minutes of steady ledger time later the resend is forgotten.
 func TestC2_ResendOvertakesFirstSend(t *testing.T) {
-	for _, between := range []string{"nothing", "checkpoint", "reload"} {
+	for _, between := range []string{"nothing", "checkpoint", "reload", "clock jump", "clock jump, reload"} {
 		f := newFixture(t)
 		acct, key := f.account()
 		w := memWriter{}
@@ -582,10 +583,14 @@ func TestC2_ResendOvertakesFirstSend(t *testing.T) {
 		if r := f.do(&ChargeBatch{Charges: []Charge{c}, Retry: true}).Value.([]ChargeResult)[0]; r.Status != "charged" {
 			t.Fatalf("%s: resend: %+v", between, r)
 		}
+		if strings.HasPrefix(between, "clock jump") {
+			f.advance(time.Hour)
+			f.must(&Tick{})
+		}
 		switch between {
 		case "checkpoint":
 			_ = f.l.Flush(w)
-		case "reload":
+		case "reload", "clock jump, reload":
 			_ = f.l.Flush(w)
 			l, err := Load(w.scan, w)
 			if err != nil {
@@ -598,6 +603,11 @@ func TestC2_ResendOvertakesFirstSend(t *testing.T) {
 			t.Fatalf("%s: first send after its resend: %+v", between, r)
 		}
 		expect(t, f.usage(acct), "window_5h.used_flows", "1")
+		// Ten minutes of commands a second apart, then the hourly prune.
+		for range 600 {
+			f.advance(time.Second)
+			f.must(&Tick{})
+		}
 		f.advance(2 * time.Hour)
 		f.must(&Tick{})
 		_ = f.l.Flush(w)
