@@ -1,14 +1,8 @@
 package config
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"zenmux/internal/testca"
 )
 
 func TestDefault(t *testing.T) {
@@ -667,60 +663,6 @@ func TestMicroUnits(t *testing.T) {
 	}
 }
 
-// testCA is a throwaway certificate authority for the TLS tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-var serial int64
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial++
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "test cluster CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a PEM certificate and key signed by the CA; edit adjusts
-// the template (defaults: 127.0.0.1, server and client auth, valid now).
-func (ca *testCA) issue(t *testing.T, edit func(*x509.Certificate)) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial++
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "node"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-	if edit != nil {
-		edit(tmpl)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
 func writeFile(t *testing.T, dir, name string, data []byte) string {
 	t.Helper()
 	path := filepath.Join(dir, name)
@@ -733,12 +675,12 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 // tlsFiles writes a valid CA, node certificate and key into a temp dir.
 type tlsFiles struct{ dir, cert, key, ca string }
 
-func newTLSFiles(t *testing.T) (*testCA, tlsFiles) {
+func newTLSFiles(t *testing.T) (*testca.CA, tlsFiles) {
 	t.Helper()
 	dir := t.TempDir()
-	ca := newTestCA(t)
-	c, k := ca.issue(t, nil)
-	return ca, tlsFiles{dir: dir, cert: writeFile(t, dir, "node.pem", c), key: writeFile(t, dir, "node.key", k), ca: writeFile(t, dir, "ca.pem", ca.pem)}
+	ca := testca.New(t, "test cluster CA")
+	c, k := ca.Issue(t, "node", nil)
+	return ca, tlsFiles{dir: dir, cert: writeFile(t, dir, "node.pem", c), key: writeFile(t, dir, "node.key", k), ca: writeFile(t, dir, "ca.pem", ca.PEM)}
 }
 
 func clusterTOML(secret, cert, key, ca string) string {
@@ -783,8 +725,8 @@ func TestClusterTLSValid(t *testing.T) {
 		t.Fatalf("advertised address outside the certificate: %v", err)
 	}
 	ca, _ := newTLSFiles(t)
-	dc, dk := ca.issue(t, func(c *x509.Certificate) { c.IPAddresses = nil; c.DNSNames = []string{"n1.cluster.internal"} })
-	dcp, dkp, caPath := writeFile(t, f.dir, "dns.pem", dc), writeFile(t, f.dir, "dns.key", dk), writeFile(t, f.dir, "ca2.pem", ca.pem)
+	dc, dk := ca.Issue(t, "node", func(c *x509.Certificate) { c.IPAddresses = nil; c.DNSNames = []string{"n1.cluster.internal"} })
+	dcp, dkp, caPath := writeFile(t, f.dir, "dns.pem", dc), writeFile(t, f.dir, "dns.key", dk), writeFile(t, f.dir, "ca2.pem", ca.PEM)
 	if _, err := Parse([]byte("[node]\nraft_listen = \"n1.cluster.internal:8300\"\nadmin_listen = \"n1.cluster.internal:8081\"\n" + clusterTOML("s", dcp, dkp, caPath))); err != nil {
 		t.Fatalf("DNS SAN: %v", err)
 	}
@@ -794,12 +736,12 @@ func TestClusterTLSBad(t *testing.T) {
 	ca, f := newTLSFiles(t)
 	missing := filepath.Join(f.dir, "missing.pem")
 	garbage := writeFile(t, f.dir, "garbage.pem", []byte("not a certificate\n"))
-	other := newTestCA(t)
-	otherCert, otherKey := other.issue(t, nil)
+	other := testca.New(t, "other CA")
+	otherCert, otherKey := other.Issue(t, "node", nil)
 	otherCertPath := writeFile(t, f.dir, "other.pem", otherCert)
 	otherKeyPath := writeFile(t, f.dir, "other.key", otherKey)
 	issue := func(name string, edit func(*x509.Certificate)) string {
-		c, k := ca.issue(t, edit)
+		c, k := ca.Issue(t, "node", edit)
 		writeFile(t, f.dir, name+".key", k)
 		return writeFile(t, f.dir, name+".pem", c)
 	}

@@ -6,8 +6,11 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,10 +19,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"zenmux/internal/testca"
 	// The e2e tests run the binary, not these packages; importing node
 	// makes go test's cache see changes anywhere in the server.
 	_ "zenmux/node"
@@ -66,6 +72,9 @@ type Node struct {
 	Proxy    string // http://127.0.0.1:port
 	Admin    string
 	Token    string
+	// peer calls /internal/v1 as another node would: with cluster TLS,
+	// a client that shows a certificate of the cluster CA.
+	peer     *http.Client
 	cmd      *exec.Cmd
 	done     chan struct{} // closed when the running process has exited
 	exitErr  error         // its Wait error, valid once done is closed
@@ -78,6 +87,10 @@ type NodeOptions struct {
 	Token     string // the admin token when it comes from [admin] token_file
 	TestClock bool
 	Extra     string // appended to the generated TOML
+	// ClusterTLS gives the node a certificate of clusterCA and appends
+	// tls_cert_file, tls_key_file and tls_ca_file after Extra, which must
+	// end in its [cluster] table; the admin API is then https.
+	ClusterTLS bool
 }
 
 // StartNode writes a config with fresh loopback ports and a data dir under
@@ -93,7 +106,31 @@ func StartNode(t *testing.T, o NodeOptions) *Node {
 	if id == "" {
 		id = "n1"
 	}
-	n.ID, n.Token = id, o.Token
+	n.ID, n.Token, n.peer = id, o.Token, client
+	if o.ClusterTLS {
+		n.Admin = fmt.Sprintf("https://127.0.0.1:%d", ap)
+		ca := clusterCA(t)
+		cert, key := ca.Issue(t, id, nil)
+		var paths []string
+		for _, f := range []struct {
+			name string
+			data []byte
+		}{{"node.pem", cert}, {"node.key", key}, {"ca.pem", ca.PEM}} {
+			path := filepath.Join(dir, f.name)
+			if err := os.WriteFile(path, f.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			paths = append(paths, path)
+		}
+		pair, err := tls.X509KeyPair(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := clientTransport()
+		tr.TLSClientConfig.Certificates = []tls.Certificate{pair}
+		n.peer = &http.Client{Timeout: client.Timeout, Transport: tr}
+		o.Extra += fmt.Sprintf("\ntls_cert_file = %q\ntls_key_file = %q\ntls_ca_file = %q\n", paths[0], paths[1], paths[2])
+	}
 	cfg := fmt.Sprintf(`[node]
 id = %q
 data_dir = %q
@@ -149,7 +186,7 @@ func (n *Node) Start() {
 	deadline := time.Now().Add(30 * time.Second)
 	last := ""
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(n.Admin + "/readyz")
+		resp, err := client.Get(n.Admin + "/readyz")
 		if err != nil {
 			last = err.Error()
 		} else {
@@ -223,10 +260,59 @@ func (r *Response) JSON(t *testing.T) map[string]any {
 	return m
 }
 
-var client = &http.Client{Timeout: 30 * time.Second}
+var client = &http.Client{Timeout: 30 * time.Second, Transport: clientTransport()}
+
+// clientTransport is Go's default transport that trusts clusterCA, the way
+// curl --cacert would, and shows no certificate of its own.
+func clientTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{
+		// clusterCA exists only once a TLS test made it, so the chain is
+		// verified here instead of through RootCAs.
+		InsecureSkipVerify:    true,
+		VerifyPeerCertificate: verifyClusterCert,
+	}
+	return tr
+}
+
+func verifyClusterCert(raw [][]byte, _ [][]*x509.Certificate) error {
+	ca := e2eCA.Load()
+	if ca == nil || len(raw) == 0 {
+		return errors.New("no cluster CA to verify the node's certificate against")
+	}
+	leaf, err := x509.ParseCertificate(raw[0])
+	if err != nil {
+		return err
+	}
+	_, err = leaf.Verify(x509.VerifyOptions{Roots: ca.Pool, DNSName: "127.0.0.1"})
+	return err
+}
+
+// e2eCA is the CA of every TLS cluster the tests start, made by the first
+// test that needs one (clusterCA).
+var (
+	e2eCAOnce sync.Once
+	e2eCA     atomic.Pointer[testca.CA]
+)
+
+func clusterCA(t *testing.T) *testca.CA {
+	t.Helper()
+	e2eCAOnce.Do(func() { e2eCA.Store(testca.New(t, "e2e cluster CA")) })
+	ca := e2eCA.Load()
+	if ca == nil {
+		t.Fatal("the cluster CA could not be made")
+	}
+	return ca
+}
 
 // Do sends a request with the given headers ("Name: value") and body.
 func Do(t *testing.T, method, url, body string, headers ...string) *Response {
+	t.Helper()
+	return doWith(t, client, method, url, body, headers...)
+}
+
+// doWith is Do through hc.
+func doWith(t *testing.T, hc *http.Client, method, url, body string, headers ...string) *Response {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -243,7 +329,7 @@ func Do(t *testing.T, method, url, body string, headers ...string) *Response {
 		k, v, _ := strings.Cut(h, ":")
 		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
-	resp, err := client.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

@@ -25,7 +25,8 @@ import (
 // secret itself): apply (a follower's write, forwarded to the leader),
 // readindex (the leader's applied index, for linearizable follower reads),
 // join (a new node asking to become a voter) and statehash (tests compare
-// replicas). Without a secret there is no cluster and these are 404.
+// replicas). With cluster TLS the caller must also present a certificate of
+// the cluster CA. Without a secret there is no cluster and these are 404.
 
 const clusterHeader = "X-Zenmux-Cluster"
 
@@ -168,7 +169,14 @@ func decodeValue(cmd ledger.Command, raw json.RawMessage) (any, error) {
 // internal serves /internal/v1/* on the admin listener.
 func (n *Node) internal(ctx *fasthttp.RequestCtx) {
 	got := ctx.Request.Header.Peek(clusterHeader)
-	if n.token == "" || subtle.ConstantTimeCompare(got, []byte(n.token)) != 1 {
+	// With cluster TLS a peer also shows a certificate of the cluster CA
+	// (the admin listener asks for one and verifies any given; admin
+	// clients such as curl need none).
+	peerCert := n.peers.TLSConfig == nil
+	if cs := ctx.TLSConnectionState(); cs != nil && len(cs.VerifiedChains) > 0 {
+		peerCert = true
+	}
+	if n.token == "" || !peerCert || subtle.ConstantTimeCompare(got, []byte(n.token)) != 1 {
 		ctx.SetStatusCode(fasthttp.StatusNotFound)
 		ctx.SetBodyString(`{"error":{"code":"not_found","message":"not found"}}`)
 		return

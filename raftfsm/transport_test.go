@@ -1,105 +1,50 @@
 package raftfsm
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"zenmux/internal/testca"
 	"zenmux/ledger"
 )
 
 var testSecret = []byte("test-cluster-secret-0123456789")
 
-var certSerial atomic.Int64
-
-// testCA is a throwaway CA whose PEM files live in a t.TempDir(), read back
-// the way a node reads operator-supplied files.
+// testCA writes the certificates it issues as PEM files into a
+// t.TempDir() and reads them back the way a node reads operator-supplied
+// files.
 type testCA struct {
-	t    *testing.T
-	dir  string
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
+	*testca.CA
+	t   *testing.T
+	dir string
 }
 
 func newTestCA(t *testing.T, name string) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(certSerial.Add(1)), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &testCA{t: t, dir: t.TempDir(), key: key}
-	path := ca.write(name+"-ca.pem", "CERTIFICATE", der)
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca.pool = x509.NewCertPool()
-	if !ca.pool.AppendCertsFromPEM(raw) {
-		t.Fatal("CA PEM did not parse")
-	}
-	if ca.cert, err = x509.ParseCertificate(der); err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
-
-func (ca *testCA) write(name, typ string, der []byte) string {
-	ca.t.Helper()
-	path := filepath.Join(ca.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		ca.t.Fatal(err)
-	}
-	return path
+	return &testCA{CA: testca.New(t, name), t: t, dir: t.TempDir()}
 }
 
 // issue signs a node certificate (127.0.0.1, server and client auth unless
 // edit changes it), writes it and its key as PEM files and loads them.
 func (ca *testCA) issue(name string, edit func(*x509.Certificate)) tls.Certificate {
 	ca.t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		ca.t.Fatal(err)
+	certPEM, keyPEM := ca.Issue(ca.t, name, edit)
+	certPath, keyPath := filepath.Join(ca.dir, name+".pem"), filepath.Join(ca.dir, name+".key")
+	for path, data := range map[string][]byte{certPath: certPEM, keyPath: keyPEM} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			ca.t.Fatal(err)
+		}
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(certSerial.Add(1)), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-	if edit != nil {
-		edit(tmpl)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		ca.t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		ca.t.Fatal(err)
-	}
-	cert, err := tls.LoadX509KeyPair(ca.write(name+".pem", "CERTIFICATE", der), ca.write(name+".key", "PRIVATE KEY", kder))
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
 	if err != nil {
 		ca.t.Fatal(err)
 	}
@@ -108,7 +53,7 @@ func (ca *testCA) issue(name string, edit func(*x509.Certificate)) tls.Certifica
 
 // nodeTLS is a node's transport config: its certificate, trusting ca.
 func nodeTLS(cert tls.Certificate, ca *testCA) *tls.Config {
-	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: ca.pool, ClientCAs: ca.pool,
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: ca.Pool, ClientCAs: ca.Pool,
 		ClientAuth: tls.RequireAndVerifyClientCert}
 }
 
@@ -217,7 +162,7 @@ func TestTransportTLSRefuses(t *testing.T) {
 	srv, accepted := listen(t, testSecret, good)
 	addr := raft.ServerAddress(srv.Addr().String())
 
-	noCert := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: ca.pool}
+	noCert := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: ca.Pool}
 	otherCA := nodeTLS(other.issue("intruder", nil), ca) // trusts the cluster CA, holds a foreign cert
 	serverOnly := nodeTLS(ca.issue("server-only", func(c *x509.Certificate) {
 		c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
@@ -252,7 +197,7 @@ func TestTransportTLSRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// The impostor accepts the cluster's client certificates and
 			// knows the secret, so only the client's check can stop it.
-			tt.conf.ClientCAs = ca.pool
+			tt.conf.ClientCAs = ca.Pool
 			bad, badAccepted := listen(t, testSecret, tt.conf)
 			c, err := dialer(testSecret, good).Dial(raft.ServerAddress(bad.Addr().String()), time.Second)
 			refused(t, c, err, badAccepted)
