@@ -181,30 +181,6 @@ plans = ["chaos"]
 	return b.String()
 }
 
-// startChaosCluster is startCluster with extra [cluster] keys and a config
-// tail for every node.
-func startChaosCluster(t *testing.T, n int, clusterKeys, extra string) []*Node {
-	t.Helper()
-	dir := t.TempDir()
-	secret, token := filepath.Join(dir, "cluster.secret"), filepath.Join(dir, "admin.token")
-	if err := os.WriteFile(secret, []byte("test-cluster-secret-0123456789abcdef\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tok := "test-admin-token-0123456789abcdef"
-	if err := os.WriteFile(token, []byte(tok+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	common := fmt.Sprintf("[admin]\ntoken_file = %q\n", token)
-	nodes := []*Node{StartNode(t, NodeOptions{ID: "n1", Token: tok,
-		Extra: common + fmt.Sprintf("[cluster]\nbootstrap = true\nsecret_file = %q\n%s", secret, clusterKeys) + extra})}
-	join := strings.TrimPrefix(nodes[0].Admin, "http://")
-	for i := 2; i <= n; i++ {
-		nodes = append(nodes, StartNode(t, NodeOptions{ID: fmt.Sprintf("n%d", i), Token: tok,
-			Extra: common + fmt.Sprintf("[cluster]\nbootstrap = false\njoin = [%q]\nsecret_file = %q\n%s", join, secret, clusterKeys) + extra}))
-	}
-	return nodes
-}
-
 // chaosAccount creates an account on the chaos plan and a subscription key.
 func chaosAccount(t *testing.T, n *Node) (acct, key string) {
 	t.Helper()
@@ -508,7 +484,7 @@ func TestChaosLeaderKills(t *testing.T) {
 		loadTime = chaosSize(60*time.Second, 10*time.Minute)
 	)
 	stub := startChaosStub(t)
-	nodes := startChaosCluster(t, 3, "", chaosConfig(stub.addr()))
+	nodes := startClusterSpec(t, clusterSpec{nodes: 3, tail: chaosConfig(stub.addr())})
 	acct, key := chaosAccount(t, nodes[0])
 	hc := chaosHTTP(40 * time.Second)
 	for _, n := range nodes { // every node proxies to the stub before the chaos starts
@@ -771,7 +747,7 @@ func TestChaosLeaderSIGSTOP(t *testing.T) {
 		after    = chaosSize(time.Second, 2*time.Second)
 		interval = 50 * time.Millisecond
 	)
-	nodes := startChaosCluster(t, 3, "", chaosConfig(""))
+	nodes := startClusterSpec(t, clusterSpec{nodes: 3, tail: chaosConfig("")})
 	acct, _ := chaosAccount(t, nodes[0])
 	leader := chaosLeader(t, nodes)
 	var followers []*Node
@@ -980,7 +956,7 @@ func TestFollowerCatchesUpFromSnapshot(t *testing.T) {
 		waitForSnap = chaosSize(10*time.Second, 5*time.Minute)
 	)
 	const trailing = 64
-	nodes := startChaosCluster(t, 3, fmt.Sprintf("snapshot_entries = %d\n", trailing), chaosConfig(""))
+	nodes := startClusterSpec(t, clusterSpec{nodes: 3, clusterKeys: fmt.Sprintf("snapshot_entries = %d\n", trailing), tail: chaosConfig("")})
 	acct, key := chaosAccount(t, nodes[0])
 	leader := chaosLeader(t, nodes)
 	var f *Node

@@ -9,17 +9,26 @@ import (
 	"time"
 )
 
-// startCluster starts n real zenmuxd processes on 127.0.0.1: n1
-// bootstraps, the others join through n1's admin listener, all share the
-// cluster secret and the admin token.
+// startCluster starts n real zenmuxd processes on 127.0.0.1 (see
+// startClusterSpec), extra before their [admin] and [cluster] tables.
 func startCluster(t *testing.T, n int, extra ...string) []*Node {
 	t.Helper()
-	return startClusterTLS(t, n, false, extra...)
+	return startClusterSpec(t, clusterSpec{nodes: n, head: strings.Join(extra, "\n")})
 }
 
-// startClusterTLS starts a cluster, with cluster TLS when withTLS
-// (NodeOptions.ClusterTLS).
-func startClusterTLS(t *testing.T, n int, withTLS bool, extra ...string) []*Node {
+// clusterSpec shapes the nodes of startClusterSpec.
+type clusterSpec struct {
+	nodes       int
+	head        string // TOML before the [admin] and [cluster] tables
+	clusterKeys string // more [cluster] keys
+	tail        string // TOML after the [cluster] table, from a table header on
+	tls         bool   // cluster TLS (NodeOptions.ClusterTLS)
+}
+
+// startClusterSpec starts real zenmuxd processes on 127.0.0.1: n1
+// bootstraps, the others join through n1's admin listener, all share the
+// cluster secret and the admin token.
+func startClusterSpec(t *testing.T, s clusterSpec) []*Node {
 	t.Helper()
 	dir := t.TempDir()
 	secret, token := filepath.Join(dir, "cluster.secret"), filepath.Join(dir, "admin.token")
@@ -30,13 +39,14 @@ func startClusterTLS(t *testing.T, n int, withTLS bool, extra ...string) []*Node
 	if err := os.WriteFile(token, []byte(tok+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	common := strings.Join(extra, "\n") + fmt.Sprintf("\n[admin]\ntoken_file = %q\n", token)
-	nodes := []*Node{StartNode(t, NodeOptions{ID: "n1", Token: tok, ClusterTLS: withTLS,
-		Extra: common + fmt.Sprintf("[cluster]\nbootstrap = true\nsecret_file = %q\n", secret)})}
+	config := func(cluster string) string {
+		return fmt.Sprintf("%s\n[admin]\ntoken_file = %q\n[cluster]\n%ssecret_file = %q\n%s%s", s.head, token, cluster, secret, s.clusterKeys, s.tail)
+	}
+	nodes := []*Node{StartNode(t, NodeOptions{ID: "n1", Token: tok, ClusterTLS: s.tls, Extra: config("bootstrap = true\n")})}
 	_, join, _ := strings.Cut(nodes[0].Admin, "://")
-	for i := 2; i <= n; i++ {
-		nodes = append(nodes, StartNode(t, NodeOptions{ID: fmt.Sprintf("n%d", i), Token: tok, ClusterTLS: withTLS,
-			Extra: common + fmt.Sprintf("[cluster]\nbootstrap = false\njoin = [%q]\nsecret_file = %q\n", join, secret)}))
+	for i := 2; i <= s.nodes; i++ {
+		nodes = append(nodes, StartNode(t, NodeOptions{ID: fmt.Sprintf("n%d", i), Token: tok, ClusterTLS: s.tls,
+			Extra: config(fmt.Sprintf("bootstrap = false\njoin = [%q]\n", join))}))
 	}
 	return nodes
 }
@@ -116,7 +126,7 @@ func TestClusterJoinForwardAndReadYourWrites(t *testing.T) {
 // replicates over mutual TLS; a node-to-node call needs a certificate of
 // the cluster CA besides the secret's token.
 func TestClusterTLS(t *testing.T) {
-	nodes := startClusterTLS(t, 3, true)
+	nodes := startClusterSpec(t, clusterSpec{nodes: 3, tls: true})
 	c := nodes[2].AdminDo("GET", "/admin/v1/cluster", "").JSON(t)
 	Expect(t, c, "leader_id", "n1", "nodes.2.id", "n3", "nodes.2.admin_addr", strings.TrimPrefix(nodes[2].Admin, "https://"))
 	r := nodes[1].AdminDo("POST", "/admin/v1/accounts", `{"email":"tls@example.com"}`)

@@ -87,9 +87,9 @@ type NodeOptions struct {
 	Token     string // the admin token when it comes from [admin] token_file
 	TestClock bool
 	Extra     string // appended to the generated TOML
-	// ClusterTLS gives the node a certificate of clusterCA and appends
-	// tls_cert_file, tls_key_file and tls_ca_file after Extra, which must
-	// end in its [cluster] table; the admin API is then https.
+	// ClusterTLS gives the node a certificate of clusterCA and puts
+	// tls_cert_file, tls_key_file and tls_ca_file in the [cluster] table
+	// of Extra (one at the end if it has none); the admin API is then https.
 	ClusterTLS bool
 }
 
@@ -129,7 +129,12 @@ func StartNode(t *testing.T, o NodeOptions) *Node {
 		tr := clientTransport()
 		tr.TLSClientConfig.Certificates = []tls.Certificate{pair}
 		n.peer = &http.Client{Timeout: client.Timeout, Transport: tr}
-		o.Extra += fmt.Sprintf("\ntls_cert_file = %q\ntls_key_file = %q\ntls_ca_file = %q\n", paths[0], paths[1], paths[2])
+		keys := fmt.Sprintf("tls_cert_file = %q\ntls_key_file = %q\ntls_ca_file = %q\n", paths[0], paths[1], paths[2])
+		if strings.Contains(o.Extra, "[cluster]\n") {
+			o.Extra = strings.Replace(o.Extra, "[cluster]\n", "[cluster]\n"+keys, 1)
+		} else {
+			o.Extra += "\n[cluster]\n" + keys
+		}
 	}
 	cfg := fmt.Sprintf(`[node]
 id = %q

@@ -22,7 +22,7 @@ func TestClusterRestartLeases(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			cfg := chaosEchoPlan("1000000000", "1000000000", 1, 600, "0")
-			nodes := startChaosCluster(t, 3, "", cfg)
+			nodes := startClusterSpec(t, clusterSpec{nodes: 3, tail: cfg})
 			_, key := chaosAccount(t, nodes[0])
 			hc := chaosHTTP(10 * time.Second)
 			body := `{"model":"chaos/echo","max_tokens":1,"messages":[{"role":"user","content":"x"}]}`
