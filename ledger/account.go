@@ -2,9 +2,7 @@ package ledger
 
 import (
 	"fmt"
-	"math"
 	"net/mail"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -126,18 +124,7 @@ func (l *Ledger) settle(a *Account, now int64) {
 
 // applyTick settles every account whose cycle has ended, in id order.
 func (l *Ledger) applyTick(now int64) any {
-	var due []string
-	l.nextDue = math.MaxInt64
-	for id, a := range l.accounts {
-		switch {
-		case !a.paid():
-		case now >= a.Sub.CycleEnd:
-			due = append(due, id)
-		default:
-			l.nextDue = min(l.nextDue, a.Sub.CycleEnd)
-		}
-	}
-	sort.Strings(due)
+	due := l.takeDue(now)
 	for _, id := range due {
 		l.settle(l.accounts[id], now)
 	}
@@ -146,12 +133,13 @@ func (l *Ledger) applyTick(now int64) any {
 
 // NextDue reports whether some account's cycle may have ended by now, so
 // the leader proposes a Tick only when there is work (rarely, a Tick that
-// finds none: see Ledger.nextDue). It reads one field: the leader asks
-// every second, and a scan of every account would hold charges up.
+// finds none: an entry left behind in the due queue). It looks at the
+// queue's head: the leader asks every second, and a scan of every account
+// would hold charges up.
 func (l *Ledger) NextDue(now int64) bool {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return now >= l.nextDue
+	return len(l.due) > 0 && now >= l.due[0].end
 }
 
 func (l *Ledger) paidPlan(id string) (*Plan, error) {

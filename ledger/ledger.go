@@ -8,7 +8,6 @@ package ledger
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,12 +35,8 @@ type Ledger struct {
 	rates       []RatePoint
 	clockOffset int64
 	lastPrune   int64
-	// nextDue is at most the earliest cycle end of a paid account (S5),
-	// math.MaxInt64 when none is paid: every change of an account goes
-	// through markAccount, which lowers it, and applyTick makes it exact.
-	// It can only be early (an account dropped to Free), which costs one
-	// Tick that settles nothing.
-	nextDue int64
+	// due queues the paid accounts' cycle ends (due.go).
+	due dueQueue
 
 	plans    map[string]*Plan
 	models   map[string]*Model
@@ -112,7 +107,6 @@ func New() *Ledger {
 		unflushed: map[string]uint64{},
 		retried:   map[string]int64{},
 		dirty:     map[string]struct{}{},
-		nextDue:   math.MaxInt64,
 	}
 }
 
@@ -343,9 +337,7 @@ func parseRetried(id string) (int64, string, bool) {
 
 func (l *Ledger) markMeta() { l.dirty["meta"] = struct{}{} }
 func (l *Ledger) markAccount(a *Account) {
-	if a.paid() && a.Sub.CycleEnd < l.nextDue {
-		l.nextDue = a.Sub.CycleEnd
-	}
+	l.queueDue(a)
 	if !a.dirty {
 		a.dirty = true
 		l.dirtyAccts = append(l.dirtyAccts, a)

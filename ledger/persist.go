@@ -357,9 +357,7 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 			if err = json.Unmarshal(v, a); err == nil {
 				l.accounts[a.ID] = a
 				l.emails[a.Email] = a.ID
-				if a.paid() {
-					l.nextDue = min(l.nextDue, a.Sub.CycleEnd)
-				}
+				l.queueDue(a)
 			}
 		case "key":
 			kk := new(Key)

@@ -168,7 +168,8 @@ type Account struct {
 	// the next charge usually adds to the same ones (derived, never stored).
 	lastDay, lastModel     string
 	lastDayTot, lastModTot *Totals
-	dirty                  bool // changed since the last checkpoint (markAccount)
+	dirty                  bool  // changed since the last checkpoint (markAccount)
+	dueQueued              int64 // the cycle end last put in the due queue (due.go)
 }
 
 // clone copies a for a checkpoint to encode while the ledger goes on.
