@@ -79,6 +79,13 @@ func New(o Options) *Server {
 	if o.CommitTimeout <= 0 {
 		o.CommitTimeout = 30 * time.Second
 	}
+	// A bucket of zero would divide by zero: unset means config's default.
+	if o.PaygRPM <= 0 || o.PaygBurst <= 0 {
+		o.PaygRPM, o.PaygBurst = 600, 600
+	}
+	if o.CountTokensRPM <= 0 || o.CountTokensBurst <= 0 {
+		o.CountTokensRPM, o.CountTokensBurst = 100, 20
+	}
 	h := fnv.New32a()
 	h.Write([]byte(o.NodeID))
 	if o.Limiter == nil {
