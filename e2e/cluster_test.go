@@ -23,6 +23,7 @@ type clusterSpec struct {
 	clusterKeys string // more [cluster] keys
 	tail        string // TOML after the [cluster] table, from a table header on
 	tls         bool   // cluster TLS (NodeOptions.ClusterTLS)
+	advertise   string // NodeOptions.AdvertiseHost
 }
 
 // startClusterSpec starts real zenmuxd processes on 127.0.0.1: n1
@@ -42,10 +43,10 @@ func startClusterSpec(t *testing.T, s clusterSpec) []*Node {
 	config := func(cluster string) string {
 		return fmt.Sprintf("%s\n[admin]\ntoken_file = %q\n[cluster]\n%ssecret_file = %q\n%s%s", s.head, token, cluster, secret, s.clusterKeys, s.tail)
 	}
-	nodes := []*Node{StartNode(t, NodeOptions{ID: "n1", Token: tok, ClusterTLS: s.tls, Extra: config("bootstrap = true\n")})}
+	nodes := []*Node{StartNode(t, NodeOptions{ID: "n1", Token: tok, ClusterTLS: s.tls, AdvertiseHost: s.advertise, Extra: config("bootstrap = true\n")})}
 	_, join, _ := strings.Cut(nodes[0].Admin, "://")
 	for i := 2; i <= s.nodes; i++ {
-		nodes = append(nodes, StartNode(t, NodeOptions{ID: fmt.Sprintf("n%d", i), Token: tok, ClusterTLS: s.tls,
+		nodes = append(nodes, StartNode(t, NodeOptions{ID: fmt.Sprintf("n%d", i), Token: tok, ClusterTLS: s.tls, AdvertiseHost: s.advertise,
 			Extra: config(fmt.Sprintf("bootstrap = false\njoin = [%q]\n", join))}))
 	}
 	return nodes
@@ -161,6 +162,28 @@ func TestClusterTLS(t *testing.T) {
 			t.Errorf("plain HTTP on a TLS admin listener answered 200")
 		}
 	}
+}
+
+// node.advertise_admin and node.advertise_raft: peers reach each node at
+// the address it advertises (here the name localhost), not at its listen
+// address — what a node listening on every interface needs. Membership,
+// forwarded writes and replication all go through the advertised names.
+func TestClusterAdvertisedAddresses(t *testing.T) {
+	nodes := startClusterSpec(t, clusterSpec{nodes: 3, advertise: "localhost"})
+	c := nodes[2].AdminDo("GET", "/admin/v1/cluster", "").JSON(t)
+	for i, n := range nodes {
+		_, adminPort, _ := strings.Cut(strings.TrimPrefix(n.Admin, "http://"), ":")
+		_, raftPort, _ := strings.Cut(n.RaftAddr, ":")
+		Expect(t, c, fmt.Sprintf("nodes.%d.admin_addr", i), "localhost:"+adminPort, fmt.Sprintf("nodes.%d.raft_addr", i), "localhost:"+raftPort)
+	}
+	r := nodes[1].AdminDo("POST", "/admin/v1/accounts", `{"email":"adv@example.com"}`)
+	if r.Status != 201 {
+		t.Fatalf("create through a follower: %d %s", r.Status, r.Body)
+	}
+	if got := nodes[2].AdminDo("GET", "/admin/v1/accounts/"+r.JSON(t)["id"].(string), ""); got.Status != 200 {
+		t.Fatalf("read on the other follower right after: %d %s", got.Status, got.Body)
+	}
+	waitSameState(t, nodes)
 }
 
 // Kill -9 the leader: the others elect a new one and go on serving writes;

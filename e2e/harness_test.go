@@ -91,24 +91,27 @@ type NodeOptions struct {
 	// tls_cert_file, tls_key_file and tls_ca_file in the [cluster] table
 	// of Extra (one at the end if it has none); the admin API is then https.
 	ClusterTLS bool
+	// AdvertiseHost, when set, is the host of node.advertise_admin and
+	// node.advertise_raft (the listeners stay on 127.0.0.1).
+	AdvertiseHost string
 }
 
 // StartNode writes a config with fresh loopback ports and a data dir under
-// t.TempDir(), starts zenmuxd and waits until /readyz answers 200.
+// t.TempDir(), starts zenmuxd and waits until /readyz answers 200. A port
+// taken between freePort and zenmuxd's bind (another package's tests run
+// alongside) gets fresh ports and a fresh data dir, at most twice.
 func StartNode(t *testing.T, o NodeOptions) *Node {
 	t.Helper()
 	dir := t.TempDir()
 	n := &Node{t: t, Dir: filepath.Join(dir, "data"), Config: filepath.Join(dir, "zenmux.toml"), logPath: filepath.Join(dir, "zenmuxd.log")}
-	pp, ap, rp := freePort(t), freePort(t), freePort(t)
-	n.Proxy = fmt.Sprintf("http://127.0.0.1:%d", pp)
-	n.Admin = fmt.Sprintf("http://127.0.0.1:%d", ap)
 	id := o.ID
 	if id == "" {
 		id = "n1"
 	}
 	n.ID, n.Token, n.peer = id, o.Token, client
+	scheme := "http"
 	if o.ClusterTLS {
-		n.Admin = fmt.Sprintf("https://127.0.0.1:%d", ap)
+		scheme = "https"
 		ca := clusterCA(t)
 		cert, key := ca.Issue(t, id, nil)
 		var paths []string
@@ -136,20 +139,6 @@ func StartNode(t *testing.T, o NodeOptions) *Node {
 			o.Extra += "\n[cluster]\n" + keys
 		}
 	}
-	cfg := fmt.Sprintf(`[node]
-id = %q
-data_dir = %q
-listen = "127.0.0.1:%d"
-admin_listen = "127.0.0.1:%d"
-raft_listen = "127.0.0.1:%d"
-test_clock = %v
-%s
-`, id, n.Dir, pp, ap, rp, o.TestClock, o.Extra)
-	n.RaftAddr = fmt.Sprintf("127.0.0.1:%d", rp)
-	if err := os.WriteFile(n.Config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	n.Start()
 	t.Cleanup(func() {
 		n.Kill()
 		if t.Failed() {
@@ -158,7 +147,39 @@ test_clock = %v
 			}
 		}
 	})
-	return n
+	for attempt := 1; ; attempt++ {
+		pp, ap, rp := freePort(t), freePort(t), freePort(t)
+		n.Proxy = fmt.Sprintf("http://127.0.0.1:%d", pp)
+		n.Admin = fmt.Sprintf("%s://127.0.0.1:%d", scheme, ap)
+		n.RaftAddr = fmt.Sprintf("127.0.0.1:%d", rp)
+		advertise := ""
+		if o.AdvertiseHost != "" {
+			advertise = fmt.Sprintf("advertise_admin = \"%s:%d\"\nadvertise_raft = \"%s:%d\"\n", o.AdvertiseHost, ap, o.AdvertiseHost, rp)
+		}
+		cfg := fmt.Sprintf(`[node]
+id = %q
+data_dir = %q
+listen = "127.0.0.1:%d"
+admin_listen = "127.0.0.1:%d"
+raft_listen = "127.0.0.1:%d"
+test_clock = %v
+%s%s
+`, id, n.Dir, pp, ap, rp, o.TestClock, advertise, o.Extra)
+		if err := os.WriteFile(n.Config, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := n.start()
+		if err == nil {
+			return n
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("%s: a port was taken before zenmuxd bound it; retrying with fresh ports", id)
+		if err := os.RemoveAll(n.Dir); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func tail(s string, n int) string {
@@ -172,15 +193,27 @@ func tail(s string, n int) string {
 // readiness.
 func (n *Node) Start() {
 	n.t.Helper()
-	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
+	if err := n.start(); err != nil {
 		n.t.Fatal(err)
 	}
+}
+
+// errPortTaken: zenmuxd exited because one of its ports was in use.
+var errPortTaken = errors.New("a port was in use")
+
+// start runs the process and waits (bounded) until /readyz answers 200.
+func (n *Node) start() error {
+	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	logStart, _ := logf.Seek(0, io.SeekEnd)
 	n.cmd = exec.Command(binary, "-config", n.Config)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	n.cmd.Env = append(os.Environ(), "ZENMUX_ADMIN_TOKEN=")
 	if err := n.cmd.Start(); err != nil {
-		n.t.Fatal(err)
+		logf.Close()
+		return err
 	}
 	n.done = make(chan struct{})
 	go func(c *exec.Cmd, f *os.File, done chan struct{}) {
@@ -191,6 +224,16 @@ func (n *Node) Start() {
 	deadline := time.Now().Add(30 * time.Second)
 	last := ""
 	for time.Now().Before(deadline) {
+		select {
+		case <-n.done:
+			b, _ := os.ReadFile(n.logPath)
+			b = b[min(int(logStart), len(b)):]
+			if bytes.Contains(b, []byte("address already in use")) {
+				return fmt.Errorf("%w: %s", errPortTaken, tail(string(b), 500))
+			}
+			return fmt.Errorf("zenmuxd exited before it was ready (%v); its log:\n%s", n.exitErr, tail(string(b), 4000))
+		default:
+		}
 		resp, err := client.Get(n.Admin + "/readyz")
 		if err != nil {
 			last = err.Error()
@@ -202,16 +245,16 @@ func (n *Node) Start() {
 				if n.Token == "" {
 					tok, err := os.ReadFile(filepath.Join(n.Dir, "admin.token"))
 					if err != nil {
-						n.t.Fatal(err)
+						return err
 					}
 					n.Token = strings.TrimSpace(string(tok))
 				}
-				return
+				return nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	n.t.Fatalf("zenmuxd did not become ready within 30s; last /readyz: %s", last)
+	return fmt.Errorf("zenmuxd did not become ready within 30s; last /readyz: %s", last)
 }
 
 // Kill sends SIGKILL (kill -9) and waits for the process to be gone.

@@ -107,7 +107,8 @@ func Open(o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr, err := net.ResolveTCPAddr("tcp", cmp.Or(o.RaftAdvertise, o.RaftAddr))
+	advertise := cmp.Or(o.RaftAdvertise, o.RaftAddr)
+	addr, err := net.ResolveTCPAddr("tcp", advertise)
 	if err != nil {
 		return nil, fmt.Errorf("raft address: %w", err)
 	}
@@ -115,7 +116,7 @@ func Open(o Options) (*Store, error) {
 		return nil, errors.New("raft transport: TLS needs the cluster secret too")
 	}
 	if len(o.Secret) > 0 {
-		stream, serr := newAuthStream(o.RaftAddr, addr, o.Secret, o.TLS)
+		stream, serr := newAuthStream(o.RaftAddr, namedAddr(advertise), o.Secret, o.TLS)
 		if serr != nil {
 			return nil, fmt.Errorf("raft transport: %w", serr)
 		}

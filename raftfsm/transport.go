@@ -237,6 +237,14 @@ func (s *authStream) Close() error {
 // Addr is the address other nodes dial.
 func (s *authStream) Addr() net.Addr { return s.advertise }
 
+// namedAddr is an advertised address as configured: a host name stays a
+// name for peers to resolve, the same string the node's member record
+// carries.
+type namedAddr string
+
+func (a namedAddr) Network() string { return "tcp" }
+func (a namedAddr) String() string  { return string(a) }
+
 // Dial connects to a peer and authenticates both ends.
 func (s *authStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	if timeout <= 0 || timeout > handshakeTimeout {
