@@ -67,6 +67,12 @@ func (l *Ledger) applySetFlowValue(c *SetFlowValue, now int64) (any, error) {
 	l.settle(a, now)
 	a.Tier, a.MultiplierPPM = c.Tier, m
 	l.markAccount(a)
+	// The operator decided the tier while a refund is processing: a failed
+	// or canceled refund does not give the Insider tier back over it.
+	if r := l.refunds[a.PendingRefund]; r != nil && r.SavedMultiplierPPM != 0 {
+		r.SavedMultiplierPPM = 0
+		l.markRefund(r)
+	}
 	return l.accountView(a, now), nil
 }
 

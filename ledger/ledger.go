@@ -158,7 +158,11 @@ func (l *Ledger) applyLocked(cmd Command, ts int64) Result {
 				return Result{Err: fmt.Errorf("%w: Idempotency-Key %q was used for a different request", ErrIdempotencyConflict, key)}
 			}
 			if rec.ErrCode != "" {
-				return Result{Err: ErrorFromCode(rec.ErrCode, rec.ErrMsg)}
+				err := ErrorFromCode(rec.ErrCode, rec.ErrMsg)
+				if err == nil { // a code this binary does not know
+					err = fmt.Errorf("%w: %s", ErrConflict, rec.ErrMsg)
+				}
+				return Result{Err: err}
 			}
 			return Result{Value: json.RawMessage(rec.Result)}
 		}

@@ -109,8 +109,9 @@ func (l *Ledger) applyRefundStatus(c *RefundStatus, now int64) (any, error) {
 			a.Monthly = month
 		}
 		// The Insider tier comes back too (M4: the subscription did not
-		// break), unless the operator set another tier meanwhile.
-		if r.SavedMultiplierPPM > 0 && a.Tier == TierStandard {
+		// break), unless the operator set a tier meanwhile (which cleared
+		// SavedMultiplierPPM).
+		if r.SavedMultiplierPPM > 0 {
 			a.Tier, a.MultiplierPPM = TierInsider, r.SavedMultiplierPPM
 		}
 	}

@@ -752,7 +752,7 @@ func TestR3_FailedRefundRestoresUsage(t *testing.T) {
 // rules R3, M4: submitting a refund drops an Insider to standard with the
 // plan; a failed or canceled refund leaves the subscription unbroken, so
 // the tier and its multiplier come back with the plan — unless the
-// operator set another tier while the refund was processing.
+// operator set a tier (even standard) while the refund was processing.
 func TestR3M4_FailedRefundRestoresInsider(t *testing.T) {
 	for _, end := range []string{RefundFailed, RefundCanceled} {
 		f := newFixture(t)
@@ -769,14 +769,17 @@ func TestR3M4_FailedRefundRestoresInsider(t *testing.T) {
 		}
 	}
 
-	f := newFixture(t)
-	acct, _ := f.account()
-	f.must(&SetFlowValue{AccountID: acct, Tier: TierInsider, MultiplierPPM: 1_500000})
-	f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "pro"})
-	f.must(&RefundSubmit{Idem: f.idem("r"), AccountID: acct, RefundID: "rf"})
-	f.must(&SetFlowValue{AccountID: acct, Tier: TierAbuse, MultiplierPPM: 500000})
-	f.must(&RefundStatus{Idem: f.idem("st"), RefundID: "rf", Status: RefundFailed})
-	expect(t, f.acct(acct), "plan", "pro", "flow_value.tier", "abuse", "flow_value.multiplier", "0.5")
+	for _, set := range []SetFlowValue{{Tier: TierAbuse, MultiplierPPM: 500000}, {Tier: TierStandard, MultiplierPPM: micro}} {
+		f := newFixture(t)
+		acct, _ := f.account()
+		f.must(&SetFlowValue{AccountID: acct, Tier: TierInsider, MultiplierPPM: 1_500000})
+		f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "pro"})
+		f.must(&RefundSubmit{Idem: f.idem("r"), AccountID: acct, RefundID: "rf"})
+		set.AccountID = acct
+		f.must(&set) // the operator decides the tier meanwhile
+		f.must(&RefundStatus{Idem: f.idem("st"), RefundID: "rf", Status: RefundFailed})
+		expect(t, f.acct(acct), "plan", "pro", "flow_value.tier", set.Tier, "flow_value.multiplier", fmt.Sprint(float64(set.MultiplierPPM)/1e6))
+	}
 
 	g := newFixture(t)
 	acct2, _ := g.account()

@@ -273,10 +273,13 @@ func (n *Node) join(m ledger.Member) error {
 	if err != nil {
 		return err
 	}
-	if status != fasthttp.StatusOK {
-		return fmt.Errorf("the leader answered %d: %s", status, answer)
+	switch status {
+	case fasthttp.StatusOK:
+		return nil
+	case fasthttp.StatusBadRequest: // the leader refused the member (AddNode)
+		return fmt.Errorf("%w: the leader refused: %s", ledger.ErrInvalid, answer)
 	}
-	return nil
+	return fmt.Errorf("the leader answered %d: %s", status, answer)
 }
 
 // removeViaLeader asks the leader to remove a member.

@@ -18,14 +18,16 @@ import (
 //     peer's certificate against the host it dialed (ServerName is left
 //     empty: fasthttp and the Raft transport fill it with the host of the
 //     address, usually an IP). Node certificates therefore carry the hosts
-//     of their raft_listen and admin_listen as IP (or DNS) SANs, which
+//     peers dial — node.advertise_raft and node.advertise_admin, by default
+//     raft_listen and admin_listen — as IP (or DNS) SANs, which
 //     config.Validate checks for this node;
 //   - as the Raft server it requires a client certificate from the CA.
 //
 // The admin listener serves the same certificate but only verifies a
 // client certificate when one is given: operators call the admin API over
 // https with their admin token and no certificate, and node-to-node calls
-// still authenticate with the cluster token derived from the secret.
+// (/internal/v1) show both their certificate and the cluster token derived
+// from the secret.
 //
 // Certificates are read once at start; rotating them needs a restart.
 

@@ -80,11 +80,13 @@ func New(o Options) *Server {
 		o.CommitTimeout = 30 * time.Second
 	}
 	// A bucket of zero would divide by zero: unset means config's default.
-	if o.PaygRPM <= 0 || o.PaygBurst <= 0 {
-		o.PaygRPM, o.PaygBurst = 600, 600
-	}
-	if o.CountTokensRPM <= 0 || o.CountTokensBurst <= 0 {
-		o.CountTokensRPM, o.CountTokensBurst = 100, 20
+	for _, d := range []struct {
+		v   *int64
+		def int64
+	}{{&o.PaygRPM, 600}, {&o.PaygBurst, 600}, {&o.CountTokensRPM, 100}, {&o.CountTokensBurst, 20}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
 	}
 	h := fnv.New32a()
 	h.Write([]byte(o.NodeID))

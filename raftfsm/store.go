@@ -108,10 +108,6 @@ func Open(o Options) (*Store, error) {
 		return nil, err
 	}
 	advertise := cmp.Or(o.RaftAdvertise, o.RaftAddr)
-	addr, err := net.ResolveTCPAddr("tcp", advertise)
-	if err != nil {
-		return nil, fmt.Errorf("raft address: %w", err)
-	}
 	if o.TLS != nil && len(o.Secret) == 0 {
 		return nil, errors.New("raft transport: TLS needs the cluster secret too")
 	}
@@ -122,8 +118,14 @@ func Open(o Options) (*Store, error) {
 		}
 		s.trans = raft.NewNetworkTransportWithLogger(stream, 8, 10*time.Second, logger)
 	} else {
-		s.trans, err = raft.NewTCPTransportWithLogger(o.RaftAddr, addr, 8, 10*time.Second, logger)
-		if err != nil {
+		// Without a secret there are no peers: the plain transport wants
+		// its address resolved. With one, the name is the peers' to
+		// resolve, whenever DNS has it.
+		addr, rerr := net.ResolveTCPAddr("tcp", advertise)
+		if rerr != nil {
+			return nil, fmt.Errorf("raft address: %w", rerr)
+		}
+		if s.trans, err = raft.NewTCPTransportWithLogger(o.RaftAddr, addr, 8, 10*time.Second, logger); err != nil {
 			return nil, fmt.Errorf("raft transport: %w", err)
 		}
 	}

@@ -363,3 +363,19 @@ func TestClusterOverTLS(t *testing.T) {
 		t.Fatalf("follower state %x (%v), leader %x", fh, err, lh)
 	}
 }
+
+// A node advertises node.advertise_raft as configured: a host name stays a
+// name for its peers to resolve, and need not resolve (yet) where the node
+// starts — a DNS record published once the node is up must not stop it.
+func TestAdvertisedNameNeedNotResolve(t *testing.T) {
+	const name = "n9.zenmux-test.invalid:8300"
+	s, err := Open(Options{NodeID: "n9", Dir: t.TempDir(), RaftAddr: freeAddr(t), RaftAdvertise: name, Bootstrap: true,
+		Secret: testSecret, LogOutput: io.Discard, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("open with an advertised name that does not resolve: %v", err)
+	}
+	defer s.Close()
+	if got := s.LocalAddr(); got != name {
+		t.Fatalf("raft advertises %q, want %q", got, name)
+	}
+}
