@@ -130,6 +130,7 @@ func (l *Ledger) settle(a *Account, now int64) {
 
 // applyTick settles every account whose cycle has ended, in id order.
 func (l *Ledger) applyTick(now int64) any {
+	l.startRetryClock(now)
 	due := l.takeDue(now)
 	for _, id := range due {
 		l.settle(l.accounts[id], now)

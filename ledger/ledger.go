@@ -6,6 +6,7 @@
 package ledger
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -64,7 +65,10 @@ type Ledger struct {
 	retried map[string]int64
 	// retryClock is ledger time that moves at most retryClockStep per
 	// command: a proposer whose clock jumps ahead moves ledger time at
-	// once, and would otherwise end the retried window early.
+	// once, and would otherwise end the retried window early. Zero: not
+	// started (state written before it existed), and the window runs on
+	// ledger time until a Seed or Tick starts it, at the same index on
+	// every replica (retryNow).
 	retryClock int64
 
 	idemFIFO []chargedItem
@@ -132,9 +136,7 @@ func (l *Ledger) ApplyBatch(cmds []Command, ts []int64) []Result {
 
 func (l *Ledger) applyLocked(cmd Command, ts int64) Result {
 	if ts > l.now {
-		if l.retryClock == 0 {
-			l.retryClock = ts
-		} else {
+		if l.retryClock != 0 {
 			l.retryClock += min(ts-l.now, retryClockStep)
 		}
 		l.now = ts
@@ -292,7 +294,7 @@ func (l *Ledger) prune(now int64) {
 	if logCutoff > 0 {
 		l.rangeDrops = append(l.rangeDrops, [2]string{LogPrefix, LogPrefix + logSuffix(logCutoff, "")})
 	}
-	rtCutoff := l.retryClock - retriedWindow
+	rtCutoff := l.retryNow() - retriedWindow
 	for suffix, at := range l.retried {
 		if at < rtCutoff {
 			delete(l.retried, suffix)
@@ -321,10 +323,31 @@ const (
 
 const retriedPrefix = "rt/"
 
+// retryNow is the retry clock, or ledger time until it is started.
+func (l *Ledger) retryNow() int64 { return cmp.Or(l.retryClock, l.now) }
+
+// startRetryClock starts the retry clock at now if it is not running:
+// every replica applies the command that calls it at the same index, so
+// all start from the same time, whatever checkpoint each loaded.
+func (l *Ledger) startRetryClock(now int64) {
+	if l.retryClock == 0 {
+		l.retryClock = now
+		l.markMeta()
+	}
+}
+
+// RetryClockStarted reports whether the retry clock runs; the leader
+// proposes a Tick to start it in state written before it existed.
+func (l *Ledger) RetryClockStarted() bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.retryClock != 0 || !l.seeded
+}
+
 // markRetried remembers a charge applied from a retried batch, durably as
 // rt/<16 hex retry-clock time>/<suffix>.
 func (l *Ledger) markRetried(suffix string) {
-	at := l.retryClock
+	at := l.retryNow()
 	l.retried[suffix] = at
 	l.dirty[retriedPrefix+logSuffix(at, suffix)] = struct{}{}
 }

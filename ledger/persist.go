@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,7 +40,7 @@ func (l *Ledger) logged(suffix string, retry bool) bool {
 	if seq, ok := l.unflushed[suffix]; ok && (retry || seq == l.entrySeq) {
 		return true
 	}
-	if at, ok := l.retried[suffix]; ok && l.retryClock-at < retriedWindow {
+	if at, ok := l.retried[suffix]; ok && l.retryNow()-at < retriedWindow {
 		return true
 	}
 	if l.durable == nil || !retry {
@@ -338,9 +337,9 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 			if err = json.Unmarshal(v, &m); err == nil {
 				l.now, l.seeded, l.dedupeDays, l.logDays = m.Now, m.Seeded, m.DedupeDays, m.LogDays
 				l.rates, l.clockOffset, l.lastPrune = m.Rates, m.ClockOffset, m.LastPrune
-				// State written before the retry clock: its rt/ records
-				// are in ledger time.
-				l.retryClock = cmp.Or(m.RetryClock, m.Now)
+				// 0 in state written before the retry clock: its rt/
+				// records are in ledger time, and a Tick starts it.
+				l.retryClock = m.RetryClock
 			}
 		case "plan":
 			p := new(Plan)

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -618,6 +619,83 @@ func TestC2_ResendOvertakesFirstSend(t *testing.T) {
 		}
 		if len(f.l.retried) != 0 {
 			t.Fatalf("%s: %d retried ids in memory after the window", between, len(f.l.retried))
+		}
+	}
+}
+
+// rule C2 after an upgrade: state written before the retry clock existed
+// has none, and each replica loads it from its own checkpoint, at its own
+// index. Until a Tick starts the clock (at one index, for all), the window
+// runs on ledger time; so two replicas that loaded an hour of commands
+// apart end with the same retry clock and the same records.
+func TestC2_RetryClockStartsAtOneIndex(t *testing.T) {
+	f := newFixture(t)
+	f.l.retryClock = 0 // as the old binary ran: the window on ledger time
+	acct, key := f.account()
+	old := func() memWriter { // a checkpoint as the old binary wrote it
+		t.Helper()
+		w := memWriter{}
+		if err := f.l.Flush(w); err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(w["meta"], &m); err != nil {
+			t.Fatal(err)
+		}
+		delete(m, "retry_clock")
+		w["meta"], _ = json.Marshal(m)
+		return w
+	}
+	load := func(w memWriter) *Ledger {
+		t.Helper()
+		l, err := Load(w.scan, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.RetryClockStarted() {
+			t.Fatal("the retry clock runs in state written before it existed")
+		}
+		return l
+	}
+	early := old()
+	// An hour of commands, a minute apart: what the early replica replays.
+	var log []Command
+	var times []int64
+	for i := range 60 {
+		f.advance(time.Minute)
+		c := Charge{ReqID: fmt.Sprint("r", i), AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: f.now, InputTokens: 10}
+		log, times = append(log, &ChargeBatch{Charges: []Charge{c}, Retry: true}), append(times, f.now)
+		f.do(log[len(log)-1])
+	}
+	a, b := load(early), load(old())
+	for i, cmd := range log {
+		a.Apply(cmd, times[i])
+	}
+	// Then the same commands reach both: the Tick that starts the clock, a
+	// clock jump and a retried charge.
+	f.advance(time.Second)
+	c := Charge{ReqID: "after", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: f.now, InputTokens: 10}
+	for _, l := range []*Ledger{a, b} {
+		l.Apply(&Tick{}, f.now)
+		l.Apply(&Tick{}, f.now+int64(time.Hour))
+		l.Apply(&ChargeBatch{Charges: []Charge{c}, Retry: true}, f.now+int64(time.Hour)+1)
+	}
+	if !a.RetryClockStarted() || a.retryClock != b.retryClock {
+		t.Fatalf("retry clocks: %d (loaded an hour earlier) and %d", a.retryClock, b.retryClock)
+	}
+	wa, wb := memWriter{}, memWriter{}
+	if err := a.Flush(wa); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(wb); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range wb {
+		if k != "meta" && !strings.HasPrefix(k, "rt/") {
+			continue
+		}
+		if string(wa[k]) != string(v) {
+			t.Errorf("%s differs between the replicas: %s against %s", k, wa[k], v)
 		}
 	}
 }

@@ -142,6 +142,7 @@ func (l *Ledger) applySeed(c *Seed, now int64) (any, error) {
 	l.rates = []RatePoint{{NanoUSDPerFlow: c.NanoUSDPerFlow, At: now}}
 	l.dedupeDays, l.logDays = c.DedupeDays, c.RequestLogDays
 	l.seeded = true
+	l.startRetryClock(now)
 	l.lastPrune = now
 	l.markMeta()
 	return nil, nil

@@ -311,7 +311,9 @@ func (n *Node) tickLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n.store.IsLeader() && n.store.Ledger().NextDue(n.Now()) {
+			// A Tick settles ended cycles, and starts the retry clock in
+			// state written before it existed.
+			if l := n.store.Ledger(); n.store.IsLeader() && (l.NextDue(n.Now()) || !l.RetryClockStarted()) {
 				if _, err := n.Propose(&ledger.Tick{}); err != nil {
 					n.log.Warn().Err(err).Msg("tick")
 				}
