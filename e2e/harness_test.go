@@ -74,11 +74,11 @@ type Node struct {
 	Token    string
 	// peer calls /internal/v1 as another node would: with cluster TLS,
 	// a client that shows a certificate of the cluster CA.
-	peer     *http.Client
-	cmd      *exec.Cmd
-	done     chan struct{} // closed when the running process has exited
-	exitErr  error         // its Wait error, valid once done is closed
-	logPath  string
+	peer    *http.Client
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the running process has exited
+	exitErr error         // its Wait error, valid once done is closed
+	logPath string
 }
 
 // NodeOptions tune StartNode.

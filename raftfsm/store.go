@@ -22,13 +22,13 @@ import (
 
 // Options configure one node's replicated store.
 type Options struct {
-	NodeID    string
-	Dir       string // data directory; Pebble and snapshots live under it
-	RaftAddr  string // listen address of the Raft transport
+	NodeID   string
+	Dir      string // data directory; Pebble and snapshots live under it
+	RaftAddr string // listen address of the Raft transport
 	// RaftAdvertise is the address peers dial (default RaftAddr); a
 	// wildcard RaftAddr needs one.
 	RaftAdvertise string
-	Bootstrap bool   // form a new single-node cluster when there is no state
+	Bootstrap     bool // form a new single-node cluster when there is no state
 	// Secret, when set, authenticates every Raft connection (mutual
 	// challenge-response; see transport.go). A multi-node cluster needs it.
 	Secret    []byte
