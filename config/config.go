@@ -634,10 +634,10 @@ func (c *Config) validate(defined func(i int, key string) bool) error {
 	} {
 		switch {
 		case a.addr != "":
-			if checkHostPort(&p, a.key, a.addr, false) && wildcardHost(a.addr) {
+			if checkHostPort(&p, a.key, a.addr, false) && WildcardHost(a.addr) {
 				p.add(a.key, "%q is not an address peers can dial", a.addr)
 			}
-		case a.need && wildcardHost(a.listen):
+		case a.need && WildcardHost(a.listen):
 			p.add(a.key, "must be set: %s %q listens on every interface, which is not an address peers can dial", a.listenKey, a.listen)
 		}
 	}
@@ -837,8 +837,9 @@ func wildcard(host string) bool {
 	return host == "" || ip != nil && ip.IsUnspecified()
 }
 
-// wildcardHost reports whether a valid host:port has a wildcard host.
-func wildcardHost(addr string) bool {
+// WildcardHost reports whether host:port has no host or one meaning every
+// interface (or is not host:port): an address to listen on, not to dial.
+func WildcardHost(addr string) bool {
 	host, _, _ := net.SplitHostPort(addr)
 	return wildcard(host)
 }

@@ -3,11 +3,11 @@ package node
 import (
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
 	"time"
 
 	"zenmux/admin"
+	"zenmux/config"
 	"zenmux/ledger"
 )
 
@@ -143,7 +143,7 @@ func (n *Node) AddNode(id, raftAddr, adminAddr string) error {
 		return fmt.Errorf("%w: node id %q must be 1-64 of [A-Za-z0-9._-]", ledger.ErrInvalid, id)
 	}
 	for _, a := range [...]struct{ name, addr string }{{"raft_addr", raftAddr}, {"admin_addr", adminAddr}} {
-		if host, _, err := net.SplitHostPort(a.addr); err != nil || host == "" || net.ParseIP(host).IsUnspecified() {
+		if config.WildcardHost(a.addr) {
 			return fmt.Errorf("%w: %s %q is not an address peers can dial (set node.advertise_raft / node.advertise_admin on a node listening on every interface)", ledger.ErrInvalid, a.name, a.addr)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"zenmux/config"
 	"zenmux/ledger"
 )
 
@@ -80,12 +81,13 @@ func New(o Options) *Server {
 		o.CommitTimeout = 30 * time.Second
 	}
 	// A bucket of zero would divide by zero: unset means config's default.
+	def := config.Default()
 	for _, d := range []struct {
 		v   *int64
-		def int64
-	}{{&o.PaygRPM, 600}, {&o.PaygBurst, 600}, {&o.CountTokensRPM, 100}, {&o.CountTokensBurst, 20}} {
+		def int
+	}{{&o.PaygRPM, def.Payg.RPM}, {&o.PaygBurst, def.Payg.Burst}, {&o.CountTokensRPM, def.Proxy.CountTokensRPM}, {&o.CountTokensBurst, def.Proxy.CountTokensBurst}} {
 		if *d.v <= 0 {
-			*d.v = d.def
+			*d.v = int64(d.def)
 		}
 	}
 	h := fnv.New32a()
