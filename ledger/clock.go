@@ -11,6 +11,12 @@ const (
 	windowWeekly = 7 * 24 * int64(time.Hour)
 	refundWindow = 24 * int64(time.Hour)
 	maxCycles    = 12 * 100 // settle at most a century of renewals in one step
+
+	// MaxTime (2200-01-01T00:00:00Z) bounds the time a command is stamped
+	// with, and so ledger time: calendar arithmetic past it (a cycle end, a
+	// window's reset) must still fit in int64 nanoseconds, which end in
+	// April 2262. Encode and Decode refuse a later stamp.
+	MaxTime = 7_258_118_400 * int64(time.Second)
 )
 
 // addMonths returns anchor moved n calendar months forward in UTC, with the

@@ -364,6 +364,9 @@ var ErrTooLarge = errors.New("command too large")
 
 // Encode serialises a command stamped with the proposer's time.
 func Encode(cmd Command, nowNanos int64) ([]byte, error) {
+	if nowNanos < 0 || nowNanos > MaxTime {
+		return nil, fmt.Errorf("%w: stamped %d ns, outside 1970 to 2200", ErrBadCommand, nowNanos)
+	}
 	var payload []byte
 	if b, ok := cmd.(*ChargeBatch); ok {
 		if err := b.encodable(); err != nil {
@@ -417,6 +420,9 @@ func Decode(b []byte) (Command, int64, error) {
 		return nil, 0, fmt.Errorf("%w: version %d", ErrBadCommand, version)
 	}
 	ts := int64(binary.BigEndian.Uint64(b[2:]))
+	if ts < 0 || ts > MaxTime {
+		return nil, 0, fmt.Errorf("%w: stamped %d ns, outside 1970 to 2200", ErrBadCommand, ts)
+	}
 	newCmd, ok := registry[CmdType(b[0])]
 	if !ok {
 		return nil, 0, fmt.Errorf("%w: type %d", ErrBadCommand, b[0])

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-func stateHash(t *testing.T, w memWriter) [32]byte {
+func stateHash(t testing.TB, w memWriter) [32]byte {
 	t.Helper()
 	h := sha256.New()
 	_ = w.scan(func(k, v []byte) error {
@@ -25,7 +25,7 @@ func stateHash(t *testing.T, w memWriter) [32]byte {
 
 // script drives a ledger through every kind of command, encoding each one
 // and decoding it back the way a replica receives it.
-func script(t *testing.T, l *Ledger, w memWriter, flushEvery int) {
+func script(t testing.TB, l *Ledger, w memWriter, flushEvery int) {
 	t.Helper()
 	now := t0
 	n := 0
