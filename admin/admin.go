@@ -80,7 +80,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	if path == "/metrics" {
 		if !ctx.IsGet() {
 			s.errors.Add(1)
-			writeError(ctx, fmt.Errorf("%w: /metrics answers GET", errMethod))
+			writeError(ctx, methodNotAllowed(ctx, []string{"GET"}))
 			return
 		}
 		s.metrics(ctx)

@@ -25,9 +25,11 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 )
@@ -500,17 +502,22 @@ func providerKeys(data []byte) (func(i int, key string) bool, error) {
 	}, nil
 }
 
-// unknownKeys reports every key the decoder did not use, one error each, with
-// array-of-tables indices filled in ("providers[1].nme"). Keys below an
-// unknown table are not repeated.
+// unknownKeys reports every key the decoder did not use, or used only by
+// ignoring case (see caseExact), one error each, with array-of-tables
+// indices filled in ("providers[1].nme"). Keys below an unknown table are
+// not repeated.
 func unknownKeys(md toml.MetaData) error {
-	undecoded := md.Undecoded()
-	if len(undecoded) == 0 {
-		return nil
-	}
-	unknown := make(map[string]bool, len(undecoded))
-	for _, k := range undecoded {
+	unknown := map[string]bool{}
+	for _, k := range md.Undecoded() {
 		unknown[k.String()] = true
+	}
+	for _, k := range md.Keys() {
+		if !caseExact(k) {
+			unknown[k.String()] = true
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
 	}
 	index := map[string]int{} // array-of-tables path → index of its current element
 	var reported []string
@@ -553,6 +560,40 @@ func unknownKeys(md toml.MetaData) error {
 	return errors.Join(errs...)
 }
 
+// caseExact reports whether each step of key names a field of Config by
+// its exact TOML tag. The decoder also takes a key that matches a tag only
+// when case is ignored (`Burst` fills burst) and counts it as decoded, so
+// such keys escaped the unknown-key check; and `[[plAns]]` next to
+// `[[plans]]` both filled Plans, in map order, so which one won changed
+// from one Parse of the same file to the next.
+func caseExact(key toml.Key) bool {
+	t := reflect.TypeFor[Config]()
+	for _, step := range key {
+		for t.Kind() == reflect.Slice || t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return true // below a value: the decoder refuses that itself
+		}
+		f, ok := fieldByTag(t, step)
+		if !ok {
+			return false
+		}
+		t = f.Type
+	}
+	return true
+}
+
+// fieldByTag finds the field of struct type t whose TOML tag is name.
+func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ","); tag == name {
+			return t.Field(i), true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
 // Limits enforced by Validate.
 const (
 	maxUsdPerFlow    = 100
@@ -578,7 +619,28 @@ const (
 type problems []error
 
 func (p *problems) add(key, format string, args ...any) {
-	*p = append(*p, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+	*p = append(*p, fmt.Errorf("config: %s: %s", key, escapeControls(fmt.Sprintf(format, args...))))
+}
+
+// escapeControls writes control characters as Go escapes (\n, \x00). Some
+// errors quote a value raw (net.SplitHostPort's and os.ReadFile's name it
+// as given), and a value holding a newline, such as listen = "a\nb", broke
+// its problem over two lines, the second without "config: " or a key:
+// problems are joined one per line.
+func escapeControls(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // Validate checks every value and returns all problems found, joined, or nil.
