@@ -74,13 +74,13 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	if !checkToken(ctx, s.opts.Token) {
 		s.errors.Add(1)
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="zenmuxd admin"`)
-		writeError(ctx, fmt.Errorf("%w: a valid admin token is required as Authorization: Bearer <token>", errUnauthorized))
+		WriteError(ctx, fmt.Errorf("%w: a valid admin token is required as Authorization: Bearer <token>", errUnauthorized))
 		return
 	}
 	if path == "/metrics" {
 		if !ctx.IsGet() {
 			s.errors.Add(1)
-			writeError(ctx, methodNotAllowed(ctx, []string{"GET"}))
+			WriteError(ctx, methodNotAllowed(ctx, []string{"GET"}))
 			return
 		}
 		s.metrics(ctx)
@@ -89,7 +89,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	v, status, err := s.route(ctx, string(ctx.Method()), path)
 	if err != nil {
 		s.errors.Add(1)
-		writeError(ctx, err)
+		WriteError(ctx, err)
 		return
 	}
 	if status == fasthttp.StatusNoContent {
@@ -627,7 +627,7 @@ func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
 func recoverJSON(ctx *fasthttp.RequestCtx) {
 	if p := recover(); p != nil {
 		ctx.Response.Reset()
-		writeError(ctx, fmt.Errorf("panic: %v", p))
+		WriteError(ctx, fmt.Errorf("panic: %v", p))
 	}
 }
 
@@ -647,5 +647,5 @@ func TransportError(ctx *fasthttp.RequestCtx, err error) {
 		writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, body)
 		return
 	}
-	writeError(ctx, fmt.Errorf("%w: the request could not be parsed", ledger.ErrInvalid))
+	WriteError(ctx, fmt.Errorf("%w: the request could not be parsed", ledger.ErrInvalid))
 }

@@ -61,7 +61,10 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-func writeError(ctx *fasthttp.RequestCtx, err error) {
+// WriteError answers err in the admin API's error shape (API.md) with the
+// status its kind maps to; the node's /internal/v1 endpoints answer the same
+// way.
+func WriteError(ctx *fasthttp.RequestCtx, err error) {
 	status, code := statusOf(err)
 	var body errorBody
 	body.Error.Code = code

@@ -120,6 +120,39 @@ func TestClusterJoinForwardAndReadYourWrites(t *testing.T) {
 	u := nodes[0].AdminDo("GET", "/admin/v1/accounts/"+acct+"/usage", "").JSON(t)
 	Expect(t, u, "by_model.0.requests", "3")
 	waitSameState(t, nodes)
+
+	// A peer's bad message gets an error in the admin API's shape and
+	// changes nothing: garbage or a command stamped past 2200 for the
+	// leader to apply, a member that is not JSON, a path that does not
+	// exist, a call without the cluster's token.
+	before, _ := stateHashes(t, nodes)
+	tok := "X-Zenmux-Cluster: " + clusterToken(nodes[0])
+	late := append([]byte{21, 3}, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0) // a charge batch stamped in 2262
+	for _, c := range []struct {
+		method, path, body string
+		headers            []string
+		status             int
+		code               string
+	}{
+		{"POST", "/internal/v1/apply", "not a command", []string{tok}, 400, "invalid_request"},
+		{"POST", "/internal/v1/apply", string(late), []string{tok}, 400, "invalid_request"},
+		{"POST", "/internal/v1/join", "{not json", []string{tok}, 400, "invalid_request"},
+		{"POST", "/internal/v1/join", `{"id":"n9","raft_addr":"0.0.0.0:1","admin_addr":"127.0.0.1:2"}`, []string{tok}, 400, "invalid_request"},
+		{"POST", "/internal/v1/remove?id=n9", "", []string{tok}, 404, "not_found"},
+		{"GET", "/internal/v1/nothing", "", []string{tok}, 404, "not_found"},
+		{"POST", "/internal/v1/apply", "not a command", nil, 404, "not_found"},
+	} {
+		r := Do(t, c.method, nodes[0].Admin+c.path, c.body, c.headers...)
+		if r.Status != c.status {
+			t.Errorf("%s %s: %d %s, want %d", c.method, c.path, r.Status, r.Body, c.status)
+		}
+		if err := biErrorShape(r.Body, c.code); err != nil {
+			t.Errorf("%s %s: %v: %s", c.method, c.path, err, r.Body)
+		}
+	}
+	if after, same := stateHashes(t, nodes); !same || after["n1"] != before["n1"] {
+		t.Fatalf("bad peer messages changed the state: %v → %v", before, after)
+	}
 }
 
 // Cluster TLS (#4: operator-supplied cert, key and CA files): the admin

@@ -177,8 +177,7 @@ func (n *Node) internal(ctx *fasthttp.RequestCtx) {
 		peerCert = true
 	}
 	if n.token == "" || !peerCert || subtle.ConstantTimeCompare(got, []byte(n.token)) != 1 {
-		ctx.SetStatusCode(fasthttp.StatusNotFound)
-		ctx.SetBodyString(`{"error":{"code":"not_found","message":"not found"}}`)
+		admin.WriteError(ctx, errInternalRoute)
 		return
 	}
 	ctx.SetContentType("application/json")
@@ -187,59 +186,60 @@ func (n *Node) internal(ctx *fasthttp.RequestCtx) {
 		n.internalApply(ctx)
 	case "/internal/v1/readindex":
 		if err := n.store.VerifyLeader(proposeTimeout); err != nil {
-			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			admin.WriteError(ctx, fmt.Errorf("%w: not the leader: %v", admin.ErrUnavailable, err))
 			return
 		}
 		fmt.Fprintf(ctx, `{"index":%d}`, n.store.AppliedIndex())
 	case "/internal/v1/join":
 		var m ledger.Member
 		if err := json.Unmarshal(ctx.PostBody(), &m); err != nil {
-			ctx.SetStatusCode(fasthttp.StatusBadRequest)
+			admin.WriteError(ctx, fmt.Errorf("%w: the body must be a member object: %v", ledger.ErrInvalid, err))
 			return
 		}
 		if err := n.join(m); err != nil {
-			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			if errors.Is(err, ledger.ErrInvalid) {
-				ctx.SetStatusCode(fasthttp.StatusBadRequest)
+			if !errors.Is(err, ledger.ErrInvalid) {
+				err = fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
 			}
-			fmt.Fprintf(ctx, `{"error":%q}`, err.Error())
+			admin.WriteError(ctx, err)
 			return
 		}
 		ctx.SetBodyString(`{"ok":true}`)
 	case "/internal/v1/remove":
 		if err := n.RemoveNode(string(ctx.QueryArgs().Peek("id"))); err != nil {
-			if errors.Is(err, ledger.ErrNotFound) {
-				ctx.SetStatusCode(fasthttp.StatusNotFound)
-			} else {
-				ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			if !errors.Is(err, ledger.ErrNotFound) {
+				err = fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
 			}
-			fmt.Fprintf(ctx, `{"error":%q}`, err.Error())
+			admin.WriteError(ctx, err)
 			return
 		}
 		ctx.SetBodyString(`{"ok":true}`)
 	case "/internal/v1/statehash":
 		h, idx, err := n.store.StateHash()
 		if err != nil {
-			ctx.SetStatusCode(fasthttp.StatusInternalServerError)
+			n.log.Error().Err(err).Msg("state hash")
+			admin.WriteError(ctx, err)
 			return
 		}
 		fmt.Fprintf(ctx, `{"hash":"%x","applied_index":%d}`, h, idx)
 	default:
-		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		admin.WriteError(ctx, errInternalRoute)
 	}
 }
+
+// errInternalRoute answers a node-to-node path that does not exist, and a
+// caller without the cluster's token (or certificate), alike.
+var errInternalRoute = fmt.Errorf("%w: not found", ledger.ErrNotFound)
 
 // internalApply commits a follower's encoded command on this node, which
 // must be the leader.
 func (n *Node) internalApply(ctx *fasthttp.RequestCtx) {
 	resp, index, err := n.store.ProposeEncoded(ctx.PostBody(), proposeTimeout)
 	if err != nil {
-		if errors.Is(err, ledger.ErrBadCommand) {
-			ctx.SetStatusCode(fasthttp.StatusBadRequest)
-		} else {
-			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		kind := admin.ErrUnavailable
+		if errors.Is(err, ledger.ErrBadCommand) || errors.Is(err, ledger.ErrTooLarge) {
+			kind = ledger.ErrInvalid
 		}
-		fmt.Fprintf(ctx, `{"error":%q}`, err.Error())
+		admin.WriteError(ctx, fmt.Errorf("%w: %v", kind, err))
 		return
 	}
 	r, _ := resp.(ledger.Result)
@@ -249,7 +249,7 @@ func (n *Node) internalApply(ctx *fasthttp.RequestCtx) {
 	} else if r.Value != nil {
 		b, err := json.Marshal(r.Value)
 		if err != nil {
-			ctx.SetStatusCode(fasthttp.StatusInternalServerError)
+			admin.WriteError(ctx, err)
 			return
 		}
 		a.Value = b
