@@ -328,13 +328,16 @@ func (f *FSM) markApplied(idx uint64) error {
 
 // Restore replaces all state with a snapshot's: it deletes the old state,
 // writes the new in one batch flushed to disk, and swaps in a freshly
-// loaded ledger.
+// loaded ledger. The ledger and the applied index are loaded from the
+// batch before it is committed, so a snapshot whose records the ledger
+// cannot load is refused with the old state intact, not committed and
+// then found unloadable.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.awaitCommit()
-	b := f.db.NewBatch()
+	b := f.db.NewIndexedBatch()
 	defer b.Close()
 	if err := b.DeleteRange(statePrefix, stateUpper, nil); err != nil {
 		return err
@@ -355,20 +358,20 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 			return err
 		}
 	}
+	l, err := loadLedger(b, durable{f.db})
+	if err != nil {
+		return fmt.Errorf("raftfsm: restore: %w", err)
+	}
+	idx, err := readApplied(b)
+	if err != nil {
+		return fmt.Errorf("raftfsm: restore: %w", err)
+	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return err
 	}
 	// The old state is gone: from here a failure cannot be undone, and
 	// carrying on with the old ledger in memory would diverge.
 	if err := f.db.Flush(); err != nil {
-		panic(fmt.Sprintf("raftfsm: restore: %v", err))
-	}
-	l, err := loadLedger(f.db, durable{f.db})
-	if err != nil {
-		panic(fmt.Sprintf("raftfsm: restore: %v", err))
-	}
-	idx, err := readApplied(f.db)
-	if err != nil {
 		panic(fmt.Sprintf("raftfsm: restore: %v", err))
 	}
 	f.ledger.Store(l)
