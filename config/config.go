@@ -874,6 +874,10 @@ func checkHostPort(p *problems, key, addr string, listener bool) bool {
 		p.add(key, "%q has no host", addr)
 		return false
 	}
+	if strings.ContainsFunc(host, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == '/' }) {
+		p.add(key, "%q: the host holds a space, a control character or a slash", addr)
+		return false
+	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 {
 		p.add(key, "%q: port must be a number in 1..65535", addr)

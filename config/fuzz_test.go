@@ -290,3 +290,21 @@ func TestParseErrorKeepsValueOnOneLine(t *testing.T) {
 		}
 	}
 }
+
+// A peer address with a space, a control character or a slash in its host
+// is refused where it is configured, as the admin API refuses it in a
+// member (a join list entry "a\nb:1" was accepted and failed only when
+// dialled).
+func TestPeerHostRefusesSpaceAndControl(t *testing.T) {
+	for _, tt := range []struct{ toml, key string }{
+		{"[cluster]\nsecret_file = \"s\"\njoin = [\"a\\nb:1\"]\n", "cluster.join[0]"},
+		{"[cluster]\nsecret_file = \"s\"\njoin = [\"a b:1\"]\n", "cluster.join[0]"},
+		{"[cluster]\nsecret_file = \"s\"\njoin = [\"a/b:1\"]\n", "cluster.join[0]"},
+		{"[node]\nadvertise_raft = \"node\\t1:7001\"\n", "node.advertise_raft"},
+	} {
+		_, err := Parse([]byte(tt.toml))
+		if err == nil || !strings.Contains(err.Error(), tt.key+`: "`) || !strings.Contains(err.Error(), "the host holds a space, a control character or a slash") {
+			t.Errorf("Parse(%q) = %v; want %s refused for its host", tt.toml, err, tt.key)
+		}
+	}
+}
