@@ -20,13 +20,26 @@ type span struct{ start, end int }
 // topLevel is what the gateway reads from a request body.
 type topLevel struct {
 	model, stream, streamOptions, maxTokens, maxOutputTokens, input, messages span
+	// repeated names the first of those members that appears more than
+	// once. The gateway reads the last occurrence, as encoding/json does,
+	// but a provider's parser may read the first, which would then be the
+	// client's own model or stream flag: generate refuses such a body.
+	repeated string
+	// caseTwin names a member written in another case ("Model", "ſtream"):
+	// a parser that matches names ignoring case, as Go's encoding/json
+	// does, reads it as that member, so generate refuses it too.
+	caseTwin string
 }
+
+// memberNames are the members scanTopLevel records.
+var memberNames = [...]string{"model", "stream", "stream_options", "max_tokens", "max_output_tokens", "input", "messages"}
 
 func (s span) ok() bool { return s.end > s.start }
 
 // scanTopLevel validates that body is exactly one JSON object and records
-// the spans of the fields the gateway needs. Duplicate keys keep the last
-// occurrence, as encoding/json would.
+// the spans of the fields the gateway needs, by their names as decoded.
+// Duplicate keys keep the last occurrence, as encoding/json would, and are
+// noted in repeated.
 func scanTopLevel(body []byte) (topLevel, error) {
 	var t topLevel
 	p := scanner{b: body}
@@ -45,6 +58,13 @@ func scanTopLevel(body []byte) (topLevel, error) {
 			return t, errBadJSON
 		}
 		key := body[ks+1 : p.i-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			// "mod\u0065l" is "model" to every parser upstream: read the
+			// name as they will, or the client's own value would pass
+			// through unread and unrewritten.
+			k, _ := stringValue(body[ks:p.i])
+			key = []byte(k)
+		}
 		p.ws()
 		if !p.eat(':') {
 			return t, errBadJSON
@@ -54,22 +74,34 @@ func scanTopLevel(body []byte) (topLevel, error) {
 		if !p.value(0) {
 			return t, errBadJSON
 		}
-		sp := span{vs, p.i}
+		var dst *span
 		switch string(key) {
 		case "model":
-			t.model = sp
+			dst = &t.model
 		case "stream":
-			t.stream = sp
+			dst = &t.stream
 		case "stream_options":
-			t.streamOptions = sp
+			dst = &t.streamOptions
 		case "max_tokens":
-			t.maxTokens = sp
+			dst = &t.maxTokens
 		case "max_output_tokens":
-			t.maxOutputTokens = sp
+			dst = &t.maxOutputTokens
 		case "input":
-			t.input = sp
+			dst = &t.input
 		case "messages":
-			t.messages = sp
+			dst = &t.messages
+		}
+		if dst != nil {
+			if dst.ok() && t.repeated == "" {
+				t.repeated = string(key)
+			}
+			*dst = span{vs, p.i}
+		} else if t.caseTwin == "" {
+			for _, name := range memberNames {
+				if bytes.EqualFold(key, []byte(name)) {
+					t.caseTwin = string(key)
+				}
+			}
 		}
 		p.ws()
 		if p.eat(',') {

@@ -43,19 +43,17 @@ func responsesUsage(v *fastjson.Value) Usage {
 
 // anthropicFields overwrites, field by field, the counts present in an
 // Anthropic usage object: message_delta totals are cumulative, so they
-// replace and never add (WIRE.md §3.4).
+// replace and never add (WIRE.md §3.4). A field that is null (the API types
+// message_delta's input counts as nullable) is no count and keeps the
+// earlier one, as the Anthropic SDK's Accumulate does.
 func anthropicFields(u *Usage, v *fastjson.Value) {
-	if x := v.Get("input_tokens"); x != nil {
-		u.Input = x.GetInt64()
-	}
-	if x := v.Get("cache_creation_input_tokens"); x != nil {
-		u.CacheWrite = x.GetInt64()
-	}
-	if x := v.Get("cache_read_input_tokens"); x != nil {
-		u.CacheRead = x.GetInt64()
-	}
-	if x := v.Get("output_tokens"); x != nil {
-		u.Output = x.GetInt64()
+	for _, f := range [...]struct {
+		key string
+		n   *int64
+	}{{"input_tokens", &u.Input}, {"cache_creation_input_tokens", &u.CacheWrite}, {"cache_read_input_tokens", &u.CacheRead}, {"output_tokens", &u.Output}} {
+		if x := v.Get(f.key); x != nil && x.Type() == fastjson.TypeNumber {
+			*f.n = x.GetInt64()
+		}
 	}
 }
 
@@ -82,8 +80,13 @@ func (m *meter) release() {
 	m.p = nil
 }
 
-// nonStream reads a complete (non-streamed) answer's usage.
+// nonStream reads a complete (non-streamed) answer's usage. The whole body
+// reaches the client, so it counts as delivered even when it does not
+// parse: an answer that is not JSON (an SSE stream from an upstream that
+// read the stream flag differently, say) is charged an estimate, never
+// handed out for free (Q7).
 func (m *meter) nonStream(body []byte) {
+	m.textBytes = int64(len(body))
 	v, err := m.p.ParseBytes(body)
 	if err != nil {
 		return
@@ -118,7 +121,6 @@ func (m *meter) nonStream(body []byte) {
 			m.haveUsage = true
 		}
 	}
-	m.textBytes = int64(len(body))
 }
 
 // Event actions for a streamed answer.

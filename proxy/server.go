@@ -238,6 +238,14 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
 		fail(newAPIError(400, "invalid_request", "the body must be one valid JSON object"))
 		return
 	}
+	if top.repeated != "" {
+		fail(newAPIError(400, "invalid_request", "the body has more than one "+strconv.Quote(top.repeated)+" member"))
+		return
+	}
+	if top.caseTwin != "" {
+		fail(newAPIError(400, "invalid_request", "the body has a member "+strconv.Quote(top.caseTwin)+": member names are lower case"))
+		return
+	}
 	var model string
 	if top.model.ok() {
 		model, _ = stringValue(body[top.model.start:top.model.end])
