@@ -24,10 +24,16 @@ func (u Usage) clamped() Usage {
 }
 
 // chatUsage reads an OpenAI Chat Completions usage object. prompt_tokens
-// includes cached (and cache-write) tokens; DeepSeek reports hit/miss.
+// includes cached (and cache-write) tokens; DeepSeek reports hit/miss, and
+// without the miss count the uncached input is prompt_tokens less the hits.
 func chatUsage(v *fastjson.Value) Usage {
 	if v.Exists("prompt_cache_hit_tokens") || v.Exists("prompt_cache_miss_tokens") {
-		return Usage{Input: v.GetInt64("prompt_cache_miss_tokens"), CacheRead: v.GetInt64("prompt_cache_hit_tokens"), Output: v.GetInt64("completion_tokens")}
+		hit := v.GetInt64("prompt_cache_hit_tokens")
+		in := v.GetInt64("prompt_cache_miss_tokens")
+		if !v.Exists("prompt_cache_miss_tokens") {
+			in = max(0, v.GetInt64("prompt_tokens")-hit)
+		}
+		return Usage{Input: in, CacheRead: hit, Output: v.GetInt64("completion_tokens")}
 	}
 	cached := v.GetInt64("prompt_tokens_details", "cached_tokens")
 	written := v.GetInt64("prompt_tokens_details", "cache_write_tokens")

@@ -413,6 +413,18 @@ func TestMeterChatDeepSeekCache(t *testing.T) {
 		}
 		g.oneCharge(t, acct, w)
 	})
+	// Only the hit count: the uncached input is prompt_tokens less the
+	// hits, not 0 (it was charged as 0 before).
+	t.Run("hit only", func(t *testing.T) {
+		g := newGateway(t, gatewayOptions{})
+		acct, key, _ := g.account("pro")
+		g.OpenAI.Handle(jsonHandler(200, chatCompletion("Hello", `{"prompt_tokens":361130,"completion_tokens":16415,"prompt_cache_hit_tokens":328300}`)))
+		c := oaiClient(g, key, nil)
+		if _, err := c.Chat.Completions.New(testCtx(t), openai.ChatCompletionNewParams{Model: modelGPT, Messages: userMsg("hi")}); err != nil {
+			t.Fatal(err)
+		}
+		g.oneCharge(t, acct, w)
+	})
 }
 
 // ---- 2. Anthropic Messages -------------------------------------------------
