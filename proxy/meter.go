@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"math"
 
 	"github.com/valyala/fastjson"
 
@@ -23,28 +24,51 @@ func (u Usage) clamped() Usage {
 		max(0, min(u.Images, ledger.MaxImagesPerRequest))}
 }
 
+// count reads a token count at keys: an integer, or one written as a
+// float (11.0, 1e3; a fraction is dropped), within [0, maxCount] so that
+// sums and differences of counts cannot overflow (the charge clamps them
+// further); anything but a number is 0. fastjson's GetInt64 read 11.0 and
+// 1e3 as 0: usage given away.
+func count(v *fastjson.Value, keys ...string) int64 {
+	x := v.Get(keys...)
+	if x == nil || x.Type() != fastjson.TypeNumber {
+		return 0
+	}
+	if n, err := x.Int64(); err == nil {
+		return min(max(n, 0), maxCount)
+	}
+	f, _ := x.Float64()
+	if math.IsNaN(f) || f <= 0 {
+		return 0
+	}
+	return int64(min(f, maxCount))
+}
+
+// maxCount bounds a count read from an upstream (1<<60 tokens).
+const maxCount = 1 << 60
+
 // chatUsage reads an OpenAI Chat Completions usage object. prompt_tokens
 // includes cached (and cache-write) tokens; DeepSeek reports hit/miss, and
 // without the miss count the uncached input is prompt_tokens less the hits.
 func chatUsage(v *fastjson.Value) Usage {
 	if v.Exists("prompt_cache_hit_tokens") || v.Exists("prompt_cache_miss_tokens") {
-		hit := v.GetInt64("prompt_cache_hit_tokens")
-		in := v.GetInt64("prompt_cache_miss_tokens")
+		hit := count(v, "prompt_cache_hit_tokens")
+		in := count(v, "prompt_cache_miss_tokens")
 		if !v.Exists("prompt_cache_miss_tokens") {
-			in = max(0, v.GetInt64("prompt_tokens")-hit)
+			in = max(0, count(v, "prompt_tokens")-hit)
 		}
-		return Usage{Input: in, CacheRead: hit, Output: v.GetInt64("completion_tokens")}
+		return Usage{Input: in, CacheRead: hit, Output: count(v, "completion_tokens")}
 	}
-	cached := v.GetInt64("prompt_tokens_details", "cached_tokens")
-	written := v.GetInt64("prompt_tokens_details", "cache_write_tokens")
-	return Usage{Input: max(0, v.GetInt64("prompt_tokens")-cached-written), CacheRead: cached, CacheWrite: written, Output: v.GetInt64("completion_tokens")}
+	cached := count(v, "prompt_tokens_details", "cached_tokens")
+	written := count(v, "prompt_tokens_details", "cache_write_tokens")
+	return Usage{Input: max(0, count(v, "prompt_tokens")-cached-written), CacheRead: cached, CacheWrite: written, Output: count(v, "completion_tokens")}
 }
 
 // responsesUsage reads an OpenAI Responses usage object.
 func responsesUsage(v *fastjson.Value) Usage {
-	cached := v.GetInt64("input_tokens_details", "cached_tokens")
-	written := v.GetInt64("input_tokens_details", "cache_write_tokens")
-	return Usage{Input: max(0, v.GetInt64("input_tokens")-cached-written), CacheRead: cached, CacheWrite: written, Output: v.GetInt64("output_tokens")}
+	cached := count(v, "input_tokens_details", "cached_tokens")
+	written := count(v, "input_tokens_details", "cache_write_tokens")
+	return Usage{Input: max(0, count(v, "input_tokens")-cached-written), CacheRead: cached, CacheWrite: written, Output: count(v, "output_tokens")}
 }
 
 // anthropicFields overwrites, field by field, the counts present in an
@@ -58,7 +82,7 @@ func anthropicFields(u *Usage, v *fastjson.Value) {
 		n   *int64
 	}{{"input_tokens", &u.Input}, {"cache_creation_input_tokens", &u.CacheWrite}, {"cache_read_input_tokens", &u.CacheRead}, {"output_tokens", &u.Output}} {
 		if x := v.Get(f.key); x != nil && x.Type() == fastjson.TypeNumber {
-			*f.n = x.GetInt64()
+			*f.n = count(x)
 		}
 	}
 }
@@ -113,13 +137,13 @@ func (m *meter) nonStream(body []byte) {
 		}
 	case FormatEmbeddings:
 		if u := v.Get("usage"); u != nil {
-			m.usage, m.haveUsage = Usage{Input: u.GetInt64("prompt_tokens")}, true
+			m.usage, m.haveUsage = Usage{Input: count(u, "prompt_tokens")}, true
 		}
 	case FormatImages:
 		m.usage.Images = int64(len(v.GetArray("data")))
 		m.haveUsage = true
 		if u := v.Get("usage"); u != nil && u.Type() == fastjson.TypeObject {
-			m.usage.Input, m.usage.Output = u.GetInt64("input_tokens"), u.GetInt64("output_tokens")
+			m.usage.Input, m.usage.Output = count(u, "input_tokens"), count(u, "output_tokens")
 		}
 	case FormatMessages:
 		if u := v.Get("usage"); u != nil && u.Type() == fastjson.TypeObject {

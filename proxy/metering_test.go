@@ -1333,3 +1333,16 @@ func TestMeterQuorumHoldBack(t *testing.T) {
 		}
 	})
 }
+
+// Q7, WIRE §5: a count written as a float (11.0, 1e3) is that count. The
+// reader took only integers and charged such counts as 0.
+func TestMeterCountWrittenAsFloat(t *testing.T) {
+	g := newGateway(t, gatewayOptions{})
+	acct, key, _ := g.account("pro")
+	g.OpenAI.Handle(jsonHandler(200, chatCompletion("Hello", `{"prompt_tokens":3.283e4,"completion_tokens":16415.0,"total_tokens":49245}`)))
+	c := oaiClient(g, key, nil)
+	if _, err := c.Chat.Completions.New(testCtx(t), openai.ChatCompletionNewParams{Model: modelGPT, Messages: userMsg("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	g.oneCharge(t, acct, want{in: 32830, out: 16415, flows: 3_000_000, usd: 98_490, status: "ok"})
+}
