@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -112,7 +113,58 @@ func decodeBody(ctx *fasthttp.RequestCtx, dst any) error {
 	if len(bytes.TrimSpace(body[d.InputOffset():])) != 0 {
 		return fmt.Errorf("%w: trailing data after the JSON object", ledger.ErrInvalid)
 	}
+	if err := exactNames(body, reflect.TypeOf(dst)); err != nil {
+		return fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
+	}
 	return nil
+}
+
+// exactNames checks that every member name in the JSON value raw is the
+// json name of a field of t, letter for letter. encoding/json also takes a
+// name that matches only when case is ignored, so {"ADD_USD":10} topped up,
+// and of "add_usd" and "Add_USD" in one body the last won.
+func exactNames(raw []byte, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return nil // not an object here: the decoder judged it already
+		}
+		for name, v := range obj {
+			f, ok := fieldByJSONName(t, name)
+			if !ok {
+				return fmt.Errorf("unknown field %q (field names are lower case)", name)
+			}
+			if err := exactNames(v, f.Type); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return nil
+		}
+		for _, it := range items {
+			if err := exactNames(it, t.Elem()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// fieldByJSONName finds the field of struct type t whose json name is name.
+func fieldByJSONName(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == name || tag == "" && f.Name == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 func cleanJSONError(err error) string {

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -63,5 +64,33 @@ func TestMetricsWrongMethod(t *testing.T) {
 		if got := ctx.Response.StatusCode(); got != fasthttp.StatusMethodNotAllowed {
 			t.Errorf("%s /metrics: %d %s, want 405", m, got, ctx.Response.Body())
 		}
+	}
+}
+
+// API.md: unknown fields are refused, and a field name is its json name
+// letter for letter. encoding/json matched names ignoring case, so
+// {"ADD_USD":10} topped up and {"add_usd":1,"Add_USD":1000} topped up
+// 1000.
+func TestDecodeBodyNamesAreExact(t *testing.T) {
+	type in struct {
+		AddUSD *number  `json:"add_usd"`
+		Plans  []string `json:"plans"`
+		Inner  []struct {
+			ID string `json:"id"`
+		} `json:"inner"`
+	}
+	for _, body := range []string{`{"ADD_USD":10}`, `{"add_usd":1,"Add_USD":1000}`, `{"\u0041dd_usd":10}`, `{"inner":[{"ID":"x"}]}`} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetBodyString(body)
+		var v in
+		if err := decodeBody(&ctx, &v); !errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), "unknown field") {
+			t.Errorf("decodeBody(%s) = %v, want invalid_request naming the unknown field", body, err)
+		}
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetBodyString(`{"add_usd":10,"plans":["a"],"inner":[{"id":"x"}]}`)
+	var v in
+	if err := decodeBody(&ctx, &v); err != nil || v.Inner[0].ID != "x" {
+		t.Errorf("exact names refused: %v", err)
 	}
 }
