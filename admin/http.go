@@ -16,6 +16,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"zenmux/internal/tagname"
 	"zenmux/ledger"
 )
 
@@ -134,7 +135,7 @@ func exactNames(raw []byte, t reflect.Type) error {
 			return nil // not an object here: the decoder judged it already
 		}
 		for name, v := range obj {
-			f, ok := fieldByJSONName(t, name)
+			f, ok := tagname.Field(t, "json", name)
 			if !ok {
 				return fmt.Errorf("unknown field %q (field names are lower case)", name)
 			}
@@ -154,17 +155,6 @@ func exactNames(raw []byte, t reflect.Type) error {
 		}
 	}
 	return nil
-}
-
-// fieldByJSONName finds the field of struct type t whose json name is name.
-func fieldByJSONName(t reflect.Type, name string) (reflect.StructField, bool) {
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == name || tag == "" && f.Name == name {
-			return f, true
-		}
-	}
-	return reflect.StructField{}, false
 }
 
 func cleanJSONError(err error) string {

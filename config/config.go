@@ -32,6 +32,8 @@ import (
 	"unicode"
 
 	"github.com/BurntSushi/toml"
+
+	"zenmux/internal/tagname"
 )
 
 // Config is a whole node configuration, one field per TOML section.
@@ -575,23 +577,13 @@ func caseExact(key toml.Key) bool {
 		if t.Kind() != reflect.Struct {
 			return true // below a value: the decoder refuses that itself
 		}
-		f, ok := fieldByTag(t, step)
+		f, ok := tagname.Field(t, "toml", step)
 		if !ok {
 			return false
 		}
 		t = f.Type
 	}
 	return true
-}
-
-// fieldByTag finds the field of struct type t whose TOML tag is name.
-func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
-	for i := 0; i < t.NumField(); i++ {
-		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ","); tag == name {
-			return t.Field(i), true
-		}
-	}
-	return reflect.StructField{}, false
 }
 
 // Limits enforced by Validate.
