@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"unicode/utf8"
 )
 
 // A request body is forwarded untouched except for the few top-level fields
@@ -33,6 +34,27 @@ type topLevel struct {
 
 // memberNames are the members scanTopLevel records.
 var memberNames = [...]string{"model", "stream", "stream_options", "max_tokens", "max_output_tokens", "input", "messages"}
+
+// foldsToMember reports whether key is one of memberNames when case is
+// ignored, with Unicode's folds ("ſtream" is "stream"). An ASCII key can
+// only fold to a name of its own length, which spares most of a body's
+// other members the comparisons: nine of them cost 100 ns instead of 200
+// (a throwaway benchmark against comparing every name, in one run).
+func foldsToMember(key []byte) bool {
+	ascii := true
+	for _, c := range key {
+		if c >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	for _, name := range memberNames {
+		if (!ascii || len(key) == len(name)) && bytes.EqualFold(key, []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
 
 func (s span) ok() bool { return s.end > s.start }
 
@@ -96,12 +118,8 @@ func scanTopLevel(body []byte) (topLevel, error) {
 				t.repeated = string(key)
 			}
 			*dst = span{vs, p.i}
-		} else if t.caseTwin == "" {
-			for _, name := range memberNames {
-				if bytes.EqualFold(key, []byte(name)) {
-					t.caseTwin = string(key)
-				}
-			}
+		} else if t.caseTwin == "" && foldsToMember(key) {
+			t.caseTwin = string(key)
 		}
 		p.ws()
 		if p.eat(',') {
