@@ -102,4 +102,3 @@ func modelFromConfig(m config.Model) (ledger.Model, error) {
 			"cache_read_usd_per_mtok": &lm.CacheReadMicroUSDPerM, "cache_write_usd_per_mtok": &lm.CacheWriteMicroUSDPerM, "image_usd": &lm.ImageMicroUSD, "request_usd": &lm.RequestMicroUSD})
 	return lm, err
 }
-
