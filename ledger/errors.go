@@ -38,13 +38,13 @@ func conflict(format string, args ...any) error {
 // QuotaError says which window is exhausted and when it resets (Q5).
 type QuotaError struct {
 	Window        string // window_5h | weekly | monthly
-	ResetsAt      int64
-	BalanceEmpty  bool // Extra Usage is on but the pay-as-you-go balance is ≤ 0
+	ResetsAt      int64  // the real end; Error shows it rounded up to the second
+	BalanceEmpty  bool   // Extra Usage is on but the pay-as-you-go balance is ≤ 0
 	RetryAfterSec int64
 }
 
 func (e *QuotaError) Error() string {
-	msg := fmt.Sprintf("%s quota exhausted; resets at %s", e.Window, rfc3339(e.ResetsAt))
+	msg := fmt.Sprintf("%s quota exhausted; resets at %s", e.Window, resetRFC3339(e.ResetsAt))
 	if e.BalanceEmpty {
 		msg += "; Extra Usage is on but the pay-as-you-go balance is empty"
 	}

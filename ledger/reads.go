@@ -238,6 +238,8 @@ func (l *Ledger) Admit(secretHash [32]byte, modelID string, now int64) (Admissio
 	}
 	ad.Billing = BillingSubscription
 	if qe := l.exhausted(a, p, now); qe != nil {
+		// Whole seconds rounded up: a client that waits Retry-After finds
+		// the window over, never a fraction of a second early (Q5).
 		qe.RetryAfterSec = max(1, (qe.ResetsAt-now+999_999_999)/1_000_000_000)
 		if a.ExtraEnabled && a.ExtraKeyID != "" && a.BalanceMicroUSD > 0 {
 			ad.Billing, ad.ViaExtra, ad.Exhausted = BillingPayg, true, qe

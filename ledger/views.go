@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"sort"
+	"time"
 )
 
 // The JSON shapes of API.md. Views are built under the ledger's lock and
@@ -12,6 +13,14 @@ type Rate int64
 
 // MarshalJSON writes the rate with up to 9 decimals.
 func (r Rate) MarshalJSON() ([]byte, error) { return []byte(Decimal(int64(r), 9)), nil }
+
+// UnmarshalJSON reads the rate back exactly (a follower decoding the
+// leader's answer).
+func (r *Rate) UnmarshalJSON(b []byte) error {
+	v, err := ParseDecimal(string(b), 9, MaxNanoUSDPerFlow)
+	*r = Rate(v)
+	return err
+}
 
 type flowValueView struct {
 	Tier       string `json:"tier"`
@@ -228,15 +237,29 @@ func (l *Ledger) extraView(a *Account, now int64) extraView {
 	return v
 }
 
+// resetRFC3339 renders a reset instant rounded up to the whole second: a
+// window started at a nanosecond is over at a nanosecond, and a client that
+// waits until the shown time and retries must find it over (Q1, Q2, Q3,
+// Q5). Start times stay truncated: no reset is derived from a shown start.
+func resetRFC3339(nanos int64) string {
+	t := time.Unix(0, nanos).UTC()
+	if frac := t.Nanosecond(); frac > 0 {
+		t = t.Add(time.Second - time.Duration(frac))
+	}
+	return t.Format(time.RFC3339)
+}
+
 // windowAt renders a window at now: an expired rolling window shows as
-// inactive with nothing used (Q1, Q2).
+// inactive with nothing used (Q1, Q2); an active one's resets_at is never
+// before its real end.
 func windowAt(w Window, limit, now int64) windowView {
 	used := w.UsedMicroFlows
 	v := windowView{LimitFlows: Micro(limit)}
 	if w.StartedAt == 0 || now >= w.ResetsAt {
 		used = 0
 	} else {
-		v.StartedAt, v.ResetsAt = optTime(w.StartedAt), optTime(w.ResetsAt)
+		resets := resetRFC3339(w.ResetsAt)
+		v.StartedAt, v.ResetsAt = optTime(w.StartedAt), &resets
 	}
 	v.UsedFlows = Micro(used)
 	v.RemainingFlows = Micro(max(0, limit-used))
