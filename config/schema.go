@@ -1,0 +1,279 @@
+// Package config loads and validates a zenmuxd node's TOML configuration
+// (API.md "Running" and "Config").
+//
+// A configuration is always Default() with a file laid over it, then
+// Validate()d before anything starts. Unknown keys are an error, and every
+// error names the offending key by its TOML path (`plans[2].price_usd`) and
+// starts with "config: ".
+//
+// Plans, models and the Flow rate are only seeds: they are replicated state
+// once a cluster is bootstrapped, and config [[plans]] and [[models]] merge
+// over the ledger's built-in ones by id. That merge, and the check that the
+// plan ids a model names exist, belong to the ledger, not to this package.
+// Providers are per node.
+package config
+
+import (
+	"cmp"
+	"time"
+)
+
+// Config is a whole node configuration, one field per TOML section.
+type Config struct {
+	Node       Node       `toml:"node"`
+	Admin      Admin      `toml:"admin"`
+	Cluster    Cluster    `toml:"cluster"`
+	Flow       Flow       `toml:"flow"`
+	Proxy      Proxy      `toml:"proxy"`
+	Accounting Accounting `toml:"accounting"`
+	Payg       Payg       `toml:"payg"`
+	Providers  []Provider `toml:"providers"`
+	Plans      []Plan     `toml:"plans"`
+	Models     []Model    `toml:"models"`
+}
+
+// Node is the [node] section: this node's identity, storage and listeners.
+type Node struct {
+	ID          string `toml:"id"`
+	DataDir     string `toml:"data_dir"`
+	Listen      string `toml:"listen"`       // proxy, self-service API, web pages
+	AdminListen string `toml:"admin_listen"` // admin API, /metrics
+	RaftListen  string `toml:"raft_listen"`
+	// AdvertiseAdmin and AdvertiseRaft are the addresses peers dial for
+	// this node's admin API and Raft (default: the listen address). A
+	// listener on every interface (0.0.0.0, ::) needs one: that is not an
+	// address another machine can reach.
+	AdvertiseAdmin string `toml:"advertise_admin"`
+	AdvertiseRaft  string `toml:"advertise_raft"`
+	TestClock      bool   `toml:"test_clock"` // enables /admin/v1/clock; tests only
+	// MemtableMB sizes the state database's memtable: larger ones flush
+	// less often, which a node committing tens of thousands of charges a
+	// second needs, and cost that much more memory.
+	MemtableMB int `toml:"memtable_mb"`
+}
+
+// AdminAddr is the address peers dial for this node's admin API.
+func (n *Node) AdminAddr() string { return cmp.Or(n.AdvertiseAdmin, n.AdminListen) }
+
+// RaftAddr is the address peers dial for this node's Raft.
+func (n *Node) RaftAddr() string { return cmp.Or(n.AdvertiseRaft, n.RaftListen) }
+
+// Admin is the [admin] section. The admin token comes from the
+// ZENMUX_ADMIN_TOKEN environment variable, else TokenFile, else it is
+// generated at first start into <data_dir>/admin.token.
+type Admin struct {
+	TokenFile string `toml:"token_file"`
+}
+
+// Cluster is the [cluster] section.
+type Cluster struct {
+	Bootstrap  bool     `toml:"bootstrap"`   // first node of a new cluster
+	Join       []string `toml:"join"`        // admin addresses (host:port) of members
+	SecretFile string   `toml:"secret_file"` // shared secret for node-to-node calls and Raft
+	// SnapshotEntries is how many log entries pass between snapshots, and
+	// how many are kept behind a snapshot for slow followers (16..10,000,000).
+	SnapshotEntries int `toml:"snapshot_entries"`
+	// TLS for node-to-node traffic (Raft and the admin listener), all three
+	// or none, PEM files: this node's certificate (optionally followed by
+	// intermediates), its private key, and the cluster CA that signs every
+	// node's certificate. It needs SecretFile: TLS adds to the secret.
+	// Validate reads and checks the files (see loadTLS).
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
+	TLSCAFile   string `toml:"tls_ca_file"`
+}
+
+// TLSEnabled reports whether any [cluster] tls_*_file key is set.
+func (c Cluster) TLSEnabled() bool {
+	return c.TLSCertFile != "" || c.TLSKeyFile != "" || c.TLSCAFile != ""
+}
+
+// Flow is the [flow] section. UsdPerFlow only seeds the replicated rate when
+// a cluster is bootstrapped (SPEC M3).
+type Flow struct {
+	UsdPerFlow float64 `toml:"usd_per_flow"`
+}
+
+// Proxy is the [proxy] section.
+type Proxy struct {
+	MaxBodyBytes int64 `toml:"max_body_bytes"` // larger request bodies get 413
+	// CountTokensRPM and CountTokensBurst are an account's own bucket for
+	// /v1/messages/count_tokens: free, so not in the plan's bucket, but
+	// limited (WIRE.md §3.5).
+	CountTokensRPM   int `toml:"count_tokens_rpm"`
+	CountTokensBurst int `toml:"count_tokens_burst"`
+}
+
+// Accounting is the [accounting] section: how charges are acknowledged,
+// batched into Raft entries, and how long their traces are kept (SPEC C2, C4).
+//
+// Charges batch naturally: a batch forms while the previous one commits.
+// With ack = "quorum" no charge waits on a timer for its batch to fill;
+// with ack = "async" nothing waits for a commit, so a batch may gather for
+// up to AsyncBatchWait, trading a slightly larger crash-loss window for far
+// fewer Raft entries at moderate load.
+type Accounting struct {
+	Ack              string   `toml:"ack"`                // "quorum" or "async"
+	DedupeDays       int      `toml:"dedupe_days"`        // charge ids and Idempotency-Keys, ≥ 7 (C4)
+	RequestLogDays   int      `toml:"request_log_days"`   // request log retention
+	BatchMaxCharges  int      `toml:"batch_max_charges"`  // charges per Raft entry, 1..10000
+	MaxQueuedCharges int      `toml:"max_queued_charges"` // charges awaiting commit before request completion blocks, 1..1000000
+	AsyncBatchWait   Duration `toml:"async_batch_wait"`   // ack = "async": how long a batch may gather, [0, 1s]
+}
+
+// Payg is the [payg] section: the token bucket of pay-as-you-go keys.
+type Payg struct {
+	RPM   int `toml:"rpm"`
+	Burst int `toml:"burst"`
+}
+
+// Provider is one [[providers]] entry: where and how this node reaches an
+// upstream. Kind is "openai", "anthropic" or "echo"; an openai BaseURL
+// includes its version prefix, an anthropic one does not (API.md "Proxy").
+//
+// Keys an entry leaves out get the defaults below (Parse fills them per
+// entry). Latency and TokensPerSecond belong to the echo kind only.
+type Provider struct {
+	Name      string `toml:"name"`
+	Kind      string `toml:"kind"`
+	BaseURL   string `toml:"base_url"`
+	APIKeyEnv string `toml:"api_key_env"` // name of the environment variable holding the key
+
+	MaxConcurrent    int      `toml:"max_concurrent"`     // concurrent upstream calls, 1..100000; default 256
+	ConnectTimeout   Duration `toml:"connect_timeout"`    // (0, 10m]; default 5s
+	FirstByteTimeout Duration `toml:"first_byte_timeout"` // request sent → first byte of the answer, (0, 1h]; default 120s
+	IdleTimeout      Duration `toml:"idle_timeout"`       // longest silence between reads of a streamed answer, (0, 1h]; default 120s
+	Latency          Duration `toml:"latency"`            // echo only: delay before the first byte, [0, 1m]; default 0s
+	TokensPerSecond  int      `toml:"tokens_per_second"`  // echo only: output pacing, 0 = as fast as possible, 0..1000000; default 0
+}
+
+// Defaults of the Provider keys an entry may leave out; Latency and
+// TokensPerSecond default to 0.
+const (
+	DefaultMaxConcurrent    = 256
+	DefaultConnectTimeout   = 5 * time.Second
+	DefaultFirstByteTimeout = 120 * time.Second
+	DefaultIdleTimeout      = 120 * time.Second
+)
+
+// providerDefaults fills the defaultable keys of p for which defined (nil
+// meaning none) reports false. defined is given the TOML key, e.g. "latency".
+func providerDefaults(p *Provider, defined func(key string) bool) {
+	set := func(key string) bool { return defined != nil && defined(key) }
+	if !set("max_concurrent") {
+		p.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if !set("connect_timeout") {
+		p.ConnectTimeout = Duration(DefaultConnectTimeout)
+	}
+	if !set("first_byte_timeout") {
+		p.FirstByteTimeout = Duration(DefaultFirstByteTimeout)
+	}
+	if !set("idle_timeout") {
+		p.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if !set("latency") {
+		p.Latency = 0
+	}
+	if !set("tokens_per_second") {
+		p.TokensPerSecond = 0
+	}
+}
+
+// Plan is one [[plans]] entry; it seeds the replicated plans (SPEC P1).
+type Plan struct {
+	ID            string  `toml:"id"`
+	Name          string  `toml:"name"`
+	PriceUSD      float64 `toml:"price_usd"`
+	Window5hFlows float64 `toml:"window_5h_flows"`
+	WeeklyFlows   float64 `toml:"weekly_flows"`
+	MonthlyFlows  float64 `toml:"monthly_flows"`
+	RPM           int     `toml:"rpm"`
+	Burst         int     `toml:"burst"`
+}
+
+// Model is one [[models]] entry; it seeds the replicated catalog (SPEC M2, P3).
+type Model struct {
+	ID                   string   `toml:"id"` // catalog id, "vendor/name"
+	Provider             string   `toml:"provider"`
+	Upstream             string   `toml:"upstream"` // the model name the provider sees
+	InputUSDPerMTok      float64  `toml:"input_usd_per_mtok"`
+	OutputUSDPerMTok     float64  `toml:"output_usd_per_mtok"`
+	CacheReadUSDPerMTok  float64  `toml:"cache_read_usd_per_mtok"`
+	CacheWriteUSDPerMTok float64  `toml:"cache_write_usd_per_mtok"`
+	ImageUSD             float64  `toml:"image_usd"`
+	RequestUSD           float64  `toml:"request_usd"`
+	Plans                []string `toml:"plans"` // plan ids that may call the model
+}
+
+// Duration is a time.Duration written in TOML as a Go duration string
+// ("2ms", "1.5s").
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration in the form UnmarshalText reads.
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(time.Duration(d).String()), nil
+}
+
+// String returns the Go duration string, e.g. "2ms".
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Default returns the built-in configuration: the one `zenmuxd` runs with
+// when given no -config. Plans and Models are empty: the built-in plans and
+// catalog live in the ledger.
+func Default() *Config {
+	return &Config{
+		Node: Node{
+			ID:          "n1",
+			DataDir:     "./zenmux-data",
+			MemtableMB:  8,
+			Listen:      "127.0.0.1:8080",
+			AdminListen: "127.0.0.1:8081",
+			RaftListen:  "127.0.0.1:8300",
+		},
+		Cluster: Cluster{Bootstrap: true, SnapshotEntries: 8192},
+		Flow:    Flow{UsdPerFlow: 0.03283},
+		Proxy:   Proxy{MaxBodyBytes: 32 << 20, CountTokensRPM: 100, CountTokensBurst: 20},
+		Accounting: Accounting{
+			Ack:              AckQuorum,
+			DedupeDays:       7,
+			RequestLogDays:   30,
+			BatchMaxCharges:  1000,
+			MaxQueuedCharges: 16000,
+			AsyncBatchWait:   Duration(10 * time.Millisecond),
+		},
+		Payg:      Payg{RPM: 600, Burst: 600},
+		Providers: defaultProviders(),
+	}
+}
+
+// defaultProviders is the built-in provider list: echo alone, with every
+// defaultable key at its default.
+func defaultProviders() []Provider {
+	echo := Provider{Name: "echo", Kind: KindEcho}
+	providerDefaults(&echo, nil)
+	return []Provider{echo}
+}
+
+// Values of Accounting.Ack.
+const (
+	AckQuorum = "quorum" // the last byte of a response waits for its charge's commit
+	AckAsync  = "async"  // it does not
+)
+
+// Values of Provider.Kind.
+const (
+	KindOpenAI    = "openai"
+	KindAnthropic = "anthropic"
+	KindEcho      = "echo"
+)

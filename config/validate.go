@@ -1,0 +1,414 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Limits enforced by Validate.
+const (
+	maxUsdPerFlow    = 100
+	maxBodyBytesMin  = 1024
+	maxBodyBytesMax  = 1 << 30
+	minDedupeDays    = 7 // SPEC C4
+	maxDedupeDays    = 365
+	maxRequestLogDay = 3650
+	maxBatchCharges  = 10000
+	maxQueuedCharges = 1_000_000
+	maxConcurrent    = 100_000
+	maxConnectTO     = 10 * time.Minute
+	maxStreamTO      = time.Hour // first_byte_timeout and idle_timeout
+	maxLatency       = time.Minute
+	maxTokensPerSec  = 1_000_000
+	maxRate          = 1_000_000 // rpm and burst
+	maxPlanAmount    = 1e9
+	maxModelPrice    = 1e6
+	maxNodeIDLen     = 64
+)
+
+// problems collects validation errors, each naming its key.
+type problems []error
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("config: %s: %s", key, escapeControls(fmt.Sprintf(format, args...))))
+}
+
+// escapeControls writes control characters as Go escapes (\n, \x00). Some
+// errors quote a value raw (net.SplitHostPort's and os.ReadFile's name it
+// as given), and a value holding a newline, such as listen = "a\nb", broke
+// its problem over two lines, the second without "config: " or a key:
+// problems are joined one per line.
+func escapeControls(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// Validate checks every value and returns all problems found, joined, or nil.
+// It does not check that plan ids named by models exist: plans are merged
+// with the ledger's built-in ones, which this package does not know.
+//
+// Validate sees values, not keys, so an echo-only key set to its zero value
+// on another kind passes here; Parse, which knows the keys, refuses it.
+func (c *Config) Validate() error { return c.validate(nil) }
+
+// validate is Validate; defined, when not nil, reports which keys the file
+// gave each [[providers]] entry, so that an echo-only key is refused on
+// another kind even when set to 0.
+func (c *Config) validate(defined func(i int, key string) bool) error {
+	var p problems
+	checkNode(&p, &c.Node, c.Cluster.clustered())
+	checkCluster(&p, &c.Cluster, &c.Node)
+	checkFlow(&p, c.Flow)
+	checkProxy(&p, c.Proxy)
+	checkAccounting(&p, c.Accounting)
+	checkPayg(&p, c.Payg)
+	providers := checkProviders(&p, c.Providers, defined)
+	checkPlans(&p, c.Plans)
+	checkModels(&p, c.Models, providers)
+	return errors.Join(p...)
+}
+
+// clustered reports whether this node has peers, or may get some: then
+// they dial its advertised admin address.
+func (c *Cluster) clustered() bool {
+	return len(c.Join) > 0 || !c.Bootstrap || c.SecretFile != ""
+}
+
+// checkNode checks [node]: the id, the data directory, three distinct
+// listeners, and addresses peers can dial.
+func checkNode(p *problems, n *Node, clustered bool) {
+	switch {
+	case n.ID == "":
+		p.add("node.id", "must not be empty")
+	case len(n.ID) > maxNodeIDLen || !allChars(n.ID, isIDChar):
+		p.add("node.id", "%q must be at most %d letters, digits, '.', '_' or '-'", n.ID, maxNodeIDLen)
+	}
+	if n.DataDir == "" {
+		p.add("node.data_dir", "must not be empty")
+	}
+	listeners := []struct{ key, addr string }{
+		{"node.listen", n.Listen},
+		{"node.admin_listen", n.AdminListen},
+		{"node.raft_listen", n.RaftListen},
+	}
+	valid := make([]bool, len(listeners))
+	for i, l := range listeners {
+		valid[i] = checkHostPort(p, l.key, l.addr, true)
+	}
+	for i := range listeners {
+		for j := i + 1; j < len(listeners); j++ {
+			if valid[i] && valid[j] && sameListener(listeners[i].addr, listeners[j].addr) {
+				p.add(listeners[j].key, "%q collides with %s %q", listeners[j].addr, listeners[i].key, listeners[i].addr)
+			}
+		}
+	}
+	for _, a := range []struct {
+		key, addr, listenKey, listen string
+		need                         bool
+	}{
+		// Raft advertises its address even alone: it is the bootstrap
+		// configuration's server address.
+		{"node.advertise_raft", n.AdvertiseRaft, "node.raft_listen", n.RaftListen, valid[2]},
+		{"node.advertise_admin", n.AdvertiseAdmin, "node.admin_listen", n.AdminListen, valid[1] && clustered},
+	} {
+		switch {
+		case a.addr != "":
+			if checkHostPort(p, a.key, a.addr, false) && WildcardHost(a.addr) {
+				p.add(a.key, "%q is not an address peers can dial", a.addr)
+			}
+		case a.need && WildcardHost(a.listen):
+			p.add(a.key, "must be set: %s %q listens on every interface, which is not an address peers can dial", a.listenKey, a.listen)
+		}
+	}
+	checkRange(p, "node.memtable_mb", n.MemtableMB, 4, 1024)
+}
+
+// checkCluster checks [cluster]: the peers to join, the secret they need,
+// the snapshot interval and the TLS files.
+func checkCluster(p *problems, c *Cluster, n *Node) {
+	for i, addr := range c.Join {
+		checkHostPort(p, fmt.Sprintf("cluster.join[%d]", i), addr, false)
+	}
+	if c.SecretFile == "" && (len(c.Join) > 0 || !c.Bootstrap || c.TLSEnabled()) {
+		p.add("cluster.secret_file", "must be set when cluster.join is not empty, cluster.bootstrap is false or cluster TLS is configured (TLS adds to the secret, it does not replace it)")
+	}
+	c.loadTLS(p, n)
+	checkRange(p, "cluster.snapshot_entries", c.SnapshotEntries, 16, 10_000_000)
+}
+
+// checkFlow checks [flow].
+func checkFlow(p *problems, f Flow) {
+	if v := f.UsdPerFlow; !(v > 0 && v <= maxUsdPerFlow) {
+		p.add("flow.usd_per_flow", "%v must be > 0 and ≤ %d", v, maxUsdPerFlow)
+	} else if d := Decimals(v); d > 9 {
+		p.add("flow.usd_per_flow", "%v has %d decimals; at most 9", v, d)
+	}
+}
+
+// checkProxy checks [proxy].
+func checkProxy(p *problems, x Proxy) {
+	if n := x.MaxBodyBytes; n < maxBodyBytesMin || n > maxBodyBytesMax {
+		p.add("proxy.max_body_bytes", "%d must be in [%d, %d] (1 KiB to 1 GiB)", n, maxBodyBytesMin, maxBodyBytesMax)
+	}
+	checkRange(p, "proxy.count_tokens_rpm", x.CountTokensRPM, 1, maxRate)
+	checkRange(p, "proxy.count_tokens_burst", x.CountTokensBurst, 1, maxRate)
+}
+
+// checkAccounting checks [accounting].
+func checkAccounting(p *problems, a Accounting) {
+	if a.Ack != AckQuorum && a.Ack != AckAsync {
+		p.add("accounting.ack", "%q must be %q or %q", a.Ack, AckQuorum, AckAsync)
+	}
+	if a.DedupeDays < minDedupeDays || a.DedupeDays > maxDedupeDays {
+		p.add("accounting.dedupe_days", "%d must be in [%d, %d] (SPEC C4: at least 7 days)", a.DedupeDays, minDedupeDays, maxDedupeDays)
+	}
+	if a.RequestLogDays < 1 || a.RequestLogDays > maxRequestLogDay {
+		p.add("accounting.request_log_days", "%d must be in [1, %d]", a.RequestLogDays, maxRequestLogDay)
+	}
+	if a.BatchMaxCharges < 1 || a.BatchMaxCharges > maxBatchCharges {
+		p.add("accounting.batch_max_charges", "%d must be in [1, %d]", a.BatchMaxCharges, maxBatchCharges)
+	}
+	checkRange(p, "accounting.max_queued_charges", a.MaxQueuedCharges, 1, maxQueuedCharges)
+	if w := time.Duration(a.AsyncBatchWait); w < 0 || w > time.Second {
+		p.add("accounting.async_batch_wait", "%s must be in [0s, 1s]", w)
+	}
+}
+
+// checkPayg checks [payg].
+func checkPayg(p *problems, g Payg) {
+	checkRange(p, "payg.rpm", g.RPM, 1, maxRate)
+	checkRange(p, "payg.burst", g.Burst, 1, maxRate)
+}
+
+// checkProviders checks each [[providers]] entry and returns the set of
+// provider names. defined is as for validate.
+func checkProviders(p *problems, list []Provider, defined func(i int, key string) bool) map[string]bool {
+	names := make(map[string]bool, len(list))
+	for i, pr := range list {
+		key := fmt.Sprintf("providers[%d]", i)
+		switch {
+		case pr.Name == "":
+			p.add(key+".name", "must not be empty")
+		case names[pr.Name]:
+			p.add(key+".name", "%q is already used by another provider", pr.Name)
+		}
+		names[pr.Name] = true
+		checkRange(p, key+".max_concurrent", pr.MaxConcurrent, 1, maxConcurrent)
+		checkDuration(p, key+".connect_timeout", pr.ConnectTimeout, false, maxConnectTO)
+		checkDuration(p, key+".first_byte_timeout", pr.FirstByteTimeout, false, maxStreamTO)
+		checkDuration(p, key+".idle_timeout", pr.IdleTimeout, false, maxStreamTO)
+		checkDuration(p, key+".latency", pr.Latency, true, maxLatency)
+		checkRange(p, key+".tokens_per_second", pr.TokensPerSecond, 0, maxTokensPerSec)
+		switch pr.Kind {
+		case KindOpenAI, KindAnthropic:
+			if pr.BaseURL == "" {
+				p.add(key+".base_url", "must be set for kind %q", pr.Kind)
+			} else {
+				checkBaseURL(p, key+".base_url", pr.BaseURL)
+			}
+			set := func(k string) bool { return defined != nil && defined(i, k) }
+			if pr.Latency != 0 || set("latency") {
+				p.add(key+".latency", "is for kind %q only, not %q", KindEcho, pr.Kind)
+			}
+			if pr.TokensPerSecond != 0 || set("tokens_per_second") {
+				p.add(key+".tokens_per_second", "is for kind %q only, not %q", KindEcho, pr.Kind)
+			}
+		case KindEcho:
+			if pr.BaseURL != "" {
+				checkBaseURL(p, key+".base_url", pr.BaseURL)
+			}
+		default:
+			p.add(key+".kind", "%q must be %q, %q or %q", pr.Kind, KindOpenAI, KindAnthropic, KindEcho)
+		}
+	}
+	return names
+}
+
+// checkPlans checks each [[plans]] entry.
+func checkPlans(p *problems, plans []Plan) {
+	seen := make(map[string]bool, len(plans))
+	for i, pl := range plans {
+		key := fmt.Sprintf("plans[%d]", i)
+		switch {
+		case pl.ID == "":
+			p.add(key+".id", "must not be empty")
+		case !allChars(pl.ID, isPlanIDChar):
+			p.add(key+".id", "%q may only hold a-z, 0-9, '_' and '-'", pl.ID)
+		case seen[pl.ID]:
+			p.add(key+".id", "%q is already used by another plan", pl.ID)
+		}
+		seen[pl.ID] = true
+		checkAmount(p, key+".price_usd", pl.PriceUSD, maxPlanAmount, 2)
+		checkAmount(p, key+".window_5h_flows", pl.Window5hFlows, maxPlanAmount, 6)
+		checkAmount(p, key+".weekly_flows", pl.WeeklyFlows, maxPlanAmount, 6)
+		checkAmount(p, key+".monthly_flows", pl.MonthlyFlows, maxPlanAmount, 6)
+		checkRange(p, key+".rpm", pl.RPM, 1, maxRate)
+		checkRange(p, key+".burst", pl.Burst, 1, maxRate)
+	}
+}
+
+// checkModels checks each [[models]] entry; providers are the configured
+// provider names.
+func checkModels(p *problems, models []Model, providers map[string]bool) {
+	seen := make(map[string]bool, len(models))
+	for i, m := range models {
+		key := fmt.Sprintf("models[%d]", i)
+		switch {
+		case m.ID == "":
+			p.add(key+".id", "must not be empty")
+		case !isModelID(m.ID):
+			p.add(key+".id", "%q must be \"vendor/name\" (letters, digits, '.', '_', '-', ':', '+')", m.ID)
+		case seen[m.ID]:
+			p.add(key+".id", "%q is already used by another model", m.ID)
+		}
+		seen[m.ID] = true
+		switch {
+		case m.Provider == "":
+			p.add(key+".provider", "must not be empty")
+		case !providers[m.Provider]:
+			p.add(key+".provider", "%q is not a configured provider", m.Provider)
+		}
+		if strings.TrimSpace(m.Upstream) == "" {
+			p.add(key+".upstream", "must not be empty")
+		}
+		checkAmount(p, key+".input_usd_per_mtok", m.InputUSDPerMTok, maxModelPrice, 6)
+		checkAmount(p, key+".output_usd_per_mtok", m.OutputUSDPerMTok, maxModelPrice, 6)
+		checkAmount(p, key+".cache_read_usd_per_mtok", m.CacheReadUSDPerMTok, maxModelPrice, 6)
+		checkAmount(p, key+".cache_write_usd_per_mtok", m.CacheWriteUSDPerMTok, maxModelPrice, 6)
+		checkAmount(p, key+".image_usd", m.ImageUSD, maxModelPrice, 6)
+		checkAmount(p, key+".request_usd", m.RequestUSD, maxModelPrice, 6)
+		if len(m.Plans) == 0 {
+			p.add(key+".plans", "must name at least one plan")
+		}
+		listed := make(map[string]bool, len(m.Plans))
+		for j, id := range m.Plans {
+			pkey := fmt.Sprintf("%s.plans[%d]", key, j)
+			switch {
+			case id == "" || !allChars(id, isPlanIDChar):
+				p.add(pkey, "%q is not a plan id (a-z, 0-9, '_', '-')", id)
+			case listed[id]:
+				p.add(pkey, "%q is listed twice", id)
+			}
+			listed[id] = true
+		}
+	}
+}
+
+// checkBaseURL requires an absolute http(s) URL with a host and no query or
+// fragment (paths are appended to it).
+func checkBaseURL(p *problems, key, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		p.add(key, "%q is not a URL: %v", raw, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		p.add(key, "%q must start with http:// or https://", raw)
+	case u.Host == "":
+		p.add(key, "%q has no host", raw)
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		p.add(key, "%q must not have a query or fragment", raw)
+	}
+}
+
+// checkDuration requires 0 < d ≤ hi, or 0 ≤ d ≤ hi when zeroOK.
+func checkDuration(p *problems, key string, d Duration, zeroOK bool, hi time.Duration) {
+	v := time.Duration(d)
+	switch {
+	case zeroOK && (v < 0 || v > hi):
+		p.add(key, "%q must be ≥ 0 and ≤ %s", v.String(), hi)
+	case !zeroOK && (v <= 0 || v > hi):
+		p.add(key, "%q must be > 0 and ≤ %s", v.String(), hi)
+	}
+}
+
+func checkRange(p *problems, key string, v, lo, hi int) {
+	if v < lo || v > hi {
+		p.add(key, "%d must be in [%d, %d]", v, lo, hi)
+	}
+}
+
+// checkAmount requires 0 ≤ v ≤ hi with at most maxDecimals decimals.
+func checkAmount(p *problems, key string, v, hi float64, maxDecimals int) {
+	if !(v >= 0 && v <= hi) {
+		p.add(key, "%v must be ≥ 0 and ≤ %v", v, hi)
+		return
+	}
+	if d := Decimals(v); d > maxDecimals {
+		p.add(key, "%v has %d decimals; at most %d", v, d, maxDecimals)
+	}
+}
+
+func allChars(s string, ok func(rune) bool) bool {
+	for _, r := range s {
+		if !ok(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func isIDChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+}
+
+func isPlanIDChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-'
+}
+
+func isModelID(id string) bool {
+	vendor, name, ok := strings.Cut(id, "/")
+	if !ok || vendor == "" || name == "" {
+		return false
+	}
+	isChar := func(r rune) bool { return isIDChar(r) || r == ':' || r == '+' }
+	return allChars(vendor, isChar) && allChars(name, isChar)
+}
+
+// Decimals returns the number of decimals in the shortest representation of
+// f that reads back as f (strconv 'f', -1): Decimals(914.443) = 3,
+// Decimals(20) = 0. NaN and infinities count 0.
+func Decimals(f float64) int {
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		return len(s) - i - 1
+	}
+	return 0
+}
+
+// MicroUnits converts f to an exact integer count of millionths (micro-USD,
+// micro-Flows), from the digits of f's shortest decimal representation rather
+// than by multiplying floats: MicroUnits(914.443) = 914443000 exactly. It
+// fails for more than 6 decimals, NaN, infinities and results beyond int64.
+func MicroUnits(f float64) (int64, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("config: %v is not a finite number", f)
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	whole, frac, _ := strings.Cut(s, ".")
+	if len(frac) > 6 {
+		return 0, fmt.Errorf("config: %s has %d decimals; at most 6", s, len(frac))
+	}
+	digits := whole + frac + strings.Repeat("0", 6-len(frac))
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("config: %s millionths do not fit in int64", s)
+	}
+	return n, nil
+}
