@@ -20,9 +20,9 @@ import (
 type Store interface {
 	// Ledger is the current replicated state, for reads.
 	Ledger() *ledger.Ledger
-	// Propose commits a command stamped with the node's clock and returns
-	// the ledger's result value or its rejection.
-	Propose(cmd ledger.Command) (any, error)
+	// Proposer commits a command stamped with the node's clock; callers
+	// get its typed answer or rejection through ledger.Propose.
+	ledger.Proposer
 	// Now is the node's clock in Unix nanoseconds (test offset included).
 	Now() int64
 	// ReadBarrier makes the next reads reflect every acknowledged write.
@@ -183,14 +183,18 @@ func (s *Server) accountRoute(ctx *fasthttp.RequestCtx, method, id string, rest 
 		{"GET", ""}:           s.read(func(l *ledger.Ledger) (any, error) { return l.Account(id, s.store.Now()) }),
 		{"PUT", "flow-value"}: func() (any, int, error) { return s.setFlowValue(ctx, id) },
 		{"POST", "subscription"}: func() (any, int, error) {
-			return s.planCommand(ctx, func(idem ledger.Idem, plan string) ledger.Command {
-				return &ledger.Subscribe{Idem: idem, AccountID: id, Plan: plan}
-			})
+			idem, plan, err := planRequest(ctx)
+			if err != nil {
+				return nil, 0, err
+			}
+			return propose(s.store, &ledger.Subscribe{Idem: idem, AccountID: id, Plan: plan}, 200)
 		},
 		{"POST", "subscription/change"}: func() (any, int, error) {
-			return s.planCommand(ctx, func(idem ledger.Idem, plan string) ledger.Command {
-				return &ledger.ChangePlan{Idem: idem, AccountID: id, Plan: plan}
-			})
+			idem, plan, err := planRequest(ctx)
+			if err != nil {
+				return nil, 0, err
+			}
+			return propose(s.store, &ledger.ChangePlan{Idem: idem, AccountID: id, Plan: plan}, 200)
 		},
 		{"POST", "subscription/cancel"}: func() (any, int, error) { return s.cancel(ctx, id) },
 		{"POST", "keys"}:                func() (any, int, error) { return s.createKey(ctx, id) },
@@ -238,9 +242,9 @@ func (s *Server) read(f func(*ledger.Ledger) (any, error)) func() (any, int, err
 	}
 }
 
-// propose commits a command and answers with status on success.
-func (s *Server) propose(cmd ledger.Command, status int) (any, int, error) {
-	v, err := s.store.Propose(cmd)
+// propose commits a command and answers its typed result with status.
+func propose[R any](store Store, cmd ledger.Cmd[R], status int) (any, int, error) {
+	v, err := ledger.Propose(store, cmd)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -290,7 +294,7 @@ func (s *Server) putRate(ctx *fasthttp.RequestCtx) (any, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	return s.propose(&ledger.SetRate{NanoUSDPerFlow: n}, 200)
+	return propose(s.store, &ledger.SetRate{NanoUSDPerFlow: n}, 200)
 }
 
 func (s *Server) putPlan(ctx *fasthttp.RequestCtx, id string) (any, int, error) {
@@ -326,7 +330,7 @@ func (s *Server) putPlan(ctx *fasthttp.RequestCtx, id string) (any, int, error) 
 		return nil, 0, fmt.Errorf("%w: rpm and burst are required", ledger.ErrInvalid)
 	}
 	p.RPM, p.Burst = *in.RPM, *in.Burst
-	return s.propose(&ledger.PutPlan{Plan: p}, 200)
+	return propose(s.store, &ledger.PutPlan{Plan: p}, 200)
 }
 
 func (s *Server) putModel(ctx *fasthttp.RequestCtx) (any, int, error) {
@@ -363,7 +367,7 @@ func (s *Server) putModel(ctx *fasthttp.RequestCtx) (any, int, error) {
 			return nil, 0, err
 		}
 	}
-	return s.propose(&ledger.PutModel{Model: m}, 200)
+	return propose(s.store, &ledger.PutModel{Model: m}, 200)
 }
 
 func (s *Server) listAccounts(ctx *fasthttp.RequestCtx) (any, int, error) {
@@ -393,7 +397,7 @@ func (s *Server) createAccount(ctx *fasthttp.RequestCtx) (any, int, error) {
 	if err := required("email", in.Email); err != nil {
 		return nil, 0, err
 	}
-	return s.propose(&ledger.CreateAccount{ID: "acct_" + randomHex(8), Email: in.Email, Name: in.Name}, 201)
+	return propose(s.store, &ledger.CreateAccount{ID: "acct_" + randomHex(8), Email: in.Email, Name: in.Name}, 201)
 }
 
 func (s *Server) setFlowValue(ctx *fasthttp.RequestCtx, id string) (any, int, error) {
@@ -411,31 +415,30 @@ func (s *Server) setFlowValue(ctx *fasthttp.RequestCtx, id string) (any, int, er
 			return nil, 0, err
 		}
 	}
-	return s.propose(&ledger.SetFlowValue{AccountID: id, Tier: in.Tier, MultiplierPPM: m}, 200)
+	return propose(s.store, &ledger.SetFlowValue{AccountID: id, Tier: in.Tier, MultiplierPPM: m}, 200)
 }
 
-func (s *Server) planCommand(ctx *fasthttp.RequestCtx, mk func(ledger.Idem, string) ledger.Command) (any, int, error) {
+// planRequest reads a subscribe or change request: its Idempotency-Key
+// and plan.
+func planRequest(ctx *fasthttp.RequestCtx) (ledger.Idem, string, error) {
 	var in struct {
 		Plan string `json:"plan"`
 	}
 	if err := decodeBody(ctx, &in); err != nil {
-		return nil, 0, err
+		return ledger.Idem{}, "", err
 	}
 	if err := required("plan", in.Plan); err != nil {
-		return nil, 0, err
+		return ledger.Idem{}, "", err
 	}
 	idem, err := idempotency(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	return s.propose(mk(idem, in.Plan), 200)
+	return idem, in.Plan, err
 }
 
 func (s *Server) cancel(ctx *fasthttp.RequestCtx, id string) (any, int, error) {
 	if err := decodeBody(ctx, &struct{}{}); err != nil {
 		return nil, 0, err
 	}
-	return s.propose(&ledger.Cancel{AccountID: id}, 200)
+	return propose(s.store, &ledger.Cancel{AccountID: id}, 200)
 }
 
 // newSecret makes a key secret (K1): prefix + 64 hex chars of 32 random
@@ -449,14 +452,6 @@ func newSecret(kind string) (secret string, hash [32]byte, last4 string) {
 	return secret, ledger.HashSecret(secret), secret[len(secret)-4:]
 }
 
-func withSecret(v any, secret string) (any, error) {
-	kv, ok := v.(ledger.KeyView)
-	if !ok {
-		return nil, fmt.Errorf("unexpected key result %T", v)
-	}
-	kv.Key = secret
-	return kv, nil
-}
 
 func (s *Server) createKey(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
 	var in struct {
@@ -467,12 +462,12 @@ func (s *Server) createKey(ctx *fasthttp.RequestCtx, acct string) (any, int, err
 		return nil, 0, err
 	}
 	secret, hash, last4 := newSecret(in.Kind)
-	v, err := s.store.Propose(&ledger.CreateKey{AccountID: acct, KeyID: "key_" + randomHex(8), Kind: in.Kind, Name: in.Name, Hash: hash, Last4: last4})
+	kv, err := ledger.Propose(s.store, &ledger.CreateKey{AccountID: acct, KeyID: "key_" + randomHex(8), Kind: in.Kind, Name: in.Name, Hash: hash, Last4: last4})
 	if err != nil {
 		return nil, 0, err
 	}
-	out, err := withSecret(v, secret)
-	return out, 201, err
+	kv.Key = secret
+	return kv, 201, nil
 }
 
 func (s *Server) rotateKey(ctx *fasthttp.RequestCtx, keyID string) (any, int, error) {
@@ -497,16 +492,16 @@ func (s *Server) rotateKey(ctx *fasthttp.RequestCtx, keyID string) (any, int, er
 		}
 	}
 	secret, hash, last4 := newSecret(kind)
-	v, err := s.store.Propose(&ledger.RotateKey{KeyID: keyID, Hash: hash, Last4: last4})
+	kv, err := ledger.Propose(s.store, &ledger.RotateKey{KeyID: keyID, Hash: hash, Last4: last4})
 	if err != nil {
 		return nil, 0, err
 	}
-	out, err := withSecret(v, secret)
-	return out, 200, err
+	kv.Key = secret
+	return kv, 200, nil
 }
 
 func (s *Server) revokeKey(ctx *fasthttp.RequestCtx, keyID string) (any, int, error) {
-	if _, err := s.store.Propose(&ledger.RevokeKey{KeyID: keyID}); err != nil {
+	if _, err := ledger.Propose(s.store, &ledger.RevokeKey{KeyID: keyID}); err != nil {
 		return nil, 0, err
 	}
 	return nil, 204, nil
@@ -527,7 +522,7 @@ func (s *Server) topUp(ctx *fasthttp.RequestCtx, acct string) (any, int, error) 
 	if err != nil {
 		return nil, 0, err
 	}
-	return s.propose(&ledger.TopUp{Idem: idem, AccountID: acct, MicroUSD: amount}, 200)
+	return propose(s.store, &ledger.TopUp{Idem: idem, AccountID: acct, MicroUSD: amount}, 200)
 }
 
 func (s *Server) setExtra(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
@@ -541,7 +536,7 @@ func (s *Server) setExtra(ctx *fasthttp.RequestCtx, acct string) (any, int, erro
 	if in.Enabled == nil {
 		return nil, 0, fmt.Errorf("%w: enabled is required", ledger.ErrInvalid)
 	}
-	return s.propose(&ledger.SetExtra{AccountID: acct, Enabled: *in.Enabled, KeyID: in.PaygKeyID}, 200)
+	return propose(s.store, &ledger.SetExtra{AccountID: acct, Enabled: *in.Enabled, KeyID: in.PaygKeyID}, 200)
 }
 
 func (s *Server) requestLog(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
@@ -574,7 +569,7 @@ func (s *Server) submitRefund(ctx *fasthttp.RequestCtx, acct string) (any, int, 
 	if err != nil {
 		return nil, 0, err
 	}
-	return s.propose(&ledger.RefundSubmit{Idem: idem, AccountID: acct, RefundID: "rf_" + randomHex(8)}, 201)
+	return propose(s.store, &ledger.RefundSubmit{Idem: idem, AccountID: acct, RefundID: "rf_" + randomHex(8)}, 201)
 }
 
 func (s *Server) refundStatus(ctx *fasthttp.RequestCtx, id string) (any, int, error) {
@@ -588,7 +583,7 @@ func (s *Server) refundStatus(ctx *fasthttp.RequestCtx, id string) (any, int, er
 	if err != nil {
 		return nil, 0, err
 	}
-	return s.propose(&ledger.RefundStatus{Idem: idem, RefundID: id, Status: in.Status}, 200)
+	return propose(s.store, &ledger.RefundStatus{Idem: idem, RefundID: id, Status: in.Status}, 200)
 }
 
 func (s *Server) clockView() any {
@@ -606,7 +601,7 @@ func (s *Server) advanceClock(ctx *fasthttp.RequestCtx) (any, int, error) {
 	if in.AdvanceSeconds == nil || *in.AdvanceSeconds <= 0 || *in.AdvanceSeconds > ledger.MaxAdvanceNanos/int64(time.Second) {
 		return nil, 0, fmt.Errorf("%w: advance_seconds must be a whole number of seconds, above 0 and at most ten years", ledger.ErrInvalid)
 	}
-	if _, err := s.store.Propose(&ledger.AdvanceClock{Nanos: *in.AdvanceSeconds * int64(time.Second)}); err != nil {
+	if _, err := ledger.Propose(s.store, &ledger.AdvanceClock{Nanos: *in.AdvanceSeconds * int64(time.Second)}); err != nil {
 		return nil, 0, err
 	}
 	return s.clockView(), 200, nil

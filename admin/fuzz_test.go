@@ -43,20 +43,19 @@ func (s *ledgerStore) Metrics(b []byte) []byte {
 	return append(b, "zenmux_fuzz_store 1\n"...)
 }
 
-func (s *ledgerStore) Propose(cmd ledger.Command) (any, error) {
+func (s *ledgerStore) Propose(cmd ledger.Command) (ledger.Result, error) {
 	s.proposed++
 	data, err := ledger.Encode(cmd, s.Now())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
+		return ledger.Result{}, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
 	}
 	dec, ts, err := ledger.Decode(data)
 	if err != nil {
 		// On a node the FSM would panic on this entry, on every replica.
 		s.broken = fmt.Errorf("%T encoded but does not decode: %v", cmd, err)
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return ledger.Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	r := s.l.Apply(dec, ts)
-	return r.Value, r.Err
+	return s.l.Apply(dec, ts), nil
 }
 
 // RequestLog refuses a malformed cursor as raftfsm's does; the log is
@@ -104,7 +103,7 @@ func (s *ledgerStore) AddNode(id, raftAddr, adminAddr string) error {
 			return fmt.Errorf("%w: %q is not an address peers can dial", ledger.ErrInvalid, a)
 		}
 	}
-	_, err := s.Propose(&ledger.SetMember{Member: ledger.Member{ID: id, RaftAddr: raftAddr, AdminAddr: adminAddr}})
+	_, err := ledger.Propose(s, &ledger.SetMember{Member: ledger.Member{ID: id, RaftAddr: raftAddr, AdminAddr: adminAddr}})
 	return err
 }
 
@@ -116,10 +115,10 @@ func (s *ledgerStore) RemoveNode(id string) error {
 	if !known {
 		return fmt.Errorf("%w: node %q", ledger.ErrNotFound, id)
 	}
-	if _, err := s.Propose(&ledger.RemoveMember{ID: id}); err != nil && !errors.Is(err, ledger.ErrNotFound) {
+	if _, err := ledger.Propose(s, &ledger.RemoveMember{ID: id}); err != nil && !errors.Is(err, ledger.ErrNotFound) {
 		return err
 	}
-	_, err := s.Propose(&ledger.ResetNode{Node: id})
+	_, err := ledger.Propose(s, &ledger.ResetNode{Node: id})
 	return err
 }
 
@@ -166,8 +165,8 @@ func newFuzzStore(tb testing.TB) (*ledgerStore, memState) {
 		&ledger.Subscribe{Idem: idem("sub-b"), AccountID: fuzzAcctB, Plan: "pro"},
 		&ledger.RefundSubmit{Idem: idem("rf-b"), AccountID: fuzzAcctB, RefundID: fuzzRefund},
 	} {
-		if _, err := s.Propose(cmd); err != nil {
-			tb.Fatalf("fixture %T: %v", cmd, err)
+		if r, err := s.Propose(cmd); err != nil || r.Err != nil {
+			tb.Fatalf("fixture %T: %v %v", cmd, err, r.Err)
 		}
 	}
 	state := memState{}

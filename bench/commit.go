@@ -350,11 +350,7 @@ func (p *benchProposer) ProposeCharges(b *ledger.ChargeBatch) ([]ledger.ChargeRe
 	if err != nil {
 		return nil, err
 	}
-	r := v.(ledger.Result)
-	if r.Err != nil {
-		return nil, r.Err
-	}
-	return r.Value.([]ledger.ChargeResult), nil
+	return ledger.Answer(b, v.(ledger.Result))
 }
 
 func (r *CommitReport) print(w io.Writer, out string) {

@@ -9,28 +9,28 @@ import (
 
 const maxAccounts = 10_000_000
 
-func (l *Ledger) applyCreateAccount(c *CreateAccount, now int64) (any, error) {
+func (c *CreateAccount) apply(l *Ledger, now int64) (accountView, error) {
 	email := strings.ToLower(strings.TrimSpace(c.Email))
 	if !validID(c.ID) {
-		return nil, invalid("bad account id")
+		return accountView{}, invalid("bad account id")
 	}
 	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > 254 {
-		return nil, invalid("email %q is not a valid address", c.Email)
+		return accountView{}, invalid("email %q is not a valid address", c.Email)
 	}
 	if len(c.Name) > 200 {
-		return nil, invalid("name is longer than 200 characters")
+		return accountView{}, invalid("name is longer than 200 characters")
 	}
 	if a := l.accounts[c.ID]; a != nil {
 		if a.Email == email && a.Name == c.Name {
 			return l.accountView(a, now), nil // a retried command: same answer
 		}
-		return nil, conflict("account %q exists", c.ID)
+		return accountView{}, conflict("account %q exists", c.ID)
 	}
 	if _, dup := l.emails[email]; dup {
-		return nil, conflict("an account with email %q exists", email)
+		return accountView{}, conflict("an account with email %q exists", email)
 	}
 	if len(l.accounts) >= maxAccounts {
-		return nil, conflict("account limit reached")
+		return accountView{}, conflict("account limit reached")
 	}
 	a := &Account{
 		ID: c.ID, Email: email, Name: c.Name, CreatedAt: now, Plan: PlanFree,
@@ -42,27 +42,27 @@ func (l *Ledger) applyCreateAccount(c *CreateAccount, now int64) (any, error) {
 	return l.accountView(a, now), nil
 }
 
-func (l *Ledger) applySetFlowValue(c *SetFlowValue, now int64) (any, error) {
+func (c *SetFlowValue) apply(l *Ledger, now int64) (accountView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return nil, err
+		return accountView{}, err
 	}
 	m := c.MultiplierPPM
 	switch c.Tier {
 	case TierStandard:
 		if m != micro {
-			return nil, invalid("the standard tier's multiplier is 1")
+			return accountView{}, invalid("the standard tier's multiplier is 1")
 		}
 	case TierInsider:
 		if m <= micro || m > MaxMultiplierPPM {
-			return nil, invalid("an insider multiplier must be above 1 and at most 10")
+			return accountView{}, invalid("an insider multiplier must be above 1 and at most 10")
 		}
 	case TierAbuse:
 		if m >= micro || m < MinMultiplierPPM {
-			return nil, invalid("an abuse multiplier must be below 1 and at least 0.01")
+			return accountView{}, invalid("an abuse multiplier must be below 1 and at least 0.01")
 		}
 	default:
-		return nil, invalid("tier must be standard, insider or abuse")
+		return accountView{}, invalid("tier must be standard, insider or abuse")
 	}
 	l.settle(a, now)
 	a.Tier, a.MultiplierPPM = c.Tier, m
@@ -128,14 +128,19 @@ func (l *Ledger) settle(a *Account, now int64) {
 	}
 }
 
-// applyTick settles every account whose cycle has ended, in id order.
-func (l *Ledger) applyTick(now int64) any {
+func (*Tick) apply(l *Ledger, now int64) (TickResult, error) {
+	return TickResult{Settled: l.settleDue(now)}, nil
+}
+
+// settleDue settles every account whose cycle has ended, in id order, and
+// says how many.
+func (l *Ledger) settleDue(now int64) int {
 	l.startRetryClock(now)
 	due := l.takeDue(now)
 	for _, id := range due {
 		l.settle(l.accounts[id], now)
 	}
-	return map[string]int{"settled": len(due)}
+	return len(due)
 }
 
 // NextDue reports whether some account's cycle may have ended by now, so
@@ -157,24 +162,24 @@ func (l *Ledger) paidPlan(id string) (*Plan, error) {
 	return p, nil
 }
 
-func (l *Ledger) applySubscribe(c *Subscribe, now int64) (any, error) {
+func (c *Subscribe) apply(l *Ledger, now int64) (subscriptionView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return nil, err
+		return subscriptionView{}, err
 	}
 	p, err := l.paidPlan(c.Plan)
 	if err != nil {
-		return nil, err
+		return subscriptionView{}, err
 	}
 	if p.PriceMicroUSD == 0 {
-		return nil, invalid("plan %q is free: nothing to subscribe to", p.ID)
+		return subscriptionView{}, invalid("plan %q is free: nothing to subscribe to", p.ID)
 	}
 	l.settle(a, now)
 	if a.paid() {
-		return nil, conflict("account is already on %q; use subscription/change", a.Plan)
+		return subscriptionView{}, conflict("account is already on %q; use subscription/change", a.Plan)
 	}
 	if a.PendingRefund != "" {
-		return nil, conflict("a refund is processing for this account")
+		return subscriptionView{}, conflict("a refund is processing for this account")
 	}
 	a.Plan = p.ID
 	a.Sub = Subscription{
@@ -206,18 +211,18 @@ func upgradeCharge(oldPrice, newPrice, cycleStart, cycleEnd, now int64) int64 {
 	return int64(cents) * centMicroUSD
 }
 
-func (l *Ledger) applyChangePlan(c *ChangePlan, now int64) (any, error) {
+func (c *ChangePlan) apply(l *Ledger, now int64) (changeView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return nil, err
+		return changeView{}, err
 	}
 	target, err := l.paidPlan(c.Plan)
 	if err != nil {
-		return nil, err
+		return changeView{}, err
 	}
 	l.settle(a, now)
 	if !a.paid() {
-		return nil, conflict("account is on Free; use subscription to start a paid plan")
+		return changeView{}, conflict("account is on Free; use subscription to start a paid plan")
 	}
 	cur := l.plans[a.Plan]
 	s := &a.Sub
@@ -244,31 +249,31 @@ func (l *Ledger) applyChangePlan(c *ChangePlan, now int64) (any, error) {
 	}
 }
 
-func (l *Ledger) applyCancel(c *Cancel, now int64) (any, error) {
+func (c *Cancel) apply(l *Ledger, now int64) (subscriptionView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return nil, err
+		return subscriptionView{}, err
 	}
 	l.settle(a, now)
 	if !a.paid() {
-		return nil, conflict("account has no paid subscription to cancel")
+		return subscriptionView{}, conflict("account has no paid subscription to cancel")
 	}
 	a.Sub.Canceled = true
 	l.markAccount(a)
 	return l.subscriptionView(a, now), nil
 }
 
-func (l *Ledger) applyTopUp(c *TopUp, now int64) (any, error) {
+func (c *TopUp) apply(l *Ledger, now int64) (balanceView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return nil, err
+		return balanceView{}, err
 	}
 	if c.MicroUSD <= 0 || c.MicroUSD > MaxTopUpMicroUSD || c.MicroUSD%centMicroUSD != 0 {
-		return nil, invalid("add_usd must be whole cents, above 0 and at most 1000000")
+		return balanceView{}, invalid("add_usd must be whole cents, above 0 and at most 1000000")
 	}
 	nb, ok := checkedAdd(a.BalanceMicroUSD, c.MicroUSD)
 	if !ok || nb > MaxBalanceMicroUSD {
-		return nil, invalid("balance would exceed its maximum")
+		return balanceView{}, invalid("balance would exceed its maximum")
 	}
 	a.BalanceMicroUSD = nb
 	l.pay(a, Payment{Kind: "topup", MicroUSD: c.MicroUSD, At: now})
@@ -276,23 +281,23 @@ func (l *Ledger) applyTopUp(c *TopUp, now int64) (any, error) {
 	return balanceView{BalanceUSD: Micro(a.BalanceMicroUSD)}, nil
 }
 
-func (l *Ledger) applySetExtra(c *SetExtra, now int64) (any, error) {
+func (c *SetExtra) apply(l *Ledger, now int64) (extraView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return nil, err
+		return extraView{}, err
 	}
 	if c.KeyID != "" {
 		k := l.keys[c.KeyID]
 		if k == nil || k.AccountID != a.ID {
-			return nil, notFound("key", c.KeyID)
+			return extraView{}, notFound("key", c.KeyID)
 		}
 		if k.Kind != KindPayg {
-			return nil, invalid("Extra Usage needs a pay-as-you-go key, %q is a %s key", k.ID, k.Kind)
+			return extraView{}, invalid("Extra Usage needs a pay-as-you-go key, %q is a %s key", k.ID, k.Kind)
 		}
 		a.ExtraKeyID = k.ID
 	}
 	if c.Enabled && a.ExtraKeyID == "" {
-		return nil, invalid("turning Extra Usage on needs payg_key_id (E1)")
+		return extraView{}, invalid("turning Extra Usage on needs payg_key_id (E1)")
 	}
 	a.ExtraEnabled = c.Enabled
 	l.markAccount(a)

@@ -25,39 +25,32 @@ func validBucket(rpm, burst int64) error {
 	return nil
 }
 
-func (l *Ledger) applyLease(c *LeaseTokens, now int64) (any, error) {
+func (c *LeaseTokens) apply(l *Ledger, now int64) (LeaseResult, error) {
 	if c.Bucket == "" || len(c.Bucket) > 128 || c.Want < 1 || c.Want > MaxRateLimit {
-		return nil, invalid("a lease needs a bucket and 1..1000000 requests")
+		return LeaseResult{}, invalid("a lease needs a bucket and 1..1000000 requests")
 	}
 	if err := validBucket(c.RPM, c.Burst); err != nil {
-		return nil, err
+		return LeaseResult{}, err
 	}
-	interval := int64(time.Minute) / c.RPM
-	tat := max(l.buckets[c.Bucket], now)
-	slack := (c.Burst - 1) * interval
-	var granted int64
-	if debt := tat - now; debt <= slack {
-		granted = min(c.Want, (slack-debt)/interval+1)
-		tat += granted * interval
+	g := GCRA{RPM: c.RPM, Burst: c.Burst}.Take(l.buckets[c.Bucket], now, c.Want)
+	res := LeaseResult{Granted: g.Granted, RemainingHint: g.Remaining}
+	if g.Granted == 0 {
+		res.RetryAfterNs = g.Wait
 	}
-	res := LeaseResult{Granted: granted, RemainingHint: max(0, (c.Burst*interval-(tat-now))/interval)}
-	if granted == 0 {
-		res.RetryAfterNs = (tat - now) - slack
-	}
-	l.setBucket(c.Bucket, tat, now)
+	l.setBucket(c.Bucket, g.TAT, now)
 	return res, nil
 }
 
-func (l *Ledger) applyReturn(c *ReturnTokens, now int64) (any, error) {
+func (c *ReturnTokens) apply(l *Ledger, now int64) (None, error) {
 	if c.Bucket == "" || c.N < 1 || c.N > MaxRateLimit || c.RPM < 1 || c.RPM > MaxRateLimit {
-		return nil, invalid("a return needs a bucket, 1..1000000 requests and the bucket's rpm")
+		return None{}, invalid("a return needs a bucket, 1..1000000 requests and the bucket's rpm")
 	}
 	tat, ok := l.buckets[c.Bucket]
 	if !ok {
-		return nil, nil
+		return None{}, nil
 	}
-	l.setBucket(c.Bucket, max(now, tat-c.N*(int64(time.Minute)/c.RPM)), now)
-	return nil, nil
+	l.setBucket(c.Bucket, GCRA{RPM: c.RPM}.Give(tat, now, c.N), now)
+	return None{}, nil
 }
 
 // setBucket stores a bucket's time, dropping it once it is full again
@@ -96,13 +89,13 @@ func (l *Ledger) remainingFlows(a *Account, now int64) (int64, *QuotaError) {
 	return min(int64(rem), p.MonthlyMicroFlows-used), nil
 }
 
-func (l *Ledger) applyLeaseFlows(c *LeaseFlows, now int64) (any, error) {
+func (c *LeaseFlows) apply(l *Ledger, now int64) (FlowLease, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return nil, err
+		return FlowLease{}, err
 	}
 	if !validID(c.Node) || c.MicroFlows < 1 || c.MicroFlows > MaxPlanMicroFlows {
-		return nil, invalid("a flow lease needs a node and 1 µFlow .. 1e9 Flows")
+		return FlowLease{}, invalid("a flow lease needs a node and 1 µFlow .. 1e9 Flows")
 	}
 	l.settle(a, now)
 	l.dropStaleAllowances(a, now)
@@ -140,14 +133,7 @@ func (l *Ledger) dropStaleAllowances(a *Account, now int64) {
 	}
 }
 
-// ResetNode forgets every allowance a node holds: a node that starts has
-// nothing in flight and no allowance in memory, so what the ledger still
-// counts for it would be stranded.
-type ResetNode struct {
-	Node string `json:"node"`
-}
-
-func (l *Ledger) applyResetNode(c *ResetNode) (any, error) {
+func (c *ResetNode) apply(l *Ledger, _ int64) (ResetResult, error) {
 	ids := make([]string, 0)
 	for id, a := range l.accounts {
 		if _, ok := a.Allowances[c.Node]; ok {
@@ -161,16 +147,16 @@ func (l *Ledger) applyResetNode(c *ResetNode) (any, error) {
 		delete(a.AllowanceAt, c.Node)
 		l.markAccount(a)
 	}
-	return map[string]int{"accounts": len(ids)}, nil
+	return ResetResult{Accounts: len(ids)}, nil
 }
 
-func (l *Ledger) applyReturnFlows(c *ReturnFlows) (any, error) {
+func (c *ReturnFlows) apply(l *Ledger, _ int64) (None, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return nil, err
+		return None{}, err
 	}
 	if c.MicroFlows < 1 {
-		return nil, invalid("a flow return needs a positive amount")
+		return None{}, invalid("a flow return needs a positive amount")
 	}
 	if left, ok := a.Allowances[c.Node]; ok {
 		if left -= c.MicroFlows; left > 0 {
@@ -181,5 +167,5 @@ func (l *Ledger) applyReturnFlows(c *ReturnFlows) (any, error) {
 		}
 		l.markAccount(a)
 	}
-	return nil, nil
+	return None{}, nil
 }

@@ -89,13 +89,13 @@ type ChargeResult struct {
 	MicroFlows int64
 }
 
-func (l *Ledger) applyChargeBatch(b *ChargeBatch, now int64) []ChargeResult {
+func (b *ChargeBatch) apply(l *Ledger, now int64) ([]ChargeResult, error) {
 	out := make([]ChargeResult, len(b.Charges))
 	l.entrySeq++
 	for i := range b.Charges {
 		out[i] = l.applyCharge(&b.Charges[i], now, b.Retry)
 	}
-	return out
+	return out, nil
 }
 
 func validateCharge(c *Charge) string {

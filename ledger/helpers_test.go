@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -42,7 +43,38 @@ func (f *fixture) id(prefix string) string {
 
 func (f *fixture) advance(d time.Duration) { f.now += int64(d) }
 
-func (f *fixture) do(cmd Command) Result { return f.l.Apply(cmd, f.now) }
+// applied is a Result with its answer as a plain value, for assertions.
+type applied struct {
+	Value any
+	Err   error
+}
+
+func (a value[R]) testValue() any { return a.v }
+
+func appliedOf(r Result) applied {
+	if r.ans == nil {
+		return applied{Err: r.Err}
+	}
+	return applied{Value: r.ans.(interface{ testValue() any }).testValue(), Err: r.Err}
+}
+
+// do applies cmd, and checks that its answer reaches a follower intact:
+// encoded by the leader, decoded through the command table.
+func (f *fixture) do(cmd Command) applied {
+	f.t.Helper()
+	r := f.l.Apply(cmd, f.now)
+	if r.Err == nil {
+		raw, err := r.EncodeAnswer()
+		if err != nil {
+			f.t.Fatalf("%T: encode answer: %v", cmd, err)
+		}
+		back, err := DecodeAnswer(cmd, raw)
+		if err != nil || !reflect.DeepEqual(appliedOf(back).Value, appliedOf(r).Value) {
+			f.t.Fatalf("%T: the answer %s decodes on a follower as %+v (%v), not %+v", cmd, raw, appliedOf(back).Value, err, appliedOf(r).Value)
+		}
+	}
+	return appliedOf(r)
+}
 
 func (f *fixture) must(cmd Command) map[string]any {
 	f.t.Helper()

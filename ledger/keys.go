@@ -23,28 +23,28 @@ func validLast4(s string) bool {
 	return true
 }
 
-func (l *Ledger) applyCreateKey(c *CreateKey, now int64) (any, error) {
+func (c *CreateKey) apply(l *Ledger, now int64) (KeyView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return nil, err
+		return KeyView{}, err
 	}
 	if c.Kind != KindSubscription && c.Kind != KindPayg {
-		return nil, invalid("kind must be subscription or payg")
+		return KeyView{}, invalid("kind must be subscription or payg")
 	}
 	if len(c.Name) > 100 {
-		return nil, invalid("name is longer than 100 characters")
+		return KeyView{}, invalid("name is longer than 100 characters")
 	}
 	if !validID(c.KeyID) || !validLast4(c.Last4) {
-		return nil, invalid("bad key id or last4")
+		return KeyView{}, invalid("bad key id or last4")
 	}
 	if k := l.keys[c.KeyID]; k != nil && k.Hash == c.Hash && k.AccountID == a.ID {
 		return keyView(k), nil // a retried command: same answer
 	}
 	if l.keys[c.KeyID] != nil || l.keyHash[c.Hash] != nil {
-		return nil, conflict("key exists")
+		return KeyView{}, conflict("key exists")
 	}
 	if len(a.KeyIDs) >= MaxKeysPerAccount {
-		return nil, conflict("an account has at most %d keys", MaxKeysPerAccount)
+		return KeyView{}, conflict("an account has at most %d keys", MaxKeysPerAccount)
 	}
 	k := &Key{ID: c.KeyID, AccountID: a.ID, Kind: c.Kind, Name: c.Name, Hash: c.Hash, Last4: c.Last4, CreatedAt: now}
 	l.keys[k.ID] = k
@@ -55,19 +55,19 @@ func (l *Ledger) applyCreateKey(c *CreateKey, now int64) (any, error) {
 	return keyView(k), nil
 }
 
-func (l *Ledger) applyRotateKey(c *RotateKey, now int64) (any, error) {
+func (c *RotateKey) apply(l *Ledger, now int64) (KeyView, error) {
 	k := l.keys[c.KeyID]
 	if k == nil {
-		return nil, notFound("key", c.KeyID)
+		return KeyView{}, notFound("key", c.KeyID)
 	}
 	if !validLast4(c.Last4) {
-		return nil, invalid("bad last4")
+		return KeyView{}, invalid("bad last4")
 	}
 	if k.Hash == c.Hash {
 		return keyView(k), nil // a retried command: same answer
 	}
 	if l.keyHash[c.Hash] != nil {
-		return nil, conflict("key secret collision")
+		return KeyView{}, conflict("key secret collision")
 	}
 	delete(l.keyHash, k.Hash)
 	k.Hash, k.Last4 = c.Hash, c.Last4
@@ -76,10 +76,10 @@ func (l *Ledger) applyRotateKey(c *RotateKey, now int64) (any, error) {
 	return keyView(k), nil
 }
 
-func (l *Ledger) applyRevokeKey(c *RevokeKey) (any, error) {
+func (c *RevokeKey) apply(l *Ledger, _ int64) (None, error) {
 	k := l.keys[c.KeyID]
 	if k == nil {
-		return nil, notFound("key", c.KeyID)
+		return None{}, notFound("key", c.KeyID)
 	}
 	delete(l.keyHash, k.Hash)
 	delete(l.keys, k.ID)
@@ -92,7 +92,7 @@ func (l *Ledger) applyRevokeKey(c *RevokeKey) (any, error) {
 		}
 		l.markAccount(a)
 	}
-	return nil, nil
+	return None{}, nil
 }
 
 // KeyByHash finds a key by the SHA-256 of its secret (K3). The map lookup

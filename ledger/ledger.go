@@ -7,20 +7,12 @@ package ledger
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
-
-// Result is what applying one command answers. Value is JSON-ready; Err is
-// a rejection (state unchanged).
-type Result struct {
-	Value any
-	Err   error
-}
 
 // Ledger is the in-memory, materialised view of the replicated state, kept
 // in step with its durable form through Flush (see DESIGN.md). All methods
@@ -144,119 +136,57 @@ func (l *Ledger) applyLocked(cmd Command, ts int64) Result {
 	}
 	now := l.now
 	l.prune(now)
-	if _, ok := cmd.(*Seed); !ok && !l.seeded {
-		if _, isMember := cmd.(*SetMember); !isMember {
-			return Result{Err: conflict("cluster is not seeded yet")}
-		}
+	d := def(cmd)
+	if !l.seeded && !d.beforeSeed {
+		return Result{Err: conflict("cluster is not seeded yet")}
 	}
 	mc, isMoney := cmd.(moneyCommand)
-	if isMoney {
-		key, fp := mc.idempotency()
-		if key == "" {
-			return Result{Err: invalid("a money command needs an idempotency key")}
-		}
-		if rec := l.idem[key]; rec != nil {
-			if rec.Fingerprint != fp {
-				return Result{Err: fmt.Errorf("%w: Idempotency-Key %q was used for a different request", ErrIdempotencyConflict, key)}
-			}
-			if rec.ErrCode != "" {
-				err := ErrorFromCode(rec.ErrCode, rec.ErrMsg)
-				if err == nil { // a code this binary does not know
-					err = fmt.Errorf("%w: %s", ErrConflict, rec.ErrMsg)
-				}
-				return Result{Err: err}
-			}
-			return Result{Value: json.RawMessage(rec.Result)}
-		}
-	}
-	v, err := l.dispatch(cmd, now)
 	if !isMoney {
-		if err != nil {
-			return Result{Err: err}
-		}
-		return Result{Value: v}
+		ans, err := d.apply(l, cmd, now)
+		return Result{ans: ans, Err: err}
 	}
 	key, fp := mc.idempotency()
+	if key == "" {
+		return Result{Err: invalid("a money command needs an idempotency key")}
+	}
+	if rec := l.idem[key]; rec != nil {
+		if rec.Fingerprint != fp {
+			return Result{Err: fmt.Errorf("%w: Idempotency-Key %q was used for a different request", ErrIdempotencyConflict, key)}
+		}
+		if rec.ErrCode != "" {
+			err := ErrorFromCode(rec.ErrCode, rec.ErrMsg)
+			if err == nil { // a code this binary does not know
+				err = fmt.Errorf("%w: %s", ErrConflict, rec.ErrMsg)
+			}
+			return Result{Err: err}
+		}
+		ans, err := d.decode(rec.Result)
+		if err != nil { // an answer stored by a binary with another shape
+			return Result{Err: fmt.Errorf("%w: the first answer to Idempotency-Key %q cannot be read back: %v", ErrConflict, key, err)}
+		}
+		return Result{ans: ans}
+	}
+	ans, err := d.apply(l, cmd, now)
 	rec := &idemRecord{Fingerprint: fp, At: now}
-	res := Result{Err: err}
 	if err != nil {
-		// The key keeps a rejection too (API.md: the same key returns the
-		// first result): a client retrying a refused call gets the same
-		// refusal, not another outcome once the state has changed.
+		// The key keeps a rejection too (docs/api.md, "Idempotency"): a
+		// client retrying a refused call gets the same refusal, not another
+		// outcome once the state has changed.
 		if rec.ErrCode = ErrorCode(err); rec.ErrCode == "" {
 			return Result{Err: err}
 		}
 		rec.ErrMsg = err.Error()
 	} else {
-		raw, merr := json.Marshal(v)
+		raw, merr := ans.encode()
 		if merr != nil {
 			panic("ledger: marshal result: " + merr.Error())
 		}
 		rec.Result = raw
-		res.Value = json.RawMessage(raw)
 	}
 	l.idem[key] = rec
 	l.idemFIFO = append(l.idemFIFO, chargedItem{id: key, at: now})
 	l.dirty["idem/"+key] = struct{}{}
-	return res
-}
-
-func (l *Ledger) dispatch(cmd Command, now int64) (any, error) {
-	switch c := cmd.(type) {
-	case *Seed:
-		return l.applySeed(c, now)
-	case *SetRate:
-		return l.applySetRate(c, now)
-	case *PutPlan:
-		return l.applyPutPlan(c)
-	case *PutModel:
-		return l.applyPutModel(c)
-	case *CreateAccount:
-		return l.applyCreateAccount(c, now)
-	case *SetFlowValue:
-		return l.applySetFlowValue(c, now)
-	case *Subscribe:
-		return l.applySubscribe(c, now)
-	case *ChangePlan:
-		return l.applyChangePlan(c, now)
-	case *Cancel:
-		return l.applyCancel(c, now)
-	case *CreateKey:
-		return l.applyCreateKey(c, now)
-	case *RotateKey:
-		return l.applyRotateKey(c, now)
-	case *RevokeKey:
-		return l.applyRevokeKey(c)
-	case *TopUp:
-		return l.applyTopUp(c, now)
-	case *SetExtra:
-		return l.applySetExtra(c, now)
-	case *RefundSubmit:
-		return l.applyRefundSubmit(c, now)
-	case *RefundStatus:
-		return l.applyRefundStatus(c, now)
-	case *AdvanceClock:
-		return l.applyAdvanceClock(c, now)
-	case *SetMember:
-		return l.applySetMember(c)
-	case *RemoveMember:
-		return l.applyRemoveMember(c)
-	case *Tick:
-		return l.applyTick(now), nil
-	case *ChargeBatch:
-		return l.applyChargeBatch(c, now), nil
-	case *LeaseTokens:
-		return l.applyLease(c, now)
-	case *ReturnTokens:
-		return l.applyReturn(c, now)
-	case *LeaseFlows:
-		return l.applyLeaseFlows(c, now)
-	case *ReturnFlows:
-		return l.applyReturnFlows(c)
-	case *ResetNode:
-		return l.applyResetNode(c)
-	}
-	panic(fmt.Sprintf("ledger: no handler for command type %d", cmd.Type()))
+	return Result{ans: ans, Err: err}
 }
 
 // prune forgets idempotency keys older than the dedupe horizon, and once an

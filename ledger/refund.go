@@ -45,17 +45,17 @@ func (l *Ledger) RefundPreview(accountID string, now int64) (any, error) {
 	return refundPreviewView(reason, a.Sub.PaidMicroUSD, a.Sub.UsageMicroUSD, a.Sub.RefundedMicroUSD), nil
 }
 
-func (l *Ledger) applyRefundSubmit(c *RefundSubmit, now int64) (any, error) {
+func (c *RefundSubmit) apply(l *Ledger, now int64) (refundStatusView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return nil, err
+		return refundStatusView{}, err
 	}
 	if !validID(c.RefundID) || l.refunds[c.RefundID] != nil {
-		return nil, invalid("bad refund id")
+		return refundStatusView{}, invalid("bad refund id")
 	}
 	l.settle(a, now)
 	if reason := l.refundEligibility(a, now); reason != "" {
-		return nil, wrapNotEligible(reason)
+		return refundStatusView{}, wrapNotEligible(reason)
 	}
 	r := &Refund{
 		ID: c.RefundID, AccountID: a.ID, Status: RefundProcessing, Plan: a.Plan,
@@ -76,18 +76,18 @@ func (l *Ledger) applyRefundSubmit(c *RefundSubmit, now int64) (any, error) {
 	return refundView(r), nil
 }
 
-func (l *Ledger) applyRefundStatus(c *RefundStatus, now int64) (any, error) {
+func (c *RefundStatus) apply(l *Ledger, now int64) (refundStatusView, error) {
 	r := l.refunds[c.RefundID]
 	if r == nil {
-		return nil, notFound("refund", c.RefundID)
+		return refundStatusView{}, notFound("refund", c.RefundID)
 	}
 	switch c.Status {
 	case RefundSucceeded, RefundFailed, RefundCanceled:
 	default:
-		return nil, invalid("status must be succeeded, failed or canceled")
+		return refundStatusView{}, invalid("status must be succeeded, failed or canceled")
 	}
 	if r.Status != RefundProcessing {
-		return nil, conflict("refund is %s, not processing", r.Status)
+		return refundStatusView{}, conflict("refund is %s, not processing", r.Status)
 	}
 	a := l.accounts[r.AccountID]
 	r.Status, r.ResolvedAt = c.Status, now

@@ -887,7 +887,7 @@ func TestC4_DedupeSurvivesReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, l := range map[string]*Ledger{"live": f.l, "reloaded": loaded} {
-		if r := l.Apply(&ChargeBatch{Charges: []Charge{c}, Retry: true}, f.now).Value.([]ChargeResult)[0]; r.Status != "exists" {
+		if r := appliedOf(l.Apply(&ChargeBatch{Charges: []Charge{c}, Retry: true}, f.now)).Value.([]ChargeResult)[0]; r.Status != "exists" {
 			t.Errorf("%s ledger: retry answered %+v", name, r)
 		}
 	}

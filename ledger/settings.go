@@ -98,32 +98,32 @@ func validRate(n int64) error {
 	return nil
 }
 
-func (l *Ledger) applySeed(c *Seed, now int64) (any, error) {
+func (c *Seed) apply(l *Ledger, now int64) (None, error) {
 	if l.seeded {
-		return nil, nil
+		return None{}, nil
 	}
 	if err := validRate(c.NanoUSDPerFlow); err != nil {
-		return nil, err
+		return None{}, err
 	}
 	if c.DedupeDays < 7 || c.RequestLogDays < 1 {
-		return nil, invalid("dedupe_days must be ≥ 7 and request_log_days ≥ 1")
+		return None{}, invalid("dedupe_days must be ≥ 7 and request_log_days ≥ 1")
 	}
 	plans := map[string]*Plan{}
 	for i := range c.Plans {
 		p := c.Plans[i]
 		if err := ValidatePlan(&p); err != nil {
-			return nil, err
+			return None{}, err
 		}
 		plans[p.ID] = &p
 	}
 	if plans[PlanFree] == nil {
-		return nil, invalid("the plans must include %q", PlanFree)
+		return None{}, invalid("the plans must include %q", PlanFree)
 	}
 	models := map[string]*Model{}
 	for i := range c.Models {
 		m := c.Models[i]
 		if err := l.validateModel(&m, plans); err != nil {
-			return nil, err
+			return None{}, err
 		}
 		models[m.ID] = &m
 	}
@@ -145,15 +145,15 @@ func (l *Ledger) applySeed(c *Seed, now int64) (any, error) {
 	l.startRetryClock(now)
 	l.lastPrune = now
 	l.markMeta()
-	return nil, nil
+	return None{}, nil
 }
 
-func (l *Ledger) applySetRate(c *SetRate, now int64) (any, error) {
+func (c *SetRate) apply(l *Ledger, now int64) (rateView, error) {
 	if err := validRate(c.NanoUSDPerFlow); err != nil {
-		return nil, err
+		return rateView{}, err
 	}
 	if len(l.rates) >= 10_000 {
-		return nil, conflict("rate history is full")
+		return rateView{}, conflict("rate history is full")
 	}
 	l.rates = append(l.rates, RatePoint{NanoUSDPerFlow: c.NanoUSDPerFlow, At: now})
 	l.markMeta()
@@ -170,26 +170,26 @@ func (l *Ledger) rateAt(t int64) int64 {
 	return l.rates[i-1].NanoUSDPerFlow
 }
 
-func (l *Ledger) applyPutPlan(c *PutPlan) (any, error) {
+func (c *PutPlan) apply(l *Ledger, _ int64) (PlanView, error) {
 	p := c.Plan
 	if err := ValidatePlan(&p); err != nil {
-		return nil, err
+		return PlanView{}, err
 	}
 	if l.plans[p.ID] == nil && len(l.plans) >= MaxPlans {
-		return nil, conflict("at most %d plans", MaxPlans)
+		return PlanView{}, conflict("at most %d plans", MaxPlans)
 	}
 	l.plans[p.ID] = &p
 	l.markPlan(p.ID)
 	return l.planView(&p), nil
 }
 
-func (l *Ledger) applyPutModel(c *PutModel) (any, error) {
+func (c *PutModel) apply(l *Ledger, _ int64) (modelView, error) {
 	m := c.Model
 	if err := l.validateModel(&m, l.plans); err != nil {
-		return nil, err
+		return modelView{}, err
 	}
 	if l.models[m.ID] == nil && len(l.models) >= MaxModels {
-		return nil, conflict("at most %d models", MaxModels)
+		return modelView{}, conflict("at most %d models", MaxModels)
 	}
 	l.models[m.ID] = &m
 	l.markModel(m.ID)
@@ -212,36 +212,36 @@ func (l *Ledger) lookupModel(id string) *Model {
 	return nil
 }
 
-func (l *Ledger) applyAdvanceClock(c *AdvanceClock, now int64) (any, error) {
+func (c *AdvanceClock) apply(l *Ledger, now int64) (ClockView, error) {
 	if c.Nanos <= 0 || c.Nanos > MaxAdvanceNanos {
-		return nil, invalid("advance_seconds must be > 0 and at most ten years")
+		return ClockView{}, invalid("advance_seconds must be > 0 and at most ten years")
 	}
 	if l.clockOffset > 10*MaxAdvanceNanos-c.Nanos {
-		return nil, invalid("the test clock is already a century ahead")
+		return ClockView{}, invalid("the test clock is already a century ahead")
 	}
 	l.clockOffset += c.Nanos
 	l.markMeta()
 	// The clock moved: settle what fell due at the new time at once, so
 	// the next read already shows it.
-	l.applyTick(now + c.Nanos)
-	return map[string]any{"offset_seconds": l.clockOffset / int64(time.Second)}, nil
+	l.settleDue(now + c.Nanos)
+	return ClockView{OffsetSeconds: l.clockOffset / int64(time.Second)}, nil
 }
 
-func (l *Ledger) applySetMember(c *SetMember) (any, error) {
+func (c *SetMember) apply(l *Ledger, _ int64) (None, error) {
 	m := c.Member
 	if !validID(m.ID) || m.RaftAddr == "" || len(m.RaftAddr) > 256 || len(m.AdminAddr) > 256 {
-		return nil, invalid("member needs an id, a raft_addr and an admin_addr")
+		return None{}, invalid("member needs an id, a raft_addr and an admin_addr")
 	}
 	l.members[m.ID] = &m
 	l.markMember(m.ID)
-	return nil, nil
+	return None{}, nil
 }
 
-func (l *Ledger) applyRemoveMember(c *RemoveMember) (any, error) {
+func (c *RemoveMember) apply(l *Ledger, _ int64) (None, error) {
 	if l.members[c.ID] == nil {
-		return nil, notFound("node", c.ID)
+		return None{}, notFound("node", c.ID)
 	}
 	delete(l.members, c.ID)
 	l.markMember(c.ID)
-	return nil, nil
+	return None{}, nil
 }

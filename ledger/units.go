@@ -192,3 +192,10 @@ type Hundredths int64
 
 // MarshalJSON writes the ratio with at most two decimals.
 func (h Hundredths) MarshalJSON() ([]byte, error) { return []byte(Decimal(int64(h), 2)), nil }
+
+// UnmarshalJSON reads the ratio back exactly.
+func (h *Hundredths) UnmarshalJSON(b []byte) error {
+	v, err := ParseDecimal(string(b), 2, math.MaxInt64/100)
+	*h = Hundredths(v)
+	return err
+}

@@ -101,69 +101,43 @@ type applyAnswer struct {
 // failures (the peer lost leadership, the connection broke) leave the
 // outcome unknown: the caller retries the same bytes, which the ledger
 // applies at most once.
-func (n *Node) forward(cmd ledger.Command, data []byte) (any, error) {
+func (n *Node) forward(cmd ledger.Command, data []byte) (ledger.Result, error) {
 	addr, ok := n.leaderAdmin()
 	if !ok || n.token == "" {
-		return nil, errNoLeader
+		return ledger.Result{}, errNoLeader
 	}
 	status, body, err := n.call(addr, "POST", "/internal/v1/apply", data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: forward to the leader: %v", admin.ErrUnavailable, err)
+		return ledger.Result{}, fmt.Errorf("%w: forward to the leader: %v", admin.ErrUnavailable, err)
 	}
 	if status != fasthttp.StatusOK {
-		return nil, fmt.Errorf("%w: the leader answered %d: %s", admin.ErrUnavailable, status, body)
+		return ledger.Result{}, fmt.Errorf("%w: the leader answered %d: %s", admin.ErrUnavailable, status, body)
 	}
 	var a applyAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
-		return nil, fmt.Errorf("%w: bad answer from the leader: %v", admin.ErrUnavailable, err)
+		return ledger.Result{}, fmt.Errorf("%w: bad answer from the leader: %v", admin.ErrUnavailable, err)
 	}
 	// Read your own writes on this node too: a key created through a
 	// follower works on that follower's proxy as soon as the call returns.
 	// Charges and leases skip the wait: their results come back in the
 	// answer, and a follower learns the commit only with the leader's next
 	// message, which would add milliseconds to every quorum response.
-	if needsLocalApply(cmd) {
+	if ledger.WaitsLocalApply(cmd) {
 		if err := n.store.WaitApplied(a.Index, proposeTimeout); err != nil {
 			n.log.Warn().Err(err).Msg("forwarded write committed; local apply is late")
 		}
 	}
 	if a.Code != "" {
 		if e := ledger.ErrorFromCode(a.Code, a.Message); e != nil {
-			return nil, e
+			return ledger.Rejected(e), nil
 		}
-		return nil, errors.New(a.Message)
+		return ledger.Rejected(errors.New(a.Message)), nil
 	}
-	return decodeValue(cmd, a.Value)
-}
-
-// needsLocalApply reports whether the caller will read state the command
-// changed, on this node, right after it returns.
-func needsLocalApply(cmd ledger.Command) bool {
-	switch cmd.(type) {
-	case *ledger.ChargeBatch, *ledger.ResetNode:
-		return false
+	r, err := ledger.DecodeAnswer(cmd, a.Value)
+	if err != nil {
+		return ledger.Result{}, fmt.Errorf("%w: the leader's answer: %v", admin.ErrUnavailable, err)
 	}
-	return !ledger.IsLease(cmd)
-}
-
-// decodeValue turns a forwarded result back into what the local caller
-// expects: typed for the results callers inspect, raw JSON otherwise.
-func decodeValue(cmd ledger.Command, raw json.RawMessage) (any, error) {
-	switch cmd.(type) {
-	case *ledger.CreateKey, *ledger.RotateKey:
-		var k ledger.KeyView
-		return k, json.Unmarshal(raw, &k)
-	case *ledger.ChargeBatch:
-		var r []ledger.ChargeResult
-		return r, json.Unmarshal(raw, &r)
-	case *ledger.LeaseTokens:
-		var r ledger.LeaseResult
-		return r, json.Unmarshal(raw, &r)
-	case *ledger.LeaseFlows:
-		var r ledger.FlowLease
-		return r, json.Unmarshal(raw, &r)
-	}
-	return raw, nil
+	return r, nil
 }
 
 // internal serves /internal/v1/* on the admin listener.
@@ -246,8 +220,8 @@ func (n *Node) internalApply(ctx *fasthttp.RequestCtx) {
 	a := applyAnswer{Index: index, Value: json.RawMessage("null")}
 	if r.Err != nil {
 		a.Code, a.Message = ledger.ErrorCode(r.Err), r.Err.Error()
-	} else if r.Value != nil {
-		b, err := json.Marshal(r.Value)
+	} else {
+		b, err := r.EncodeAnswer()
 		if err != nil {
 			admin.WriteError(ctx, err)
 			return
@@ -362,20 +336,12 @@ func (n *Node) readIndex() error {
 
 // Lease takes requests from a replicated rate bucket (proxy.Lessor).
 func (n *Node) Lease(bucket string, want, rpm, burst int64) (ledger.LeaseResult, error) {
-	v, err := n.Propose(&ledger.LeaseTokens{Bucket: bucket, Want: want, RPM: rpm, Burst: burst})
-	if err != nil {
-		return ledger.LeaseResult{}, err
-	}
-	r, ok := v.(ledger.LeaseResult)
-	if !ok {
-		return ledger.LeaseResult{}, fmt.Errorf("unexpected lease result %T", v)
-	}
-	return r, nil
+	return ledger.Propose(n, &ledger.LeaseTokens{Bucket: bucket, Want: want, RPM: rpm, Burst: burst})
 }
 
 // Return gives back leased requests (proxy.Lessor).
 func (n *Node) Return(bucket string, count, rpm int64) error {
-	_, err := n.Propose(&ledger.ReturnTokens{Bucket: bucket, N: count, RPM: rpm})
+	_, err := ledger.Propose(n, &ledger.ReturnTokens{Bucket: bucket, N: count, RPM: rpm})
 	return err
 }
 
@@ -390,19 +356,11 @@ func (n *Node) clusterSize() int {
 
 // LeaseFlows leases quota allowance for this node (proxy.FlowLessor).
 func (n *Node) LeaseFlows(acct string, microFlows int64) (ledger.FlowLease, error) {
-	v, err := n.Propose(&ledger.LeaseFlows{AccountID: acct, Node: n.cfg.Node.ID, MicroFlows: microFlows})
-	if err != nil {
-		return ledger.FlowLease{}, err
-	}
-	r, ok := v.(ledger.FlowLease)
-	if !ok {
-		return ledger.FlowLease{}, fmt.Errorf("unexpected flow lease result %T", v)
-	}
-	return r, nil
+	return ledger.Propose(n, &ledger.LeaseFlows{AccountID: acct, Node: n.cfg.Node.ID, MicroFlows: microFlows})
 }
 
 // ReturnFlows gives back unspent allowance (proxy.FlowLessor).
 func (n *Node) ReturnFlows(acct string, microFlows int64) error {
-	_, err := n.Propose(&ledger.ReturnFlows{AccountID: acct, Node: n.cfg.Node.ID, MicroFlows: microFlows})
+	_, err := ledger.Propose(n, &ledger.ReturnFlows{AccountID: acct, Node: n.cfg.Node.ID, MicroFlows: microFlows})
 	return err
 }

@@ -92,7 +92,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if n.token != "" {
 		// A node that starts holds no quota allowance in memory: forget
 		// whatever the ledger still counts for it from before.
-		if _, err := n.Propose(&ledger.ResetNode{Node: cfg.Node.ID}); err != nil {
+		if _, err := ledger.Propose(n, &ledger.ResetNode{Node: cfg.Node.ID}); err != nil {
 			log.Warn().Err(err).Msg("could not release this node's old quota allowances")
 		}
 	}
@@ -218,7 +218,7 @@ func (n *Node) tickLoop(ctx context.Context) {
 			// A Tick settles ended cycles, and starts the retry clock in
 			// state written before it existed.
 			if l := n.store.Ledger(); n.store.IsLeader() && (l.NextDue(n.Now()) || !l.RetryClockStarted()) {
-				if _, err := n.Propose(&ledger.Tick{}); err != nil {
+				if _, err := ledger.Propose(n, &ledger.Tick{}); err != nil {
 					n.log.Warn().Err(err).Msg("tick")
 				}
 			}

@@ -18,7 +18,7 @@ func (n *Node) seed() error {
 	if err != nil {
 		return err
 	}
-	_, err = n.Propose(s)
+	_, err = ledger.Propose(n, s)
 	return err
 }
 

@@ -29,21 +29,21 @@ func (n *Node) Now() int64 { return time.Now().UnixNano() + n.store.Ledger().Clo
 // (leadership lost, a timeout, a dropped connection) is sent again, the
 // same bytes, until an answer comes or the attempts run out. Every
 // command carries its own id, so a retry is applied at most once.
-func (n *Node) Propose(cmd ledger.Command) (any, error) {
+func (n *Node) Propose(cmd ledger.Command) (ledger.Result, error) {
 	ts := n.Now()
 	data, err := ledger.Encode(cmd, ts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
+		return ledger.Result{}, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
 	}
 	var last error
 	for attempt := 0; attempt < 8; attempt++ {
 		if attempt > 0 {
-			if !retrySafe(cmd) && !errors.Is(last, errNoLeader) {
+			if !ledger.RetrySafe(cmd) && !errors.Is(last, errNoLeader) {
 				// A lease or return has no id: sent twice it would apply
 				// twice. After an unknown outcome the caller gets the error
 				// and errs on the safe side (a lease not taken, a return
 				// not made: capacity stranded, never doubled).
-				return nil, last
+				return ledger.Result{}, last
 			}
 			time.Sleep(time.Duration(50<<min(attempt, 5)) * time.Millisecond)
 			if cb, ok := cmd.(*ledger.ChargeBatch); ok && !cb.Retry {
@@ -51,7 +51,7 @@ func (n *Node) Propose(cmd ledger.Command) (any, error) {
 				// its durable dedupe records for these ids.
 				cb.Retry = true
 				if data, err = ledger.Encode(cb, ts); err != nil {
-					return nil, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
+					return ledger.Result{}, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
 				}
 			}
 		}
@@ -70,18 +70,12 @@ func (n *Node) Propose(cmd ledger.Command) (any, error) {
 		}
 		r, ok := resp.(ledger.Result)
 		if !ok {
-			return nil, fmt.Errorf("%w: no result for the command", admin.ErrUnavailable)
+			return ledger.Result{}, fmt.Errorf("%w: no result for the command", admin.ErrUnavailable)
 		}
-		return r.Value, r.Err
+		return r, nil
 	}
-	return nil, last
+	return ledger.Result{}, last
 }
-
-// retrySafe reports whether a command may be sent again after an unknown
-// outcome: every command carries an id the ledger dedupes on (request
-// ids, idempotency keys, proposer-chosen ids) or sets a value, except the
-// lease and return commands, which add and subtract.
-func retrySafe(cmd ledger.Command) bool { return !ledger.IsLease(cmd) }
 
 // ReadBarrier makes reads on this node reflect every write acknowledged
 // anywhere: the leader confirms it still leads and has applied all it
@@ -156,7 +150,7 @@ func (n *Node) AddNode(id, raftAddr, adminAddr string) error {
 	if err := n.store.AddVoter(id, raftAddr, proposeTimeout); err != nil {
 		return fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
 	}
-	_, err := n.Propose(&ledger.SetMember{Member: ledger.Member{ID: id, RaftAddr: raftAddr, AdminAddr: adminAddr}})
+	_, err := ledger.Propose(n, &ledger.SetMember{Member: ledger.Member{ID: id, RaftAddr: raftAddr, AdminAddr: adminAddr}})
 	return err
 }
 
@@ -187,10 +181,10 @@ func (n *Node) RemoveNode(id string) error {
 	if err := n.store.RemoveServer(id, proposeTimeout); err != nil {
 		return fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
 	}
-	if _, err := n.Propose(&ledger.RemoveMember{ID: id}); err != nil && !errors.Is(err, ledger.ErrNotFound) {
+	if _, err := ledger.Propose(n, &ledger.RemoveMember{ID: id}); err != nil && !errors.Is(err, ledger.ErrNotFound) {
 		return err
 	}
-	_, err = n.Propose(&ledger.ResetNode{Node: id}) // its quota allowances go back to the pool
+	_, err = ledger.Propose(n, &ledger.ResetNode{Node: id}) // its quota allowances go back to the pool
 	return err
 }
 
@@ -225,13 +219,5 @@ func (n *Node) Metrics(b []byte) []byte {
 // error means the outcome is unknown; the batcher proposes the same batch
 // again and the ledger applies each request id at most once (C2).
 func (n *Node) ProposeCharges(b *ledger.ChargeBatch) ([]ledger.ChargeResult, error) {
-	v, err := n.Propose(b)
-	if err != nil {
-		return nil, err
-	}
-	res, ok := v.([]ledger.ChargeResult)
-	if !ok {
-		return nil, fmt.Errorf("unexpected charge result %T", v)
-	}
-	return res, nil
+	return ledger.Propose(n, b)
 }
