@@ -77,7 +77,8 @@ type Cluster struct {
 	// or none, PEM files: this node's certificate (optionally followed by
 	// intermediates), its private key, and the cluster CA that signs every
 	// node's certificate. It needs SecretFile: TLS adds to the secret.
-	// Validate reads and checks the files (see loadTLS).
+	// Validate checks that the three are set together and exist; the node
+	// reads and verifies them when it starts.
 	TLSCertFile string `toml:"tls_cert_file"`
 	TLSKeyFile  string `toml:"tls_key_file"`
 	TLSCAFile   string `toml:"tls_ca_file"`

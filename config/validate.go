@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+
+	"zenmux/ledger"
 )
 
 // Limits enforced by Validate.
@@ -19,7 +22,7 @@ const (
 	minDedupeDays    = 7 // SPEC C4
 	maxDedupeDays    = 365
 	maxRequestLogDay = 3650
-	maxBatchCharges  = 10000
+	maxBatchCharges  = ledger.MaxBatchCharges
 	maxQueuedCharges = 1_000_000
 	maxConcurrent    = 100_000
 	maxConnectTO     = 10 * time.Minute
@@ -74,7 +77,7 @@ func (c *Config) Validate() error { return c.validate(nil) }
 func (c *Config) validate(defined func(i int, key string) bool) error {
 	var p problems
 	checkNode(&p, &c.Node, c.Cluster.clustered())
-	checkCluster(&p, &c.Cluster, &c.Node)
+	checkCluster(&p, &c.Cluster)
 	checkFlow(&p, c.Flow)
 	checkProxy(&p, c.Proxy)
 	checkAccounting(&p, c.Accounting)
@@ -142,15 +145,41 @@ func checkNode(p *problems, n *Node, clustered bool) {
 
 // checkCluster checks [cluster]: the peers to join, the secret they need,
 // the snapshot interval and the TLS files.
-func checkCluster(p *problems, c *Cluster, n *Node) {
+func checkCluster(p *problems, c *Cluster) {
 	for i, addr := range c.Join {
 		checkHostPort(p, fmt.Sprintf("cluster.join[%d]", i), addr, false)
 	}
 	if c.SecretFile == "" && (len(c.Join) > 0 || !c.Bootstrap || c.TLSEnabled()) {
 		p.add("cluster.secret_file", "must be set when cluster.join is not empty, cluster.bootstrap is false or cluster TLS is configured (TLS adds to the secret, it does not replace it)")
 	}
-	c.loadTLS(p, n)
+	checkTLSFiles(p, c)
 	checkRange(p, "cluster.snapshot_entries", c.SnapshotEntries, 16, 10_000_000)
+}
+
+// checkTLSFiles checks that the [cluster] TLS files are given all three or
+// none, and that each names a file. The node reads and verifies them when
+// it starts (node/tls.go): the certificates are used there, and read there
+// once.
+func checkTLSFiles(p *problems, c *Cluster) {
+	if !c.TLSEnabled() {
+		return
+	}
+	for _, f := range []struct{ key, path string }{
+		{"cluster.tls_cert_file", c.TLSCertFile},
+		{"cluster.tls_key_file", c.TLSKeyFile},
+		{"cluster.tls_ca_file", c.TLSCAFile},
+	} {
+		if f.path == "" {
+			p.add(f.key, "must be set when any of cluster.tls_cert_file, cluster.tls_key_file, cluster.tls_ca_file is (all three or none)")
+			continue
+		}
+		switch st, err := os.Stat(f.path); {
+		case err != nil:
+			p.add(f.key, "%v", err)
+		case !st.Mode().IsRegular():
+			p.add(f.key, "%q is not a file", f.path)
+		}
+	}
 }
 
 // checkFlow checks [flow].

@@ -42,6 +42,12 @@ type Node struct {
 
 // Run starts a node and blocks until ctx is done, then shuts it down.
 func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
+	// The TLS files are read and verified first: a certificate that cannot
+	// serve stops the node before it writes or opens anything.
+	peerTLS, err := clusterTLS(cfg)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -50,10 +56,6 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		return err
 	}
 	secret, err := loadSecret(cfg.Cluster.SecretFile)
-	if err != nil {
-		return err
-	}
-	peerTLS, err := clusterTLS(cfg)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,12 @@ package node
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
 	"net"
+	"os"
 
 	"zenmux/config"
 )
@@ -19,8 +24,8 @@ import (
 //     empty: fasthttp and the Raft transport fill it with the host of the
 //     address, usually an IP). Node certificates therefore carry the hosts
 //     peers dial — node.advertise_raft and node.advertise_admin, by default
-//     raft_listen and admin_listen — as IP (or DNS) SANs, which
-//     config.Validate checks for this node;
+//     raft_listen and admin_listen — as IP (or DNS) SANs, which clusterTLS
+//     checks for this node;
 //   - as the Raft server it requires a client certificate from the CA.
 //
 // The admin listener serves the same certificate but only verifies a
@@ -31,19 +36,130 @@ import (
 //
 // Certificates are read once at start; rotating them needs a restart.
 
-// clusterTLS loads the node's TLS config; nil when TLS is not configured.
+// ErrClusterTLS is a [cluster] TLS file that cannot serve: unreadable, not
+// PEM, a key that does not match, a certificate the CA does not sign for
+// both server and client use, or one that does not name this node's hosts.
+var ErrClusterTLS = errors.New("cluster tls")
+
+// clusterTLS reads and checks the [cluster] TLS files and returns the
+// node's TLS config; nil when TLS is not configured. Config only checks
+// that the three files are named together and exist; Run calls this before
+// it starts anything, so a certificate that cannot serve stops the node
+// at once rather than at its first peer's handshake. Every error names
+// its key.
 func clusterTLS(cfg *config.Config) (*tls.Config, error) {
-	m, err := cfg.Cluster.LoadTLS()
-	if err != nil || m == nil {
-		return nil, err
+	c := &cfg.Cluster
+	if !c.TLSEnabled() {
+		return nil, nil
 	}
+	fail := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrClusterTLS, key, fmt.Sprintf(format, args...))
+	}
+	files := []struct{ key, path string }{
+		{"cluster.tls_cert_file", c.TLSCertFile},
+		{"cluster.tls_key_file", c.TLSKeyFile},
+		{"cluster.tls_ca_file", c.TLSCAFile},
+	}
+	data := make([][]byte, len(files))
+	var errs []error
+	for i, f := range files {
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			errs = append(errs, fail(f.key, "%v", err))
+		}
+		data[i] = b
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	certPEM, keyPEM, caPEM := data[0], data[1], data[2]
+	chain, err := parseCerts(certPEM)
+	if err != nil {
+		return nil, fail("cluster.tls_cert_file", "%s: %v", c.TLSCertFile, err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fail("cluster.tls_key_file", "%s: %v (a PEM private key matching cluster.tls_cert_file)", c.TLSKeyFile, err)
+	}
+	cas, err := parseCerts(caPEM)
+	if err != nil {
+		return nil, fail("cluster.tls_ca_file", "%s: %v", c.TLSCAFile, err)
+	}
+	pool := x509.NewCertPool()
+	for _, ca := range cas {
+		pool.AddCert(ca)
+	}
+	inter := x509.NewCertPool()
+	for _, ic := range chain[1:] {
+		inter.AddCert(ic)
+	}
+	leaf := chain[0]
+	// Every node is both a server and a client of its peers.
+	for _, u := range []struct {
+		usage x509.ExtKeyUsage
+		name  string
+	}{{x509.ExtKeyUsageServerAuth, "server"}, {x509.ExtKeyUsageClientAuth, "client"}} {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{u.usage}}); err != nil {
+			return nil, fail("cluster.tls_cert_file", "%s does not verify against cluster.tls_ca_file for %s authentication (node certificates need both server and client authentication): %v",
+				c.TLSCertFile, u.name, err)
+		}
+	}
+	// Peers verify the host they dial; a wildcard listener is no host.
+	n := &cfg.Node
+	raftKey, adminKey := "node.raft_listen", "node.admin_listen"
+	if n.AdvertiseRaft != "" {
+		raftKey = "node.advertise_raft"
+	}
+	if n.AdvertiseAdmin != "" {
+		adminKey = "node.advertise_admin"
+	}
+	for _, l := range []struct{ key, addr string }{{raftKey, n.RaftAddr()}, {adminKey, n.AdminAddr()}} {
+		if config.WildcardHost(l.addr) {
+			continue
+		}
+		host, _, _ := net.SplitHostPort(l.addr)
+		if err := leaf.VerifyHostname(host); err != nil {
+			errs = append(errs, fail("cluster.tls_cert_file", "%s is not valid for the host of %s, which peers verify: %v", c.TLSCertFile, l.key, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	cert.Leaf = leaf
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{m.Cert},
-		RootCAs:      m.CA,
-		ClientCAs:    m.CA,
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+		ClientCAs:    pool,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 	}, nil
+}
+
+// errNoCertificate is a PEM file without a CERTIFICATE block.
+var errNoCertificate = errors.New("no PEM certificate found")
+
+// parseCerts returns every CERTIFICATE block of a PEM file, in order.
+func parseCerts(data []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errNoCertificate
+	}
+	return out, nil
 }
 
 // listenAdmin opens the admin listener: TLS when conf is set, else plain
