@@ -16,6 +16,9 @@ import (
 
 	"github.com/cockroachdb/pebble"
 	"github.com/hashicorp/raft"
+	"github.com/rs/zerolog"
+
+	"zenmux/internal/zlog"
 )
 
 // snapStore keeps raft's snapshots, one directory each:
@@ -34,6 +37,9 @@ type snapStore struct {
 	dir    string
 	retain int
 	mu     sync.Mutex // one rendering or reaping at a time
+	// log is where Pebble logs while a checkpoint is rendered; the zero
+	// Logger discards.
+	log zerolog.Logger
 }
 
 const (
@@ -145,7 +151,7 @@ func (s *snapStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	stream := filepath.Join(dir, snapStreamFile)
 	if m.Checkpoint {
 		s.mu.Lock()
-		err = renderCheckpoint(filepath.Join(dir, snapStateDir), stream)
+		err = renderCheckpoint(filepath.Join(dir, snapStateDir), stream, s.log)
 		s.mu.Unlock()
 		if err != nil {
 			return nil, nil, fmt.Errorf("raftfsm: render snapshot %s: %w", id, err)
@@ -165,12 +171,12 @@ func (s *snapStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 }
 
 // renderCheckpoint writes a checkpoint's state as frames to stream, unless
-// an earlier Open did.
-func renderCheckpoint(stateDir, stream string) error {
+// an earlier Open did; Pebble logs through log.
+func renderCheckpoint(stateDir, stream string, log zerolog.Logger) error {
 	if _, err := os.Stat(stream); err == nil {
 		return nil
 	}
-	db, err := pebble.Open(stateDir, &pebble.Options{ReadOnly: true, Logger: quietPebble{}})
+	db, err := pebble.Open(stateDir, &pebble.Options{ReadOnly: true, Logger: zlog.Pebble(log), EventListener: zlog.PebbleEvents(log)})
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,9 @@ import (
 
 	"github.com/cockroachdb/pebble"
 	"github.com/hashicorp/raft"
+	"github.com/rs/zerolog"
 
+	"zenmux/internal/zlog"
 	"zenmux/ledger"
 )
 
@@ -75,7 +77,7 @@ func TestSnapshotIsACheckpoint(t *testing.T) {
 	if err != nil || int64(len(data)) != meta.Size || meta.Index != metas[0].Index {
 		t.Fatalf("opened %d bytes of %d, index %d: %v", len(data), meta.Size, meta.Index, err)
 	}
-	db, err := pebble.Open(t.TempDir(), &pebble.Options{Logger: quietPebble{}})
+	db, err := pebble.Open(t.TempDir(), &pebble.Options{Logger: zlog.Pebble(zerolog.Nop())})
 	if err != nil {
 		t.Fatal(err)
 	}

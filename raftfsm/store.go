@@ -16,7 +16,9 @@ import (
 	"github.com/cockroachdb/pebble/bloom"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/rs/zerolog"
 
+	"zenmux/internal/zlog"
 	"zenmux/ledger"
 )
 
@@ -31,7 +33,13 @@ type Options struct {
 	Bootstrap     bool // form a new single-node cluster when there is no state
 	// Secret, when set, authenticates every Raft connection (mutual
 	// challenge-response; see transport.go). A multi-node cluster needs it.
-	Secret    []byte
+	Secret []byte
+	// Log receives Raft's log (through go-hclog, warnings and errors) and
+	// Pebble's, each entry named in a "logger" field; the zero Logger
+	// discards them.
+	Log zerolog.Logger
+	// LogOutput, when set, is where Log's entries go instead (tests and
+	// benchmarks pass io.Discard).
 	LogOutput io.Writer
 	// TLS, when set, wraps every Raft connection in mutual TLS 1.3 before
 	// the secret handshake (see transport.go). It is used as both server
@@ -66,8 +74,8 @@ type Store struct {
 
 // Open opens (or creates) the store and starts Raft.
 func Open(o Options) (*Store, error) {
-	if o.LogOutput == nil {
-		o.LogOutput = os.Stderr
+	if o.LogOutput != nil {
+		o.Log = o.Log.Output(o.LogOutput)
 	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
@@ -82,7 +90,9 @@ func Open(o Options) (*Store, error) {
 		}
 	}()
 	var err error
-	if s.logDB, err = pebble.Open(filepath.Join(o.Dir, "raftlog"), pebbleOptions(cache, 4, false)); err != nil {
+	lopts := pebbleOptions(cache, 4, false)
+	withPebbleLog(lopts, o.Log.With().Str("db", "raftlog").Logger())
+	if s.logDB, err = pebble.Open(filepath.Join(o.Dir, "raftlog"), lopts); err != nil {
 		return nil, fmt.Errorf("open the raft log in %s (another zenmuxd on this data_dir?): %w", o.Dir, err)
 	}
 	// The state needs no WAL: the raft log it is replayed from is the
@@ -90,6 +100,7 @@ func Open(o Options) (*Store, error) {
 	// checkpoints").
 	sopts := pebbleOptions(cache, cmp.Or(o.MemTableMB, 8), true)
 	sopts.DisableWAL = true
+	withPebbleLog(sopts, o.Log.With().Str("db", "state").Logger())
 	if s.db, err = pebble.Open(filepath.Join(o.Dir, "pebble"), sopts); err != nil {
 		return nil, fmt.Errorf("open the state in %s (another zenmuxd on this data_dir?): %w", o.Dir, err)
 	}
@@ -102,11 +113,12 @@ func Open(o Options) (*Store, error) {
 	if s.fsm, err = NewFSM(s.db); err != nil {
 		return nil, err
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: o.LogOutput})
+	logger := zlog.Hclog(o.Log, "raft", hclog.Warn)
 	snaps, err := newSnapStore(filepath.Join(o.Dir, "snapshots"), 2)
 	if err != nil {
 		return nil, err
 	}
+	snaps.log = o.Log.With().Str("db", "snapshot").Logger()
 	advertise := cmp.Or(o.RaftAdvertise, o.RaftAddr)
 	if o.TLS != nil && len(o.Secret) == 0 {
 		return nil, errors.New("raft transport: TLS needs the cluster secret too")
@@ -426,15 +438,11 @@ func (s *Store) closeDB() error {
 	return errors.Join(errs...)
 }
 
-type quietPebble struct{}
-
-func (quietPebble) Infof(string, ...interface{}) {}
-func (quietPebble) Errorf(f string, a ...interface{}) {
-	fmt.Fprintf(os.Stderr, "pebble: "+f+"\n", a...)
-}
-func (quietPebble) Fatalf(f string, a ...interface{}) {
-	fmt.Fprintf(os.Stderr, "pebble: "+f+"\n", a...)
-	os.Exit(1)
+// withPebbleLog has a database log through log: Pebble's messages at
+// debug level, background errors, slow disks and write stalls as events.
+func withPebbleLog(o *pebble.Options, log zerolog.Logger) {
+	o.Logger = zlog.Pebble(log)
+	o.EventListener = zlog.PebbleEvents(log)
 }
 
 // VerifyLeader makes a leader's local reads linearizable: it confirms
@@ -473,7 +481,7 @@ func (s *Store) StateHash() ([32]byte, uint64, error) { return s.fsm.StateHash()
 // usually a miss (the state's charge dedupe lookup).
 func pebbleOptions(cache *pebble.Cache, memTableMB int, bloomFilters bool) *pebble.Options {
 	o := &pebble.Options{
-		Logger:                      quietPebble{},
+		Logger:                      zlog.Pebble(zerolog.Nop()), // Open gives each database the store's (withPebbleLog)
 		MemTableSize:                uint64(memTableMB) << 20,
 		Cache:                       cache,
 		MemTableStopWritesThreshold: 4,
