@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	stdlog "log"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -13,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"zenmux/config"
+	"zenmux/internal/zlog"
 	"zenmux/node"
 )
 
@@ -20,6 +22,10 @@ func main() {
 	path := flag.String("config", "", "path to a TOML config file (default: built-in defaults)")
 	flag.Parse()
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
+	// Whatever still prints through the standard log package (a library's
+	// warning) becomes a JSON line like the rest of the node's.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(zlog.Writer(log.With().Str(zlog.NameField, "stdlog").Logger()))
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
