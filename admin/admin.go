@@ -1,4 +1,4 @@
-// Package admin serves the operator's HTTP API (API.md "Admin API"). It
+// Package admin serves the operator's HTTP API (docs/api.md, "Admin API"). It
 // depends on the pure ledger for reads and on a Store it declares itself
 // for writes, so it never sees Raft or Pebble.
 package admin
@@ -231,7 +231,7 @@ func (s *Server) accountRoute(ctx *fasthttp.RequestCtx, method, id string, rest 
 }
 
 // read runs a read after the store's read barrier, so it sees every write
-// acknowledged before it (API.md "Reads after writes").
+// acknowledged before it (docs/api.md, "Reads after writes").
 func (s *Server) read(f func(*ledger.Ledger) (any, error)) func() (any, int, error) {
 	return func() (any, int, error) {
 		if err := s.store.ReadBarrier(); err != nil {

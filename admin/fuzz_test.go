@@ -177,7 +177,7 @@ func newFuzzStore(tb testing.TB) (*ledgerStore, memState) {
 	return s, state
 }
 
-// endpoint is one route of API.md's admin table; {} in path takes the
+// endpoint is one route of the admin table in docs/api.md; {} in path takes the
 // fuzzed path argument, or def when it is empty.
 type endpoint struct {
 	method, path, def string
@@ -228,7 +228,7 @@ var fuzzEndpoints = []endpoint{
 }
 
 // statusCodes are the error codes statusOf and TransportError answer, by
-// status (API.md "Admin API": errors are {"error":{"code","message"}}).
+// status (docs/api.md, "Errors on the admin API": errors are {"error":{"code","message"}}).
 var statusCodes = map[int][]string{
 	400: {"invalid_request"},
 	401: {"unauthorized"},
@@ -291,7 +291,7 @@ func (r fuzzRequest) do(s *Server) fuzzResponse {
 //   - a money call sent again with the same Idempotency-Key answers the
 //     same status and bytes and changes nothing.
 //
-// Seeds: the valid bodies of API.md and http_test.go on each endpoint, and
+// Seeds: the valid bodies of docs/api.md and http_test.go on each endpoint, and
 // http_test.go's refused bodies.
 //
 //	go test ./admin -run '^$' -fuzz '^FuzzAdminHTTP$' -fuzztime 3m -parallel 1

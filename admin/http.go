@@ -63,7 +63,7 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// WriteError answers err in the admin API's error shape (API.md) with the
+// WriteError answers err in the admin API's error shape (docs/api.md) with the
 // status its kind maps to; the node's /internal/v1 endpoints answer the same
 // way.
 func WriteError(ctx *fasthttp.RequestCtx, err error) {

@@ -67,7 +67,7 @@ func TestMetricsWrongMethod(t *testing.T) {
 	}
 }
 
-// API.md: unknown fields are refused, and a field name is its json name
+// docs/api.md, "Admin API": unknown fields are refused, and a field name is its json name
 // letter for letter. encoding/json matched names ignoring case, so
 // {"ADD_USD":10} topped up and {"add_usd":1,"Add_USD":1000} topped up
 // 1000.

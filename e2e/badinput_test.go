@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// Bad input on every admin endpoint of API.md: each call is refused with
+// Bad input on every admin endpoint of docs/api.md: each call is refused with
 // the exact status and error code, in the API's error shape, and none of
 // them changes anything.
 

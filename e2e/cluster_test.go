@@ -89,7 +89,7 @@ func waitSameState(t *testing.T, nodes []*Node) {
 }
 
 // A write through one follower is visible on the other as soon as it
-// returned (API.md "Reads after writes"); money and charges reach the
+// returned (docs/api.md, "Reads after writes"); money and charges reach the
 // leader from followers; every node ends with the same state (C1).
 func TestClusterJoinForwardAndReadYourWrites(t *testing.T) {
 	nodes := startCluster(t, 3)

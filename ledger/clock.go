@@ -54,7 +54,7 @@ func monthIndex(anchorNanos, nowNanos int64) int {
 	return k
 }
 
-// rfc3339 renders a ledger time for JSON (API.md: RFC 3339, UTC).
+// rfc3339 renders a ledger time for JSON (docs/api.md, "Time": RFC 3339, UTC).
 func rfc3339(nanos int64) string {
 	return time.Unix(0, nanos).UTC().Format(time.RFC3339)
 }

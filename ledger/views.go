@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// The JSON shapes of API.md. Views are built under the ledger's lock and
+// The JSON shapes of docs/api.md ("Answer shapes"). Views are built under the ledger's lock and
 // hold copies, never pointers into state.
 
 // Rate is usd_per_flow in nano-USD, rendered as a decimal number.

@@ -9,7 +9,7 @@ import (
 )
 
 // seed proposes the cluster's initial settings once, from the built-in
-// defaults merged with config by id (API.md "Seeding").
+// defaults merged with config by id (docs/api.md, "Seeding").
 func (n *Node) seed() error {
 	if n.store.Ledger().Seeded() || !n.store.IsLeader() {
 		return nil

@@ -11,7 +11,7 @@ import (
 )
 
 // rule Q7, M2: embeddings are charged their prompt tokens as input, and the
-// JS SDK's encoding_format passes through untouched (WIRE.md §2.5).
+// JS SDK's encoding_format passes through untouched (W2.5).
 func TestMeterEmbeddings(t *testing.T) {
 	g := newGateway(t, gatewayOptions{})
 	acct, key, _ := g.account("pro")
@@ -34,7 +34,7 @@ func TestMeterEmbeddings(t *testing.T) {
 }
 
 // rule M2: an image answer without token usage is charged per image at
-// the model's image price (WIRE.md §2.6: DALL·E reports no usage).
+// the model's image price (W2.6: DALL·E reports no usage).
 func TestMeterImagesPerImage(t *testing.T) {
 	g := newGateway(t, gatewayOptions{})
 	m := testPrices

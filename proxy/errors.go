@@ -12,7 +12,7 @@ import (
 )
 
 // apiError is a refusal in the gateway's terms; writeAPIError renders it in
-// the wire format of the path (API.md "Proxy" errors).
+// the wire format of the path (docs/api.md, "Errors on the proxy").
 type apiError struct {
 	status  int
 	code    string // ours: invalid_api_key, quota_exceeded, …
@@ -88,7 +88,7 @@ func appendJSONString(b []byte, s string) []byte {
 
 // writeAPIError answers in the path's wire format. 401 and 403, and an
 // exhausted quota, carry x-should-retry: false: retrying cannot help and
-// Claude Code otherwise retries them (WIRE.md §3.7).
+// Claude Code otherwise retries them (W3.7).
 func writeAPIError(ctx *fasthttp.RequestCtx, anthropic bool, e *apiError) {
 	ctx.SetStatusCode(e.status)
 	ctx.SetContentType("application/json")

@@ -188,7 +188,7 @@ func formatIndex(formats []Format, f Format) uint8 {
 	panic("format not listed")
 }
 
-// Realistic answers, in the shapes of WIRE.md and upstreams_test.go.
+// Realistic answers, in the shapes of docs/wire.md and upstreams_test.go.
 const (
 	fzChatUsage      = `{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":5,"audio_tokens":0,"image_tokens":0,"text_tokens":0,"cache_write_tokens":0},"completion_tokens_details":{"reasoning_tokens":2,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0,"text_tokens":0}}`
 	fzDeepSeekUsage  = `{"prompt_tokens":1204,"completion_tokens":30,"total_tokens":1234,"prompt_cache_hit_tokens":1024,"prompt_cache_miss_tokens":180,"completion_tokens_details":{"reasoning_tokens":12}}`
@@ -355,14 +355,14 @@ const (
 // across the ledger's per-kind bound (1e9) so that clamping is exercised.
 func tokenCount(x int64) int64 { return int64(uint64(x) % 1_500_000_001) }
 
-// wellFormedAnswer builds, in the wire shapes of WIRE.md §2.3, §2.4, §3.3,
-// §3.4, a complete answer reporting the given counts, and the charge the
-// metering rules of WIRE.md §5 give for it. flags: bit 0 streamed, bit 1 a
+// wellFormedAnswer builds, in the wire shapes of W2.3, W2.4, W3.3,
+// W3.4, a complete answer reporting the given counts, and the charge the
+// metering rules of W5 give for it. flags: bit 0 streamed, bit 1 a
 // shape variant (usage chunk with "choices":null or none; response
 // incomplete; client asked for usage), bits 2-7 for Anthropic's stream,
 // two bits per input field of the first message_delta: absent, null, the
-// same count again, or a grown count (cumulative totals overwrite, WIRE.md
-// §3.4, and a null or absent field keeps the earlier count, as the
+// same count again, or a grown count (cumulative totals overwrite, W3.4,
+// and a null or absent field keeps the earlier count, as the
 // Anthropic SDK's Accumulate does).
 func wellFormedAnswer(kind uint8, in, cacheRead, cacheWrite, out int64, flags uint8) (f Format, body string, streamed, wantsUsage bool, want chargeView) {
 	streamed, variant := flags&1 != 0, flags&2 != 0
@@ -444,8 +444,8 @@ func wellFormedAnswer(kind uint8, in, cacheRead, cacheWrite, out int64, flags ui
 
 // FuzzMeterReportedUsage builds well-formed answers, streamed or not, in
 // every wire format the gateway meters, reporting fuzzed counts, and holds
-// the charge to exactly the counts reported (SPEC Q7: "upstream usage as
-// the provider reports it"; WIRE.md §5), not estimated, whatever the reads.
+// the charge to exactly the counts reported (Q7: "upstream usage as
+// the provider reports it"; W5), not estimated, whatever the reads.
 func FuzzMeterReportedUsage(f *testing.F) {
 	for kind := uint8(0); kind < usageKinds; kind++ {
 		for _, flags := range []uint8{0, 1, 2, 3, 0b01_10_01_01, 0b11_11_11_01, 0b10_01_00_01} {
@@ -586,8 +586,8 @@ func topLevelValues(b []byte) ([]string, []json.RawMessage, error) {
 }
 
 // checkForwarded holds an upstream body to what the gateway promises
-// (DESIGN.md "Read the body once"; API.md "the upstream sees its own model
-// name"): it is one JSON object; every model member, duplicates included,
+// (DESIGN.md "Read the body once"; docs/api.md, "Requests": the upstream gets its own model
+// name): it is one JSON object; every model member, duplicates included,
 // names the upstream model; on a streamed chat every stream_options member
 // asks for usage; every other member is the client's, byte for byte, and
 // nothing else is added. asked, when not nil, must say whether the client
@@ -665,7 +665,7 @@ func clientSeeds() []struct {
 	path int
 	body string
 } {
-	// The shapes of WIRE.md §6 (OpenCode, Cline, Codex, Claude Code) and
+	// The shapes of W6 (OpenCode, Cline, Codex, Claude Code) and
 	// of the existing tests, shortened, with the fuzz model.
 	return []struct {
 		path int
@@ -800,7 +800,7 @@ func FuzzClientBody(f *testing.F) {
 
 // ---- Regressions found by the targets above ----------------------------------
 
-// rule Q7, WIRE.md §3.4: a message_delta whose input counts are null (the
+// rule Q7, W3.4: a message_delta whose input counts are null (the
 // API types them nullable) keeps message_start's counts. Broke: null was
 // read as 0, so the request was charged no input and no cache at all.
 // Found by FuzzMeterReportedUsage.
@@ -839,7 +839,7 @@ func TestMeterUnparsableAnswerCharged(t *testing.T) {
 	}
 }
 
-// rule P3, M2 (API.md: "the upstream sees its own model name"): a body
+// rule P3, M2 (docs/api.md, "Requests": the upstream gets its own model name): a body
 // that repeats a member the gateway reads is refused. Broke: the gateway
 // read and rewrote only the last occurrence and forwarded the first as
 // the client wrote it, so a provider whose parser keeps the first

@@ -3,7 +3,7 @@ package proxy
 // Admission limits and the proxy's outer surface, end to end over
 // 127.0.0.1: the rate bucket (Q8, Q9), quota windows and Extra Usage (Q1-Q6,
 // E2, E3), model access (P3), keys (K3), GET /v1/models, routing and probes
-// (WIRE.md §3.2, §3.8), bad input, and the headers every response carries.
+// (W3.2, W3.8), bad input, and the headers every response carries.
 // Each test has its own gateway with a frozen clock moved by g.advance.
 
 import (
@@ -118,7 +118,7 @@ func limJSON(t testing.TB, r limResp) map[string]any {
 	return m
 }
 
-// limOpenAIError checks the OpenAI error shape of API.md and returns the
+// limOpenAIError checks the OpenAI error shape of docs/api.md and returns the
 // message: {"error":{"message","type","code","param":null}}.
 func limOpenAIError(t testing.TB, r limResp, status int, code string) string {
 	t.Helper()
@@ -152,7 +152,7 @@ func limOpenAIError(t testing.TB, r limResp, status int, code string) string {
 	return msg
 }
 
-// limAnthError checks the Anthropic error shape of API.md and returns the
+// limAnthError checks the Anthropic error shape of docs/api.md and returns the
 // message: {"type":"error","error":{"type","message","code"}}. An empty
 // typ accepts any non-empty type.
 func limAnthError(t testing.TB, r limResp, status int, typ, code string) string {
@@ -187,7 +187,7 @@ func limAnthError(t testing.TB, r limResp, status int, typ, code string) string 
 func limNoRetry(t testing.TB, r limResp) {
 	t.Helper()
 	if got := r.Header.Get("x-should-retry"); got != "false" {
-		t.Errorf("x-should-retry %q, want false (WIRE.md §3.7): %s", got, r)
+		t.Errorf("x-should-retry %q, want false (W3.7): %s", got, r)
 	}
 }
 
@@ -349,7 +349,7 @@ func TestQ8RateBucket(t *testing.T) {
 	}
 }
 
-// WIRE.md §3.5, §3.7: count_tokens is free but rate limited on its own
+// W3.5, W3.7: count_tokens is free but rate limited on its own
 // bucket per account (proxy.count_tokens_rpm 100, burst 20 here), apart
 // from the plan's (Q8); the Anthropic surface also gets the
 // anthropic-ratelimit-requests-* headers, the reset an RFC 3339 time.
@@ -785,7 +785,7 @@ func TestK3KeyHeaders(t *testing.T) {
 
 // rule P3: GET /v1/models lists the caller's plan's models only, in the
 // OpenAI shape by default and the Anthropic shape with anthropic-version
-// (WIRE.md §2.7, §3.6); both SDKs list them.
+// (W2.7, W3.6); both SDKs list them.
 func TestModelsListByPlan(t *testing.T) {
 	g := newGateway(t, gatewayOptions{})
 	_, freeKey, _ := g.account("free")
@@ -893,7 +893,7 @@ func TestModelsListByPlan(t *testing.T) {
 
 // ---- routing, probes, pricing
 
-// WIRE.md §3.2, §3.8, API.md "Proxy": HEAD probes without auth, the
+// W3.2, W3.8, docs/api.md, "Proxy": HEAD probes without auth, the
 // ?beta=true query, the /messages and /api/... aliases, 405 with Allow,
 // 404 in JSON; rule P2: the public pricing.
 func TestRoutingProbesAliasesPricing(t *testing.T) {
@@ -995,7 +995,7 @@ func limSameNumber(a, b string) bool {
 
 // ---- bad input
 
-// API.md "Proxy" errors: an unparsable body, a JSON array, a missing or
+// docs/api.md, "Errors on the proxy": an unparsable body, a JSON array, a missing or
 // non-string model → 400 invalid_request; a body over the limit → 413
 // request_too_large; each in the path's format and none charged (rule Q7).
 // count_tokens answers {"input_tokens":N} and is never charged.
@@ -1041,7 +1041,7 @@ func TestBadInputAndCountTokens(t *testing.T) {
 		fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(big), big))
 	limOpenAIError(t, r, 413, "request_too_large")
 
-	// count_tokens (WIRE.md §3.5): plain, ?beta=true and the /messages alias.
+	// count_tokens (W3.5): plain, ?beta=true and the /messages alias.
 	ctBody := `{"model":"zenmux/echo","messages":[{"role":"user","content":"count these words please"}]}`
 	for _, p := range []string{"/v1/messages/count_tokens", "/v1/messages/count_tokens?beta=true", "/messages/count_tokens", "/api/anthropic/v1/messages/count_tokens"} {
 		r := limDo(t, "POST", g.URL+p, ctBody, limAnth(key))
@@ -1063,7 +1063,7 @@ func TestBadInputAndCountTokens(t *testing.T) {
 	}
 }
 
-// API.md "Proxy": a body over proxy.max_body_bytes → 413 request_too_large,
+// docs/api.md, "Errors on the proxy": a body over proxy.max_body_bytes → 413 request_too_large,
 // as seen by an ordinary client that sends its whole body (net/http, as the
 // Go SDKs do) and is a little slow to read (its first read waits 20 ms, as
 // a busy client's may). The server must let the client read the 413, not
@@ -1178,7 +1178,7 @@ func TestQ8BucketAfterIdle(t *testing.T) {
 
 // ---- every response's headers
 
-// API.md "Proxy": every response carries a unique x-zenmux-request-id;
+// docs/api.md, "Response headers": every response carries a unique x-zenmux-request-id;
 // successful ones carry x-zenmux-billing.
 func TestLimitsRequestIDAndBillingHeaders(t *testing.T) {
 	t.Parallel()

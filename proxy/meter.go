@@ -9,8 +9,8 @@ import (
 	"zenmux/ledger"
 )
 
-// Usage is what a request consumed, normalised across wire formats (WIRE.md
-// §5): Input excludes cache reads and writes, each priced on its own.
+// Usage is what a request consumed, normalised across wire formats (W5):
+// Input excludes cache reads and writes, each priced on its own.
 type Usage struct {
 	Input, Output, CacheRead, CacheWrite, Images int64
 }
@@ -73,7 +73,7 @@ func responsesUsage(v *fastjson.Value) Usage {
 
 // anthropicFields overwrites, field by field, the counts present in an
 // Anthropic usage object: message_delta totals are cumulative, so they
-// replace and never add (WIRE.md §3.4). A field that is null (the API types
+// replace and never add (W3.4). A field that is null (the API types
 // message_delta's input counts as nullable) is no count and keeps the
 // earlier one, as the Anthropic SDK's Accumulate does.
 func anthropicFields(u *Usage, v *fastjson.Value) {

@@ -1,6 +1,6 @@
 package proxy
 
-// Metering tests (SPEC Q7, C2, E3; WIRE.md §2.3, §2.4, §3.3–3.4, §5): what
+// Metering tests (Q7, C2, E3; W2.3, W2.4, W3.3–W3.4, W5): what
 // each answer is charged, driven by the official SDKs (or raw HTTP where
 // the wire itself is under test) against fake upstreams that speak each
 // provider's format.
@@ -266,7 +266,7 @@ func anthMsgs(text string) []anthropic.MessageParam {
 
 // ---- 1. Chat Completions ---------------------------------------------------
 
-// rule Q7, WIRE §2.3/§5: prompt_tokens includes cached_tokens; input is
+// rule Q7, W2.3/W5: prompt_tokens includes cached_tokens; input is
 // charged without them, cache reads at their own price.
 func TestMeterChatNonStreamCached(t *testing.T) {
 	g := newGateway(t, gatewayOptions{})
@@ -286,7 +286,7 @@ func TestMeterChatNonStreamCached(t *testing.T) {
 	g.oneCharge(t, acct, want{in: 32830, cr: 328300, out: 16415, flows: 4_000_000, usd: 131_320, status: "ok"})
 }
 
-// WIRE §2.3: a stream whose client did not ask include_usage is sent
+// W2.3: a stream whose client did not ask include_usage is sent
 // upstream with include_usage:true; the usage-only chunk is metered but
 // not shown to the client. Regression: streamed spend recorded as 0.
 func TestMeterChatStreamForcedUsage(t *testing.T) {
@@ -384,7 +384,7 @@ func TestMeterChatStreamIncludeUsageFalse(t *testing.T) {
 	g.oneCharge(t, acct, want{in: 32830, out: 16415, flows: 3_000_000, usd: 98_490, status: "ok"})
 }
 
-// WIRE §2.3/§5: DeepSeek reports prompt_cache_hit/miss_tokens.
+// W2.3/W5: DeepSeek reports prompt_cache_hit/miss_tokens.
 func TestMeterChatDeepSeekCache(t *testing.T) {
 	// miss 32,830 (1 Flow) + hit 328,300 at cache-read price (1 Flow) +
 	// output 16,415 (2 Flows) = 4 Flows = 131,320 µUSD.
@@ -433,7 +433,7 @@ const anthFullUsage = `{"input_tokens":32830,"cache_creation_input_tokens":26264
 	`"cache_creation":{"ephemeral_5m_input_tokens":26264,"ephemeral_1h_input_tokens":0},"output_tokens_details":{"thinking_tokens":0},` +
 	`"server_tool_use":{"web_search_requests":0,"web_fetch_requests":0},"service_tier":"standard","speed":"standard","inference_geo":""}`
 
-// WIRE §3.3: input_tokens excludes cache reads and writes; each of the
+// W3.3: input_tokens excludes cache reads and writes; each of the
 // three is charged once, at its own price. Regression: cache tokens
 // counted twice.
 func TestMeterAnthropicNonStreamCache(t *testing.T) {
@@ -454,7 +454,7 @@ func TestMeterAnthropicNonStreamCache(t *testing.T) {
 	g.oneCharge(t, acct, want{in: 32830, cw: 26264, cr: 328300, out: 16415, flows: 5_000_000, usd: 164_150, status: "ok"})
 }
 
-// WIRE §3.4: message_start usage, then several message_delta events with
+// W3.4: message_start usage, then several message_delta events with
 // cumulative usage: the last values are charged, never the sum.
 func TestMeterAnthropicStreamCumulativeDeltas(t *testing.T) {
 	g := newGateway(t, gatewayOptions{})
@@ -498,7 +498,7 @@ func TestMeterAnthropicStreamCumulativeDeltas(t *testing.T) {
 
 // ---- 3. Responses ----------------------------------------------------------
 
-// WIRE §2.4: a stream ending in response.incomplete carries usage and is
+// W2.4: a stream ending in response.incomplete carries usage and is
 // charged, status "incomplete". Regression: Responses incomplete not
 // charged.
 func TestMeterResponsesIncomplete(t *testing.T) {
@@ -526,7 +526,7 @@ func TestMeterResponsesIncomplete(t *testing.T) {
 	g.oneCharge(t, acct, want{in: 32830, out: 16415, flows: 3_000_000, usd: 98_490, status: "incomplete"})
 }
 
-// WIRE §2.4/§5: response.completed with cached tokens: input_tokens
+// W2.4/W5: response.completed with cached tokens: input_tokens
 // includes cached_tokens.
 func TestMeterResponsesCompletedCached(t *testing.T) {
 	g := newGateway(t, gatewayOptions{})
@@ -1334,7 +1334,7 @@ func TestMeterQuorumHoldBack(t *testing.T) {
 	})
 }
 
-// Q7, WIRE §5: a count written as a float (11.0, 1e3) is that count. The
+// Q7, W5: a count written as a float (11.0, 1e3) is that count. The
 // reader took only integers and charged such counts as 0.
 func TestMeterCountWrittenAsFloat(t *testing.T) {
 	g := newGateway(t, gatewayOptions{})

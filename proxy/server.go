@@ -117,7 +117,7 @@ var (
 	pathAPIAnthropic = []byte("/api/anthropic/v1/")
 )
 
-// route normalises the aliases of API.md and WIRE.md §3.2: /api/v1/… and
+// route normalises the aliases of docs/api.md ("Proxy") and W3.2: /api/v1/… and
 // /api/anthropic/v1/… serve /v1/…, and /messages (AI-SDK clients without
 // /v1 in their base URL) serves /v1/messages.
 func route(path []byte) string {
@@ -154,7 +154,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	}()
 	path := ctx.Path()
 	if ctx.IsHead() && (string(path) == "/" || string(path) == "/api/hello") {
-		return // Claude Code's preflight: 200, no auth (WIRE.md §3.8)
+		return // Claude Code's preflight: 200, no auth (W3.8)
 	}
 	switch string(path) {
 	case "/healthz":
@@ -336,7 +336,7 @@ func orDefault(s, def string) string {
 
 // takeRate spends one request from a token bucket (Q8) and sets the
 // rate-limit headers: OpenAI's x-ratelimit-*, and on the Anthropic surface
-// also anthropic-ratelimit-requests-* (WIRE.md §3.7: the reset an RFC 3339
+// also anthropic-ratelimit-requests-* (W3.7: the reset an RFC 3339
 // time). Over the bucket: 429 with Retry-After.
 func (s *Server) takeRate(ctx *fasthttp.RequestCtx, bucket string, rpm, burst, now int64, anthropic bool) *apiError {
 	d := s.limiter.Take(bucket, rpm, burst, now)
@@ -478,7 +478,7 @@ var includeUsage = []byte(`"stream_options":{"include_usage":true},`)
 
 // upstreamBody rewrites the model to the provider's name and, for a
 // streamed chat completion, forces stream_options.include_usage so the
-// stream reports usage (WIRE.md §2.3). It reports whether the client had
+// stream reports usage (W2.3). It reports whether the client had
 // asked for the usage chunk itself.
 func upstreamBody(body []byte, top topLevel, upstream string, chatStream bool) ([]byte, bool) {
 	name := appendJSONString(make([]byte, 0, len(upstream)+2), upstream)
@@ -745,7 +745,7 @@ func cutEvent(f Format) []byte {
 }
 
 // models answers GET /v1/models with the caller's plan's models, in the
-// Anthropic shape when the client sent anthropic-version (WIRE.md §3.6).
+// Anthropic shape when the client sent anthropic-version (W3.6).
 func (s *Server) models(ctx *fasthttp.RequestCtx, anthropic bool) {
 	secret := apiKey(ctx)
 	list, ok := s.o.Ledger().ModelsFor(sha256.Sum256(secret), s.o.Now())

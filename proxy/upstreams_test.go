@@ -13,7 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Fake upstreams that speak each provider's wire format as WIRE.md records
+// Fake upstreams that speak each provider's wire format as docs/wire.md records
 // it: Chat Completions chunks as bare `data:` lines ending in
 // `data: [DONE]` (§2.3), Responses and Anthropic Messages events with an
 // `event:` line before each `data:` (§2.4, §3.4). Streams flush once per
@@ -122,7 +122,7 @@ func respObject(status, text, usage string) string {
 	return `{"id":"resp_stub","object":"response","created_at":1767225600,"status":"` + status + `","model":"up-gpt","output":` + output + extra + `,"usage":` + usage + `}`
 }
 
-// respStream is the minimal Responses event sequence of WIRE.md §2.4,
+// respStream is the minimal Responses event sequence of W2.4,
 // ending in response.<final> ("completed", "incomplete" or "failed")
 // whose response carries usage.
 func respStream(pieces []string, final, usage string) []string {
