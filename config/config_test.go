@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"zenmux/internal/testca"
+	"zenmux/ledger"
 )
 
 func TestDefault(t *testing.T) {
@@ -27,7 +31,7 @@ func TestDefault(t *testing.T) {
 			RaftListen:  "127.0.0.1:8300",
 		},
 		Cluster: Cluster{Bootstrap: true, SnapshotEntries: 8192},
-		Flow:    Flow{UsdPerFlow: 0.03283},
+		Flow:    Flow{NanoUSDPerFlow: 32_830000},
 		Proxy:   Proxy{MaxBodyBytes: 33554432, CountTokensRPM: 100, CountTokensBurst: 20},
 		Accounting: Accounting{
 			Ack:              "quorum",
@@ -88,7 +92,7 @@ func TestExampleFileLoads(t *testing.T) {
 	if !reflect.DeepEqual(&c2, d) {
 		t.Fatalf("example differs from Default() outside plans/models:\n%+v\nwant\n%+v", c2, *d)
 	}
-	wantPro := Plan{ID: "pro", Name: "Pro", PriceUSD: 20, Window5hFlows: 50, WeeklyFlows: 213.37, MonthlyFlows: 914.443, RPM: 10, Burst: 15}
+	wantPro := Plan{ID: "pro", Name: "Pro", PriceMicroUSD: 20_000000, Window5hMicroFlows: 50_000000, WeeklyMicroFlows: 213_370000, MonthlyMicroFlows: 914_443000, RPM: 10, Burst: 15}
 	if len(c.Plans) != 1 || c.Plans[0] != wantPro {
 		t.Fatalf("example plans = %+v, want the built-in Pro plan %+v", c.Plans, wantPro)
 	}
@@ -451,7 +455,7 @@ func TestValidateReportsAll(t *testing.T) {
 	c := Default()
 	c.Node.ID = ""
 	c.Payg.RPM = 0
-	c.Plans = []Plan{{ID: "x", RPM: 1, Burst: 1, PriceUSD: 0.001}}
+	c.Plans = []Plan{{ID: "x", RPM: 1, Burst: 1, PriceMicroUSD: 1000}}
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a bad config")
@@ -618,45 +622,96 @@ func TestLoadFile(t *testing.T) {
 	}
 }
 
-func TestDecimals(t *testing.T) {
-	for _, tt := range []struct {
-		f    float64
-		want int
-	}{
-		{0, 0}, {20, 0}, {0.1, 1}, {213.37, 2}, {914.443, 3}, {0.03283, 5},
-		{1.0000001, 7}, {-0.5, 1}, {1e9, 0}, {1e-9, 9},
-	} {
-		if got := Decimals(tt.f); got != tt.want {
-			t.Errorf("Decimals(%v) = %d, want %d", tt.f, got, tt.want)
-		}
-	}
-}
+// Amounts are read from the file's decimal digits into integer units:
+// every value below would come out a unit off if multiplied as a float
+// (914.443 * 1e6 = 914442999.9999999).
+func TestAmounts(t *testing.T) {
+	c, err := Parse([]byte(`
+[flow]
+usd_per_flow = 0.000100001
 
-func TestMicroUnits(t *testing.T) {
-	for _, tt := range []struct {
-		f    float64
-		want int64
-	}{
-		{914.443, 914443000},
-		{0.1, 100000},
-		{0, 0},
-		{20, 20000000},
-		{213.37, 213370000},
-		{5486.659, 5486659000},
-		{14631.091, 14631091000},
-		{0.125, 125000},
-		{0.000001, 1},
-		{1e9, 1e15},
-		{-1.5, -1500000},
-	} {
-		got, err := MicroUnits(tt.f)
-		if err != nil || got != tt.want {
-			t.Errorf("MicroUnits(%v) = %d, %v; want %d", tt.f, got, err, tt.want)
-		}
+[[plans]]
+id = "team"
+price_usd = 19.99
+window_5h_flows = 0.000001
+weekly_flows = 5486.659
+monthly_flows = 914.443
+rpm = 1
+burst = 1
+
+[[models]]
+id = "a/b"
+provider = "echo"
+upstream = "e"
+plans = ["team"]
+input_usd_per_mtok = 0.125
+output_usd_per_mtok = 14.631091
+cache_read_usd_per_mtok = 0.3
+cache_write_usd_per_mtok = 1000
+image_usd = 1e-6
+request_usd = 2.5e1
+`))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, f := range []float64{1.0000001, 0.03283001 / 10, 1e13, 1e300} {
-		if got, err := MicroUnits(f); err == nil {
-			t.Errorf("MicroUnits(%v) = %d, want an error", f, got)
+	if got := c.Flow.NanoUSDPerFlow; got != 100_001 {
+		t.Errorf("usd_per_flow = %d nano-USD, want 100001", got)
+	}
+	wantPlan := Plan{ID: "team", PriceMicroUSD: 19_990000, Window5hMicroFlows: 1, WeeklyMicroFlows: 5486_659000, MonthlyMicroFlows: 914_443000, RPM: 1, Burst: 1}
+	if c.Plans[0] != wantPlan {
+		t.Errorf("plan = %+v, want %+v", c.Plans[0], wantPlan)
+	}
+	m := c.Models[0]
+	if m.InputMicroUSDPerMTok != 125000 || m.OutputMicroUSDPerMTok != 14_631091 || m.CacheReadMicroUSDPerM != 300000 ||
+		m.CacheWriteMicroUSDPerM != 1000_000000 || m.ImageMicroUSD != 1 || m.RequestMicroUSD != 25_000000 {
+		t.Errorf("model = %+v", m)
+	}
+	if s := fmt.Sprint(c.Flow.NanoUSDPerFlow, " ", c.Plans[0].MonthlyMicroFlows, " ", m.ImageMicroUSD); s != "0.000100001 914.443 0.000001" {
+		t.Errorf("String() = %q", s)
+	}
+
+	// A value the unit cannot hold is refused under its key, with the
+	// index of its entry, every one of them; nothing else is reported
+	// until they are fixed.
+	_, err = Parse([]byte(validBase + `
+[flow]
+usd_per_flow = 0.0328300001
+[[plans]]
+id = "x"
+weekly_flows = 1.0000001
+monthly_flows = "12"
+rpm = 1
+burst = 0
+[[models]]
+id = "a/b"
+provider = "echo"
+upstream = "e"
+plans = ["pro"]
+image_usd = nan
+request_usd = 1e13
+`))
+	want := []string{
+		"config: flow.usd_per_flow: 0.0328300001 has 10 decimals; at most 9",
+		"config: plans[1].weekly_flows: 1.0000001 has 7 decimals; at most 6",
+		"config: plans[1].monthly_flows: must be a number",
+		"config: models[1].image_usd: NaN is not a finite number",
+		"config: models[1].request_usd: 10000000000000 is out of range",
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Fatalf("Parse = %v\nwant\n%s", err, strings.Join(want, "\n"))
+	}
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("error %v is not ErrInvalid", err)
+	}
+
+	// Written back, amounts read the same.
+	for _, v := range []Micros{0, 1, 19_990000, 914_443000, -500000, ledger.MaxPlanMicroFlows} {
+		b, _ := v.MarshalTOML()
+		var back Micros
+		if err := toml.Unmarshal([]byte("v = "+string(b)), &struct {
+			V *Micros `toml:"v"`
+		}{&back}); err != nil || back != v {
+			t.Errorf("Micros %d written as %s reads %d, %v", v, b, back, err)
 		}
 	}
 }

@@ -25,7 +25,7 @@ func Load(path string) (*Config, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return Parse(data)
 }
@@ -44,7 +44,10 @@ func Parse(data []byte) (*Config, error) {
 	c.Providers = nil
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(c)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		if err := amountProblems(data); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := unknownKeys(md); err != nil {
 		return nil, err
@@ -76,7 +79,7 @@ func providerKeys(data []byte) (func(i int, key string) bool, error) {
 		Providers []map[string]any `toml:"providers"`
 	}
 	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return func(i int, key string) bool {
 		if i < 0 || i >= len(raw.Providers) {
@@ -85,6 +88,68 @@ func providerKeys(data []byte) (func(i int, key string) bool, error) {
 		_, ok := raw.Providers[i][key]
 		return ok
 	}, nil
+}
+
+// amountProblems reports every amount of data that is not a number of its
+// key's unit (Micros, Nanos), under its key path (`plans[2].price_usd`).
+// The decoder stops at the first one and names it without the index of
+// its [[plans]] or [[models]] entry, so Parse, when decoding failed, reads
+// the file again as plain tables and checks each amount there; it returns
+// nil when it finds none, and the decoder's error stands.
+func amountProblems(data []byte) error {
+	var tree map[string]any
+	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&tree); err != nil {
+		return nil
+	}
+	var p problems
+	walkAmounts(&p, "", reflect.TypeFor[Config](), tree)
+	return errors.Join(p...)
+}
+
+var unmarshalerType = reflect.TypeFor[toml.Unmarshaler]()
+
+// walkAmounts checks the amounts in v, the plain decoded TOML value at
+// path, that the fields of t (its type in Config) would read, in field
+// and entry order.
+func walkAmounts(p *problems, path string, t reflect.Type, v any) {
+	switch t.Kind() {
+	case reflect.Struct:
+		table, _ := v.(map[string]any)
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name := f.Tag.Get("toml")
+			sub, ok := table[name]
+			if !ok {
+				continue
+			}
+			key := name
+			if path != "" {
+				key = path + "." + name
+			}
+			if reflect.PointerTo(f.Type).Implements(unmarshalerType) {
+				if err := reflect.New(f.Type).Interface().(toml.Unmarshaler).UnmarshalTOML(sub); err != nil {
+					p.add(key, "%v", err)
+				}
+				continue
+			}
+			walkAmounts(p, key, f.Type, sub)
+		}
+	case reflect.Slice:
+		// An array of tables decodes as []map[string]any, an inline array
+		// as []any.
+		var items []any
+		switch v := v.(type) {
+		case []map[string]any:
+			for _, e := range v {
+				items = append(items, e)
+			}
+		case []any:
+			items = v
+		}
+		for i, e := range items {
+			walkAmounts(p, fmt.Sprintf("%s[%d]", path, i), t.Elem(), e)
+		}
+	}
 }
 
 // unknownKeys reports every key the decoder did not use, or used only by

@@ -1,10 +1,13 @@
 // Package config loads and validates a zenmuxd node's TOML configuration
-// (API.md "Running" and "Config").
+// (docs/config.md).
 //
 // A configuration is always Default() with a file laid over it, then
 // Validate()d before anything starts. Unknown keys are an error, and every
 // error names the offending key by its TOML path (`plans[2].price_usd`) and
-// starts with "config: ".
+// starts with "config: " (ErrInvalid).
+//
+// Money and Flow amounts are integers (Micros, Nanos) read from the
+// file's decimal numbers digit by digit: no float64 holds one.
 //
 // Plans, models and the Flow rate are only seeds: they are replicated state
 // once a cluster is bootstrapped, and config [[plans]] and [[models]] merge
@@ -15,7 +18,10 @@ package config
 
 import (
 	"cmp"
+	"slices"
 	"time"
+
+	"zenmux/ledger"
 )
 
 // Config is a whole node configuration, one field per TOML section.
@@ -89,10 +95,10 @@ func (c Cluster) TLSEnabled() bool {
 	return c.TLSCertFile != "" || c.TLSKeyFile != "" || c.TLSCAFile != ""
 }
 
-// Flow is the [flow] section. UsdPerFlow only seeds the replicated rate when
-// a cluster is bootstrapped (SPEC M3).
+// Flow is the [flow] section. NanoUSDPerFlow only seeds the replicated
+// rate when a cluster is bootstrapped (M3).
 type Flow struct {
-	UsdPerFlow float64 `toml:"usd_per_flow"`
+	NanoUSDPerFlow Nanos `toml:"usd_per_flow"`
 }
 
 // Proxy is the [proxy] section.
@@ -100,13 +106,13 @@ type Proxy struct {
 	MaxBodyBytes int64 `toml:"max_body_bytes"` // larger request bodies get 413
 	// CountTokensRPM and CountTokensBurst are an account's own bucket for
 	// /v1/messages/count_tokens: free, so not in the plan's bucket, but
-	// limited (WIRE.md §3.5).
+	// limited (W3.5).
 	CountTokensRPM   int `toml:"count_tokens_rpm"`
 	CountTokensBurst int `toml:"count_tokens_burst"`
 }
 
 // Accounting is the [accounting] section: how charges are acknowledged,
-// batched into Raft entries, and how long their traces are kept (SPEC C2, C4).
+// batched into Raft entries, and how long their traces are kept (C2, C4).
 //
 // Charges batch naturally: a batch forms while the previous one commits.
 // With ack = "quorum" no charge waits on a timer for its batch to fill;
@@ -130,7 +136,7 @@ type Payg struct {
 
 // Provider is one [[providers]] entry: where and how this node reaches an
 // upstream. Kind is "openai", "anthropic" or "echo"; an openai BaseURL
-// includes its version prefix, an anthropic one does not (API.md "Proxy").
+// includes its version prefix, an anthropic one does not (docs/config.md).
 //
 // Keys an entry leaves out get the defaults below (Parse fills them per
 // entry). Latency and TokensPerSecond belong to the echo kind only.
@@ -181,30 +187,52 @@ func providerDefaults(p *Provider, defined func(key string) bool) {
 	}
 }
 
-// Plan is one [[plans]] entry; it seeds the replicated plans (SPEC P1).
+// Plan is one [[plans]] entry; it seeds the replicated plans (P1). An
+// entry without a name is named by its id.
 type Plan struct {
-	ID            string  `toml:"id"`
-	Name          string  `toml:"name"`
-	PriceUSD      float64 `toml:"price_usd"`
-	Window5hFlows float64 `toml:"window_5h_flows"`
-	WeeklyFlows   float64 `toml:"weekly_flows"`
-	MonthlyFlows  float64 `toml:"monthly_flows"`
-	RPM           int     `toml:"rpm"`
-	Burst         int     `toml:"burst"`
+	ID                 string `toml:"id"`
+	Name               string `toml:"name"`
+	PriceMicroUSD      Micros `toml:"price_usd"`
+	Window5hMicroFlows Micros `toml:"window_5h_flows"`
+	WeeklyMicroFlows   Micros `toml:"weekly_flows"`
+	MonthlyMicroFlows  Micros `toml:"monthly_flows"`
+	RPM                int    `toml:"rpm"`
+	Burst              int    `toml:"burst"`
 }
 
-// Model is one [[models]] entry; it seeds the replicated catalog (SPEC M2, P3).
+// Model is one [[models]] entry; it seeds the replicated catalog (M2, P3).
+// Token prices are per million tokens.
 type Model struct {
-	ID                   string   `toml:"id"` // catalog id, "vendor/name"
-	Provider             string   `toml:"provider"`
-	Upstream             string   `toml:"upstream"` // the model name the provider sees
-	InputUSDPerMTok      float64  `toml:"input_usd_per_mtok"`
-	OutputUSDPerMTok     float64  `toml:"output_usd_per_mtok"`
-	CacheReadUSDPerMTok  float64  `toml:"cache_read_usd_per_mtok"`
-	CacheWriteUSDPerMTok float64  `toml:"cache_write_usd_per_mtok"`
-	ImageUSD             float64  `toml:"image_usd"`
-	RequestUSD           float64  `toml:"request_usd"`
-	Plans                []string `toml:"plans"` // plan ids that may call the model
+	ID                     string   `toml:"id"` // catalog id, "vendor/name"
+	Provider               string   `toml:"provider"`
+	Upstream               string   `toml:"upstream"` // the model name the provider sees
+	InputMicroUSDPerMTok   Micros   `toml:"input_usd_per_mtok"`
+	OutputMicroUSDPerMTok  Micros   `toml:"output_usd_per_mtok"`
+	CacheReadMicroUSDPerM  Micros   `toml:"cache_read_usd_per_mtok"`
+	CacheWriteMicroUSDPerM Micros   `toml:"cache_write_usd_per_mtok"`
+	ImageMicroUSD          Micros   `toml:"image_usd"`
+	RequestMicroUSD        Micros   `toml:"request_usd"`
+	Plans                  []string `toml:"plans"` // plan ids that may call the model
+}
+
+// Ledger returns the plan as the ledger holds it, named by its id when
+// the entry gives no name.
+func (p *Plan) Ledger() ledger.Plan {
+	return ledger.Plan{
+		ID: p.ID, Name: cmp.Or(p.Name, p.ID), PriceMicroUSD: int64(p.PriceMicroUSD),
+		Window5hMicroFlows: int64(p.Window5hMicroFlows), WeeklyMicroFlows: int64(p.WeeklyMicroFlows), MonthlyMicroFlows: int64(p.MonthlyMicroFlows),
+		RPM: int64(p.RPM), Burst: int64(p.Burst),
+	}
+}
+
+// Ledger returns the model as the ledger holds it.
+func (m *Model) Ledger() ledger.Model {
+	return ledger.Model{
+		ID: m.ID, Provider: m.Provider, Upstream: m.Upstream,
+		InputMicroUSDPerMTok: int64(m.InputMicroUSDPerMTok), OutputMicroUSDPerMTok: int64(m.OutputMicroUSDPerMTok),
+		CacheReadMicroUSDPerM: int64(m.CacheReadMicroUSDPerM), CacheWriteMicroUSDPerM: int64(m.CacheWriteMicroUSDPerM),
+		ImageMicroUSD: int64(m.ImageMicroUSD), RequestMicroUSD: int64(m.RequestMicroUSD), Plans: slices.Clone(m.Plans),
+	}
 }
 
 // Duration is a time.Duration written in TOML as a Go duration string
@@ -243,7 +271,7 @@ func Default() *Config {
 			RaftListen:  "127.0.0.1:8300",
 		},
 		Cluster: Cluster{Bootstrap: true, SnapshotEntries: 8192},
-		Flow:    Flow{UsdPerFlow: 0.03283},
+		Flow:    Flow{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow},
 		Proxy:   Proxy{MaxBodyBytes: 32 << 20, CountTokensRPM: 100, CountTokensBurst: 20},
 		Accounting: Accounting{
 			Ack:              AckQuorum,

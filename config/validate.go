@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"os"
 	"strconv"
@@ -16,10 +15,9 @@ import (
 
 // Limits enforced by Validate.
 const (
-	maxUsdPerFlow    = 100
 	maxBodyBytesMin  = 1024
 	maxBodyBytesMax  = 1 << 30
-	minDedupeDays    = 7 // SPEC C4
+	minDedupeDays    = 7 // C4
 	maxDedupeDays    = 365
 	maxRequestLogDay = 3650
 	maxBatchCharges  = ledger.MaxBatchCharges
@@ -30,16 +28,18 @@ const (
 	maxLatency       = time.Minute
 	maxTokensPerSec  = 1_000_000
 	maxRate          = 1_000_000 // rpm and burst
-	maxPlanAmount    = 1e9
-	maxModelPrice    = 1e6
 	maxNodeIDLen     = 64
 )
+
+// ErrInvalid is a configuration that cannot run: every problem Load,
+// Parse and Validate report wraps it, so each starts with "config: ".
+var ErrInvalid = errors.New("config")
 
 // problems collects validation errors, each naming its key.
 type problems []error
 
 func (p *problems) add(key, format string, args ...any) {
-	*p = append(*p, fmt.Errorf("config: %s: %s", key, escapeControls(fmt.Sprintf(format, args...))))
+	*p = append(*p, fmt.Errorf("%w: %s: %s", ErrInvalid, key, escapeControls(fmt.Sprintf(format, args...))))
 }
 
 // escapeControls writes control characters as Go escapes (\n, \x00). Some
@@ -76,7 +76,7 @@ func (c *Config) Validate() error { return c.validate(nil) }
 // another kind even when set to 0.
 func (c *Config) validate(defined func(i int, key string) bool) error {
 	var p problems
-	checkNode(&p, &c.Node, c.Cluster.clustered())
+	checkNode(&p, &c.Node, c.Cluster.Clustered())
 	checkCluster(&p, &c.Cluster)
 	checkFlow(&p, c.Flow)
 	checkProxy(&p, c.Proxy)
@@ -88,9 +88,9 @@ func (c *Config) validate(defined func(i int, key string) bool) error {
 	return errors.Join(p...)
 }
 
-// clustered reports whether this node has peers, or may get some: then
+// Clustered reports whether this node has peers, or may get some: then
 // they dial its advertised admin address.
-func (c *Cluster) clustered() bool {
+func (c *Cluster) Clustered() bool {
 	return len(c.Join) > 0 || !c.Bootstrap || c.SecretFile != ""
 }
 
@@ -184,10 +184,8 @@ func checkTLSFiles(p *problems, c *Cluster) {
 
 // checkFlow checks [flow].
 func checkFlow(p *problems, f Flow) {
-	if v := f.UsdPerFlow; !(v > 0 && v <= maxUsdPerFlow) {
-		p.add("flow.usd_per_flow", "%v must be > 0 and ≤ %d", v, maxUsdPerFlow)
-	} else if d := Decimals(v); d > 9 {
-		p.add("flow.usd_per_flow", "%v has %d decimals; at most 9", v, d)
+	if v := f.NanoUSDPerFlow; v < ledger.MinNanoUSDPerFlow || v > ledger.MaxNanoUSDPerFlow {
+		p.add("flow.usd_per_flow", "%s must be ≥ %s and ≤ %s", v, Nanos(ledger.MinNanoUSDPerFlow), Nanos(ledger.MaxNanoUSDPerFlow))
 	}
 }
 
@@ -206,7 +204,7 @@ func checkAccounting(p *problems, a Accounting) {
 		p.add("accounting.ack", "%q must be %q or %q", a.Ack, AckQuorum, AckAsync)
 	}
 	if a.DedupeDays < minDedupeDays || a.DedupeDays > maxDedupeDays {
-		p.add("accounting.dedupe_days", "%d must be in [%d, %d] (SPEC C4: at least 7 days)", a.DedupeDays, minDedupeDays, maxDedupeDays)
+		p.add("accounting.dedupe_days", "%d must be in [%d, %d] (rule C4: at least 7 days)", a.DedupeDays, minDedupeDays, maxDedupeDays)
 	}
 	if a.RequestLogDays < 1 || a.RequestLogDays > maxRequestLogDay {
 		p.add("accounting.request_log_days", "%d must be in [1, %d]", a.RequestLogDays, maxRequestLogDay)
@@ -284,10 +282,13 @@ func checkPlans(p *problems, plans []Plan) {
 			p.add(key+".id", "%q is already used by another plan", pl.ID)
 		}
 		seen[pl.ID] = true
-		checkAmount(p, key+".price_usd", pl.PriceUSD, maxPlanAmount, 2)
-		checkAmount(p, key+".window_5h_flows", pl.Window5hFlows, maxPlanAmount, 6)
-		checkAmount(p, key+".weekly_flows", pl.WeeklyFlows, maxPlanAmount, 6)
-		checkAmount(p, key+".monthly_flows", pl.MonthlyFlows, maxPlanAmount, 6)
+		checkAmount(p, key+".price_usd", pl.PriceMicroUSD, ledger.MaxPriceMicroUSD)
+		if pl.PriceMicroUSD%10_000 != 0 {
+			p.add(key+".price_usd", "%s must be whole cents", pl.PriceMicroUSD)
+		}
+		checkAmount(p, key+".window_5h_flows", pl.Window5hMicroFlows, ledger.MaxPlanMicroFlows)
+		checkAmount(p, key+".weekly_flows", pl.WeeklyMicroFlows, ledger.MaxPlanMicroFlows)
+		checkAmount(p, key+".monthly_flows", pl.MonthlyMicroFlows, ledger.MaxPlanMicroFlows)
 		checkRange(p, key+".rpm", pl.RPM, 1, maxRate)
 		checkRange(p, key+".burst", pl.Burst, 1, maxRate)
 	}
@@ -317,12 +318,12 @@ func checkModels(p *problems, models []Model, providers map[string]bool) {
 		if strings.TrimSpace(m.Upstream) == "" {
 			p.add(key+".upstream", "must not be empty")
 		}
-		checkAmount(p, key+".input_usd_per_mtok", m.InputUSDPerMTok, maxModelPrice, 6)
-		checkAmount(p, key+".output_usd_per_mtok", m.OutputUSDPerMTok, maxModelPrice, 6)
-		checkAmount(p, key+".cache_read_usd_per_mtok", m.CacheReadUSDPerMTok, maxModelPrice, 6)
-		checkAmount(p, key+".cache_write_usd_per_mtok", m.CacheWriteUSDPerMTok, maxModelPrice, 6)
-		checkAmount(p, key+".image_usd", m.ImageUSD, maxModelPrice, 6)
-		checkAmount(p, key+".request_usd", m.RequestUSD, maxModelPrice, 6)
+		checkAmount(p, key+".input_usd_per_mtok", m.InputMicroUSDPerMTok, ledger.MaxTokenMicroUSD)
+		checkAmount(p, key+".output_usd_per_mtok", m.OutputMicroUSDPerMTok, ledger.MaxTokenMicroUSD)
+		checkAmount(p, key+".cache_read_usd_per_mtok", m.CacheReadMicroUSDPerM, ledger.MaxTokenMicroUSD)
+		checkAmount(p, key+".cache_write_usd_per_mtok", m.CacheWriteMicroUSDPerM, ledger.MaxTokenMicroUSD)
+		checkAmount(p, key+".image_usd", m.ImageMicroUSD, ledger.MaxItemMicroUSD)
+		checkAmount(p, key+".request_usd", m.RequestMicroUSD, ledger.MaxItemMicroUSD)
 		if len(m.Plans) == 0 {
 			p.add(key+".plans", "must name at least one plan")
 		}
@@ -373,14 +374,10 @@ func checkRange(p *problems, key string, v, lo, hi int) {
 	}
 }
 
-// checkAmount requires 0 ≤ v ≤ hi with at most maxDecimals decimals.
-func checkAmount(p *problems, key string, v, hi float64, maxDecimals int) {
-	if !(v >= 0 && v <= hi) {
-		p.add(key, "%v must be ≥ 0 and ≤ %v", v, hi)
-		return
-	}
-	if d := Decimals(v); d > maxDecimals {
-		p.add(key, "%v has %d decimals; at most %d", v, d, maxDecimals)
+// checkAmount requires 0 ≤ v ≤ hi, hi in millionths as v is.
+func checkAmount(p *problems, key string, v Micros, hi int64) {
+	if v < 0 || int64(v) > hi {
+		p.add(key, "%s must be ≥ 0 and ≤ %s", v, Micros(hi))
 	}
 }
 
@@ -408,36 +405,4 @@ func isModelID(id string) bool {
 	}
 	isChar := func(r rune) bool { return isIDChar(r) || r == ':' || r == '+' }
 	return allChars(vendor, isChar) && allChars(name, isChar)
-}
-
-// Decimals returns the number of decimals in the shortest representation of
-// f that reads back as f (strconv 'f', -1): Decimals(914.443) = 3,
-// Decimals(20) = 0. NaN and infinities count 0.
-func Decimals(f float64) int {
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	if i := strings.IndexByte(s, '.'); i >= 0 {
-		return len(s) - i - 1
-	}
-	return 0
-}
-
-// MicroUnits converts f to an exact integer count of millionths (micro-USD,
-// micro-Flows), from the digits of f's shortest decimal representation rather
-// than by multiplying floats: MicroUnits(914.443) = 914443000 exactly. It
-// fails for more than 6 decimals, NaN, infinities and results beyond int64.
-func MicroUnits(f float64) (int64, error) {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, fmt.Errorf("config: %v is not a finite number", f)
-	}
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	whole, frac, _ := strings.Cut(s, ".")
-	if len(frac) > 6 {
-		return 0, fmt.Errorf("config: %s has %d decimals; at most 6", s, len(frac))
-	}
-	digits := whole + frac + strings.Repeat("0", 6-len(frac))
-	n, err := strconv.ParseInt(digits, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("config: %s millionths do not fit in int64", s)
-	}
-	return n, nil
 }

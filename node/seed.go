@@ -1,104 +1,58 @@
 package node
 
 import (
-	"fmt"
-	"strconv"
-
+	"zenmux/cluster"
 	"zenmux/config"
 	"zenmux/ledger"
 )
 
 // seed proposes the cluster's initial settings once, from the built-in
-// defaults merged with config by id (docs/api.md, "Seeding").
-func (n *Node) seed() error {
-	if n.store.Ledger().Seeded() || !n.store.IsLeader() {
+// defaults merged with config by id (docs/config.md).
+func seed(cfg *config.Config, rep *cluster.Replica) error {
+	if rep.Ledger().Seeded() || !rep.IsLeader() {
 		return nil
 	}
-	s, err := seedFromConfig(n.cfg)
-	if err != nil {
-		return err
-	}
-	_, err = ledger.Propose(n, s)
+	_, err := rep.Propose(seedFromConfig(cfg))
 	return err
 }
 
-func seedFromConfig(cfg *config.Config) (*ledger.Seed, error) {
-	rate, err := ledger.ParseDecimal(strconv.FormatFloat(cfg.Flow.UsdPerFlow, 'f', -1, 64), 9, ledger.MaxNanoUSDPerFlow)
-	if err != nil {
-		return nil, fmt.Errorf("config: flow.usd_per_flow: %w", err)
+// seedFromConfig is the seed of a validated config: its rate, retention
+// and this node as the only member, and the built-in plans and models with
+// the config's entries laid over them by id. The ledger checks the whole
+// seed when it applies it.
+func seedFromConfig(cfg *config.Config) *ledger.Seed {
+	plans := make([]ledger.Plan, len(cfg.Plans))
+	for i := range cfg.Plans {
+		plans[i] = cfg.Plans[i].Ledger()
 	}
-	s := &ledger.Seed{NanoUSDPerFlow: rate, DedupeDays: cfg.Accounting.DedupeDays, RequestLogDays: cfg.Accounting.RequestLogDays,
-		Members: []ledger.Member{{ID: cfg.Node.ID, RaftAddr: cfg.Node.RaftAddr(), AdminAddr: cfg.Node.AdminAddr()}}}
-	plans := map[string]ledger.Plan{}
-	var order []string
-	for _, p := range ledger.DefaultPlans() {
-		plans[p.ID] = p
-		order = append(order, p.ID)
+	models := make([]ledger.Model, len(cfg.Models))
+	for i := range cfg.Models {
+		models[i] = cfg.Models[i].Ledger()
 	}
-	for i, p := range cfg.Plans {
-		lp, err := planFromConfig(p)
-		if err != nil {
-			return nil, fmt.Errorf("config: plans[%d]: %w", i, err)
-		}
-		if _, ok := plans[lp.ID]; !ok {
-			order = append(order, lp.ID)
-		}
-		plans[lp.ID] = lp
+	return &ledger.Seed{
+		NanoUSDPerFlow: int64(cfg.Flow.NanoUSDPerFlow),
+		DedupeDays:     cfg.Accounting.DedupeDays,
+		RequestLogDays: cfg.Accounting.RequestLogDays,
+		Members:        []ledger.Member{{ID: cfg.Node.ID, RaftAddr: cfg.Node.RaftAddr(), AdminAddr: cfg.Node.AdminAddr()}},
+		Plans:          mergeByID(ledger.DefaultPlans(), plans, func(p ledger.Plan) string { return p.ID }),
+		Models:         mergeByID(ledger.DefaultModels(), models, func(m ledger.Model) string { return m.ID }),
 	}
-	for _, id := range order {
-		s.Plans = append(s.Plans, plans[id])
-	}
-	models := map[string]ledger.Model{}
-	order = order[:0]
-	for _, m := range ledger.DefaultModels() {
-		models[m.ID] = m
-		order = append(order, m.ID)
-	}
-	for i, m := range cfg.Models {
-		lm, err := modelFromConfig(m)
-		if err != nil {
-			return nil, fmt.Errorf("config: models[%d]: %w", i, err)
-		}
-		if _, ok := models[lm.ID]; !ok {
-			order = append(order, lm.ID)
-		}
-		models[lm.ID] = lm
-	}
-	for _, id := range order {
-		s.Models = append(s.Models, models[id])
-	}
-	return s, nil
 }
 
-func micros(fields map[string]float64, dst map[string]*int64) error {
-	for name, v := range fields {
-		u, err := config.MicroUnits(v)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+// mergeByID returns builtin with each of over replacing the entry of its
+// id in place, or appended after them when its id is new.
+func mergeByID[T any](builtin, over []T, id func(T) string) []T {
+	at := make(map[string]int, len(builtin)+len(over))
+	out := make([]T, 0, len(builtin)+len(over))
+	for _, list := range [][]T{builtin, over} {
+		for _, e := range list {
+			if i, ok := at[id(e)]; ok {
+				out[i] = e
+				continue
+			}
+			at[id(e)] = len(out)
+			out = append(out, e)
 		}
-		*dst[name] = u
 	}
-	return nil
-}
-
-func planFromConfig(p config.Plan) (ledger.Plan, error) {
-	lp := ledger.Plan{ID: p.ID, Name: p.Name, RPM: int64(p.RPM), Burst: int64(p.Burst)}
-	if lp.Name == "" {
-		lp.Name = p.ID
-	}
-	err := micros(map[string]float64{"price_usd": p.PriceUSD, "window_5h_flows": p.Window5hFlows, "weekly_flows": p.WeeklyFlows, "monthly_flows": p.MonthlyFlows},
-		map[string]*int64{"price_usd": &lp.PriceMicroUSD, "window_5h_flows": &lp.Window5hMicroFlows, "weekly_flows": &lp.WeeklyMicroFlows, "monthly_flows": &lp.MonthlyMicroFlows})
-	if err == nil {
-		err = ledger.ValidatePlan(&lp)
-	}
-	return lp, err
-}
-
-func modelFromConfig(m config.Model) (ledger.Model, error) {
-	lm := ledger.Model{ID: m.ID, Provider: m.Provider, Upstream: m.Upstream, Plans: m.Plans}
-	err := micros(map[string]float64{"input_usd_per_mtok": m.InputUSDPerMTok, "output_usd_per_mtok": m.OutputUSDPerMTok,
-		"cache_read_usd_per_mtok": m.CacheReadUSDPerMTok, "cache_write_usd_per_mtok": m.CacheWriteUSDPerMTok, "image_usd": m.ImageUSD, "request_usd": m.RequestUSD},
-		map[string]*int64{"input_usd_per_mtok": &lm.InputMicroUSDPerMTok, "output_usd_per_mtok": &lm.OutputMicroUSDPerMTok,
-			"cache_read_usd_per_mtok": &lm.CacheReadMicroUSDPerM, "cache_write_usd_per_mtok": &lm.CacheWriteMicroUSDPerM, "image_usd": &lm.ImageMicroUSD, "request_usd": &lm.RequestMicroUSD})
-	return lm, err
+	return out
 }

@@ -1,0 +1,63 @@
+package node
+
+import (
+	"reflect"
+	"testing"
+
+	"zenmux/config"
+	"zenmux/ledger"
+)
+
+// The config's plans and models replace the built-in ones of their id in
+// place and follow them when new; amounts arrive in integer units.
+func TestSeedFromConfig(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+[flow]
+usd_per_flow = 0.05
+[[plans]]
+id = "team"
+price_usd = 49.99
+window_5h_flows = 0.5
+weekly_flows = 2
+monthly_flows = 914.443
+rpm = 5
+burst = 6
+[[plans]]
+id = "pro"
+name = "Pro+"
+price_usd = 25
+window_5h_flows = 60
+weekly_flows = 250
+monthly_flows = 1000
+rpm = 20
+burst = 30
+[[models]]
+id = "a/b"
+provider = "echo"
+upstream = "e"
+input_usd_per_mtok = 0.125
+image_usd = 0.04
+plans = ["team"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := seedFromConfig(cfg)
+	if s.NanoUSDPerFlow != 50_000000 || s.DedupeDays != 7 || s.RequestLogDays != 30 ||
+		!reflect.DeepEqual(s.Members, []ledger.Member{{ID: "n1", RaftAddr: "127.0.0.1:8300", AdminAddr: "127.0.0.1:8081"}}) {
+		t.Fatalf("seed = %+v", s)
+	}
+	builtin := ledger.DefaultPlans()
+	want := []ledger.Plan{builtin[0],
+		{ID: "pro", Name: "Pro+", PriceMicroUSD: 25_000000, Window5hMicroFlows: 60_000000, WeeklyMicroFlows: 250_000000, MonthlyMicroFlows: 1000_000000, RPM: 20, Burst: 30},
+		builtin[2], builtin[3],
+		{ID: "team", Name: "team", PriceMicroUSD: 49_990000, Window5hMicroFlows: 500000, WeeklyMicroFlows: 2_000000, MonthlyMicroFlows: 914_443000, RPM: 5, Burst: 6},
+	}
+	if !reflect.DeepEqual(s.Plans, want) {
+		t.Fatalf("plans =\n%+v\nwant\n%+v", s.Plans, want)
+	}
+	wantModels := append(ledger.DefaultModels(), ledger.Model{ID: "a/b", Provider: "echo", Upstream: "e", InputMicroUSDPerMTok: 125000, ImageMicroUSD: 40000, Plans: []string{"team"}})
+	if !reflect.DeepEqual(s.Models, wantModels) {
+		t.Fatalf("models =\n%+v\nwant\n%+v", s.Models, wantModels)
+	}
+}
