@@ -218,8 +218,13 @@ func TestREADMEWalkthrough(t *testing.T) {
 		"monthly.used_flows", "0", "monthly.limit_flows", "914.443", "monthly.remaining_flows", "914.443",
 		// Q3: the monthly max runs per billing cycle, so its window is
 		// the cycle itself and is active from the payment on.
-		"monthly.started_at", Get(sub, "cycle_start"), "monthly.resets_at", Get(sub, "cycle_end"),
+		"monthly.started_at", Get(sub, "cycle_start"),
 		"extra_usage.spent_usd", "0", "by_model", "[]", "by_day", "[]")
+	// It resets at the cycle's end, shown rounded up to the second (never
+	// early); cycle_end, like cycle_start, is the truncated second.
+	if d := wtTime(t, usage, "monthly.resets_at").Sub(end); d != 0 && d != time.Second {
+		t.Errorf("monthly.resets_at %s, want cycle_end %s rounded up to the second", Get(usage, "monthly.resets_at"), Get(sub, "cycle_end"))
+	}
 
 	// 5. Upgrade to Max right after subscribing: the whole difference.
 	const upBody = `{"plan":"max"}`
