@@ -65,6 +65,7 @@ func rsWallAt(frac, lead time.Duration) time.Time {
 	return at
 }
 
+// rsCeil rounds t up to the whole second.
 func rsCeil(t time.Time) time.Time {
 	if t.Nanosecond() == 0 {
 		return t
@@ -75,7 +76,7 @@ func rsCeil(t time.Time) time.Time {
 // rsTime formats a node time as a response would show it.
 func rsTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// rule Q1, Q5, Q6: a 1-Flow window opened at hh:mm:ss.6xx really ends 5 h
+// rule Q1, Q5, Q6: a 1-Flow window opened at hh:mm:ss.6 really ends 5 h
 // later at a fraction of a second. The usage shows resets_at rounded up
 // (the truncated second is still inside the window: a request there is
 // refused with Retry-After 1); advanced to exactly the shown resets_at,
@@ -93,7 +94,9 @@ func TestResetShownResetsAtAdmitsOnSubscription(t *testing.T) {
 	}
 
 	// The first request opens the window at a node time with a sub-second
-	// part of at least 0.6 s, inside one known second: [first, firstDone].
+	// part of at least 0.5 s, inside one known second: [first, firstDone].
+	// A request that missed it opened its window too; the next attempt
+	// takes a fresh account.
 	var acct string
 	var first, firstDone time.Time
 	for attempt := 1; ; attempt++ {
@@ -104,11 +107,11 @@ func TestResetShownResetsAtAdmitsOnSubscription(t *testing.T) {
 		if r.Status != 200 || r.Header.Get("x-zenmux-billing") != "subscription" {
 			t.Fatalf("first request: %d %q %s, want 200 on the subscription", r.Status, r.Header.Get("x-zenmux-billing"), r.Body)
 		}
-		if first.Truncate(time.Second).Equal(firstDone.Truncate(time.Second)) {
+		if first.Nanosecond() >= int(500*time.Millisecond) && first.Truncate(time.Second).Equal(firstDone.Truncate(time.Second)) {
 			break
 		}
 		if attempt == 3 {
-			t.Fatalf("the first request never answered within its second (last %s .. %s)", first, firstDone)
+			t.Fatalf("the first request never ran within the second half of one second (last %s .. %s)", first, firstDone)
 		}
 	}
 	base := "/admin/v1/accounts/" + acct
