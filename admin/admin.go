@@ -305,8 +305,8 @@ func (s *Server) putPlan(ctx *fasthttp.RequestCtx, id string) (any, int, error) 
 		Window5hFlows *number `json:"window_5h_flows"`
 		WeeklyFlows   *number `json:"weekly_flows"`
 		MonthlyFlows  *number `json:"monthly_flows"`
-		RPM           *int64  `json:"rpm"`
-		Burst         *int64  `json:"burst"`
+		RPM           int64   `json:"rpm"`
+		Burst         int64   `json:"burst"`
 	}
 	if err := decodeBody(ctx, &in); err != nil {
 		return nil, 0, err
@@ -314,7 +314,7 @@ func (s *Server) putPlan(ctx *fasthttp.RequestCtx, id string) (any, int, error) 
 	if in.ID != "" && in.ID != id {
 		return nil, 0, fmt.Errorf("%w: body id %q differs from the path's %q", ledger.ErrInvalid, in.ID, id)
 	}
-	p := ledger.Plan{ID: id, Name: in.Name}
+	p := ledger.Plan{ID: id, Name: in.Name, RPM: in.RPM, Burst: in.Burst}
 	var err error
 	for _, f := range []struct {
 		name string
@@ -326,10 +326,11 @@ func (s *Server) putPlan(ctx *fasthttp.RequestCtx, id string) (any, int, error) 
 			return nil, 0, err
 		}
 	}
-	if in.RPM == nil || in.Burst == nil {
-		return nil, 0, fmt.Errorf("%w: rpm and burst are required", ledger.ErrInvalid)
+	// Checked here too, where the ledger would, so a bad plan costs no
+	// Raft round trip.
+	if err := ledger.ValidatePlan(&p); err != nil {
+		return nil, 0, err
 	}
-	p.RPM, p.Burst = *in.RPM, *in.Burst
 	return propose(s.store, &ledger.PutPlan{Plan: p}, 200)
 }
 

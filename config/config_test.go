@@ -472,6 +472,37 @@ func TestValidateReportsAll(t *testing.T) {
 	}
 }
 
+// A [[plans]] entry is checked by the ledger's plan rules, each broken
+// rule filed under its key, every one of them.
+func TestPlanRules(t *testing.T) {
+	c := Default()
+	c.Plans = []Plan{
+		{ID: "Bad Id", Name: strings.Repeat("n", 65), PriceMicroUSD: 1000, Window5hMicroFlows: 0, WeeklyMicroFlows: -1, MonthlyMicroFlows: ledger.MaxPlanMicroFlows + 1, RPM: 0, Burst: ledger.MaxRateLimit + 1},
+		{ID: "free", PriceMicroUSD: 10_000, Window5hMicroFlows: 1, WeeklyMicroFlows: 1, MonthlyMicroFlows: 1, RPM: 1, Burst: 1},
+		{ID: "team", Window5hMicroFlows: 1, WeeklyMicroFlows: 1, MonthlyMicroFlows: 1, RPM: 1, Burst: 1},
+		{ID: "team", Name: "Team", Window5hMicroFlows: 1, WeeklyMicroFlows: 1, MonthlyMicroFlows: 1, RPM: 1, Burst: 1},
+	}
+	want := []string{
+		"config: plans[0].id: must be 1-32 of [a-z0-9_-]",
+		"config: plans[0].name: must be 1-64 characters",
+		"config: plans[0].price_usd: must be whole cents between 0 and 1000000",
+		"config: plans[0].window_5h_flows: must be > 0 and ≤ 1e9",
+		"config: plans[0].weekly_flows: must be > 0 and ≤ 1e9",
+		"config: plans[0].monthly_flows: must be > 0 and ≤ 1e9",
+		"config: plans[0].rpm: must be 1..1000000",
+		"config: plans[0].burst: must be 1..1000000",
+		"config: plans[1].price_usd: must be 0 on the free plan",
+		`config: plans[3].id: "team" is already used by another plan`,
+	}
+	if err := c.Validate(); err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Fatalf("Validate = %v\nwant\n%s", err, strings.Join(want, "\n"))
+	}
+	// An entry without a name is named by its id, as it is seeded.
+	if got := c.Plans[2].Ledger().Name; got != "team" {
+		t.Fatalf("unnamed plan seeds as %q", got)
+	}
+}
+
 func TestMultiNode(t *testing.T) {
 	c, err := Parse([]byte(`
 [node]

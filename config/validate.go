@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
+	"zenmux/internal/tagname"
 	"zenmux/ledger"
 )
 
@@ -268,29 +270,37 @@ func checkProviders(p *problems, list []Provider, defined func(i int, key string
 	return names
 }
 
-// checkPlans checks each [[plans]] entry.
+// checkPlans checks each [[plans]] entry by the ledger's plan rules
+// (ledger.ValidatePlan), as the entry will be seeded, and that no two
+// share an id.
 func checkPlans(p *problems, plans []Plan) {
 	seen := make(map[string]bool, len(plans))
-	for i, pl := range plans {
+	for i := range plans {
 		key := fmt.Sprintf("plans[%d]", i)
-		switch {
-		case pl.ID == "":
-			p.add(key+".id", "must not be empty")
-		case !allChars(pl.ID, isPlanIDChar):
-			p.add(key+".id", "%q may only hold a-z, 0-9, '_' and '-'", pl.ID)
-		case seen[pl.ID]:
+		pl := plans[i].Ledger()
+		if err := ledger.ValidatePlan(&pl); err != nil {
+			planProblems(p, key, err)
+		}
+		if pl.ID != "" && seen[pl.ID] {
 			p.add(key+".id", "%q is already used by another plan", pl.ID)
 		}
 		seen[pl.ID] = true
-		checkAmount(p, key+".price_usd", pl.PriceMicroUSD, ledger.MaxPriceMicroUSD)
-		if pl.PriceMicroUSD%10_000 != 0 {
-			p.add(key+".price_usd", "%s must be whole cents", pl.PriceMicroUSD)
+	}
+}
+
+// planProblems files each rule of a ledger.ValidatePlan error under the
+// key of its field in the entry at key ("price_usd must be …" as
+// plans[1].price_usd), or under key itself for a field config does not
+// know.
+func planProblems(p *problems, key string, err error) {
+	broken := strings.TrimPrefix(err.Error(), ledger.ErrInvalid.Error()+": ")
+	for _, one := range strings.Split(broken, "; ") {
+		field, rule, _ := strings.Cut(one, " ")
+		if _, ok := tagname.Field(reflect.TypeFor[Plan](), "toml", field); !ok {
+			p.add(key, "%s", one)
+			continue
 		}
-		checkAmount(p, key+".window_5h_flows", pl.Window5hMicroFlows, ledger.MaxPlanMicroFlows)
-		checkAmount(p, key+".weekly_flows", pl.WeeklyMicroFlows, ledger.MaxPlanMicroFlows)
-		checkAmount(p, key+".monthly_flows", pl.MonthlyMicroFlows, ledger.MaxPlanMicroFlows)
-		checkRange(p, key+".rpm", pl.RPM, 1, maxRate)
-		checkRange(p, key+".burst", pl.Burst, 1, maxRate)
+		p.add(key+"."+field, "%s", rule)
 	}
 }
 

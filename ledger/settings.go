@@ -33,27 +33,50 @@ var (
 	modelIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]+/[A-Za-z0-9._:-]+$`)
 )
 
-// ValidatePlan checks a plan's fields.
+// ValidatePlan checks a plan against every plan rule. It is the one place
+// they live: the ledger applies it to each plan it stores, and the admin
+// API and config call it before that. It reports every rule broken, not
+// only the first, in one ErrInvalid: "<field> <rule>" each, separated by
+// "; ", where field is the plan's key in the admin API and the config
+// file (price_usd, rpm, …), so callers can file each under its key.
 func ValidatePlan(p *Plan) error {
+	var broken string
+	bad := func(field, rule string) {
+		if broken != "" {
+			broken += "; "
+		}
+		broken += field + " " + rule
+	}
+	if !planIDPattern.MatchString(p.ID) {
+		bad("id", "must be 1-32 of [a-z0-9_-]")
+	}
+	if p.Name == "" || len(p.Name) > 64 {
+		bad("name", "must be 1-64 characters")
+	}
 	switch {
-	case !planIDPattern.MatchString(p.ID):
-		return invalid("plan id %q must be 1-32 of [a-z0-9_-]", p.ID)
-	case p.Name == "" || len(p.Name) > 64:
-		return invalid("plan name must be 1-64 characters")
 	case p.PriceMicroUSD < 0 || p.PriceMicroUSD > MaxPriceMicroUSD || p.PriceMicroUSD%centMicroUSD != 0:
-		return invalid("price_usd must be whole cents between 0 and 1000000")
+		bad("price_usd", "must be whole cents between 0 and 1000000")
 	case p.ID == PlanFree && p.PriceMicroUSD != 0:
-		return invalid("the free plan's price must be 0")
-	case p.Window5hMicroFlows <= 0 || p.Window5hMicroFlows > MaxPlanMicroFlows:
-		return invalid("window_5h_flows must be > 0 and ≤ 1e9")
-	case p.WeeklyMicroFlows <= 0 || p.WeeklyMicroFlows > MaxPlanMicroFlows:
-		return invalid("weekly_flows must be > 0 and ≤ 1e9")
-	case p.MonthlyMicroFlows <= 0 || p.MonthlyMicroFlows > MaxPlanMicroFlows:
-		return invalid("monthly_flows must be > 0 and ≤ 1e9")
-	case p.RPM < 1 || p.RPM > MaxRateLimit:
-		return invalid("rpm must be 1..1000000")
-	case p.Burst < 1 || p.Burst > MaxRateLimit:
-		return invalid("burst must be 1..1000000")
+		bad("price_usd", "must be 0 on the free plan")
+	}
+	for _, f := range []struct {
+		field string
+		v     int64
+	}{{"window_5h_flows", p.Window5hMicroFlows}, {"weekly_flows", p.WeeklyMicroFlows}, {"monthly_flows", p.MonthlyMicroFlows}} {
+		if f.v <= 0 || f.v > MaxPlanMicroFlows {
+			bad(f.field, "must be > 0 and ≤ 1e9")
+		}
+	}
+	for _, f := range []struct {
+		field string
+		v     int64
+	}{{"rpm", p.RPM}, {"burst", p.Burst}} {
+		if f.v < 1 || f.v > MaxRateLimit {
+			bad(f.field, "must be 1..1000000")
+		}
+	}
+	if broken != "" {
+		return invalid("%s", broken)
 	}
 	return nil
 }
