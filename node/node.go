@@ -135,19 +135,24 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if n.token != "" {
 		// In a cluster the rate bucket and the quota windows are shared:
 		// nodes lease requests and Flows from the replicated state.
-		ll := proxy.NewLeaseLimiter(n, n.clusterSize)
+		ll := proxy.NewLeaseLimiter(n, n.clusterSize, proxy.LeaseOptions{Now: n.Now})
 		defer ll.Close()
 		limiter = ll
-		allowances = proxy.NewAllowances(n)
+		allowances = proxy.NewAllowances(n, proxy.LeaseOptions{Now: n.Now})
 		defer allowances.Close()
 	}
-	gw := proxy.New(proxy.Options{
+	gw, err := proxy.New(proxy.Options{
 		Limiter: limiter, Allowances: allowances,
 		NodeID: cfg.Node.ID, Ledger: store.Ledger, Now: n.Now, Charges: charges,
 		AckQuorum: cfg.Accounting.Ack == config.AckQuorum, Providers: providers,
 		PaygRPM: int64(cfg.Payg.RPM), PaygBurst: int64(cfg.Payg.Burst),
 		CountTokensRPM: int64(cfg.Proxy.CountTokensRPM), CountTokensBurst: int64(cfg.Proxy.CountTokensBurst), Ready: n.Ready, Log: log, Refresh: n.refresh,
 	})
+	if err != nil {
+		adminLn.Close()
+		proxyLn.Close()
+		return err
+	}
 	proxySrv := &fasthttp.Server{Handler: gw.Handler, ErrorHandler: gw.TransportError, Name: "zenmuxd",
 		MaxRequestBodySize: int(cfg.Proxy.MaxBodyBytes),
 		ReadTimeout:        5 * time.Minute, IdleTimeout: 2 * time.Minute}

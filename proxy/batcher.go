@@ -26,7 +26,7 @@ var ErrBatcherClosed = errors.New("charge batcher closed")
 //
 // A batch whose commit fails with an unknown outcome is proposed again,
 // unchanged: every charge carries its request id, so the ledger applies it
-// at most once (SPEC C2).
+// at most once (C2).
 type Batcher struct {
 	prop     ChargeProposer
 	maxBatch int

@@ -41,9 +41,12 @@ func BenchmarkHandlerChat(b *testing.B) {
 	upstream := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"fixed-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how can I help?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":8,"total_tokens":20,"prompt_tokens_details":{"cached_tokens":0}}}`)
 	batcher := NewBatcher(nopProposer{}, BatcherOptions{MaxCharges: 1000, MaxQueue: 1 << 20})
 	defer batcher.Close()
-	s := New(Options{NodeID: "b", Ledger: func() *ledger.Ledger { return g.L }, Now: g.now.Load, Charges: batcher,
+	s, err := New(Options{NodeID: "b", Ledger: func() *ledger.Ledger { return g.L }, Now: g.now.Load, Charges: batcher,
 		Providers: map[string]Provider{"fixed": &fixedProvider{body: upstream}}, PaygRPM: 600, PaygBurst: 600,
-		Ready: func() bool { return true }, Log: zerolog.New(io.Discard)})
+		CountTokensRPM: 100, CountTokensBurst: 20, Ready: func() bool { return true }, Log: zerolog.New(io.Discard)})
+	if err != nil {
+		b.Fatal(err)
+	}
 	body := []byte(`{"model":"bench/fixed","messages":[{"role":"user","content":"Say hello in five words."}],"temperature":0.2}`)
 	var ctx fasthttp.RequestCtx
 	b.ReportAllocs()

@@ -64,7 +64,11 @@ func newMeterRig(tb testing.TB) *meterRig {
 	rec := &fuzzRecorder{}
 	b := NewBatcher(rec, BatcherOptions{MaxCharges: 64})
 	tb.Cleanup(b.Close)
-	s := New(Options{NodeID: "fuzz", Charges: b, AckQuorum: true, Log: zerolog.New(io.Discard), CommitTimeout: 10 * time.Second})
+	s, err := New(Options{NodeID: "fuzz", Charges: b, AckQuorum: true, Log: zerolog.New(io.Discard), CommitTimeout: 10 * time.Second,
+		PaygRPM: 600, PaygBurst: 600, CountTokensRPM: 100, CountTokensBurst: 20})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	return &meterRig{s: s, b: b, rec: rec}
 }
 
@@ -541,9 +545,12 @@ func newClientRig(tb testing.TB) *clientRig {
 	b := NewBatcher(nopProposer{}, BatcherOptions{MaxCharges: 1000})
 	tb.Cleanup(b.Close)
 	cp := &captureProvider{}
-	s := New(Options{NodeID: "fuzz", Ledger: func() *ledger.Ledger { return g.L }, Now: g.now.Load, Charges: b,
-		Providers: map[string]Provider{"capture": cp}, CountTokensRPM: ledger.MaxRateLimit, CountTokensBurst: ledger.MaxRateLimit,
+	s, err := New(Options{NodeID: "fuzz", Ledger: func() *ledger.Ledger { return g.L }, Now: g.now.Load, Charges: b,
+		Providers: map[string]Provider{"capture": cp}, PaygRPM: 600, PaygBurst: 600, CountTokensRPM: ledger.MaxRateLimit, CountTokensBurst: ledger.MaxRateLimit,
 		Ready: func() bool { return true }, Log: zerolog.New(io.Discard)})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	return &clientRig{g: g, s: s, cap: cp, key: key}
 }
 

@@ -108,11 +108,7 @@ func (p proposer) ProposeCharges(b *ledger.ChargeBatch) ([]ledger.ChargeResult, 
 	p.g.mu.Lock()
 	p.g.batches++
 	p.g.mu.Unlock()
-	r := p.g.L.Apply(b, p.g.now.Load())
-	if r.Err != nil {
-		return nil, r.Err
-	}
-	return r.Value.([]ledger.ChargeResult), nil
+	return ledger.Answer(b, p.g.L.Apply(b, p.g.now.Load()))
 }
 
 var testT0 = time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC).UnixNano()
@@ -144,11 +140,15 @@ func newGateway(t testing.TB, o gatewayOptions) *gateway {
 		return p
 	}
 	g.charges = NewBatcher(proposer{g}, BatcherOptions{MaxCharges: 1000})
-	g.Server = New(Options{
+	var err error
+	g.Server, err = New(Options{
 		NodeID: "t1", Ledger: func() *ledger.Ledger { return g.L }, Now: g.now.Load, Charges: g.charges, AckQuorum: !o.async,
 		Providers: map[string]Provider{"echo": &Echo{}, "oai": mk("openai", g.OpenAI.URL), "anth": mk("anthropic", g.Anth.URL)},
 		PaygRPM:   600, PaygBurst: 600, CountTokensRPM: 100, CountTokensBurst: 20, Ready: func() bool { return true }, Log: zerolog.New(io.Discard),
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -166,13 +166,11 @@ func newGateway(t testing.TB, o gatewayOptions) *gateway {
 // advance moves the gateway's clock.
 func (g *gateway) advance(d time.Duration) { g.now.Add(int64(d)) }
 
-func (g *gateway) apply(cmd ledger.Command) any {
+func (g *gateway) apply(cmd ledger.Command) {
 	g.t.Helper()
-	r := g.L.Apply(cmd, g.now.Load())
-	if r.Err != nil {
+	if r := g.L.Apply(cmd, g.now.Load()); r.Err != nil {
 		g.t.Fatalf("%T: %v", cmd, r.Err)
 	}
-	return r.Value
 }
 
 // account creates an account on plan (free when ""), and returns its id

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"hash/maphash"
-	"sync"
 	"time"
 
 	"zenmux/ledger"
@@ -25,53 +23,29 @@ type Lessor interface {
 // asks for a lease only when its own requests for that bucket run out, so
 // Raft sees one round trip per lease, not per request; the lease size is a
 // share of the burst, so no node hoards it. Requests a node leased but did
-// not spend go back to the bucket after leaseTTL. Since every admitted
-// request spent a request the replicated bucket granted, the cluster never
-// admits more than one bucket allows (B_rpm = 0).
+// not spend go back to the bucket leaseTTL after the lease. Since every
+// admitted request spent a request the replicated bucket granted, the
+// cluster never admits more than one bucket allows (B_rpm = 0).
 type LeaseLimiter struct {
 	lessor Lessor
 	nodes  func() int
-	seed   maphash.Seed
-	shards [limiterShards]leaseShard
-	stop   chan struct{}
-	done   chan struct{}
+	c      *leaseCache[bucketLease]
 }
 
 const leaseTTL = 2 * time.Second
 
-type leaseShard struct {
-	mu      sync.Mutex
-	buckets map[string]*leased
-}
-
-type leased struct {
-	mu         sync.Mutex // held across a lease round trip: one lease at a time per bucket
-	tokens     int64
-	rpm, burst int64
+// bucketLease is what a LeaseLimiter keeps per bucket beside the requests
+// it holds.
+type bucketLease struct {
+	rpm, burst int64 // the rates the lease was taken at
 	remaining  int64 // the bucket's remaining after the last grant (headers)
-	expires    time.Time
 }
 
 // NewLeaseLimiter starts a lease limiter; nodes reports the cluster size.
-func NewLeaseLimiter(lessor Lessor, nodes func() int) *LeaseLimiter {
-	l := &LeaseLimiter{lessor: lessor, nodes: nodes, seed: maphash.MakeSeed(), stop: make(chan struct{}), done: make(chan struct{})}
-	for i := range l.shards {
-		l.shards[i].buckets = map[string]*leased{}
-	}
-	go l.returnLoop()
+func NewLeaseLimiter(lessor Lessor, nodes func() int, o LeaseOptions) *LeaseLimiter {
+	l := &LeaseLimiter{lessor: lessor, nodes: nodes}
+	l.c = newLeaseCache(o, leaseTTL, func(key string, n int64, b bucketLease) { _ = lessor.Return(key, n, b.rpm) })
 	return l
-}
-
-func (l *LeaseLimiter) bucket(key string) *leased {
-	s := &l.shards[maphash.String(l.seed, key)%limiterShards]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.buckets[key]
-	if b == nil {
-		b = &leased{}
-		s.buckets[key] = b
-	}
-	return b
 }
 
 // leaseSize is a node's share: half its even share of the burst, and no
@@ -82,90 +56,40 @@ func (l *LeaseLimiter) leaseSize(rpm, burst int64) int64 {
 	return max(1, min(burst/(2*n), rpm/60))
 }
 
-// Take spends one leased request, leasing more when none is left.
-func (l *LeaseLimiter) Take(key string, rpm, burst, now int64) Decision {
-	b := l.bucket(key)
-	b.mu.Lock()
+// Take spends one leased request, leasing more when none is left. A lease
+// expires by the limiter's own clock (LeaseOptions.Now), the one its
+// sweep reads, so the request's time is not needed.
+func (l *LeaseLimiter) Take(key string, rpm, burst, _ int64) Decision {
+	b := l.c.lock(key)
 	defer b.mu.Unlock()
-	if b.rpm != rpm || b.burst != burst {
-		l.giveBack(key, b) // the plan changed: the old lease's size no longer applies
-		b.rpm, b.burst = rpm, burst
+	if b.state.rpm != rpm || b.state.burst != burst {
+		l.c.release(key, b) // the plan changed: the old lease's size no longer applies
+		b.state.rpm, b.state.burst = rpm, burst
 	}
 	d := Decision{Limit: rpm}
-	if b.tokens == 0 {
+	if b.amount == 0 {
 		res, err := l.lessor.Lease(key, l.leaseSize(rpm, burst), rpm, burst)
 		if err != nil {
 			d.Unavailable = true
 			return d
 		}
-		b.tokens, b.remaining, b.expires = res.Granted, res.RemainingHint, time.Now().Add(leaseTTL)
+		l.c.leased(b, res.Granted)
+		b.state.remaining = res.RemainingHint
 		if res.Granted == 0 {
 			d.Reset = time.Duration(res.RetryAfterNs)
 			return d
 		}
 	}
-	b.tokens--
+	b.amount--
 	d.Allowed = true
-	d.Remaining = b.tokens + b.remaining
+	d.Remaining = b.amount + b.state.remaining
 	return d
-}
-
-// giveBack returns a bucket's unspent requests (caller holds b.mu).
-func (l *LeaseLimiter) giveBack(key string, b *leased) {
-	if b.tokens > 0 && b.rpm > 0 {
-		n, rpm := b.tokens, b.rpm
-		b.tokens = 0
-		go func() { _ = l.lessor.Return(key, n, rpm) }()
-	}
-}
-
-// returnLoop gives back leases that sat unspent past leaseTTL.
-func (l *LeaseLimiter) returnLoop() {
-	defer close(l.done)
-	t := time.NewTicker(leaseTTL / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case now := <-t.C:
-			for i := range l.shards {
-				s := &l.shards[i]
-				s.mu.Lock()
-				for key, b := range s.buckets {
-					if b.mu.TryLock() {
-						if now.After(b.expires) {
-							l.giveBack(key, b)
-							if b.tokens == 0 {
-								delete(s.buckets, key)
-							}
-						}
-						b.mu.Unlock()
-					}
-				}
-				s.mu.Unlock()
-			}
-		}
-	}
 }
 
 // Close stops the return loop and gives back every unspent lease, so a
 // node that stops cleanly strands nothing. (A node that dies strands at
 // most one lease per bucket, which the bucket refills at its rate.)
 func (l *LeaseLimiter) Close() {
-	close(l.stop)
-	<-l.done
-	for i := range l.shards {
-		s := &l.shards[i]
-		s.mu.Lock()
-		for key, b := range s.buckets {
-			b.mu.Lock()
-			if b.tokens > 0 && b.rpm > 0 {
-				_ = l.lessor.Return(key, b.tokens, b.rpm)
-				b.tokens = 0
-			}
-			b.mu.Unlock()
-		}
-		s.mu.Unlock()
-	}
+	l.c.close()
+	l.c.drain()
 }

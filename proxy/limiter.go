@@ -4,43 +4,38 @@ import (
 	"hash/maphash"
 	"sync"
 	"time"
+
+	"zenmux/ledger"
 )
 
-// Limiter is the per-account token bucket of SPEC Q8: it holds `burst`
-// requests and refills `rpm` a minute. State is sharded by key so that
-// accounts never contend on one lock; each shard's map only holds buckets
-// that were used, and idle buckets that are full again are dropped.
+// Limiter is the per-account token bucket (Q8) of a single node: it holds
+// `burst` requests and refills `rpm` a minute, counted by ledger.GCRA, the
+// arithmetic of the cluster's replicated buckets too. State is sharded by
+// key so that accounts never contend on one lock; each shard's map only
+// holds buckets that were used, and idle buckets that are full again are
+// dropped.
 type Limiter struct {
 	seed   maphash.Seed
 	shards [limiterShards]limiterShard
 }
 
-const (
-	limiterShards = 64
-	minute        = int64(time.Minute)
-)
+// limiterShards is how many locks the per-key caches spread over.
+const limiterShards = 64
 
 type limiterShard struct {
-	mu      sync.Mutex
-	buckets map[string]*bucket
-	sweeps  int
+	mu   sync.Mutex
+	tats map[string]int64 // each bucket's GCRA theoretical arrival time
+	// sweeps counts new buckets, to sweep once every 1,024 of them.
+	sweeps int
 }
 
 // NewLimiter returns an empty limiter.
 func NewLimiter() *Limiter {
 	l := &Limiter{seed: maphash.MakeSeed()}
 	for i := range l.shards {
-		l.shards[i].buckets = map[string]*bucket{}
+		l.shards[i].tats = map[string]int64{}
 	}
 	return l
-}
-
-// bucket is a token bucket kept as GCRA's theoretical arrival time: tat
-// is when the bucket would be full again. Everything is exact integer
-// nanoseconds, so rounding never loses a request over time.
-type bucket struct {
-	tat        int64
-	rpm, burst int64
 }
 
 // Decision is one Take's answer, with what the x-ratelimit headers show.
@@ -55,34 +50,19 @@ type Decision struct {
 }
 
 // Take spends one request from key's bucket at now, creating a full bucket
-// on first use. A plan change (rpm or burst) applies at once.
+// on first use. A plan change (rpm or burst) applies at once: the bucket
+// is only its time, read with the rates of each request.
 func (l *Limiter) Take(key string, rpm, burst int64, now int64) Decision {
 	s := &l.shards[maphash.String(l.seed, key)%limiterShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := s.buckets[key]
-	if b == nil {
+	tat, ok := s.tats[key]
+	if !ok {
 		s.sweep(now)
-		b = &bucket{tat: now}
-		s.buckets[key] = b
 	}
-	b.rpm, b.burst = rpm, burst
-	interval := minute / rpm
-	if b.tat < now {
-		b.tat = now
-	}
-	slack := (burst - 1) * interval // debt the bucket can hold and still admit
-	d := Decision{Limit: rpm}
-	if b.tat-now <= slack {
-		b.tat += interval
-		d.Allowed = true
-	}
-	debt := b.tat - now
-	d.Remaining = max(0, (burst*interval-debt)/interval)
-	if wait := debt - slack; wait > 0 {
-		d.Reset = time.Duration(wait)
-	}
-	return d
+	g := ledger.GCRA{RPM: rpm, Burst: burst}.Take(tat, now, 1)
+	s.tats[key] = g.TAT
+	return Decision{Allowed: g.Granted == 1, Limit: rpm, Remaining: g.Remaining, Reset: time.Duration(g.Wait)}
 }
 
 // sweep drops buckets that have refilled completely (they carry no
@@ -93,9 +73,9 @@ func (s *limiterShard) sweep(now int64) {
 	if s.sweeps%1024 != 0 {
 		return
 	}
-	for k, b := range s.buckets {
-		if b.tat <= now {
-			delete(s.buckets, k)
+	for k, tat := range s.tats {
+		if tat <= now {
+			delete(s.tats, k)
 		}
 	}
 }

@@ -1244,3 +1244,26 @@ func TestLimitsRequestIDAndBillingHeaders(t *testing.T) {
 		seen("413", r.Header.Get("x-zenmux-request-id"))
 	}
 }
+
+// The buckets' rates come from the node's validated configuration; the
+// proxy has no defaults for them, so a rate outside 1..MaxRateLimit is
+// refused instead of dividing by zero or guessing.
+func TestNewRefusesRatesOutOfRange(t *testing.T) {
+	ok := Options{PaygRPM: 600, PaygBurst: 600, CountTokensRPM: 100, CountTokensBurst: 20}
+	if _, err := New(ok); err != nil {
+		t.Fatalf("valid rates refused: %v", err)
+	}
+	for name, bad := range map[string]func(*Options){
+		"PaygRPM":          func(o *Options) { o.PaygRPM = 0 },
+		"PaygBurst":        func(o *Options) { o.PaygBurst = -1 },
+		"CountTokensRPM":   func(o *Options) { o.CountTokensRPM = ledger.MaxRateLimit + 1 },
+		"CountTokensBurst": func(o *Options) { o.CountTokensBurst = 0 },
+	} {
+		o := ok
+		bad(&o)
+		s, err := New(o)
+		if !errors.Is(err, ErrInvalidOptions) || s != nil || !strings.Contains(err.Error(), name+" is ") {
+			t.Errorf("%s out of range: %v, %v; want ErrInvalidOptions naming it", name, s, err)
+		}
+	}
+}

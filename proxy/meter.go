@@ -87,7 +87,7 @@ func anthropicFields(u *Usage, v *fastjson.Value) {
 	}
 }
 
-// meter follows one answer and decides what to charge (SPEC Q7).
+// meter follows one answer and decides what to charge (Q7).
 type meter struct {
 	format Format
 	p      *fastjson.Parser

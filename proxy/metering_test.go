@@ -1152,7 +1152,10 @@ func newGatewayWith(t testing.TB, o gatewayOptions, wrap func(ChargeProposer) Ch
 	if tune != nil {
 		tune(&opts)
 	}
-	g.Server = New(opts)
+	var err error
+	if g.Server, err = New(opts); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

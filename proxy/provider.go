@@ -61,7 +61,7 @@ type Provider interface {
 	Do(call *Call) (*Response, error)
 }
 
-// Upstream failures, before any answer: not charged (SPEC Q7).
+// Upstream failures, before any answer: not charged (Q7).
 var (
 	ErrUpstreamUnreachable = errors.New("upstream_error")
 	ErrUpstreamTimeout     = errors.New("upstream_timeout")

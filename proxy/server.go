@@ -20,7 +20,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
-	"zenmux/config"
 	"zenmux/ledger"
 )
 
@@ -35,14 +34,16 @@ type Options struct {
 	// Charges receives completed requests' charges.
 	Charges *Batcher
 	// AckQuorum holds a response's last bytes until its charge is
-	// committed (SPEC C2); false releases them at once ("async").
+	// committed (C2); false releases them at once ("async").
 	AckQuorum bool
 	// Providers by name, as the catalog's models name them.
 	Providers map[string]Provider
-	// PaygRPM and PaygBurst are pay-as-you-go keys' own bucket (Q8).
+	// PaygRPM and PaygBurst are pay-as-you-go keys' own bucket (Q8),
+	// each 1..ledger.MaxRateLimit.
 	PaygRPM, PaygBurst int64
 	// CountTokensRPM and CountTokensBurst are an account's bucket for
-	// count_tokens, which is free but limited (WIRE.md §3.5).
+	// count_tokens, which is free but limited (W3.5), each
+	// 1..ledger.MaxRateLimit.
 	CountTokensRPM, CountTokensBurst int64
 	// Ready reports whether the node can serve (for /readyz).
 	Ready func() bool
@@ -72,23 +73,26 @@ type Server struct {
 	seq      atomic.Uint64
 }
 
-// New returns a gateway.
-func New(o Options) *Server {
+// ErrInvalidOptions refuses Options that cannot make a gateway.
+var ErrInvalidOptions = errors.New("invalid proxy options")
+
+// New returns a gateway. The buckets' rates are the node's (validated
+// configuration): the proxy has no defaults of its own for them, and a
+// rate out of 1..ledger.MaxRateLimit is ErrInvalidOptions.
+func New(o Options) (*Server, error) {
+	for _, r := range [...]struct {
+		name string
+		v    int64
+	}{{"PaygRPM", o.PaygRPM}, {"PaygBurst", o.PaygBurst}, {"CountTokensRPM", o.CountTokensRPM}, {"CountTokensBurst", o.CountTokensBurst}} {
+		if r.v < 1 || r.v > ledger.MaxRateLimit {
+			return nil, fmt.Errorf("%w: %s is %d, want 1..%d", ErrInvalidOptions, r.name, r.v, ledger.MaxRateLimit)
+		}
+	}
 	if o.MaxUpstreamBody <= 0 {
 		o.MaxUpstreamBody = 64 << 20
 	}
 	if o.CommitTimeout <= 0 {
 		o.CommitTimeout = 30 * time.Second
-	}
-	// A bucket of zero would divide by zero: unset means config's default.
-	def := config.Default()
-	for _, d := range []struct {
-		v   *int64
-		def int
-	}{{&o.PaygRPM, def.Payg.RPM}, {&o.PaygBurst, def.Payg.Burst}, {&o.CountTokensRPM, def.Proxy.CountTokensRPM}, {&o.CountTokensBurst, def.Proxy.CountTokensBurst}} {
-		if *d.v <= 0 {
-			*d.v = int64(d.def)
-		}
 	}
 	h := fnv.New32a()
 	h.Write([]byte(o.NodeID))
@@ -99,8 +103,10 @@ func New(o Options) *Server {
 		o:        o,
 		limiter:  o.Limiter,
 		reserved: reservations{m: map[string]int64{}},
-		prefix:   fmt.Sprintf("req_%08x_%x_", h.Sum32(), time.Now().UnixNano()),
-	}
+		// The start time tells this run's ids from an earlier run's: a
+		// nonce, so it is the wall clock even when Now is frozen.
+		prefix: fmt.Sprintf("req_%08x_%x_", h.Sum32(), time.Now().UnixNano()),
+	}, nil
 }
 
 // requestID is unique across nodes (node hash), restarts (start time) and
@@ -337,7 +343,8 @@ func orDefault(s, def string) string {
 // takeRate spends one request from a token bucket (Q8) and sets the
 // rate-limit headers: OpenAI's x-ratelimit-*, and on the Anthropic surface
 // also anthropic-ratelimit-requests-* (W3.7: the reset an RFC 3339
-// time). Over the bucket: 429 with Retry-After.
+// time). Over the bucket: 429 with Retry-After. Every reset shown is
+// rounded up to its resolution, so that it is never early.
 func (s *Server) takeRate(ctx *fasthttp.RequestCtx, bucket string, rpm, burst, now int64, anthropic bool) *apiError {
 	d := s.limiter.Take(bucket, rpm, burst, now)
 	if d.Unavailable {
@@ -347,7 +354,7 @@ func (s *Server) takeRate(ctx *fasthttp.RequestCtx, bucket string, rpm, burst, n
 	var num [40]byte
 	h.SetBytesV("x-ratelimit-limit-requests", strconv.AppendInt(num[:0], d.Limit, 10))
 	h.SetBytesV("x-ratelimit-remaining-requests", strconv.AppendInt(num[:0], d.Remaining, 10))
-	h.SetBytesV("x-ratelimit-reset-requests", append(strconv.AppendInt(num[:0], d.Reset.Milliseconds(), 10), "ms"...))
+	h.SetBytesV("x-ratelimit-reset-requests", append(strconv.AppendInt(num[:0], int64((d.Reset+time.Millisecond-1)/time.Millisecond), 10), "ms"...))
 	if anthropic {
 		h.SetBytesV("anthropic-ratelimit-requests-limit", strconv.AppendInt(num[:0], d.Limit, 10))
 		h.SetBytesV("anthropic-ratelimit-requests-remaining", strconv.AppendInt(num[:0], d.Remaining, 10))
@@ -356,7 +363,7 @@ func (s *Server) takeRate(ctx *fasthttp.RequestCtx, bucket string, rpm, burst, n
 	}
 	if !d.Allowed {
 		h.Set("Retry-After", strconv.FormatInt(int64((d.Reset+time.Second-1)/time.Second), 10))
-		return newAPIError(429, "rate_limit_exceeded", fmt.Sprintf("rate limit of %d requests a minute (burst %d) reached; retry in %s", rpm, burst, d.Reset.Round(time.Second)))
+		return newAPIError(429, "rate_limit_exceeded", fmt.Sprintf("rate limit of %d requests a minute (burst %d) reached; retry in %s", rpm, burst, (d.Reset+time.Second-1).Truncate(time.Second)))
 	}
 	return nil
 }
