@@ -50,10 +50,18 @@ func statusOf(err error) (int, string) {
 		return fasthttp.StatusConflict, "refund_not_eligible"
 	case errors.Is(err, ledger.ErrConflict):
 		return fasthttp.StatusConflict, "conflict"
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, ErrUnavailable), temporary(err):
 		return fasthttp.StatusServiceUnavailable, "unavailable"
 	}
 	return fasthttp.StatusInternalServerError, "internal_error"
+}
+
+// temporary reports an error that says of itself that it is unavailable
+// (the cluster's no leader, leader unreachable, commit timed out), so the
+// store's errors map to 503 without admin importing the store's package.
+func temporary(err error) bool {
+	var u interface{ Unavailable() bool }
+	return errors.As(err, &u) && u.Unavailable()
 }
 
 type errorBody struct {

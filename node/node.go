@@ -20,25 +20,12 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"zenmux/admin"
+	"zenmux/cluster"
 	"zenmux/config"
-	"zenmux/ledger"
+	"zenmux/internal/zlog"
 	"zenmux/proxy"
 	"zenmux/raftfsm"
 )
-
-// proposeTimeout bounds one replicated write.
-const proposeTimeout = 10 * time.Second
-
-// Node is one running zenmuxd.
-type Node struct {
-	cfg   *config.Config
-	log   zerolog.Logger
-	store *raftfsm.Store
-	token string           // cluster token for node-to-node calls ("" without a secret)
-	peers *fasthttp.Client // persistent connections to other nodes' admin listeners
-	// barriers shares a follower's read barriers among concurrent callers.
-	barriers barriers
-}
 
 // Run starts a node and blocks until ctx is done, then shuts it down.
 func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
@@ -59,45 +46,33 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	store, err := raftfsm.Open(raftfsm.Options{
-		NodeID: cfg.Node.ID, Dir: cfg.Node.DataDir, RaftAddr: cfg.Node.RaftListen, RaftAdvertise: cfg.Node.AdvertiseRaft, Bootstrap: cfg.Cluster.Bootstrap, Secret: secret,
-		SnapshotEvery: uint64(cfg.Cluster.SnapshotEntries), TLS: peerTLS, MemTableMB: cfg.Node.MemtableMB,
+	mode := cluster.Single
+	if cfg.Cluster.Clustered() {
+		mode = cluster.Clustered
+	}
+	rep, err := cluster.Open(cluster.Options{
+		Mode: mode,
+		Raft: raftfsm.Options{
+			NodeID: cfg.Node.ID, Dir: cfg.Node.DataDir, RaftAddr: cfg.Node.RaftListen, RaftAdvertise: cfg.Node.AdvertiseRaft, Bootstrap: cfg.Cluster.Bootstrap, Secret: secret,
+			SnapshotEvery: uint64(cfg.Cluster.SnapshotEntries), TLS: peerTLS, MemTableMB: cfg.Node.MemtableMB, Log: log,
+		},
+		AdminAddr: cfg.Node.AdminAddr(), RaftAddr: cfg.Node.RaftAddr(), Join: cfg.Cluster.Join, Log: log,
 	})
 	if err != nil {
 		return err
 	}
-	n := &Node{cfg: cfg, log: log, store: store,
-		peers: &fasthttp.Client{Name: "zenmuxd-peer", MaxConnsPerHost: 64, MaxIdleConnDuration: time.Minute,
-			ReadTimeout: proposeTimeout + 5*time.Second, WriteTimeout: proposeTimeout, TLSConfig: peerTLS}}
-	if len(secret) > 0 {
-		n.token = clusterToken(secret)
-	}
 	defer func() {
-		if err := store.Close(); err != nil {
+		if err := rep.Close(); err != nil {
 			log.Error().Err(err).Msg("close store")
 		}
 	}()
-	if !cfg.Cluster.Bootstrap && len(cfg.Cluster.Join) > 0 && !store.HasMembership() {
-		if err := n.joinLoop(ctx); err != nil {
-			return err
-		}
-	}
-	for store.WaitLeader(10*time.Second) != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		log.Warn().Msg("no raft leader yet")
-	}
-	if err := n.seed(); err != nil {
+	if err := rep.Start(ctx); err != nil {
 		return err
 	}
-	if n.token != "" {
-		// A node that starts holds no quota allowance in memory: forget
-		// whatever the ledger still counts for it from before.
-		if _, err := ledger.Propose(n, &ledger.ResetNode{Node: cfg.Node.ID}); err != nil {
-			log.Warn().Err(err).Msg("could not release this node's old quota allowances")
-		}
+	if err := seed(cfg, rep); err != nil {
+		return err
 	}
+	rep.ReleaseAllowances()
 
 	adminLn, err := listenAdmin(cfg.Node.AdminListen, peerTLS)
 	if err != nil {
@@ -108,15 +83,16 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		adminLn.Close()
 		return fmt.Errorf("proxy listen: %w", err)
 	}
-	api := admin.New(n, admin.Options{Token: token, TestClock: cfg.Node.TestClock})
+	api := admin.New(adminStore{rep}, admin.Options{Token: token, TestClock: cfg.Node.TestClock})
 	adminHandler := func(ctx *fasthttp.RequestCtx) {
 		if strings.HasPrefix(string(ctx.Path()), "/internal/") {
-			n.internal(ctx)
+			rep.InternalHandler(ctx)
 			return
 		}
 		api.Handler(ctx)
 	}
 	adminSrv := &fasthttp.Server{Handler: adminHandler, ErrorHandler: admin.TransportError, Name: "zenmuxd", MaxRequestBodySize: 1 << 20,
+		Logger:      zlog.NewPrinter(log.With().Str(zlog.NameField, "fasthttp.admin").Logger(), zerolog.WarnLevel),
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	providers, err := buildProviders(cfg)
 	if err != nil {
@@ -128,25 +104,25 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if cfg.Accounting.Ack == config.AckAsync {
 		batchOpts.Linger = time.Duration(cfg.Accounting.AsyncBatchWait)
 	}
-	charges := proxy.NewBatcher(n, batchOpts)
+	charges := proxy.NewBatcher(rep, batchOpts)
 	defer charges.Close()
 	var limiter proxy.RateLimiter
 	var allowances *proxy.Allowances
-	if n.token != "" {
+	if rep.Mode() == cluster.Clustered {
 		// In a cluster the rate bucket and the quota windows are shared:
 		// nodes lease requests and Flows from the replicated state.
-		ll := proxy.NewLeaseLimiter(n, n.clusterSize, proxy.LeaseOptions{Now: n.Now})
+		ll := proxy.NewLeaseLimiter(rep, rep.Size, proxy.LeaseOptions{Now: rep.Now})
 		defer ll.Close()
 		limiter = ll
-		allowances = proxy.NewAllowances(n, proxy.LeaseOptions{Now: n.Now})
+		allowances = proxy.NewAllowances(rep, proxy.LeaseOptions{Now: rep.Now})
 		defer allowances.Close()
 	}
 	gw, err := proxy.New(proxy.Options{
 		Limiter: limiter, Allowances: allowances,
-		NodeID: cfg.Node.ID, Ledger: store.Ledger, Now: n.Now, Charges: charges,
+		NodeID: cfg.Node.ID, Ledger: rep.Ledger, Now: rep.Now, Charges: charges,
 		AckQuorum: cfg.Accounting.Ack == config.AckQuorum, Providers: providers,
 		PaygRPM: int64(cfg.Payg.RPM), PaygBurst: int64(cfg.Payg.Burst),
-		CountTokensRPM: int64(cfg.Proxy.CountTokensRPM), CountTokensBurst: int64(cfg.Proxy.CountTokensBurst), Ready: n.Ready, Log: log, Refresh: n.refresh,
+		CountTokensRPM: int64(cfg.Proxy.CountTokensRPM), CountTokensBurst: int64(cfg.Proxy.CountTokensBurst), Ready: rep.Ready, Log: log, Refresh: rep.Refresh,
 	})
 	if err != nil {
 		adminLn.Close()
@@ -154,6 +130,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		return err
 	}
 	proxySrv := &fasthttp.Server{Handler: gw.Handler, ErrorHandler: gw.TransportError, Name: "zenmuxd",
+		Logger:             zlog.NewPrinter(log.With().Str(zlog.NameField, "fasthttp.proxy").Logger(), zerolog.WarnLevel),
 		MaxRequestBodySize: int(cfg.Proxy.MaxBodyBytes),
 		ReadTimeout:        5 * time.Minute, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 2)
@@ -161,7 +138,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	go func() { errc <- proxySrv.Serve(proxyLn) }()
 	tickDone := make(chan struct{})
 	tickCtx, stopTick := context.WithCancel(ctx)
-	go func() { defer close(tickDone); n.tickLoop(tickCtx) }()
+	go func() { defer close(tickDone); rep.TickLoop(tickCtx) }()
 	log.Info().Str("node", cfg.Node.ID).Str("listen", proxyLn.Addr().String()).Str("admin", adminLn.Addr().String()).
 		Str("raft", cfg.Node.RaftListen).Str("advertise_admin", cfg.Node.AdminAddr()).Str("advertise_raft", cfg.Node.RaftAddr()).Msg("zenmuxd ready")
 
@@ -211,28 +188,6 @@ func adminToken(cfg *config.Config, log zerolog.Logger) ([]byte, error) {
 	return []byte(t), nil
 }
 
-// tickLoop proposes a Tick on the leader whenever a billing cycle has
-// ended, so renewals and cancellations show up without waiting for the
-// account's next request (S5).
-func (n *Node) tickLoop(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			// A Tick settles ended cycles, and starts the retry clock in
-			// state written before it existed.
-			if l := n.store.Ledger(); n.store.IsLeader() && (l.NextDue(n.Now()) || !l.RetryClockStarted()) {
-				if _, err := ledger.Propose(n, &ledger.Tick{}); err != nil {
-					n.log.Warn().Err(err).Msg("tick")
-				}
-			}
-		}
-	}
-}
-
 // buildProviders makes this node's upstream clients from config; provider
 // addresses and secrets are per node, never replicated.
 func buildProviders(cfg *config.Config) (map[string]proxy.Provider, error) {
@@ -256,4 +211,26 @@ func buildProviders(cfg *config.Config) (map[string]proxy.Provider, error) {
 		out[p.Name] = hp
 	}
 	return out, nil
+}
+
+// adminStore is the replica as the admin API sees it.
+type adminStore struct{ *cluster.Replica }
+
+// Cluster describes the members for GET /admin/v1/cluster.
+func (s adminStore) Cluster() (any, error) { return s.Replica.Cluster() }
+
+// loadSecret reads the cluster secret file ("" → no cluster secret).
+func loadSecret(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	s := strings.TrimSpace(string(raw))
+	if len(s) < 16 {
+		return nil, fmt.Errorf("cluster secret in %s is shorter than 16 characters", path)
+	}
+	return []byte(s), nil
 }

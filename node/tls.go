@@ -174,12 +174,3 @@ func listenAdmin(addr string, conf *tls.Config) (net.Listener, error) {
 	s.ClientAuth = tls.VerifyClientCertIfGiven
 	return tls.NewListener(ln, s), nil
 }
-
-// peerURL is the URL of path on another node's admin listener: https when
-// the peers client has a TLS config.
-func (n *Node) peerURL(addr, path string) string {
-	if n.peers.TLSConfig != nil {
-		return "https://" + addr + path
-	}
-	return "http://" + addr + path
-}

@@ -46,6 +46,9 @@ type Options struct {
 	// and client config: Certificates, ClientCAs and RootCAs (the cluster
 	// CA) are required. It needs Secret.
 	TLS *tls.Config
+	// Dial, when set, opens the TCP connections to peers instead of
+	// net.DialTimeout: tests put a network they can partition here.
+	Dial func(addr string, timeout time.Duration) (net.Conn, error)
 	// Timeouts; zero means the defaults below, tuned for loopback and LAN.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
@@ -128,6 +131,7 @@ func Open(o Options) (*Store, error) {
 		if serr != nil {
 			return nil, fmt.Errorf("raft transport: %w", serr)
 		}
+		stream.dial = o.Dial
 		s.trans = raft.NewNetworkTransportWithLogger(stream, 8, 10*time.Second, logger)
 	} else {
 		// Without a secret there are no peers: the plain transport wants

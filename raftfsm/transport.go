@@ -51,6 +51,8 @@ type authStream struct {
 	conns     chan net.Conn
 	closed    chan struct{}
 	closeOnce sync.Once
+	// dial opens a peer connection (nil: net.DialTimeout).
+	dial func(addr string, timeout time.Duration) (net.Conn, error)
 }
 
 const handshakeTimeout = 5 * time.Second
@@ -251,7 +253,13 @@ func (s *authStream) Dial(address raft.ServerAddress, timeout time.Duration) (ne
 		timeout = handshakeTimeout
 	}
 	deadline := time.Now().Add(timeout)
-	raw, err := net.DialTimeout("tcp", string(address), timeout)
+	dial := s.dial
+	if dial == nil {
+		dial = func(addr string, timeout time.Duration) (net.Conn, error) {
+			return net.DialTimeout("tcp", addr, timeout)
+		}
+	}
+	raw, err := dial(string(address), timeout)
 	if err != nil {
 		return nil, err
 	}
