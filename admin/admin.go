@@ -453,7 +453,6 @@ func newSecret(kind string) (secret string, hash [32]byte, last4 string) {
 	return secret, ledger.HashSecret(secret), secret[len(secret)-4:]
 }
 
-
 func (s *Server) createKey(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
 	var in struct {
 		Kind string `json:"kind"`
