@@ -24,7 +24,7 @@ const limiterShards = 64
 
 type limiterShard struct {
 	mu   sync.Mutex
-	tats map[string]int64 // each bucket's GCRA theoretical arrival time
+	tats map[string]*int64 // each bucket's GCRA time, by pointer: a Take hashes the key once
 	// sweeps counts new buckets, to sweep once every 1,024 of them.
 	sweeps int
 }
@@ -33,7 +33,7 @@ type limiterShard struct {
 func NewLimiter() *Limiter {
 	l := &Limiter{seed: maphash.MakeSeed()}
 	for i := range l.shards {
-		l.shards[i].tats = map[string]int64{}
+		l.shards[i].tats = map[string]*int64{}
 	}
 	return l
 }
@@ -56,12 +56,14 @@ func (l *Limiter) Take(key string, rpm, burst int64, now int64) Decision {
 	s := &l.shards[maphash.String(l.seed, key)%limiterShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tat, ok := s.tats[key]
-	if !ok {
+	tat := s.tats[key]
+	if tat == nil {
 		s.sweep(now)
+		tat = new(int64)
+		s.tats[key] = tat
 	}
-	g := ledger.GCRA{RPM: rpm, Burst: burst}.Take(tat, now, 1)
-	s.tats[key] = g.TAT
+	g := ledger.GCRA{RPM: rpm, Burst: burst}.Take(*tat, now, 1)
+	*tat = g.TAT
 	return Decision{Allowed: g.Granted == 1, Limit: rpm, Remaining: g.Remaining, Reset: time.Duration(g.Wait)}
 }
 
@@ -74,7 +76,7 @@ func (s *limiterShard) sweep(now int64) {
 		return
 	}
 	for k, tat := range s.tats {
-		if tat <= now {
+		if *tat <= now {
 			delete(s.tats, k)
 		}
 	}
