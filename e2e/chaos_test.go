@@ -733,27 +733,163 @@ func (w *chaosWrite) send(hc *http.Client, n *Node, acct string) {
 	w.acked = w.err == nil
 }
 
+// The nodes run raftfsm's default Raft timeouts (raftfsm/store.go; the
+// config does not set them): a follower that hears no heartbeat for a
+// random 1–2× heartbeat timeout stands for election, and a candidate that
+// gets no majority tries again after a random 1–2× election timeout.
+const (
+	chaosRaftHeartbeat = time.Second
+	chaosRaftElection  = time.Second
+)
+
+// chaosStallMargin is the time a healthy node may take, once a new leader
+// is elected, to notice it and retry a forwarded call on it: the calls
+// check for a leader change every 20 ms and retry after a short backoff;
+// the rest is room for a loaded CI machine.
+const chaosStallMargin = time.Second
+
+// chaosStallBound is the longest the healthy nodes may stall while the
+// leader is frozen: an election of at most two rounds (a follower stands at
+// most 2× heartbeat after the last one; a split vote costs one more round
+// of at most 2× election timeout) plus the margin. That is 5 s, half of the
+// 10 s a forwarded call waited on the frozen leader before it gave up on a
+// leader change.
+const chaosStallBound = 2*chaosRaftHeartbeat + 2*chaosRaftElection + chaosStallMargin
+
+// chaosProbe is one request sent to a healthy node while the leader is
+// frozen, to measure how long that node stalls.
+type chaosProbe struct {
+	node   string
+	kind   string // "chat" (a proxied completion) or "admin" (an account creation)
+	sentAt time.Time
+	doneAt time.Time
+	ok     bool   // chat answered 200, or the account created (201)
+	status int    // 0 when no answer arrived
+	code   string // the error code of a refusal
+	err    error
+}
+
+// chaosProbeKinds are the requests the stall probes send.
+var chaosProbeKinds = []string{"chat", "admin"}
+
+// sendChaosProbe sends one probe of kind to n: a chat completion on the
+// echo model with the subscription key, or an account creation.
+func sendChaosProbe(hc *http.Client, n *Node, kind, key string, seq int) *chaosProbe {
+	p := &chaosProbe{node: n.ID, kind: kind, sentAt: time.Now()}
+	var r *Response
+	switch kind {
+	case "chat":
+		r, p.err = chaosTry(context.Background(), hc, "POST", n.Proxy+"/v1/chat/completions",
+			`{"model":"chaos/echo","max_tokens":4,"messages":[{"role":"user","content":"stall probe"}]}`, "Authorization: Bearer "+key)
+		p.ok = p.err == nil && r.Status == 200
+	default:
+		r, p.err = chaosAdmin(hc, n, "POST", "/admin/v1/accounts",
+			fmt.Sprintf(`{"email":"stall-%s-%d-%d@example.com","name":"Stall"}`, n.ID, seq, time.Now().UnixNano()))
+		p.ok = p.err == nil && r.Status == 201
+	}
+	p.doneAt = time.Now()
+	if r != nil {
+		p.status = r.Status
+		if !p.ok {
+			p.code, _ = chaosCleanError(r.Status, r.Body)
+		}
+	}
+	return p
+}
+
+// chaosStall is what the probes of one kind on one node saw of a freeze.
+type chaosStall struct {
+	sent      int           // probes sent during the freeze
+	succeeded int           // of them, answered successfully
+	first     time.Duration // from the freeze to the first success; -1 if none
+	before    int           // probes sent before the first success arrived
+	slowest   time.Duration // the longest single probe, failed ones included
+	failures  map[string]int
+}
+
+// stallOf summarizes the probes of kind on node, the freeze starting at
+// stoppedAt.
+func stallOf(probes []*chaosProbe, node, kind string, stoppedAt time.Time) chaosStall {
+	s := chaosStall{first: -1, failures: map[string]int{}}
+	var firstAt time.Time
+	for _, p := range probes {
+		if p.node != node || p.kind != kind {
+			continue
+		}
+		s.sent++
+		s.slowest = max(s.slowest, p.doneAt.Sub(p.sentAt))
+		if p.ok {
+			s.succeeded++
+			if firstAt.IsZero() || p.doneAt.Before(firstAt) {
+				firstAt = p.doneAt
+			}
+			continue
+		}
+		if p.err != nil && p.status == 0 {
+			s.failures["transport"]++
+		} else {
+			s.failures[strings.TrimSpace(fmt.Sprint(p.status, " ", p.code))]++
+		}
+	}
+	if firstAt.IsZero() {
+		return s
+	}
+	s.first = firstAt.Sub(stoppedAt)
+	for _, p := range probes {
+		if p.node == node && p.kind == kind && p.sentAt.Before(firstAt) {
+			s.before++
+		}
+	}
+	return s
+}
+
 // TestChaosLeaderSIGSTOP: the leader freezes (SIGSTOP) under a light load of
 // top-ups through the followers, then wakes (SIGCONT). Rule C2/C4: no
 // acknowledged write is lost and, once the unacknowledged ones are retried
 // with their keys, every key is applied exactly once; a retry of an
 // acknowledged key answers the first result. Rule C3: the others elect a
-// leader and go on writing during the freeze; the old leader steps down and
-// catches up.
+// leader and go on writing during the freeze, stalling no longer than the
+// election takes (chaosStallBound), not until a call to the frozen leader
+// times out; the old leader steps down and catches up.
 func TestChaosLeaderSIGSTOP(t *testing.T) {
 	var (
-		before   = time.Second
-		frozen   = chaosSize(4*time.Second, 10*time.Second)
-		after    = chaosSize(time.Second, 2*time.Second)
-		interval = 50 * time.Millisecond
+		before = time.Second
+		// The freeze outlasts chaosStallBound, so that a stall up to the
+		// bound is seen while the leader is still frozen.
+		frozen     = chaosSize(chaosStallBound+time.Second, 10*time.Second)
+		after      = chaosSize(time.Second, 2*time.Second)
+		interval   = 50 * time.Millisecond
+		probeEvery = 100 * time.Millisecond
 	)
 	nodes := startClusterSpec(t, clusterSpec{nodes: 3, tail: chaosConfig("")})
 	acct, _ := chaosAccount(t, nodes[0])
+	// The probes charge another account, so that the top-ups' balance
+	// stays exact.
+	_, probeKey := chaosAccount(t, nodes[0])
 	leader := chaosLeader(t, nodes)
 	var followers []*Node
 	for _, n := range nodes {
 		if n != leader {
 			followers = append(followers, n)
+		}
+	}
+	// The client waits longer than the old 10 s, so that a probe stuck on
+	// the frozen leader shows its whole wait.
+	probeHC := chaosHTTP(15 * time.Second)
+	// Every probe works on every healthy node before the freeze, so that a
+	// failure during it is the freeze's (bounded: 20 tries, 10 s).
+	for _, f := range followers {
+		for _, kind := range chaosProbeKinds {
+			var p *chaosProbe
+			for try, d := 0, time.Now().Add(10*time.Second); try < 20 && time.Now().Before(d); try++ {
+				if p = sendChaosProbe(probeHC, f, kind, probeKey, try); p.ok {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if !p.ok {
+				t.Fatalf("%s probe on %s before the freeze: status %d, %v", kind, f.ID, p.status, p.err)
+			}
 		}
 	}
 	pid := leader.cmd.Process.Pid
@@ -791,14 +927,51 @@ func TestChaosLeaderSIGSTOP(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("SIGSTOP leader %s (pid %d) for %s", leader.ID, pid, frozen)
+	// Stall probes: from the freeze until SIGCONT, every probeEvery each
+	// healthy node gets one probe of each kind, each in its own goroutine so
+	// that a stuck probe does not delay the next.
+	var (
+		probesMu sync.Mutex
+		probes   []*chaosProbe
+		probeWG  sync.WaitGroup
+	)
+	stopProbes := make(chan struct{})
+	probesSent := make(chan struct{})
+	go func() {
+		defer close(probesSent)
+		tick := time.NewTicker(probeEvery)
+		defer tick.Stop()
+		for round := 0; round <= int(frozen/probeEvery); round++ {
+			if round > 0 {
+				select {
+				case <-stopProbes:
+					return
+				case <-tick.C:
+				}
+			}
+			for _, f := range followers {
+				for _, kind := range chaosProbeKinds {
+					probeWG.Add(1)
+					go func() {
+						defer probeWG.Done()
+						p := sendChaosProbe(probeHC, f, kind, probeKey, round)
+						probesMu.Lock()
+						probes = append(probes, p)
+						probesMu.Unlock()
+					}()
+				}
+			}
+		}
+	}()
 	// During the freeze the followers elect one of themselves (C3).
 	newLeader := ""
+	var electedAfter time.Duration
 	probe := chaosHTTP(2 * time.Second)
 	for time.Since(stoppedAt) < frozen && newLeader == "" {
 		for _, f := range followers {
 			if id, _, err := chaosClusterView(probe, f); err == nil && id != "" && id != leader.ID {
-				newLeader = id
-				t.Logf("t+%.1fs: %s reports leader %s", time.Since(stoppedAt).Seconds(), f.ID, id)
+				newLeader, electedAfter = id, time.Since(stoppedAt)
+				t.Logf("t+%.1fs: %s reports leader %s", electedAfter.Seconds(), f.ID, id)
 				break
 			}
 		}
@@ -807,6 +980,8 @@ func TestChaosLeaderSIGSTOP(t *testing.T) {
 	if d := frozen - time.Since(stoppedAt); d > 0 {
 		time.Sleep(d)
 	}
+	close(stopProbes)
+	<-probesSent
 	contAt := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -859,6 +1034,36 @@ func TestChaosLeaderSIGSTOP(t *testing.T) {
 		len(writes), acked, duringFreeze, maxLatency.Round(time.Millisecond), unacked, statuses)
 	if duringFreeze == 0 {
 		t.Errorf("rule C3: no write was acknowledged in the second half of the leader's freeze")
+	}
+
+	// The stall on each healthy node: from SIGSTOP to the first probe
+	// answered successfully, and the slowest single probe of the freeze.
+	// Rule C3: both end once the election does (the new leader as the test
+	// saw it named, which is no earlier than it was elected) plus the
+	// margin, and never later than chaosStallBound; not when a call to the
+	// frozen leader times out.
+	probeWG.Wait()
+	limit := chaosStallBound
+	if newLeader != "" {
+		limit = min(limit, electedAfter+chaosStallMargin)
+	}
+	for _, f := range followers {
+		for _, kind := range chaosProbeKinds {
+			s := stallOf(probes, f.ID, kind, stoppedAt)
+			t.Logf("stall on %s (%s): first success %s after the freeze (%d probes sent by then; new leader named at t+%s), slowest probe %s; %d of %d probes succeeded, failures %v",
+				f.ID, kind, s.first.Round(time.Millisecond), s.before, electedAfter.Round(time.Millisecond), s.slowest.Round(time.Millisecond), s.succeeded, s.sent, s.failures)
+			switch {
+			case s.first < 0:
+				t.Errorf("rule C3: none of %d %s probes on %s succeeded during the freeze: %v", s.sent, kind, f.ID, s.failures)
+			case s.first > limit:
+				t.Errorf("rule C3: %s stalled %s (%s) after the leader froze, want ≤ %s (new leader named at t+%s; bound %s)",
+					f.ID, s.first.Round(time.Millisecond), kind, limit.Round(time.Millisecond), electedAfter.Round(time.Millisecond), chaosStallBound)
+			}
+			if s.slowest > limit {
+				t.Errorf("rule C3: one %s probe on %s took %s during the freeze, want ≤ %s (new leader named at t+%s; bound %s)",
+					kind, f.ID, s.slowest.Round(time.Millisecond), limit.Round(time.Millisecond), electedAfter.Round(time.Millisecond), chaosStallBound)
+			}
+		}
 	}
 
 	chaosWaitStable(t, nodes, 30*time.Second)
