@@ -511,7 +511,7 @@ func Encode(cmd Command, nowNanos int64) ([]byte, error) {
 
 // encodable checks the limits decodeBinary enforces.
 func (cb *ChargeBatch) encodable() error {
-	if len(cb.Charges) > maxBatchCharges {
+	if len(cb.Charges) > MaxBatchCharges {
 		return fmt.Errorf("%w: %d charges in one batch", ErrTooLarge, len(cb.Charges))
 	}
 	for i := range cb.Charges {
@@ -608,12 +608,8 @@ func (cb *ChargeBatch) appendBinary(b []byte) []byte {
 	return b
 }
 
-// maxBatchCharges bounds a decoded batch so a garbled count cannot make a
-// replica allocate without limit.
-const (
-	maxBatchCharges = 100_000
-	maxStringBytes  = 1024
-)
+// maxStringBytes bounds each string of a charge, encoded and decoded.
+const maxStringBytes = 1024
 
 type reader struct {
 	b   []byte
@@ -680,7 +676,7 @@ func (cb *ChargeBatch) decodeBinary(b []byte, version byte) error {
 		cb.Retry = r.byte1()&batchRetry != 0
 	}
 	n := r.uvarint()
-	if r.err == nil && n > maxBatchCharges {
+	if r.err == nil && n > MaxBatchCharges {
 		return fmt.Errorf("%w: batch of %d charges", ErrBadCommand, n)
 	}
 	cb.Charges = make([]Charge, 0, n)
