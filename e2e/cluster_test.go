@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"zenmux/ledger"
 )
 
 // startCluster starts n real zenmuxd processes on 127.0.0.1 (see
@@ -319,9 +321,10 @@ plans = ["free", "pro"]
 	key := nodes[0].AdminDo("POST", "/admin/v1/accounts/"+acct+"/keys", `{"kind":"subscription","name":"k"}`).JSON(t)["key"].(string)
 	body := `{"model":"test/pricey","max_tokens":4,"messages":[{"role":"user","content":"one two three four"}]}`
 	// The estimate: ceil(len(body)/4) input + 4 output tokens at $1000 per
-	// million each, in Flows at $0.03283.
+	// million each (1,000 µUSD a token), in µFlows at 32,830 µUSD a Flow,
+	// rounded up.
 	estTokens := int64((len(body)+3)/4 + 4)
-	estFlows := float64(estTokens) * 1000 / 1e6 / 0.03283
+	estMicroFlows := (estTokens*1000*1_000_000 + 32_829) / 32_830
 	ok, refused := 0, 0
 	for i := 0; i < 15; i++ { // one burst: the bucket may strand a lease, the quota decides the rest
 		r := Do(t, "POST", nodes[i%3].Proxy+"/v1/chat/completions", body, "Authorization: Bearer "+key)
@@ -336,11 +339,13 @@ plans = ["free", "pro"]
 		}
 	}
 	u := nodes[2].AdminDo("GET", "/admin/v1/accounts/"+acct+"/usage", "").JSON(t)
-	var used float64
-	fmt.Sscan(Get(u, "window_5h.used_flows"), &used)
-	t.Logf("%d admitted, %d refused; window_5h used %.6f of 5 Flows; one request ≤ %.6f Flows", ok, refused, used, estFlows)
-	if bound := 5 + 3*estFlows; used > bound {
-		t.Fatalf("used %.6f Flows > limit 5 + B_flows (2 requests) + one request = %.6f", used, bound)
+	used, err := ledger.ParseDecimal(fmt.Sprint(Get(u, "window_5h.used_flows")), 6, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d admitted, %d refused; window_5h used %d of 5,000,000 µFlows; one request ≤ %d µFlows", ok, refused, used, estMicroFlows)
+	if bound := 5_000_000 + 3*estMicroFlows; used > bound {
+		t.Fatalf("used %d µFlows > limit 5 Flows + B_flows (2 requests) + one request = %d", used, bound)
 	}
 	if refused == 0 {
 		t.Fatal("the window was never enforced")
