@@ -1,6 +1,6 @@
 package e2e
 
-// Chaos tests of the replicated billing ledger (SPEC C1–C4, Q7): kill -9 the
+// Chaos tests of the replicated billing ledger (C1–C4, Q7): kill -9 the
 // leader under proxy traffic, freeze it with SIGSTOP under money writes, and
 // let a follower fall behind far enough to need a snapshot.
 //

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Durability of acknowledged money moves (SPEC C2) and exactly-once
+// Durability of acknowledged money moves (C2) and exactly-once
 // application of Idempotency-Keys (C4) across kill -9 and clean restarts.
 
 // topUp is one planned balance top-up: a distinct key, a distinct amount.

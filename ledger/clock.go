@@ -20,7 +20,7 @@ const (
 )
 
 // addMonths returns anchor moved n calendar months forward in UTC, with the
-// day of month clamped to the target month's last day (SPEC S2): an anchor
+// day of month clamped to the target month's last day (S2): an anchor
 // on Jan 31 gives Feb 28 (or 29), then Mar 31.
 func addMonths(anchorNanos int64, n int) int64 {
 	t := time.Unix(0, anchorNanos).UTC()

@@ -1,9 +1,9 @@
 package ledger
 
-// DefaultNanoUSDPerFlow is the seed's rate, 1 Flow ≈ $0.03283 (SPEC M3).
+// DefaultNanoUSDPerFlow is the seed's rate, 1 Flow ≈ $0.03283 (M3).
 const DefaultNanoUSDPerFlow = 32_830_000
 
-// DefaultPlans returns the plans of SPEC P1.
+// DefaultPlans returns the plans of P1 (docs/rules.md).
 func DefaultPlans() []Plan {
 	return []Plan{
 		{ID: "free", Name: "Free", PriceMicroUSD: 0, Window5hMicroFlows: 5_000000, WeeklyMicroFlows: 38_640000, MonthlyMicroFlows: 165_600000, RPM: 10, Burst: 15},

@@ -15,7 +15,7 @@ var (
 	ErrIdempotencyConflict = errors.New("idempotency_key_reused")
 	ErrNotEligible         = errors.New("refund_not_eligible")
 
-	// Admission (SPEC Q4, Q5, E3, P3, K3).
+	// Admission (Q4, Q5, E3, P3, K3).
 	ErrInvalidAPIKey       = errors.New("invalid_api_key")
 	ErrModelNotFound       = errors.New("model_not_found")
 	ErrModelNotInPlan      = errors.New("model_not_in_plan")

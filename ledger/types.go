@@ -9,7 +9,7 @@ import (
 // encodes the same on every replica; JSON is the storage form (versionable,
 // readable in a dump) and views.go renders the API shapes.
 
-// Plan is a subscription plan (SPEC P1). Amounts are micro-units.
+// Plan is a subscription plan (P1). Amounts are micro-units.
 type Plan struct {
 	ID                 string `json:"id"`
 	Name               string `json:"name"`
@@ -21,7 +21,7 @@ type Plan struct {
 	Burst              int64  `json:"burst"`
 }
 
-// Model is a catalog entry (SPEC M2, P3). Token prices are micro-USD per
+// Model is a catalog entry (M2, P3). Token prices are micro-USD per
 // million tokens; image and request prices are micro-USD.
 type Model struct {
 	ID                     string   `json:"id"`
@@ -36,7 +36,7 @@ type Model struct {
 	Plans                  []string `json:"plans"`
 }
 
-// AllowsPlan reports whether a plan may call the model (SPEC P3).
+// AllowsPlan reports whether a plan may call the model (P3).
 func (m *Model) AllowsPlan(planID string) bool {
 	for _, p := range m.Plans {
 		if p == planID {
@@ -46,13 +46,13 @@ func (m *Model) AllowsPlan(planID string) bool {
 	return false
 }
 
-// RatePoint is one entry of the rate history (SPEC M3).
+// RatePoint is one entry of the rate history (M3).
 type RatePoint struct {
 	NanoUSDPerFlow int64 `json:"nano_usd_per_flow"`
 	At             int64 `json:"at"`
 }
 
-// Window is a rolling quota window (SPEC Q1, Q2) or the monthly period
+// Window is a rolling quota window (Q1, Q2) or the monthly period
 // (Q3). A rolling window is active while StartedAt ≤ now < ResetsAt.
 type Window struct {
 	StartedAt      int64 `json:"started_at"`
@@ -60,7 +60,7 @@ type Window struct {
 	UsedMicroFlows int64 `json:"used_micro_flows"`
 }
 
-// Subscription is the paid billing cycle of an account (SPEC S1-S5). A
+// Subscription is the paid billing cycle of an account (S1-S5). A
 // Free account has Plan "free" and no cycle; its monthly period is
 // anchored at the account's creation (Q3).
 type Subscription struct {
@@ -89,7 +89,7 @@ type Payment struct {
 	RefundRef string `json:"refund_id,omitempty"`
 }
 
-// Totals aggregates usage for one model or one day (SPEC U1).
+// Totals aggregates usage for one model or one day (U1).
 type Totals struct {
 	Requests         int64 `json:"requests"`
 	InputTokens      int64 `json:"input_tokens"`
@@ -112,7 +112,7 @@ func (t *Totals) add(c *Charge, microFlows, microUSD int64) {
 	t.MicroUSD = satAdd(t.MicroUSD, microUSD)
 }
 
-// Flow value tiers (SPEC M4).
+// Flow value tiers (M4).
 const (
 	TierStandard = "standard"
 	TierInsider  = "insider"
@@ -181,7 +181,7 @@ func (a *Account) clone() *Account {
 	return &c
 }
 
-// Key kinds (SPEC K1).
+// Key kinds (K1).
 const (
 	KindSubscription = "subscription"
 	KindPayg         = "payg"
@@ -199,7 +199,7 @@ type Key struct {
 	LastUsedAt int64    `json:"last_used_at"` // to the minute (K4)
 }
 
-// Refund statuses (SPEC R3).
+// Refund statuses (R3).
 const (
 	RefundProcessing = "processing"
 	RefundSucceeded  = "succeeded"

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Amounts are integers (SPEC M1): micro-USD, micro-Flows, nano-USD per Flow
+// Amounts are integers (M1): micro-USD, micro-Flows, nano-USD per Flow
 // for the rate and parts-per-million for multipliers. Nothing in the ledger
 // is a float; decimals enter and leave only through ParseDecimal and Decimal.
 
