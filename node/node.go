@@ -94,7 +94,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	adminSrv := &fasthttp.Server{Handler: adminHandler, ErrorHandler: admin.TransportError, Name: "zenmuxd", MaxRequestBodySize: 1 << 20,
 		Logger:      zlog.NewPrinter(log.With().Str(zlog.NameField, "fasthttp.admin").Logger(), zerolog.WarnLevel),
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-	providers, err := buildProviders(cfg)
+	providers, providerProblems, err := buildProviders(cfg, os.Getenv, log)
 	if err != nil {
 		adminLn.Close()
 		proxyLn.Close()
@@ -120,7 +120,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	gw, err := proxy.New(proxy.Options{
 		Limiter: limiter, Allowances: allowances,
 		NodeID: cfg.Node.ID, Ledger: rep.Ledger, Now: rep.Now, Charges: charges,
-		AckQuorum: cfg.Accounting.Ack == config.AckQuorum, Providers: providers,
+		AckQuorum: cfg.Accounting.Ack == config.AckQuorum, Providers: providers, ProviderProblems: providerProblems,
 		PaygRPM: int64(cfg.Payg.RPM), PaygBurst: int64(cfg.Payg.Burst),
 		CountTokensRPM: int64(cfg.Proxy.CountTokensRPM), CountTokensBurst: int64(cfg.Proxy.CountTokensBurst), Ready: rep.Ready, Log: log, Refresh: rep.Refresh,
 	})
@@ -189,9 +189,12 @@ func adminToken(cfg *config.Config, log zerolog.Logger) ([]byte, error) {
 }
 
 // buildProviders makes this node's upstream clients from config; provider
-// addresses and secrets are per node, never replicated.
-func buildProviders(cfg *config.Config) (map[string]proxy.Provider, error) {
-	out := map[string]proxy.Provider{}
+// addresses and secrets are per node, never replicated. A provider whose
+// api_key_env names a variable that is unset or empty is not built: it is
+// reported here, at start, and its models answer 503 model_unavailable
+// (problems) instead of failing at the upstream with a 401 turned 502.
+func buildProviders(cfg *config.Config, getenv func(string) string, log zerolog.Logger) (map[string]proxy.Provider, map[string]string, error) {
+	out, problems := map[string]proxy.Provider{}, map[string]string{}
 	for _, p := range cfg.Providers {
 		if p.Kind == config.KindEcho {
 			out[p.Name] = &proxy.Echo{Latency: time.Duration(p.Latency), TokensPerSecond: p.TokensPerSecond}
@@ -199,18 +202,23 @@ func buildProviders(cfg *config.Config) (map[string]proxy.Provider, error) {
 		}
 		key := ""
 		if p.APIKeyEnv != "" {
-			key = os.Getenv(p.APIKeyEnv)
+			if key = strings.TrimSpace(getenv(p.APIKeyEnv)); key == "" {
+				problems[p.Name] = "has no API key on this node"
+				log.Error().Str("provider", p.Name).Str("api_key_env", p.APIKeyEnv).
+					Msg("provider has no API key: its api_key_env variable is unset or empty, so its models answer 503 model_unavailable until it is set and the node restarted")
+				continue
+			}
 		}
 		hp, err := proxy.NewHTTPProvider(proxy.HTTPOptions{
 			Kind: p.Kind, BaseURL: p.BaseURL, APIKey: key, MaxConcurrent: p.MaxConcurrent,
 			ConnectTimeout: time.Duration(p.ConnectTimeout), FirstByteTimeout: time.Duration(p.FirstByteTimeout), IdleTimeout: time.Duration(p.IdleTimeout),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("provider %q: %w", p.Name, err)
+			return nil, nil, fmt.Errorf("provider %q: %w", p.Name, err)
 		}
 		out[p.Name] = hp
 	}
-	return out, nil
+	return out, problems, nil
 }
 
 // adminStore is the replica as the admin API sees it.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -23,6 +24,17 @@ func (e *apiError) Error() string { return e.message }
 
 func newAPIError(status int, code, msg string) *apiError {
 	return &apiError{status: status, code: code, message: msg}
+}
+
+// modelUnavailable refuses a model whose provider cannot serve on this
+// node (no API key, or no such provider in this node's config): 503
+// model_unavailable, which names the cause, rather than a 502 that reads as
+// an upstream fault. Nothing reached an upstream and nothing is charged.
+func modelUnavailable(model, provider, why string) *apiError {
+	if why == "" {
+		why = "is not configured on this node"
+	}
+	return newAPIError(503, "model_unavailable", fmt.Sprintf("model %q is unavailable: its provider %q %s", model, provider, why))
 }
 
 // fromLedger maps admission errors to statuses and codes, in one place.
@@ -92,7 +104,7 @@ func appendJSONString(b []byte, s string) []byte {
 func writeAPIError(ctx *fasthttp.RequestCtx, anthropic bool, e *apiError) {
 	ctx.SetStatusCode(e.status)
 	ctx.SetContentType("application/json")
-	if e.status == 401 || e.status == 403 || e.code == "quota_exceeded" || e.code == "insufficient_balance" {
+	if e.status == 401 || e.status == 403 || e.code == "quota_exceeded" || e.code == "insufficient_balance" || e.code == "model_unavailable" {
 		ctx.Response.Header.Set("x-should-retry", "false")
 	}
 	b := make([]byte, 0, 160+len(e.message))

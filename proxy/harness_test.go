@@ -56,7 +56,8 @@ type gateway struct {
 
 // gatewayOptions tune newGateway.
 type gatewayOptions struct {
-	async bool // accounting.ack = "async"
+	async    bool              // accounting.ack = "async"
+	problems map[string]string // Options.ProviderProblems
 }
 
 type upstream struct {
@@ -143,8 +144,9 @@ func newGateway(t testing.TB, o gatewayOptions) *gateway {
 	var err error
 	g.Server, err = New(Options{
 		NodeID: "t1", Ledger: func() *ledger.Ledger { return g.L }, Now: g.now.Load, Charges: g.charges, AckQuorum: !o.async,
-		Providers: map[string]Provider{"echo": &Echo{}, "oai": mk("openai", g.OpenAI.URL), "anth": mk("anthropic", g.Anth.URL)},
-		PaygRPM:   600, PaygBurst: 600, CountTokensRPM: 100, CountTokensBurst: 20, Ready: func() bool { return true }, Log: zerolog.New(io.Discard),
+		Providers:        map[string]Provider{"echo": &Echo{}, "oai": mk("openai", g.OpenAI.URL), "anth": mk("anthropic", g.Anth.URL)},
+		ProviderProblems: o.problems,
+		PaygRPM:          600, PaygBurst: 600, CountTokensRPM: 100, CountTokensBurst: 20, Ready: func() bool { return true }, Log: zerolog.New(io.Discard),
 	})
 	if err != nil {
 		t.Fatal(err)

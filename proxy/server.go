@@ -38,6 +38,11 @@ type Options struct {
 	AckQuorum bool
 	// Providers by name, as the catalog's models name them.
 	Providers map[string]Provider
+	// ProviderProblems says, by provider name, why a configured provider
+	// cannot serve on this node (for example "has no API key on this
+	// node"); the node reports it at start, and its models are refused
+	// with 503 model_unavailable.
+	ProviderProblems map[string]string
 	// PaygRPM and PaygBurst are pay-as-you-go keys' own bucket (Q8),
 	// each 1..ledger.MaxRateLimit.
 	PaygRPM, PaygBurst int64
@@ -294,7 +299,7 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
 	provider := s.o.Providers[ad.Model.Provider]
 	if provider == nil {
 		s.release(in)
-		fail(newAPIError(502, "upstream_error", fmt.Sprintf("provider %q is not configured on this node", ad.Model.Provider)))
+		fail(modelUnavailable(ad.Model.ID, ad.Model.Provider, s.o.ProviderProblems[ad.Model.Provider]))
 		return
 	}
 	call := &Call{Format: f, Stream: stream, RequestID: id,
