@@ -326,3 +326,111 @@ func splice(body []byte, s span, repl []byte) []byte {
 	out = append(out, repl...)
 	return append(out, body[s.end:]...)
 }
+
+// memberValue returns the span of the value of the first member named
+// path[0] in the JSON object b, descending through objects along the rest
+// of path. It stops at the member, so a model near the start of a large
+// answer costs a few dozen bytes of scanning. ok is false when a member is
+// missing or b is malformed before it. Names compare as written: this
+// reads upstreams' answers, not clients' bodies.
+func memberValue(b []byte, path ...string) (span, bool) {
+	p := scanner{b: b}
+	return p.member(path)
+}
+
+func (p *scanner) member(path []string) (span, bool) {
+	p.ws()
+	if !p.eat('{') {
+		return span{}, false
+	}
+	for {
+		p.ws()
+		ks := p.i
+		if !p.str() {
+			return span{}, false
+		}
+		key := p.b[ks+1 : p.i-1]
+		p.ws()
+		if !p.eat(':') {
+			return span{}, false
+		}
+		p.ws()
+		if string(key) == path[0] {
+			if len(path) > 1 {
+				return p.member(path[1:])
+			}
+			vs := p.i
+			if !p.value(0) {
+				return span{}, false
+			}
+			return span{vs, p.i}, true
+		}
+		if !p.value(0) {
+			return span{}, false
+		}
+		p.ws()
+		if !p.eat(',') {
+			return span{}, false
+		}
+	}
+}
+
+// withModel returns b with the string at path replaced by model (a JSON
+// string literal), built in dst; b itself when there is no such string or
+// it already is model, or model is empty.
+func withModel(dst, b, model []byte, path []string) []byte {
+	if len(model) == 0 {
+		return b
+	}
+	s, ok := memberValue(b, path...)
+	if !ok || b[s.start] != '"' || bytes.Equal(b[s.start:s.end], model) {
+		return b
+	}
+	dst = append(dst[:0], b[:s.start]...)
+	dst = append(dst, model...)
+	return append(dst, b[s.end:]...)
+}
+
+// Where an answer names its model, by format: a whole answer at the top
+// level; in a stream, every chat chunk at the top level, and the Responses
+// and Messages streams in the events that carry the response or message
+// object (response.created …, message_start).
+var (
+	modelPath         = []string{"model"}
+	responseModelPath = []string{"response", "model"}
+	messageModelPath  = []string{"message", "model"}
+)
+
+// streamModelPath is where a stream event of format f names its model.
+func streamModelPath(f Format) []string {
+	switch f {
+	case FormatResponses:
+		return responseModelPath
+	case FormatMessages:
+		return messageModelPath
+	}
+	return modelPath
+}
+
+// eventWithModel returns raw, an SSE event whose data is data, with the
+// string at path replaced by model, built in dst; buf is dst's storage for
+// the next event. A one-line data field, what every upstream sends,
+// appears in raw as it is; an event whose data cannot be found there
+// passes unchanged.
+func eventWithModel(dst, raw, data, model []byte, path []string) (out, buf []byte) {
+	if len(model) == 0 || len(data) == 0 {
+		return raw, dst
+	}
+	i := bytes.Index(raw, data)
+	if i < 0 {
+		return raw, dst
+	}
+	s, ok := memberValue(data, path...)
+	if !ok || data[s.start] != '"' || bytes.Equal(data[s.start:s.end], model) {
+		return raw, dst
+	}
+	dst = append(dst[:0], raw[:i+s.start]...)
+	dst = append(dst, model...)
+	dst = append(dst, raw[i+s.end:]...)
+	return dst, dst
+}

@@ -237,6 +237,11 @@ type inflight struct {
 	requestBytes int64
 	reservation  int64 // pay-as-you-go reservation (E3), released at commit
 	flowEstimate int64 // µFlows reserved from this node's allowance (cluster Q4)
+	// model is the model as the client's body wrote it (a JSON string
+	// literal), which the answer carries instead of the upstream's name;
+	// modelBuf holds it without an allocation of its own when it is short.
+	model    []byte
+	modelBuf [48]byte
 }
 
 func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
@@ -306,6 +311,7 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
 		AnthropicVersion: ctx.Request.Header.Peek("anthropic-version"), AnthropicBeta: ctx.Request.Header.Peek("anthropic-beta")}
 	clientWantsUsage := true
 	call.Body, clientWantsUsage = upstreamBody(body, top, ad.Model.Upstream, f == FormatChat && stream)
+	in.model = append(in.modelBuf[:0], body[top.model.start:top.model.end]...)
 	resp, err := provider.Do(call)
 	if err != nil {
 		s.release(in)
@@ -622,7 +628,9 @@ func (s *Server) unary(ctx *fasthttp.RequestCtx, in *inflight, resp *Response) {
 		s.release(in)
 	}
 	ctx.SetContentType(orDefault(resp.ContentType, "application/json"))
-	ctx.SetBody(data)
+	renamed := bodyPool.Get()
+	defer bodyPool.Put(renamed)
+	ctx.SetBody(withModel(renamed.B[:0], data, in.model, modelPath))
 }
 
 // sseReader reads whole SSE events, keeping their raw bytes for relay.
@@ -699,11 +707,16 @@ func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clie
 	defer m.release()
 	r := sseReader{br: bufio.NewReaderSize(resp.Body, 32<<10)}
 	outcome := "upstream_cut"
-	var held []byte
+	path := streamModelPath(in.format)
+	var held, renamed []byte
 	for {
 		raw, name, data, err := r.next()
 		if len(raw) > 0 {
-			switch m.onEvent(name, data, clientWantsUsage) {
+			action := m.onEvent(name, data, clientWantsUsage)
+			if action != drop {
+				raw, renamed = eventWithModel(renamed, raw, data, in.model, path)
+			}
+			switch action {
 			case relay:
 				_, werr := w.Write(raw)
 				if werr == nil {
