@@ -54,6 +54,10 @@ var chaosStubAnswer = []byte(`{"id":"chatcmpl-chaos000000000001","object":"chat.
 	`"choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the zenmuxd chaos stub."},"finish_reason":"stop"}],` +
 	`"usage":{"prompt_tokens":14,"completion_tokens":9,"total_tokens":23}}`)
 
+// chaosClientAnswer is what a client receives for it: the same bytes, but
+// naming the model as the client asked for it (chaosChatBody).
+var chaosClientAnswer = bytes.Replace(chaosStubAnswer, []byte(`"model":"stub-model"`), []byte(`"model":"chaos/stub"`), 1)
+
 const (
 	chaosInTokens  = 14
 	chaosOutTokens = 9
@@ -450,7 +454,7 @@ func chaosChat(ctx context.Context, hc *http.Client, n *Node, key string) chatOu
 	case err != nil:
 		o.err = err
 	case r.Status == 200:
-		o.complete = bytes.Equal(r.Body, chaosStubAnswer)
+		o.complete = bytes.Equal(r.Body, chaosClientAnswer)
 		if !o.complete {
 			o.bad = fmt.Sprintf("200 with a body that is not the upstream's: %.200s", r.Body)
 		}
