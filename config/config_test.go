@@ -747,26 +747,6 @@ request_usd = 1e13
 	}
 }
 
-func writeFile(t *testing.T, dir, name string, data []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// tlsFiles writes a valid CA, node certificate and key into a temp dir.
-type tlsFiles struct{ dir, cert, key, ca string }
-
-func newTLSFiles(t *testing.T) (*testca.CA, tlsFiles) {
-	t.Helper()
-	dir := t.TempDir()
-	ca := testca.New(t, "test cluster CA")
-	c, k := ca.Issue(t, "node", nil)
-	return ca, tlsFiles{dir: dir, cert: writeFile(t, dir, "node.pem", c), key: writeFile(t, dir, "node.key", k), ca: writeFile(t, dir, "ca.pem", ca.PEM)}
-}
-
 func clusterTOML(secret, cert, key, ca string) string {
 	var b strings.Builder
 	b.WriteString("[cluster]\n")
@@ -779,19 +759,19 @@ func clusterTOML(secret, cert, key, ca string) string {
 }
 
 func TestClusterTLSValid(t *testing.T) {
-	_, f := newTLSFiles(t)
-	c, err := Parse([]byte(clusterTOML("/etc/zenmux/secret", f.cert, f.key, f.ca)))
+	_, f := testca.NodeFiles(t)
+	c, err := Parse([]byte(clusterTOML("/etc/zenmux/secret", f.Cert, f.Key, f.CA)))
 	if err != nil {
 		t.Fatalf("valid TLS config: %v", err)
 	}
-	if c.Cluster.TLSCertFile != f.cert || c.Cluster.TLSKeyFile != f.key || c.Cluster.TLSCAFile != f.ca || !c.Cluster.TLSEnabled() {
+	if c.Cluster.TLSCertFile != f.Cert || c.Cluster.TLSKeyFile != f.Key || c.Cluster.TLSCAFile != f.CA || !c.Cluster.TLSEnabled() {
 		t.Fatalf("cluster = %+v", c.Cluster)
 	}
 	if Default().Cluster.TLSEnabled() {
 		t.Fatal("TLS enabled by default")
 	}
 	wild := "[node]\nraft_listen = \"0.0.0.0:8300\"\nadmin_listen = \":8081\"\nadvertise_admin = \"127.0.0.1:8081\"\n"
-	if _, err := Parse([]byte(wild + "advertise_raft = \"127.0.0.1:8300\"\n" + clusterTOML("s", f.cert, f.key, f.ca))); err != nil {
+	if _, err := Parse([]byte(wild + "advertise_raft = \"127.0.0.1:8300\"\n" + clusterTOML("s", f.Cert, f.Key, f.CA))); err != nil {
 		t.Fatalf("wildcard listeners: %v", err)
 	}
 }
@@ -799,21 +779,21 @@ func TestClusterTLSValid(t *testing.T) {
 // Config checks that the TLS files are named together and exist; what they
 // hold is checked by the node when it starts (node/tls_test.go).
 func TestClusterTLSBad(t *testing.T) {
-	_, f := newTLSFiles(t)
-	missing := filepath.Join(f.dir, "missing.pem")
+	_, f := testca.NodeFiles(t)
+	missing := filepath.Join(f.Dir, "missing.pem")
 	tests := []struct {
 		name, toml string
 		keys       []string // every one must be named
 	}{
-		{"cert only", clusterTOML("s", f.cert, "", ""), []string{"cluster.tls_key_file", "cluster.tls_ca_file"}},
-		{"key only", clusterTOML("s", "", f.key, ""), []string{"cluster.tls_cert_file", "cluster.tls_ca_file"}},
-		{"ca only", clusterTOML("s", "", "", f.ca), []string{"cluster.tls_cert_file", "cluster.tls_key_file"}},
-		{"no ca", clusterTOML("s", f.cert, f.key, ""), []string{"cluster.tls_ca_file"}},
-		{"no secret", clusterTOML("", f.cert, f.key, f.ca), []string{"cluster.secret_file"}},
-		{"cert missing", clusterTOML("s", missing, f.key, f.ca), []string{"cluster.tls_cert_file"}},
-		{"key missing", clusterTOML("s", f.cert, missing, f.ca), []string{"cluster.tls_key_file"}},
-		{"ca missing", clusterTOML("s", f.cert, f.key, missing), []string{"cluster.tls_ca_file"}},
-		{"ca a directory", clusterTOML("s", f.cert, f.key, f.dir), []string{"cluster.tls_ca_file"}},
+		{"cert only", clusterTOML("s", f.Cert, "", ""), []string{"cluster.tls_key_file", "cluster.tls_ca_file"}},
+		{"key only", clusterTOML("s", "", f.Key, ""), []string{"cluster.tls_cert_file", "cluster.tls_ca_file"}},
+		{"ca only", clusterTOML("s", "", "", f.CA), []string{"cluster.tls_cert_file", "cluster.tls_key_file"}},
+		{"no ca", clusterTOML("s", f.Cert, f.Key, ""), []string{"cluster.tls_ca_file"}},
+		{"no secret", clusterTOML("", f.Cert, f.Key, f.CA), []string{"cluster.secret_file"}},
+		{"cert missing", clusterTOML("s", missing, f.Key, f.CA), []string{"cluster.tls_cert_file"}},
+		{"key missing", clusterTOML("s", f.Cert, missing, f.CA), []string{"cluster.tls_key_file"}},
+		{"ca missing", clusterTOML("s", f.Cert, f.Key, missing), []string{"cluster.tls_ca_file"}},
+		{"ca a directory", clusterTOML("s", f.Cert, f.Key, f.Dir), []string{"cluster.tls_ca_file"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,26 +13,6 @@ import (
 	"zenmux/config"
 	"zenmux/internal/testca"
 )
-
-func writeFile(t *testing.T, dir, name string, data []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// tlsFiles is a valid CA, node certificate and key written into dir.
-type tlsFiles struct{ dir, cert, key, ca string }
-
-func newTLSFiles(t *testing.T) (*testca.CA, tlsFiles) {
-	t.Helper()
-	dir := t.TempDir()
-	ca := testca.New(t, "test cluster CA")
-	c, k := ca.Issue(t, "node", nil)
-	return ca, tlsFiles{dir: dir, cert: writeFile(t, dir, "node.pem", c), key: writeFile(t, dir, "node.key", k), ca: writeFile(t, dir, "ca.pem", ca.PEM)}
-}
 
 // withTLS is the default config (listeners on 127.0.0.1, which testca's
 // certificates name) with the three TLS files set.
@@ -45,8 +24,8 @@ func withTLS(cert, key, ca string) *config.Config {
 }
 
 func TestClusterTLS(t *testing.T) {
-	_, f := newTLSFiles(t)
-	conf, err := clusterTLS(withTLS(f.cert, f.key, f.ca))
+	_, f := testca.NodeFiles(t)
+	conf, err := clusterTLS(withTLS(f.Cert, f.Key, f.CA))
 	if err != nil || conf == nil {
 		t.Fatalf("clusterTLS = %v, %v", conf, err)
 	}
@@ -62,9 +41,9 @@ func TestClusterTLS(t *testing.T) {
 // Peers verify the advertised addresses, not a wildcard listener's; a DNS
 // name is checked as well as an IP.
 func TestClusterTLSHosts(t *testing.T) {
-	_, f := newTLSFiles(t)
+	_, f := testca.NodeFiles(t)
 	wild := func(advertiseRaft string) *config.Config {
-		c := withTLS(f.cert, f.key, f.ca)
+		c := withTLS(f.Cert, f.Key, f.CA)
 		c.Node.RaftListen, c.Node.AdminListen = "0.0.0.0:8300", ":8081"
 		c.Node.AdvertiseAdmin, c.Node.AdvertiseRaft = "127.0.0.1:8081", advertiseRaft
 		return c
@@ -76,9 +55,9 @@ func TestClusterTLSHosts(t *testing.T) {
 		strings.Contains(err.Error(), "node.advertise_admin") {
 		t.Fatalf("advertised address outside the certificate: %v", err)
 	}
-	ca, _ := newTLSFiles(t)
+	ca, _ := testca.NodeFiles(t)
 	dc, dk := ca.Issue(t, "node", func(c *x509.Certificate) { c.IPAddresses = nil; c.DNSNames = []string{"n1.cluster.internal"} })
-	c := withTLS(writeFile(t, f.dir, "dns.pem", dc), writeFile(t, f.dir, "dns.key", dk), writeFile(t, f.dir, "ca2.pem", ca.PEM))
+	c := withTLS(testca.WriteFile(t, f.Dir, "dns.pem", dc), testca.WriteFile(t, f.Dir, "dns.key", dk), testca.WriteFile(t, f.Dir, "ca2.pem", ca.PEM))
 	c.Node.RaftListen, c.Node.AdminListen = "n1.cluster.internal:8300", "n1.cluster.internal:8081"
 	if _, err := clusterTLS(c); err != nil {
 		t.Fatalf("DNS SAN: %v", err)
@@ -86,16 +65,16 @@ func TestClusterTLSHosts(t *testing.T) {
 }
 
 func TestClusterTLSBad(t *testing.T) {
-	ca, f := newTLSFiles(t)
-	garbage := writeFile(t, f.dir, "garbage.pem", []byte("not a certificate\n"))
+	ca, f := testca.NodeFiles(t)
+	garbage := testca.WriteFile(t, f.Dir, "garbage.pem", []byte("not a certificate\n"))
 	other := testca.New(t, "other CA")
 	otherCert, otherKey := other.Issue(t, "node", nil)
-	otherCertPath := writeFile(t, f.dir, "other.pem", otherCert)
-	otherKeyPath := writeFile(t, f.dir, "other.key", otherKey)
+	otherCertPath := testca.WriteFile(t, f.Dir, "other.pem", otherCert)
+	otherKeyPath := testca.WriteFile(t, f.Dir, "other.key", otherKey)
 	issue := func(name string, edit func(*x509.Certificate)) string {
 		c, k := ca.Issue(t, "node", edit)
-		writeFile(t, f.dir, name+".key", k)
-		return writeFile(t, f.dir, name+".pem", c)
+		testca.WriteFile(t, f.Dir, name+".key", k)
+		return testca.WriteFile(t, f.Dir, name+".pem", c)
 	}
 	serverOnly := issue("server-only", func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} })
 	clientOnly := issue("client-only", func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} })
@@ -108,16 +87,16 @@ func TestClusterTLSBad(t *testing.T) {
 		cert, key, caPEM string
 		keys             []string // every one must be named
 	}{
-		{"cert garbage", garbage, f.key, f.ca, []string{"cluster.tls_cert_file"}},
-		{"key garbage", f.cert, garbage, f.ca, []string{"cluster.tls_key_file"}},
-		{"ca garbage", f.cert, f.key, garbage, []string{"cluster.tls_ca_file"}},
-		{"key of another cert", f.cert, otherKeyPath, f.ca, []string{"cluster.tls_key_file"}},
-		{"cert from another CA", otherCertPath, otherKeyPath, f.ca, []string{"cluster.tls_cert_file"}},
-		{"cert server auth only", serverOnly, keyOf(serverOnly), f.ca, []string{"cluster.tls_cert_file"}},
-		{"cert client auth only", clientOnly, keyOf(clientOnly), f.ca, []string{"cluster.tls_cert_file"}},
-		{"cert expired", expired, keyOf(expired), f.ca, []string{"cluster.tls_cert_file"}},
-		{"cert not for raft host", wrongIP, keyOf(wrongIP), f.ca, []string{"cluster.tls_cert_file", "node.raft_listen", "node.admin_listen"}},
-		{"ca is a node cert", f.cert, f.key, otherCertPath, []string{"cluster.tls_cert_file"}},
+		{"cert garbage", garbage, f.Key, f.CA, []string{"cluster.tls_cert_file"}},
+		{"key garbage", f.Cert, garbage, f.CA, []string{"cluster.tls_key_file"}},
+		{"ca garbage", f.Cert, f.Key, garbage, []string{"cluster.tls_ca_file"}},
+		{"key of another cert", f.Cert, otherKeyPath, f.CA, []string{"cluster.tls_key_file"}},
+		{"cert from another CA", otherCertPath, otherKeyPath, f.CA, []string{"cluster.tls_cert_file"}},
+		{"cert server auth only", serverOnly, keyOf(serverOnly), f.CA, []string{"cluster.tls_cert_file"}},
+		{"cert client auth only", clientOnly, keyOf(clientOnly), f.CA, []string{"cluster.tls_cert_file"}},
+		{"cert expired", expired, keyOf(expired), f.CA, []string{"cluster.tls_cert_file"}},
+		{"cert not for raft host", wrongIP, keyOf(wrongIP), f.CA, []string{"cluster.tls_cert_file", "node.raft_listen", "node.admin_listen"}},
+		{"ca is a node cert", f.Cert, f.Key, otherCertPath, []string{"cluster.tls_cert_file"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,9 +124,9 @@ func TestClusterTLSBad(t *testing.T) {
 // The node reads the files when it starts: a file gone since the config
 // was validated is an error naming its key.
 func TestClusterTLSFileGone(t *testing.T) {
-	_, f := newTLSFiles(t)
-	c := withTLS(f.cert, f.key, f.ca)
-	for _, tt := range []struct{ path, key string }{{f.ca, "cluster.tls_ca_file"}, {f.key, "cluster.tls_key_file"}, {f.cert, "cluster.tls_cert_file"}} {
+	_, f := testca.NodeFiles(t)
+	c := withTLS(f.Cert, f.Key, f.CA)
+	for _, tt := range []struct{ path, key string }{{f.CA, "cluster.tls_ca_file"}, {f.Key, "cluster.tls_key_file"}, {f.Cert, "cluster.tls_cert_file"}} {
 		if err := os.Remove(tt.path); err != nil {
 			t.Fatal(err)
 		}

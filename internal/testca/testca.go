@@ -12,6 +12,8 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,4 +86,28 @@ func sign(t testing.TB, tmpl, parent *x509.Certificate, parentKey *ecdsa.Private
 		t.Fatal(err)
 	}
 	return der, key
+}
+
+// Files are the paths of a CA's certificate and a node's certificate and
+// key, written as PEM into Dir.
+type Files struct{ Dir, Cert, Key, CA string }
+
+// NodeFiles makes a CA and a node certificate for 127.0.0.1 and writes the
+// three PEM files into a temporary directory.
+func NodeFiles(t testing.TB) (*CA, Files) {
+	t.Helper()
+	dir := t.TempDir()
+	ca := New(t, "test cluster CA")
+	c, k := ca.Issue(t, "node", nil)
+	return ca, Files{Dir: dir, Cert: WriteFile(t, dir, "node.pem", c), Key: WriteFile(t, dir, "node.key", k), CA: WriteFile(t, dir, "ca.pem", ca.PEM)}
+}
+
+// WriteFile writes data to dir/name (mode 0600) and returns the path.
+func WriteFile(t testing.TB, dir, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
