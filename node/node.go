@@ -176,16 +176,12 @@ func adminToken(cfg *config.Config, log zerolog.Logger) ([]byte, error) {
 			log.Info().Str("path", path).Msg("generated admin token")
 		}
 	}
-	raw, err := os.ReadFile(path)
+	t, err := readSecretFile(path, "admin token")
 	if err != nil {
-		return nil, fmt.Errorf("admin token: %w", err)
-	}
-	t := strings.TrimSpace(string(raw))
-	if len(t) < 16 {
-		return nil, fmt.Errorf("admin token in %s is shorter than 16 characters", path)
+		return nil, err
 	}
 	log.Info().Str("path", path).Msg("admin token file")
-	return []byte(t), nil
+	return t, nil
 }
 
 // buildProviders makes this node's upstream clients from config; provider
@@ -232,13 +228,20 @@ func loadSecret(path string) ([]byte, error) {
 	if path == "" {
 		return nil, nil
 	}
+	return readSecretFile(path, "cluster secret")
+}
+
+// readSecretFile reads a secret (the admin token, the cluster secret) from
+// path, without surrounding white space; it must hold 16 characters or
+// more. what names it in errors.
+func readSecretFile(path, what string) ([]byte, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("cluster secret: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	s := strings.TrimSpace(string(raw))
 	if len(s) < 16 {
-		return nil, fmt.Errorf("cluster secret in %s is shorter than 16 characters", path)
+		return nil, fmt.Errorf("%s in %s is shorter than 16 characters", what, path)
 	}
 	return []byte(s), nil
 }
