@@ -13,6 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"zenmux/internal/apierr"
 	"zenmux/ledger"
 )
 
@@ -74,13 +75,13 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	if !checkToken(ctx, s.opts.Token) {
 		s.errors.Add(1)
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="zenmuxd admin"`)
-		WriteError(ctx, fmt.Errorf("%w: a valid admin token is required as Authorization: Bearer <token>", errUnauthorized))
+		writeError(ctx, fmt.Errorf("%w: a valid admin token is required as Authorization: Bearer <token>", errUnauthorized))
 		return
 	}
 	if path == "/metrics" {
 		if !ctx.IsGet() {
 			s.errors.Add(1)
-			WriteError(ctx, methodNotAllowed(ctx, []string{"GET"}))
+			writeError(ctx, methodNotAllowed(ctx, []string{"GET"}))
 			return
 		}
 		s.metrics(ctx)
@@ -89,7 +90,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	v, status, err := s.route(ctx, string(ctx.Method()), path)
 	if err != nil {
 		s.errors.Add(1)
-		WriteError(ctx, err)
+		writeError(ctx, err)
 		return
 	}
 	if status == fasthttp.StatusNoContent {
@@ -235,7 +236,7 @@ func (s *Server) accountRoute(ctx *fasthttp.RequestCtx, method, id string, rest 
 func (s *Server) read(f func(*ledger.Ledger) (any, error)) func() (any, int, error) {
 	return func() (any, int, error) {
 		if err := s.store.ReadBarrier(); err != nil {
-			return nil, 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return nil, 0, fmt.Errorf("%w: %v", errUnavailable, err)
 		}
 		v, err := f(s.store.Ledger())
 		return v, 200, err
@@ -377,7 +378,7 @@ func (s *Server) listAccounts(ctx *fasthttp.RequestCtx) (any, int, error) {
 		return nil, 0, err
 	}
 	if err := s.store.ReadBarrier(); err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, 0, fmt.Errorf("%w: %v", errUnavailable, err)
 	}
 	data, next := s.store.Ledger().Accounts(string(ctx.QueryArgs().Peek("cursor")), limit, s.store.Now())
 	out := list{Data: data}
@@ -475,7 +476,7 @@ func (s *Server) rotateKey(ctx *fasthttp.RequestCtx, keyID string) (any, int, er
 		return nil, 0, err
 	}
 	if err := s.store.ReadBarrier(); err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, 0, fmt.Errorf("%w: %v", errUnavailable, err)
 	}
 	acct, err := s.store.Ledger().KeyAccount(keyID)
 	if err != nil {
@@ -545,7 +546,7 @@ func (s *Server) requestLog(ctx *fasthttp.RequestCtx, acct string) (any, int, er
 		return nil, 0, err
 	}
 	if err := s.store.ReadBarrier(); err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, 0, fmt.Errorf("%w: %v", errUnavailable, err)
 	}
 	if _, err := s.store.Ledger().Account(acct, s.store.Now()); err != nil {
 		return nil, 0, err
@@ -622,7 +623,7 @@ func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
 func recoverJSON(ctx *fasthttp.RequestCtx) {
 	if p := recover(); p != nil {
 		ctx.Response.Reset()
-		WriteError(ctx, fmt.Errorf("panic: %v", p))
+		writeError(ctx, fmt.Errorf("panic: %v", p))
 	}
 }
 
@@ -637,10 +638,8 @@ func methodNotAllowed(ctx *fasthttp.RequestCtx, allow []string) error {
 // body over the size limit, an unparsable request) in the API's JSON shape.
 func TransportError(ctx *fasthttp.RequestCtx, err error) {
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		var body errorBody
-		body.Error.Code, body.Error.Message = "request_too_large", "the request body is over the size limit"
-		writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, body)
+		apierr.Write(ctx, fasthttp.StatusRequestEntityTooLarge, "request_too_large", errors.New("the request body is over the size limit"))
 		return
 	}
-	WriteError(ctx, fmt.Errorf("%w: the request could not be parsed", ledger.ErrInvalid))
+	writeError(ctx, fmt.Errorf("%w: the request could not be parsed", ledger.ErrInvalid))
 }

@@ -53,7 +53,7 @@ func (s *ledgerStore) Propose(cmd ledger.Command) (ledger.Result, error) {
 	if err != nil {
 		// On a node the FSM would panic on this entry, on every replica.
 		s.broken = fmt.Errorf("%T encoded but does not decode: %v", cmd, err)
-		return ledger.Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return ledger.Result{}, fmt.Errorf("%w: %v", errUnavailable, err)
 	}
 	return s.l.Apply(dec, ts), nil
 }

@@ -16,22 +16,24 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"zenmux/internal/apierr"
 	"zenmux/internal/tagname"
 	"zenmux/ledger"
 )
 
-// errUnauthorized and errUnavailable complete the ledger's sentinels for
-// the transport's own refusals.
+// The admin API's own refusals, next to the ledger's rejections and the
+// store's unavailable errors that apierr maps.
 var (
 	errUnauthorized = errors.New("unauthorized")
-	// ErrUnavailable is for a store that cannot commit or read now (no
-	// leader, a timeout); the store wraps its cause in it.
-	ErrUnavailable = errors.New("unavailable")
+	// errUnavailable is a read barrier or cluster view that cannot be
+	// had now (no leader, a timeout); the cause is wrapped in it.
+	errUnavailable = errors.New("unavailable")
 	errMethod      = errors.New("method_not_allowed")
 	errRoute       = errors.New("route_not_found")
 )
 
-// statusOf is the one place that maps errors to HTTP statuses and codes.
+// statusOf maps errors to HTTP statuses and codes: the admin API's own
+// kinds, then apierr's shared mapping.
 func statusOf(err error) (int, string) {
 	switch {
 	case errors.Is(err, errUnauthorized):
@@ -40,49 +42,17 @@ func statusOf(err error) (int, string) {
 		return fasthttp.StatusMethodNotAllowed, "method_not_allowed"
 	case errors.Is(err, errRoute):
 		return fasthttp.StatusNotFound, "not_found"
-	case errors.Is(err, ledger.ErrInvalid):
-		return fasthttp.StatusBadRequest, "invalid_request"
-	case errors.Is(err, ledger.ErrNotFound):
-		return fasthttp.StatusNotFound, "not_found"
-	case errors.Is(err, ledger.ErrIdempotencyConflict):
-		return fasthttp.StatusConflict, "idempotency_key_reused"
-	case errors.Is(err, ledger.ErrNotEligible):
-		return fasthttp.StatusConflict, "refund_not_eligible"
-	case errors.Is(err, ledger.ErrConflict):
-		return fasthttp.StatusConflict, "conflict"
-	case errors.Is(err, ErrUnavailable), temporary(err):
+	case errors.Is(err, errUnavailable):
 		return fasthttp.StatusServiceUnavailable, "unavailable"
 	}
-	return fasthttp.StatusInternalServerError, "internal_error"
+	return apierr.Status(err)
 }
 
-// temporary reports an error that says of itself that it is unavailable
-// (the cluster's no leader, leader unreachable, commit timed out), so the
-// store's errors map to 503 without admin importing the store's package.
-func temporary(err error) bool {
-	var u interface{ Unavailable() bool }
-	return errors.As(err, &u) && u.Unavailable()
-}
-
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-// WriteError answers err in the admin API's error shape (docs/api.md) with the
-// status its kind maps to; the node's /internal/v1 endpoints answer the same
-// way.
-func WriteError(ctx *fasthttp.RequestCtx, err error) {
+// writeError answers err in the admin API's error shape (docs/api.md) with
+// the status its kind maps to.
+func writeError(ctx *fasthttp.RequestCtx, err error) {
 	status, code := statusOf(err)
-	var body errorBody
-	body.Error.Code = code
-	body.Error.Message = err.Error()
-	if status == fasthttp.StatusInternalServerError {
-		body.Error.Message = "internal error"
-	}
-	writeJSON(ctx, status, body)
+	apierr.Write(ctx, status, code, err)
 }
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {

@@ -1,21 +1,19 @@
 package cluster
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/valyala/fasthttp"
 
-	"zenmux/ledger"
+	"zenmux/internal/apierr"
 )
 
 // unavailable is the kind of every error that means "not now": no leader,
 // a leader that cannot be reached or stopped answering, a commit that timed
 // out. Callers may retry (money calls with the same Idempotency-Key). It
-// says so through its Unavailable method, so the admin API and the proxy
-// map it to 503 without importing this package (which would pull Raft and
-// Pebble into them).
+// says so through its Unavailable method, which apierr maps to 503 for the
+// admin API without it importing this package.
 type unavailable struct{ msg string }
 
 func (e *unavailable) Error() string { return e.msg }
@@ -36,34 +34,15 @@ var (
 )
 
 // IsUnavailable reports whether err means "not now, retry".
-func IsUnavailable(err error) bool {
-	var u interface{ Unavailable() bool }
-	return errors.As(err, &u) && u.Unavailable()
-}
+func IsUnavailable(err error) bool { return apierr.Unavailable(err) }
 
-// writeError answers a peer in the admin API's error shape:
-// {"error":{"code":…,"message":…}} with the status of its code.
+// writeError answers a peer in the admin API's error shape, with 403
+// cluster_secret_mismatch for another cluster's token.
 func writeError(ctx *fasthttp.RequestCtx, err error) {
-	status, code := fasthttp.StatusInternalServerError, "internal_error"
-	switch {
-	case IsUnavailable(err):
-		status, code = fasthttp.StatusServiceUnavailable, "unavailable"
-	case errors.Is(err, errWrongSecret):
-		status, code = fasthttp.StatusForbidden, "cluster_secret_mismatch"
-	case errors.Is(err, ledger.ErrInvalid), errors.Is(err, ledger.ErrBadCommand), errors.Is(err, ledger.ErrTooLarge):
-		status, code = fasthttp.StatusBadRequest, "invalid_request"
-	case errors.Is(err, ledger.ErrNotFound):
-		status, code = fasthttp.StatusNotFound, "not_found"
+	if errors.Is(err, errWrongSecret) {
+		apierr.Write(ctx, fasthttp.StatusForbidden, "cluster_secret_mismatch", err)
+		return
 	}
-	var body struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	body.Error.Code, body.Error.Message = code, err.Error()
-	b, _ := json.Marshal(body)
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(b)
+	status, code := apierr.Status(err)
+	apierr.Write(ctx, status, code, err)
 }
