@@ -12,7 +12,7 @@ func seed(cfg *config.Config, rep *cluster.Replica) error {
 	if rep.Ledger().Seeded() || !rep.IsLeader() {
 		return nil
 	}
-	_, err := rep.Propose(seedFromConfig(cfg))
+	_, err := ledger.Propose(rep, seedFromConfig(cfg))
 	return err
 }
 

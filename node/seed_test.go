@@ -1,11 +1,16 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"reflect"
 	"testing"
+	"time"
 
+	"zenmux/cluster"
 	"zenmux/config"
 	"zenmux/ledger"
+	"zenmux/raftfsm"
 )
 
 // The config's plans and models replace the built-in ones of their id in
@@ -59,5 +64,28 @@ plans = ["team"]
 	wantModels := append(ledger.DefaultModels(), ledger.Model{ID: "a/b", Provider: "echo", Upstream: "e", InputMicroUSDPerMTok: 125000, ImageMicroUSD: 40000, Plans: []string{"team"}})
 	if !reflect.DeepEqual(s.Models, wantModels) {
 		t.Fatalf("models =\n%+v\nwant\n%+v", s.Models, wantModels)
+	}
+}
+
+// A seed the ledger refuses stops the start with the ledger's reason,
+// rather than leaving the node unready for ever with nothing said.
+func TestSeedRefusedIsAnError(t *testing.T) {
+	rep, err := cluster.Open(cluster.Options{Raft: raftfsm.Options{NodeID: "n1", Dir: t.TempDir(), RaftAddr: "127.0.0.1:0", Bootstrap: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := rep.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Accounting.DedupeDays = 1 // config would refuse it; the ledger must too
+	if err := seed(cfg, rep); !errors.Is(err, ledger.ErrInvalid) {
+		t.Fatalf("seed with dedupe_days 1: %v, want the ledger's invalid_request", err)
+	}
+	if rep.Ledger().Seeded() {
+		t.Fatal("the refused seed was applied")
 	}
 }
