@@ -33,8 +33,22 @@ func TestMemberValue(t *testing.T) {
 			t.Errorf("%s %v: %q, want %q", c.body, c.path, got, c.want)
 		}
 	}
-	if got := string(withModel(nil, []byte(`{"model":null,"x":1}`), []byte(`"test/gpt"`), modelPath)); got != `{"model":null,"x":1}` {
-		t.Errorf("a model that is not a string was replaced: %s", got)
+	for _, b := range []string{`{"model":null,"x":1}`, `{"model":"test/gpt"}`} {
+		if _, ok := modelSpan([]byte(b), []byte(`"test/gpt"`), modelPath); ok {
+			t.Errorf("%s: a model that is not a string, or already the client's, is to be replaced", b)
+		}
+	}
+	for _, c := range []struct {
+		f    Format
+		name string
+		want []string
+	}{
+		{FormatChat, "", modelPath}, {FormatResponses, "response.created", responseModelPath}, {FormatResponses, "response.completed", responseModelPath},
+		{FormatResponses, "response.output_text.delta", nil}, {FormatMessages, "message_start", messageModelPath}, {FormatMessages, "content_block_delta", nil},
+	} {
+		if got := eventModelPath(c.f, c.name); strings.Join(got, ".") != strings.Join(c.want, ".") {
+			t.Errorf("%d %q: path %v, want %v", c.f, c.name, got, c.want)
+		}
 	}
 }
 

@@ -290,6 +290,11 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
 		fail(fromLedger(err))
 		return
 	}
+	provider := s.o.Providers[ad.Model.Provider]
+	if provider == nil { // refused before it spends a request or reserves anything
+		fail(modelUnavailable(ad.Model.ID, ad.Model.Provider, s.o.ProviderProblems[ad.Model.Provider]))
+		return
+	}
 	in := &inflight{s: s, id: id, ad: ad, format: f, admittedAt: now, requestBytes: int64(len(body))}
 	if f == FormatCountTokens { // counting tokens is free: its own bucket, no quota, no charge
 		ctx.Response.Header.Set("x-zenmux-billing", ad.Billing)
@@ -299,12 +304,6 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
 		}
 	} else if e := s.admitBilling(ctx, in, body, top); e != nil {
 		fail(e)
-		return
-	}
-	provider := s.o.Providers[ad.Model.Provider]
-	if provider == nil {
-		s.release(in)
-		fail(modelUnavailable(ad.Model.ID, ad.Model.Provider, s.o.ProviderProblems[ad.Model.Provider]))
 		return
 	}
 	call := &Call{Format: f, Stream: stream, RequestID: id,
@@ -628,9 +627,13 @@ func (s *Server) unary(ctx *fasthttp.RequestCtx, in *inflight, resp *Response) {
 		s.release(in)
 	}
 	ctx.SetContentType(orDefault(resp.ContentType, "application/json"))
-	renamed := bodyPool.Get()
-	defer bodyPool.Put(renamed)
-	ctx.SetBody(withModel(renamed.B[:0], data, in.model, modelPath))
+	if sp, ok := modelSpan(data, in.model, answerModelPath(in.format)); ok {
+		ctx.SetBody(data[:sp.start])
+		ctx.Response.AppendBody(in.model)
+		ctx.Response.AppendBody(data[sp.end:])
+		return
+	}
+	ctx.SetBody(data)
 }
 
 // sseReader reads whole SSE events, keeping their raw bytes for relay.
@@ -640,6 +643,9 @@ type sseReader struct {
 	raw  []byte
 	data []byte
 	name []byte
+	// dataAt is where the event's data starts in raw when it is one line,
+	// as every upstream sends it; -1 otherwise.
+	dataAt int
 }
 
 // maxEventBytes bounds one SSE event from an upstream.
@@ -667,6 +673,7 @@ func (r *sseReader) readLine() ([]byte, error) {
 // it returns what it has with the error.
 func (r *sseReader) next() (raw []byte, name string, data []byte, err error) {
 	r.raw, r.data, r.name = r.raw[:0], r.data[:0], r.name[:0]
+	r.dataAt = -1
 	dataLines := 0
 	for {
 		line, err := r.readLine()
@@ -684,10 +691,14 @@ func (r *sseReader) next() (raw []byte, name string, data []byte, err error) {
 		}
 		switch {
 		case bytes.HasPrefix(l, []byte("data:")):
+			payload := bytes.TrimPrefix(l[5:], []byte(" "))
 			if dataLines > 0 {
 				r.data = append(r.data, '\n')
+				r.dataAt = -1
+			} else {
+				r.dataAt = len(r.raw) - len(line) + len(l) - len(payload)
 			}
-			r.data = append(r.data, bytes.TrimPrefix(l[5:], []byte(" "))...)
+			r.data = append(r.data, payload...)
 			dataLines++
 		case bytes.HasPrefix(l, []byte("event:")):
 			r.name = append(r.name[:0], bytes.TrimSpace(l[6:])...)
@@ -707,18 +718,26 @@ func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clie
 	defer m.release()
 	r := sseReader{br: bufio.NewReaderSize(resp.Body, 32<<10)}
 	outcome := "upstream_cut"
-	path := streamModelPath(in.format)
-	var held, renamed []byte
+	var held []byte
 	for {
 		raw, name, data, err := r.next()
 		if len(raw) > 0 {
 			action := m.onEvent(name, data, clientWantsUsage)
-			if action != drop {
-				raw, renamed = eventWithModel(renamed, raw, data, in.model, path)
+			// The event as the client gets it: head, the client's model
+			// where the upstream named its own, tail.
+			head, model, tail := raw, []byte(nil), []byte(nil)
+			if action != drop && r.dataAt >= 0 {
+				if sp, ok := modelSpan(data, in.model, eventModelPath(in.format, name)); ok {
+					head, model, tail = raw[:r.dataAt+sp.start], in.model, raw[r.dataAt+sp.end:]
+				}
 			}
 			switch action {
 			case relay:
-				_, werr := w.Write(raw)
+				_, werr := w.Write(head)
+				if werr == nil && model != nil {
+					_, _ = w.Write(model)
+					_, werr = w.Write(tail)
+				}
 				if werr == nil {
 					werr = w.Flush()
 				}
@@ -726,7 +745,7 @@ func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clie
 					outcome = "client_closed"
 				}
 			case terminal:
-				held = append(held, raw...)
+				held = append(append(append(held, head...), model...), tail...)
 			}
 		}
 		if held != nil || outcome == "client_closed" || err != nil {

@@ -32,7 +32,11 @@ func TestModelOfUnusableProviderUnavailable(t *testing.T) {
 		if c.anthropic {
 			path, body = "/v1/messages", `{"model":"`+c.model+`","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`
 		}
-		resp, b := rawPost(t, g.URL+path, key, body, "anthropic-version", map[bool]string{true: "2023-06-01"}[c.anthropic])
+		var hdr []string
+		if c.anthropic {
+			hdr = []string{"anthropic-version", "2023-06-01"}
+		}
+		resp, b := rawPost(t, g.URL+path, key, body, hdr...)
 		var got struct {
 			Type  string `json:"type"`
 			Error struct {
