@@ -236,7 +236,7 @@ func (s *Server) accountRoute(ctx *fasthttp.RequestCtx, method, id string, rest 
 func (s *Server) read(f func(*ledger.Ledger) (any, error)) func() (any, int, error) {
 	return func() (any, int, error) {
 		if err := s.store.ReadBarrier(); err != nil {
-			return nil, 0, fmt.Errorf("%w: %v", errUnavailable, err)
+			return nil, 0, notNow(err)
 		}
 		v, err := f(s.store.Ledger())
 		return v, 200, err
@@ -378,7 +378,7 @@ func (s *Server) listAccounts(ctx *fasthttp.RequestCtx) (any, int, error) {
 		return nil, 0, err
 	}
 	if err := s.store.ReadBarrier(); err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", errUnavailable, err)
+		return nil, 0, notNow(err)
 	}
 	data, next := s.store.Ledger().Accounts(string(ctx.QueryArgs().Peek("cursor")), limit, s.store.Now())
 	out := list{Data: data}
@@ -476,7 +476,7 @@ func (s *Server) rotateKey(ctx *fasthttp.RequestCtx, keyID string) (any, int, er
 		return nil, 0, err
 	}
 	if err := s.store.ReadBarrier(); err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", errUnavailable, err)
+		return nil, 0, notNow(err)
 	}
 	acct, err := s.store.Ledger().KeyAccount(keyID)
 	if err != nil {
@@ -546,7 +546,7 @@ func (s *Server) requestLog(ctx *fasthttp.RequestCtx, acct string) (any, int, er
 		return nil, 0, err
 	}
 	if err := s.store.ReadBarrier(); err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", errUnavailable, err)
+		return nil, 0, notNow(err)
 	}
 	if _, err := s.store.Ledger().Account(acct, s.store.Now()); err != nil {
 		return nil, 0, err

@@ -48,6 +48,15 @@ func statusOf(err error) (int, string) {
 	return apierr.Status(err)
 }
 
+// notNow is a store error that stops a read (a read barrier, the cluster
+// view) as unavailable: as it is when it says so itself, else wrapped.
+func notNow(err error) error {
+	if apierr.Unavailable(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", errUnavailable, err)
+}
+
 // writeError answers err in the admin API's error shape (docs/api.md) with
 // the status its kind maps to.
 func writeError(ctx *fasthttp.RequestCtx, err error) {

@@ -163,7 +163,7 @@ func waitConverged(t *testing.T, nodes []*testNode) {
 		var first [32]byte
 		same := true
 		for i, n := range nodes {
-			h, _, err := n.rep.Store().StateHash()
+			h, _, err := n.rep.store.StateHash()
 			if err != nil {
 				t.Fatal(err)
 			}

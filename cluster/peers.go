@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -144,7 +145,7 @@ func (r *Replica) forward(cmd ledger.Command, data []byte, deadline time.Time) (
 		return ledger.Result{}, err
 	}
 	if status != fasthttp.StatusOK {
-		return ledger.Result{}, fmt.Errorf("%w: the leader answered %d: %s", ErrUnavailable, status, body)
+		return ledger.Result{}, peerError(status, body)
 	}
 	var a applyAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
@@ -179,7 +180,7 @@ func (r *Replica) readIndex() error {
 		return err
 	}
 	if status != fasthttp.StatusOK {
-		return fmt.Errorf("%w: read index from the leader: %d %s", ErrUnavailable, status, body)
+		return peerError(status, body)
 	}
 	var ri struct {
 		Index uint64 `json:"index"`
@@ -203,7 +204,7 @@ func (r *Replica) InternalHandler(ctx *fasthttp.RequestCtx) {
 	if cs := ctx.TLSConnectionState(); cs != nil && len(cs.VerifiedChains) > 0 {
 		peerCert = true
 	}
-	if r.token == "" || !peerCert || len(got) == 0 {
+	if r.opts.Mode != Clustered || !peerCert || len(got) == 0 {
 		writeError(ctx, errInternalRoute)
 		return
 	}
@@ -274,7 +275,9 @@ func (r *Replica) internalApply(ctx *fasthttp.RequestCtx) {
 	res, _ := resp.(ledger.Result)
 	a := applyAnswer{Index: index, Value: json.RawMessage("null")}
 	if res.Err != nil {
-		a.Code, a.Message = ledger.ErrorCode(res.Err), res.Err.Error()
+		// A refusal of no known kind still travels as one: an empty code
+		// would read as success on the follower.
+		a.Code, a.Message = cmp.Or(ledger.ErrorCode(res.Err), "internal_error"), res.Err.Error()
 	} else {
 		b, err := res.EncodeAnswer()
 		if err != nil {
@@ -298,13 +301,10 @@ func (r *Replica) join(m ledger.Member) error {
 	if err != nil {
 		return err
 	}
-	switch status {
-	case fasthttp.StatusOK:
-		return nil
-	case fasthttp.StatusBadRequest: // the leader refused the member (AddNode)
-		return fmt.Errorf("%w: the leader refused: %s", ledger.ErrInvalid, answer)
+	if status != fasthttp.StatusOK {
+		return peerError(status, answer)
 	}
-	return fmt.Errorf("%w: the leader answered %d: %s", ErrUnavailable, status, answer)
+	return nil
 }
 
 // removeViaLeader asks the leader to remove a member.
@@ -316,9 +316,31 @@ func (r *Replica) removeViaLeader(id string) error {
 	case status == fasthttp.StatusNotFound:
 		return fmt.Errorf("%w: node %q", ledger.ErrNotFound, id)
 	case status != fasthttp.StatusOK:
-		return fmt.Errorf("%w: the leader answered %d: %s", ErrUnavailable, status, body)
+		return peerError(status, body)
 	}
 	return nil
+}
+
+// peerError is a peer's answer other than 200 as an error of its kind: a
+// 400 is the ledger's refusal, rebuilt from its code so errors.Is matches
+// here as on the peer, and final; a 403 is another cluster's secret, final
+// too; anything else (503, a 404 for a missing token or certificate, a
+// 500) leaves the outcome unknown and is unavailable, so a write is sent
+// again while the propose timeout lasts.
+func peerError(status int, body []byte) error {
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	_ = json.Unmarshal(body, &e)
+	switch status {
+	case fasthttp.StatusBadRequest:
+		if err := ledger.ErrorFromCode(e.Error.Code, e.Error.Message); err != nil {
+			return err
+		}
+	case fasthttp.StatusForbidden:
+		return errWrongSecret
+	}
+	return fmt.Errorf("%w: the leader answered %d: %s", ErrUnavailable, status, body)
 }
 
 // joinLoop asks the configured members to add this node until one does

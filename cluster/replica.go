@@ -8,7 +8,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -104,13 +103,9 @@ func Open(opts Options) (*Replica, error) {
 	return r, nil
 }
 
-// TLS is the node-to-node TLS config (nil without cluster TLS).
-func (r *Replica) TLS() *tls.Config { return r.opts.Raft.TLS }
-
 // Start makes the replica ready to serve: a new node with cluster.join
-// asks the members to add it until one does; then it waits for a leader;
-// in a cluster it releases the quota allowances the ledger still counts
-// for this node from before it (re)started. ctx ends the waiting.
+// asks the members to add it until one does; then it waits for a leader.
+// ctx ends the waiting.
 func (r *Replica) Start(ctx context.Context) error {
 	if r.opts.Mode == Clustered && !r.opts.Raft.Bootstrap && len(r.opts.Join) > 0 && !r.store.HasMembership() {
 		if err := r.joinLoop(ctx); err != nil {
@@ -149,9 +144,6 @@ func (r *Replica) Mode() Mode { return r.opts.Mode }
 
 // Ledger returns the current replicated state.
 func (r *Replica) Ledger() *ledger.Ledger { return r.store.Ledger() }
-
-// Store is the raftfsm store underneath, for tests and benchmarks.
-func (r *Replica) Store() *raftfsm.Store { return r.store }
 
 // Now is the node's clock: wall time plus the replicated test-clock
 // offset, which only a test_clock node can move.
@@ -192,9 +184,10 @@ func (r *Replica) Propose(cmd ledger.Command) (ledger.Result, error) {
 			if !r.waitToRetry(attempt, last, deadline) {
 				return ledger.Result{}, last
 			}
-			if cb, ok := cmd.(*ledger.ChargeBatch); ok && !cb.Retry {
-				// Sent again after an unknown outcome: the ledger must check
-				// its durable dedupe records for these ids.
+			if cb, ok := cmd.(*ledger.ChargeBatch); ok && !cb.Retry && !errors.Is(last, ErrNoLeader) {
+				// Sent again after an unknown outcome (ErrNoLeader sent
+				// nothing): the ledger must check its durable dedupe
+				// records for these ids.
 				cb.Retry = true
 				if data, err = ledger.Encode(cb, ts); err != nil {
 					return ledger.Result{}, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
@@ -226,13 +219,19 @@ func (r *Replica) Propose(cmd ledger.Command) (ledger.Result, error) {
 // election takes a heartbeat timeout and a vote), else a short backoff. It
 // reports false when the deadline leaves no time for another attempt.
 func (r *Replica) waitToRetry(attempt int, last error, deadline time.Time) bool {
-	backoff := min(time.Duration(25<<min(attempt, 5))*time.Millisecond, time.Second)
+	leaderless := errors.Is(last, ErrNoLeader) || errors.Is(last, errLeaderChanged)
+	if leaderless && r.store.Leader() != "" {
+		return true // the new leader is known already: go to it now
+	}
+	backoff := time.Duration(25<<min(attempt, 5)) * time.Millisecond
+	if leaderless {
+		backoff = 20 * time.Millisecond // look for the new leader often
+	}
 	for time.Now().Add(backoff).Before(deadline) {
 		time.Sleep(backoff)
-		if !errors.Is(last, ErrNoLeader) && !errors.Is(last, errLeaderChanged) || r.store.Leader() != "" {
+		if !leaderless || r.store.Leader() != "" {
 			return true
 		}
-		backoff = 20 * time.Millisecond
 	}
 	return false
 }

@@ -1,6 +1,6 @@
-// Package node wires one zenmuxd node in a straight line: config → data
-// dir and admin token → Pebble + Raft (raftfsm) → ledger seed → admin API
-// and proxy listeners → shutdown. It is the only package that knows every
+// Package node wires one zenmuxd node in a straight line: config → cluster
+// TLS files → data dir and admin token → the cluster replica (Pebble and
+// Raft) → ledger seed → admin API and proxy listeners → shutdown. It is the only package that knows every
 // other one.
 package node
 
