@@ -103,7 +103,7 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		s, err := raftfsm.Open(raftfsm.Options{NodeID: fmt.Sprint("n", i), Dir: filepath.Join(tmp, fmt.Sprint("commit-n", i)), RaftAddr: addr,
-			Bootstrap: i == 1, Secret: secret, SnapshotEvery: uint64(defaults.Cluster.SnapshotEntries), MemTableMB: o.memtableMB, LogOutput: io.Discard})
+			Bootstrap: i == 1, Secret: secret, SnapshotEvery: uint64(defaults.Cluster.SnapshotEntries), MemTableMB: o.memtableMB})
 		if err != nil {
 			return nil, err
 		}

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"reflect"
 	"strings"
@@ -116,7 +115,7 @@ func startNode(t *testing.T, tn *testNet, id string, join []string) *testNode {
 	tn.own(n.raft, id)
 	n.rep, err = Open(Options{
 		Mode: Clustered,
-		Raft: raftfsm.Options{NodeID: id, Dir: t.TempDir(), RaftAddr: raftAddr, Bootstrap: len(join) == 0, Secret: testSecret, LogOutput: io.Discard,
+		Raft: raftfsm.Options{NodeID: id, Dir: t.TempDir(), RaftAddr: raftAddr, Bootstrap: len(join) == 0, Secret: testSecret,
 			HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
 			Dial: func(addr string, timeout time.Duration) (net.Conn, error) { return tn.dial(id, addr, timeout) }},
 		AdminAddr: n.admin, RaftAddr: raftAddr, Join: join, ProposeTimeout: testProposeTimeout, Log: zerolog.Nop(),

@@ -22,7 +22,6 @@ const (
 	minDedupeDays    = 7 // C4
 	maxDedupeDays    = 365
 	maxRequestLogDay = 3650
-	maxBatchCharges  = ledger.MaxBatchCharges
 	maxQueuedCharges = 1_000_000
 	maxConcurrent    = 100_000
 	maxConnectTO     = 10 * time.Minute
@@ -211,8 +210,8 @@ func checkAccounting(p *problems, a Accounting) {
 	if a.RequestLogDays < 1 || a.RequestLogDays > maxRequestLogDay {
 		p.add("accounting.request_log_days", "%d must be in [1, %d]", a.RequestLogDays, maxRequestLogDay)
 	}
-	if a.BatchMaxCharges < 1 || a.BatchMaxCharges > maxBatchCharges {
-		p.add("accounting.batch_max_charges", "%d must be in [1, %d]", a.BatchMaxCharges, maxBatchCharges)
+	if a.BatchMaxCharges < 1 || a.BatchMaxCharges > ledger.MaxBatchCharges {
+		p.add("accounting.batch_max_charges", "%d must be in [1, %d]", a.BatchMaxCharges, ledger.MaxBatchCharges)
 	}
 	checkRange(p, "accounting.max_queued_charges", a.MaxQueuedCharges, 1, maxQueuedCharges)
 	if w := time.Duration(a.AsyncBatchWait); w < 0 || w > time.Second {

@@ -128,8 +128,8 @@ func (l *Ledger) settle(a *Account, now int64) {
 	}
 }
 
-func (*Tick) apply(l *Ledger, now int64) (TickResult, error) {
-	return TickResult{Settled: l.settleDue(now)}, nil
+func (*Tick) apply(l *Ledger, now int64) (tickResult, error) {
+	return tickResult{Settled: l.settleDue(now)}, nil
 }
 
 // settleDue settles every account whose cycle has ended, in id order, and

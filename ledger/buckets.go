@@ -133,7 +133,7 @@ func (l *Ledger) dropStaleAllowances(a *Account, now int64) {
 	}
 }
 
-func (c *ResetNode) apply(l *Ledger, _ int64) (ResetResult, error) {
+func (c *ResetNode) apply(l *Ledger, _ int64) (resetResult, error) {
 	ids := make([]string, 0)
 	for id, a := range l.accounts {
 		if _, ok := a.Allowances[c.Node]; ok {
@@ -147,7 +147,7 @@ func (c *ResetNode) apply(l *Ledger, _ int64) (ResetResult, error) {
 		delete(a.AllowanceAt, c.Node)
 		l.markAccount(a)
 	}
-	return ResetResult{Accounts: len(ids)}, nil
+	return resetResult{Accounts: len(ids)}, nil
 }
 
 func (c *ReturnFlows) apply(l *Ledger, _ int64) (None, error) {

@@ -322,8 +322,8 @@ func (*AdvanceClock) Type() CmdType { return 17 }
 
 var _ = define((*AdvanceClock).apply, traits{})
 
-// ClockView answers AdvanceClock.
-type ClockView struct {
+// clockView answers AdvanceClock.
+type clockView struct {
 	OffsetSeconds int64 `json:"offset_seconds"`
 }
 
@@ -350,8 +350,8 @@ func (*Tick) Type() CmdType { return 20 }
 
 var _ = define((*Tick).apply, traits{})
 
-// TickResult answers Tick.
-type TickResult struct {
+// tickResult answers Tick.
+type tickResult struct {
 	Settled int `json:"settled"`
 }
 
@@ -460,8 +460,8 @@ func (*ResetNode) Type() CmdType { return 26 }
 
 var _ = define((*ResetNode).apply, traits{noLocalWait: true})
 
-// ResetResult answers ResetNode.
-type ResetResult struct {
+// resetResult answers ResetNode.
+type resetResult struct {
 	Accounts int `json:"accounts"`
 }
 
@@ -486,27 +486,22 @@ func Encode(cmd Command, nowNanos int64) ([]byte, error) {
 	if nowNanos < 0 || nowNanos > MaxTime {
 		return nil, fmt.Errorf("%w: stamped %d ns, outside 1970 to 2200", ErrBadCommand, nowNanos)
 	}
-	var payload []byte
+	header := func(out []byte, version byte) []byte {
+		out = append(out, byte(cmd.Type()), version)
+		return binary.BigEndian.AppendUint64(out, uint64(nowNanos))
+	}
 	if b, ok := cmd.(*ChargeBatch); ok {
+		// The hot command: its binary form goes straight after the header.
 		if err := b.encodable(); err != nil {
 			return nil, err
 		}
-		payload = b.appendBinary(nil)
-	} else {
-		var err error
-		payload, err = json.Marshal(cmd)
-		if err != nil {
-			panic("ledger: encode command: " + err.Error())
-		}
+		return b.appendBinary(header(make([]byte, 0, 256), chargeBatchVersion)), nil
 	}
-	out := make([]byte, envelopeHeader, envelopeHeader+len(payload))
-	out[0] = byte(cmd.Type())
-	out[1] = envelopeVersion
-	if cmd.Type() == (*ChargeBatch)(nil).Type() {
-		out[1] = chargeBatchVersion
+	payload, err := json.Marshal(cmd)
+	if err != nil {
+		panic("ledger: encode command: " + err.Error())
 	}
-	binary.BigEndian.PutUint64(out[2:], uint64(nowNanos))
-	return append(out, payload...), nil
+	return append(header(make([]byte, 0, envelopeHeader+len(payload)), envelopeVersion), payload...), nil
 }
 
 // encodable checks the limits decodeBinary enforces.
@@ -608,8 +603,16 @@ func (cb *ChargeBatch) appendBinary(b []byte) []byte {
 	return b
 }
 
-// maxStringBytes bounds each string of a charge, encoded and decoded.
-const maxStringBytes = 1024
+// Bounds of a ChargeBatch, checked when it is encoded and when it is
+// decoded, so a garbled count or length cannot make a replica allocate
+// without limit. MaxBatchCharges is also the most a node may propose in
+// one entry (accounting.batch_max_charges): one bound on purpose, so a
+// replica accepts every batch a node may write and refuses a count none
+// could have written; every batch a configuration has ever allowed fits.
+const (
+	MaxBatchCharges = 10_000
+	maxStringBytes  = 1024
+)
 
 type reader struct {
 	b   []byte

@@ -8,18 +8,21 @@ import (
 // The command table: every type byte from 1 up is defined once, and the
 // traits callers rely on are where the commands' contracts put them.
 func TestCommandTable(t *testing.T) {
-	var n int
+	last := 0
 	for typ, d := range defs {
 		if d == nil {
 			continue
 		}
-		n++
+		if typ != last+1 {
+			t.Errorf("type %d defined after %d: bytes are handed out in order from 1, with no gaps", typ, last)
+		}
+		last = typ
 		if d.typ != CmdType(typ) || d.new().Type() != CmdType(typ) {
 			t.Errorf("type %d: entry says %d, its struct %d", typ, d.typ, d.new().Type())
 		}
 	}
-	if n != 26 || defs[0] != nil {
-		t.Fatalf("%d commands defined (byte 0 taken: %v), want 26 from byte 1", n, defs[0] != nil)
+	if last < 26 {
+		t.Fatalf("commands defined up to byte %d, want the 26 of the log format at least", last)
 	}
 	leases := map[CmdType]bool{}
 	for _, c := range []Command{&LeaseTokens{}, &ReturnTokens{}, &LeaseFlows{}, &ReturnFlows{}} {
@@ -49,7 +52,7 @@ func TestCommandAnswersRoundTrip(t *testing.T) {
 	if got := f.do(&PutPlan{Plan: p}).Value.(PlanView); got.RPM != 33 {
 		t.Fatalf("PutPlan answered %+v", got)
 	}
-	if got := f.do(&AdvanceClock{Nanos: int64(time.Hour)}).Value.(ClockView); got.OffsetSeconds != 3600 {
+	if got := f.do(&AdvanceClock{Nanos: int64(time.Hour)}).Value.(clockView); got.OffsetSeconds != 3600 {
 		t.Fatalf("AdvanceClock answered %+v", got)
 	}
 	f.must(&SetMember{Member: Member{ID: "n9", RaftAddr: "127.0.0.1:9", AdminAddr: "127.0.0.1:10"}})

@@ -235,19 +235,19 @@ func (l *Ledger) lookupModel(id string) *Model {
 	return nil
 }
 
-func (c *AdvanceClock) apply(l *Ledger, now int64) (ClockView, error) {
+func (c *AdvanceClock) apply(l *Ledger, now int64) (clockView, error) {
 	if c.Nanos <= 0 || c.Nanos > MaxAdvanceNanos {
-		return ClockView{}, invalid("advance_seconds must be > 0 and at most ten years")
+		return clockView{}, invalid("advance_seconds must be > 0 and at most ten years")
 	}
 	if l.clockOffset > 10*MaxAdvanceNanos-c.Nanos {
-		return ClockView{}, invalid("the test clock is already a century ahead")
+		return clockView{}, invalid("the test clock is already a century ahead")
 	}
 	l.clockOffset += c.Nanos
 	l.markMeta()
 	// The clock moved: settle what fell due at the new time at once, so
 	// the next read already shows it.
 	l.settleDue(now + c.Nanos)
-	return ClockView{OffsetSeconds: l.clockOffset / int64(time.Second)}, nil
+	return clockView{OffsetSeconds: l.clockOffset / int64(time.Second)}, nil
 }
 
 func (c *SetMember) apply(l *Ledger, _ int64) (None, error) {

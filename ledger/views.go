@@ -242,11 +242,8 @@ func (l *Ledger) extraView(a *Account, now int64) extraView {
 // waits until the shown time and retries must find it over (Q1, Q2, Q3,
 // Q5). Start times stay truncated: no reset is derived from a shown start.
 func resetRFC3339(nanos int64) string {
-	t := time.Unix(0, nanos).UTC()
-	if frac := t.Nanosecond(); frac > 0 {
-		t = t.Add(time.Second - time.Duration(frac))
-	}
-	return t.Format(time.RFC3339)
+	const second = int64(time.Second)
+	return rfc3339((nanos + second - 1) / second * second)
 }
 
 // windowAt renders a window at now: an expired rolling window shows as

@@ -35,7 +35,7 @@ func freeAddr(t testing.TB) string {
 
 func openStore(t testing.TB, dir, addr string, snapEvery uint64) *Store {
 	t.Helper()
-	s, err := Open(Options{NodeID: "n1", Dir: dir, RaftAddr: addr, Bootstrap: true, LogOutput: io.Discard,
+	s, err := Open(Options{NodeID: "n1", Dir: dir, RaftAddr: addr, Bootstrap: true,
 		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, SnapshotEvery: snapEvery})
 	if err != nil {
 		t.Fatal(err)
@@ -398,7 +398,7 @@ func TestOldLayoutRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	_, err = Open(Options{NodeID: "n1", Dir: dir, RaftAddr: freeAddr(t), Bootstrap: true, LogOutput: io.Discard})
+	_, err = Open(Options{NodeID: "n1", Dir: dir, RaftAddr: freeAddr(t), Bootstrap: true})
 	if err == nil || !strings.Contains(err.Error(), "earlier zenmuxd's layout") {
 		t.Fatalf("opened an old data dir: %v", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -38,9 +37,6 @@ type Options struct {
 	// Pebble's, each entry named in a "logger" field; the zero Logger
 	// discards them.
 	Log zerolog.Logger
-	// LogOutput, when set, is where Log's entries go instead (tests and
-	// benchmarks pass io.Discard).
-	LogOutput io.Writer
 	// TLS, when set, wraps every Raft connection in mutual TLS 1.3 before
 	// the secret handshake (see transport.go). It is used as both server
 	// and client config: Certificates, ClientCAs and RootCAs (the cluster
@@ -77,9 +73,6 @@ type Store struct {
 
 // Open opens (or creates) the store and starts Raft.
 func Open(o Options) (*Store, error) {
-	if o.LogOutput != nil {
-		o.Log = o.Log.Output(o.LogOutput)
-	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}

@@ -247,6 +247,11 @@ type namedAddr string
 func (a namedAddr) Network() string { return "tcp" }
 func (a namedAddr) String() string  { return string(a) }
 
+// dialTCP is the dial of a stream that was given none.
+func dialTCP(addr string, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", addr, timeout)
+}
+
 // Dial connects to a peer and authenticates both ends.
 func (s *authStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	if timeout <= 0 || timeout > handshakeTimeout {
@@ -255,9 +260,7 @@ func (s *authStream) Dial(address raft.ServerAddress, timeout time.Duration) (ne
 	deadline := time.Now().Add(timeout)
 	dial := s.dial
 	if dial == nil {
-		dial = func(addr string, timeout time.Duration) (net.Conn, error) {
-			return net.DialTimeout("tcp", addr, timeout)
-		}
+		dial = dialTCP
 	}
 	raw, err := dial(string(address), timeout)
 	if err != nil {

@@ -324,7 +324,7 @@ func TestTransportTLSConfigChecks(t *testing.T) {
 	if lax.ClientAuth != tls.NoClientCert {
 		t.Fatal("transportTLS changed the caller's config")
 	}
-	if _, err := Open(Options{NodeID: "n1", Dir: t.TempDir(), RaftAddr: addr, Bootstrap: true, TLS: nodeTLS(cert, ca), LogOutput: io.Discard}); err == nil {
+	if _, err := Open(Options{NodeID: "n1", Dir: t.TempDir(), RaftAddr: addr, Bootstrap: true, TLS: nodeTLS(cert, ca)}); err == nil {
 		t.Fatal("Open accepted TLS without a secret")
 	}
 }
@@ -335,7 +335,7 @@ func TestClusterOverTLS(t *testing.T) {
 	var stores []*Store
 	for i, id := range []string{"n1", "n2"} {
 		s, err := Open(Options{NodeID: id, Dir: t.TempDir(), RaftAddr: freeAddr(t), Bootstrap: i == 0, Secret: testSecret,
-			TLS: nodeTLS(ca.issue(id, nil), ca), LogOutput: io.Discard, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond})
+			TLS: nodeTLS(ca.issue(id, nil), ca), HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,7 +370,7 @@ func TestClusterOverTLS(t *testing.T) {
 func TestAdvertisedNameNeedNotResolve(t *testing.T) {
 	const name = "n9.zenmux-test.invalid:8300"
 	s, err := Open(Options{NodeID: "n9", Dir: t.TempDir(), RaftAddr: freeAddr(t), RaftAdvertise: name, Bootstrap: true,
-		Secret: testSecret, LogOutput: io.Discard, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond})
+		Secret: testSecret, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("open with an advertised name that does not resolve: %v", err)
 	}
