@@ -51,3 +51,20 @@ func BenchmarkApplyChargeBatch(b *testing.B) {
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "charges/s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/charge")
 }
+
+// BenchmarkEncodeChargeBatch encodes a 100-charge batch, as a node does
+// for every entry it proposes.
+func BenchmarkEncodeChargeBatch(b *testing.B) {
+	cb := &ChargeBatch{Charges: make([]Charge, 100)}
+	for i := range cb.Charges {
+		cb.Charges[i] = Charge{ReqID: fmt.Sprintf("req_0844ecd6_18eefea3f1ac6851_%d", i), Node: "n1", AccountID: "acct_0123456789abcdef",
+			KeyID: "key_0123456789abcdef", Model: "openai/gpt-5.4", Billing: BillingSubscription, Status: "ok", AdmittedAt: t0 + int64(i),
+			InputTokens: 1200, OutputTokens: 340, CacheReadTokens: 1000}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Encode(cb, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

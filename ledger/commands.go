@@ -495,7 +495,8 @@ func Encode(cmd Command, nowNanos int64) ([]byte, error) {
 		if err := b.encodable(); err != nil {
 			return nil, err
 		}
-		return b.appendBinary(header(make([]byte, 0, 256), chargeBatchVersion)), nil
+		// About 100 bytes a charge (ids, model, varints): sized once.
+		return b.appendBinary(header(make([]byte, 0, envelopeHeader+16+128*len(b.Charges)), chargeBatchVersion)), nil
 	}
 	payload, err := json.Marshal(cmd)
 	if err != nil {
