@@ -164,11 +164,7 @@ func (r *Replica) forward(cmd ledger.Command, data []byte, deadline time.Time) (
 		}
 		return ledger.Rejected(errors.New(a.Message)), nil
 	}
-	res, err := ledger.DecodeAnswer(cmd, a.Value)
-	if err != nil {
-		return ledger.Result{}, fmt.Errorf("%w: the leader's answer: %v", ErrUnavailable, err)
-	}
-	return res, nil
+	return ledger.Answered(a.Value), nil
 }
 
 // readIndex asks the leader for its applied index (after the leader's own

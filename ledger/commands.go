@@ -15,7 +15,7 @@ import (
 //     as a command, and define panics on a byte used twice);
 //   - how it applies and what it answers: its apply method, whose result
 //     type R is what proposing it returns (Propose), on the leader and,
-//     decoded from the leader's answer, on a follower;
+//     read from the leader's JSON answer, on a follower;
 //   - its traits, given to define.
 //
 // Nothing else in the repository lists command types. See DESIGN.md,
@@ -60,7 +60,6 @@ type cmdDef struct {
 	name   string
 	new    func() Command
 	apply  func(l *Ledger, cmd Command, now int64) (answer, error)
-	decode func(raw []byte) (answer, error)
 }
 
 // defs is the command table, indexed by type byte.
@@ -86,13 +85,6 @@ func define[S any, R any, P interface {
 			v, err := apply(cmd.(P), l, now)
 			if err != nil {
 				return nil, err
-			}
-			return value[R]{v}, nil
-		},
-		decode: func(raw []byte) (answer, error) {
-			var v R
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return nil, fmt.Errorf("%w: a %T answer: %v", ErrBadCommand, *new(S), err)
 			}
 			return value[R]{v}, nil
 		},

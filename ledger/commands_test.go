@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"reflect"
 	"testing"
 	"time"
 )
@@ -70,6 +71,15 @@ func TestProposeTyped(t *testing.T) {
 	res, err := Propose(p, &ChargeBatch{Charges: []Charge{}})
 	if err != nil || len(res) != 0 {
 		t.Fatalf("an empty batch answered %v, %v", res, err)
+	}
+	sub := &Subscribe{Idem: Idem{IdemKey: "sub-typed", Fingerprint: "fp"}, AccountID: "acct-typed", Plan: "pro"}
+	first, err := Propose(p, sub)
+	if err != nil || first.Plan != "pro" {
+		t.Fatalf("Subscribe answered %+v, %v", first, err)
+	}
+	// The repeat answers the stored JSON, read as the same type.
+	if again, err := Propose(p, sub); err != nil || !reflect.DeepEqual(again, first) {
+		t.Fatalf("the repeated key answered %+v, %v; first %+v", again, err, first)
 	}
 	if _, err := Propose(p, &CreateAccount{ID: "acct-typed", Email: "typed@example.com"}); err == nil {
 		t.Fatal("a repeated account with another name was accepted")

@@ -160,11 +160,9 @@ func (l *Ledger) applyLocked(cmd Command, ts int64) Result {
 			}
 			return Result{Err: err}
 		}
-		ans, err := d.decode(rec.Result)
-		if err != nil { // an answer stored by a binary with another shape
-			return Result{Err: fmt.Errorf("%w: the first answer to Idempotency-Key %q cannot be read back: %v", ErrConflict, key, err)}
-		}
-		return Result{ans: ans}
+		// The first answer as it was stored, byte for byte; its caller
+		// reads it typed, outside the lock (Answer).
+		return Result{ans: raw(rec.Result)}
 	}
 	ans, err := d.apply(l, cmd, now)
 	rec := &idemRecord{Fingerprint: fp, At: now}

@@ -13,7 +13,8 @@ type Result struct {
 	Err error
 }
 
-// answer is a command's typed answer: a value[R] for the command's R.
+// answer is a command's answer: a value[R] for the command's R as apply
+// returned it, or raw JSON.
 type answer interface {
 	encode() ([]byte, error)
 }
@@ -22,17 +23,31 @@ type value[R any] struct{ v R }
 
 func (a value[R]) encode() ([]byte, error) { return json.Marshal(a.v) }
 
+// raw is an answer as JSON: a money command's first answer, returned again
+// for a repeat of its key, or the leader's answer on the node that
+// forwarded the command. Answer decodes it into the command's R when its
+// caller asks, never under the ledger's lock.
+type raw []byte
+
+func (a raw) encode() ([]byte, error) { return a, nil }
+
 // Answer unwraps r, the result of applying cmd, into cmd's answer type.
 func Answer[R any](cmd Cmd[R], r Result) (R, error) {
 	var zero R
 	if r.Err != nil {
 		return zero, r.Err
 	}
-	v, ok := r.ans.(value[R])
-	if !ok {
-		return zero, fmt.Errorf("ledger: %T answered %T", cmd, r.ans)
+	switch a := r.ans.(type) {
+	case value[R]:
+		return a.v, nil
+	case raw:
+		var v R
+		if err := json.Unmarshal(a, &v); err != nil {
+			return zero, fmt.Errorf("ledger: the answer %.200s to %T does not read as %T: %v", a, cmd, v, err)
+		}
+		return v, nil
 	}
-	return v.v, nil
+	return zero, fmt.Errorf("ledger: %T answered %T", cmd, r.ans)
 }
 
 // Rejected is a result that refuses a command with err.
@@ -47,15 +62,9 @@ func (r Result) EncodeAnswer() ([]byte, error) {
 	return r.ans.encode()
 }
 
-// DecodeAnswer rebuilds, on the node that forwarded cmd, the answer the
-// leader encoded with EncodeAnswer, typed through cmd's table entry.
-func DecodeAnswer(cmd Command, raw []byte) (Result, error) {
-	a, err := def(cmd).decode(raw)
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{ans: a}, nil
-}
+// Answered is the result whose answer is the JSON another node encoded
+// with EncodeAnswer; Answer reads it typed.
+func Answered(answerJSON []byte) Result { return Result{ans: raw(answerJSON)} }
 
 // Proposer commits commands: a node, which proposes on the leader or
 // forwards to it. An error means the command was not committed, or its
