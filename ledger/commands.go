@@ -56,10 +56,10 @@ type traits struct {
 // type, built by define from the command's struct and apply method.
 type cmdDef struct {
 	traits
-	typ    CmdType
-	name   string
-	new    func() Command
-	apply  func(l *Ledger, cmd Command, now int64) (answer, error)
+	typ   CmdType
+	name  string
+	new   func() Command
+	apply func(l *Ledger, cmd Command, now int64) (answer, error)
 }
 
 // defs is the command table, indexed by type byte.
