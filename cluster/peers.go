@@ -30,10 +30,6 @@ import (
 
 const clusterHeader = "X-Zenmux-Cluster"
 
-// leaderPoll is how often a forwarded call in flight checks whether this
-// node still sees the same leader.
-const leaderPoll = 20 * time.Millisecond
-
 // clusterToken is what nodes present to each other's internal endpoints.
 func clusterToken(secret []byte) string {
 	m := hmac.New(sha256.New, secret)
@@ -102,6 +98,7 @@ type reply struct {
 // call's outcome is unknown (errLeaderChanged); the caller retries with the
 // new leader. The abandoned request still ends by its deadline.
 func (r *Replica) callLeader(method, path string, body []byte, deadline time.Time) (int, []byte, error) {
+	changed := r.store.LeaderChanged()
 	id, addr, ok := r.leader()
 	if !ok || r.opts.Mode != Clustered {
 		return 0, nil, ErrNoLeader
@@ -111,20 +108,14 @@ func (r *Replica) callLeader(method, path string, body []byte, deadline time.Tim
 		s, b, err := r.call(addr, method, path, body, deadline)
 		done <- reply{s, b, err}
 	}()
-	poll := time.NewTicker(leaderPoll)
-	defer poll.Stop()
-	for {
-		select {
-		case rep := <-done:
-			if rep.err != nil {
-				return 0, nil, fmt.Errorf("%w: call to the leader %s: %v", ErrUnavailable, id, rep.err)
-			}
-			return rep.status, rep.body, nil
-		case <-poll.C:
-			if now := r.store.Leader(); now != id {
-				return 0, nil, fmt.Errorf("%w: from %s to %q", errLeaderChanged, id, now)
-			}
+	select {
+	case rep := <-done:
+		if rep.err != nil {
+			return 0, nil, fmt.Errorf("%w: call to the leader %s: %v", ErrUnavailable, id, rep.err)
 		}
+		return rep.status, rep.body, nil
+	case <-changed:
+		return 0, nil, fmt.Errorf("%w: from %s to %q", errLeaderChanged, id, r.store.Leader())
 	}
 }
 

@@ -69,6 +69,11 @@ type Store struct {
 	// barrierTerm is the term in which this node, as leader, last ran a
 	// read barrier.
 	barrierTerm atomic.Uint64
+	// leaderCh is closed, and replaced, when the leader this node knows
+	// changes (LeaderChanged); observer feeds it from Raft.
+	leaderCh atomic.Pointer[chan struct{}]
+	observer *raft.Observer
+	observed chan raft.Observation
 }
 
 // Open opens (or creates) the store and starts Raft.
@@ -178,6 +183,7 @@ func Open(o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.watchLeader()
 	ok = true
 	return s, nil
 }
@@ -405,11 +411,40 @@ func (s *Store) RequestLog(accountID, cursor string, limit int) ([]ledger.LogEnt
 // Snapshot asks raft for a snapshot now (used by tests and operators).
 func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
 
+// watchLeader has Raft report every change of leader (to another node or
+// to none) to LeaderChanged's channels.
+func (s *Store) watchLeader() {
+	ch := make(chan struct{})
+	s.leaderCh.Store(&ch)
+	s.observed = make(chan raft.Observation, 64)
+	s.observer = raft.NewObserver(s.observed, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	s.raft.RegisterObserver(s.observer)
+	go func() {
+		for range s.observed {
+			next := make(chan struct{})
+			close(*s.leaderCh.Swap(&next))
+		}
+	}()
+}
+
+// LeaderChanged returns a channel that is closed when the leader this node
+// knows next changes: take it before reading the leader, and a change
+// after the read is not missed.
+func (s *Store) LeaderChanged() <-chan struct{} { return *s.leaderCh.Load() }
+
 // Close shuts Raft down and closes the database.
 func (s *Store) Close() error {
 	var err error
 	if s.raft != nil {
 		err = s.raft.Shutdown().Error()
+		if s.observer != nil {
+			// After it returns Raft sends no more, so the feed can end.
+			s.raft.DeregisterObserver(s.observer)
+			close(s.observed)
+		}
 	}
 	if s.trans != nil {
 		s.trans.Close()
