@@ -292,14 +292,17 @@ func checkPlans(p *problems, plans []Plan) {
 // plans[1].price_usd), or under key itself for a field config does not
 // know.
 func planProblems(p *problems, key string, err error) {
-	broken := strings.TrimPrefix(err.Error(), ledger.ErrInvalid.Error()+": ")
-	for _, one := range strings.Split(broken, "; ") {
-		field, rule, _ := strings.Cut(one, " ")
-		if _, ok := tagname.Field(reflect.TypeFor[Plan](), "toml", field); !ok {
-			p.add(key, "%s", one)
+	var pe *ledger.PlanError
+	if !errors.As(err, &pe) {
+		p.add(key, "%s", err)
+		return
+	}
+	for _, b := range pe.Broken {
+		if _, ok := tagname.Field(reflect.TypeFor[Plan](), "toml", b.Field); !ok {
+			p.add(key, "%s %s", b.Field, b.Rule)
 			continue
 		}
-		p.add(key+"."+field, "%s", rule)
+		p.add(key+"."+b.Field, "%s", b.Rule)
 	}
 }
 

@@ -36,17 +36,10 @@ var (
 // ValidatePlan checks a plan against every plan rule. It is the one place
 // they live: the ledger applies it to each plan it stores, and the admin
 // API and config call it before that. It reports every rule broken, not
-// only the first, in one ErrInvalid: "<field> <rule>" each, separated by
-// "; ", where field is the plan's key in the admin API and the config
-// file (price_usd, rpm, …), so callers can file each under its key.
+// only the first, as a *PlanError.
 func ValidatePlan(p *Plan) error {
-	var broken string
-	bad := func(field, rule string) {
-		if broken != "" {
-			broken += "; "
-		}
-		broken += field + " " + rule
-	}
+	var e PlanError
+	bad := func(field, rule string) { e.Broken = append(e.Broken, BrokenRule{field, rule}) }
 	if !planIDPattern.MatchString(p.ID) {
 		bad("id", "must be 1-32 of [a-z0-9_-]")
 	}
@@ -75,11 +68,33 @@ func ValidatePlan(p *Plan) error {
 			bad(f.field, "must be 1..1000000")
 		}
 	}
-	if broken != "" {
-		return invalid("%s", broken)
+	if e.Broken != nil {
+		return &e
 	}
 	return nil
 }
+
+// PlanError is a plan that breaks plan rules: each under its field, the
+// plan's key in the admin API and the config file (price_usd, rpm, …),
+// so callers can file each under its key. It is an ErrInvalid.
+type PlanError struct{ Broken []BrokenRule }
+
+// BrokenRule is one rule a plan breaks.
+type BrokenRule struct{ Field, Rule string }
+
+func (e *PlanError) Error() string {
+	msg := ErrInvalid.Error() + ": "
+	for i, b := range e.Broken {
+		if i > 0 {
+			msg += "; "
+		}
+		msg += b.Field + " " + b.Rule
+	}
+	return msg
+}
+
+// Unwrap lets errors.Is(err, ErrInvalid) match.
+func (e *PlanError) Unwrap() error { return ErrInvalid }
 
 // validateModel checks a model's fields against the plans that exist.
 func (l *Ledger) validateModel(m *Model, plans map[string]*Plan) error {
