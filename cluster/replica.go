@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"regexp"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -391,12 +390,10 @@ func (r *Replica) Cluster() (View, error) {
 	return out, nil
 }
 
-var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
 // AddNode adds a voter and records its admin address; a follower asks the
 // leader.
 func (r *Replica) AddNode(id, raftAddr, adminAddr string) error {
-	if !nodeIDPattern.MatchString(id) {
+	if !config.ValidNodeID(id) {
 		return fmt.Errorf("%w: node id %q must be 1-64 of [A-Za-z0-9._-]", ledger.ErrInvalid, id)
 	}
 	for _, a := range [...]struct{ name, addr string }{{"raft_addr", raftAddr}, {"admin_addr", adminAddr}} {

@@ -101,7 +101,7 @@ func checkNode(p *problems, n *Node, clustered bool) {
 	switch {
 	case n.ID == "":
 		p.add("node.id", "must not be empty")
-	case len(n.ID) > maxNodeIDLen || !allChars(n.ID, isIDChar):
+	case !ValidNodeID(n.ID):
 		p.add("node.id", "%q must be at most %d letters, digits, '.', '_' or '-'", n.ID, maxNodeIDLen)
 	}
 	if n.DataDir == "" {
@@ -400,6 +400,12 @@ func allChars(s string, ok func(rune) bool) bool {
 		}
 	}
 	return true
+}
+
+// ValidNodeID reports whether id may name a node: 1 to 64 letters,
+// digits, '.', '_' or '-' (node.id, and a member the cluster API adds).
+func ValidNodeID(id string) bool {
+	return id != "" && len(id) <= maxNodeIDLen && allChars(id, isIDChar)
 }
 
 func isIDChar(r rune) bool {

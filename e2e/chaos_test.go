@@ -31,6 +31,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"zenmux/raftfsm"
 )
 
 // chaosLong reports whether the full-size runs were asked for.
@@ -737,13 +739,13 @@ func (w *chaosWrite) send(hc *http.Client, n *Node, acct string) {
 	w.acked = w.err == nil
 }
 
-// The nodes run raftfsm's default Raft timeouts (raftfsm/store.go; the
-// config does not set them): a follower that hears no heartbeat for a
-// random 1–2× heartbeat timeout stands for election, and a candidate that
-// gets no majority tries again after a random 1–2× election timeout.
+// The nodes run raftfsm's default Raft timeouts (the config does not set
+// them): a follower that hears no heartbeat for a random 1–2× heartbeat
+// timeout stands for election, and a candidate that gets no majority tries
+// again after a random 1–2× election timeout.
 const (
-	chaosRaftHeartbeat = time.Second
-	chaosRaftElection  = time.Second
+	chaosRaftHeartbeat = raftfsm.DefaultHeartbeatTimeout
+	chaosRaftElection  = raftfsm.DefaultElectionTimeout
 )
 
 // chaosStallMargin is the time a healthy node may take, once a new leader

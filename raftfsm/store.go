@@ -52,6 +52,13 @@ type Options struct {
 	MemTableMB       int    // the state database's memtable (default 8)
 }
 
+// The Raft timeouts a node runs with unless Options set others (tests do):
+// hashicorp's defaults, which a small busy machine needs (DESIGN.md).
+const (
+	DefaultHeartbeatTimeout = time.Second
+	DefaultElectionTimeout  = time.Second
+)
+
 // ErrNotLeader is returned when a write reaches a node that cannot commit
 // it; the caller retries on the leader with the same command id.
 var ErrNotLeader = errors.New("not the raft leader")
@@ -146,8 +153,8 @@ func Open(o Options) (*Store, error) {
 	cfg := raft.DefaultConfig()
 	cfg.LocalID = raft.ServerID(o.NodeID)
 	cfg.Logger = logger
-	cfg.HeartbeatTimeout = orDefault(o.HeartbeatTimeout, time.Second)
-	cfg.ElectionTimeout = orDefault(o.ElectionTimeout, time.Second)
+	cfg.HeartbeatTimeout = orDefault(o.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	cfg.ElectionTimeout = orDefault(o.ElectionTimeout, DefaultElectionTimeout)
 	cfg.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.BatchApplyCh = true
