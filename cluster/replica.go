@@ -239,16 +239,30 @@ func (r *Replica) waitToRetry(attempt int, last error, deadline time.Time) bool 
 // anywhere: the leader confirms it still leads and has applied all it
 // committed; a follower waits until it has applied the leader's index.
 func (r *Replica) ReadBarrier() error {
-	if r.store.IsLeader() {
-		if err := r.store.VerifyLeader(r.opts.ProposeTimeout); err != nil {
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		return nil
-	}
 	if r.opts.Mode != Clustered {
+		if r.store.IsLeader() {
+			return r.verifyLeader()
+		}
 		return nil // a single node that is not the leader has nothing to wait for
 	}
-	return r.barriers.do(r.readIndex)
+	return r.barriers.do(r.barrier)
+}
+
+// barrier is one read barrier by this node's role when it runs. Callers
+// share runs (barriers), on the leader too: concurrent reads cost one
+// heartbeat round to a majority, not one each.
+func (r *Replica) barrier() error {
+	if r.store.IsLeader() {
+		return r.verifyLeader()
+	}
+	return r.readIndex()
+}
+
+func (r *Replica) verifyLeader() error {
+	if err := r.store.VerifyLeader(r.opts.ProposeTimeout); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
 }
 
 // Refresh is the proxy's catch-up before it refuses an unknown key: a
@@ -257,7 +271,7 @@ func (r *Replica) Refresh() error {
 	if r.opts.Mode != Clustered || r.store.IsLeader() {
 		return errors.New("nothing to refresh")
 	}
-	return r.barriers.do(r.readIndex)
+	return r.barriers.do(r.barrier)
 }
 
 // RequestLog pages through an account's request log.
