@@ -61,6 +61,13 @@ type Provider interface {
 	Do(call *Call) (*Response, error)
 }
 
+// Route is one way to serve a model: a provider, by its configured name,
+// and the model's name there.
+type Route struct {
+	Provider string
+	Upstream string
+}
+
 // Upstream failures, before any answer: not charged (Q7).
 var (
 	ErrUpstreamUnreachable = errors.New("upstream_error")
@@ -71,9 +78,15 @@ var (
 
 // HTTPOptions configure an HTTP provider.
 type HTTPOptions struct {
-	Kind             string // openai | anthropic
-	BaseURL          string
-	APIKey           string
+	Kind    string // openai | anthropic | gemini
+	BaseURL string
+	APIKey  string
+	// NoResponses: an openai upstream that serves Chat Completions only
+	// (most OpenAI-compatible vendors); Responses calls are translated.
+	NoResponses bool
+	// DropBetas: an anthropic-kind upstream that is not Anthropic and
+	// refuses Anthropic's beta flags; anthropic-beta is not forwarded.
+	DropBetas bool
 	MaxConcurrent    int
 	ConnectTimeout   time.Duration
 	FirstByteTimeout time.Duration

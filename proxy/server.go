@@ -36,8 +36,12 @@ type Options struct {
 	// AckQuorum holds a response's last bytes until its charge is
 	// committed (C2); false releases them at once ("async").
 	AckQuorum bool
-	// Providers by name, as the catalog's models name them.
+	// Providers by name, as the catalog's models and Routes name them.
 	Providers map[string]Provider
+	// Routes lists, in order, the providers that may serve a model (the
+	// first configured one serves; a failure before the first byte moves
+	// to the next). Nil means the model's own Provider and Upstream.
+	Routes func(m *ledger.Model) []Route
 	// ProviderProblems says, by provider name, why a configured provider
 	// cannot serve on this node (for example "has no API key on this
 	// node"); the node reports it at start, and its models are refused
