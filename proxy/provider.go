@@ -84,6 +84,9 @@ type HTTPOptions struct {
 	// NoResponses: an openai upstream that serves Chat Completions only
 	// (most OpenAI-compatible vendors); Responses calls are translated.
 	NoResponses bool
+	// ResponsesOnly: an openai upstream that serves Responses only (as
+	// OpenAI's codex models); Chat Completions calls are translated.
+	ResponsesOnly bool
 	// DropBetas: an anthropic-kind upstream that is not Anthropic and
 	// refuses Anthropic's beta flags; anthropic-beta is not forwarded.
 	DropBetas bool
