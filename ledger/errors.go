@@ -16,9 +16,12 @@ var (
 	ErrNotEligible         = errors.New("refund_not_eligible")
 
 	// Admission (Q4, Q5, E3, P3, K3).
-	ErrInvalidAPIKey       = errors.New("invalid_api_key")
-	ErrModelNotFound       = errors.New("model_not_found")
-	ErrModelNotInPlan      = errors.New("model_not_in_plan")
+	ErrInvalidAPIKey  = errors.New("invalid_api_key")
+	ErrModelNotFound  = errors.New("model_not_found")
+	ErrModelNotInPlan = errors.New("model_not_in_plan")
+	// ErrModelUnpriced refuses a catalog model that has no price yet: it
+	// is never served free (M5).
+	ErrModelUnpriced       = errors.New("model_unpriced")
 	ErrQuotaExceeded       = errors.New("quota_exceeded")
 	ErrInsufficientBalance = errors.New("insufficient_balance")
 )

@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"cmp"
 	"crypto/sha256"
+	"fmt"
 	"sort"
 )
 
@@ -227,6 +229,9 @@ func (l *Ledger) Admit(secretHash [32]byte, modelID string, now int64) (Admissio
 	ad := Admission{AccountID: a.ID, KeyID: k.ID, KeyKind: k.Kind, Plan: p.ID, RPM: p.RPM, Burst: p.Burst, Model: *m, BalanceMicroUSD: a.BalanceMicroUSD,
 		NanoUSDPerFlow: l.rateAt(now), MultiplierPPM: a.MultiplierPPM}
 	if k.Kind == KindPayg {
+		if m.Unpriced {
+			return ad, fmt.Errorf("%w: %s", ErrModelUnpriced, m.ID)
+		}
 		ad.Billing = BillingPayg
 		if a.BalanceMicroUSD <= 0 {
 			ad.BillingErr = ErrInsufficientBalance
@@ -235,6 +240,9 @@ func (l *Ledger) Admit(secretHash [32]byte, modelID string, now int64) (Admissio
 	}
 	if !m.AllowsPlan(p.ID) {
 		return ad, ErrModelNotInPlan
+	}
+	if m.Unpriced { // after the plan: a model outside the plan is refused as such (P3)
+		return ad, fmt.Errorf("%w: %s", ErrModelUnpriced, m.ID)
 	}
 	ad.Billing = BillingSubscription
 	if qe := l.exhausted(a, p, now); qe != nil {
@@ -284,15 +292,18 @@ func (l *Ledger) Balance(accountID string) int64 {
 	return 0
 }
 
-// CatalogEntry is a model id and the provider that serves it.
+// CatalogEntry is a model a key may call: its id, display name (the id
+// when the catalog gives none) and the provider named for it ("" when the
+// node's routes decide).
 type CatalogEntry struct {
 	ID       string
+	Name     string
 	Provider string
 }
 
 // ModelsFor lists the catalog models a key may call, in id order: its
 // plan's models for a subscription key, every model for a pay-as-you-go
-// key (P3). ok is false for an unknown key.
+// key (P3), never an unpriced one (M5). ok is false for an unknown key.
 func (l *Ledger) ModelsFor(secretHash [32]byte, now int64) (out []CatalogEntry, ok bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -302,23 +313,33 @@ func (l *Ledger) ModelsFor(secretHash [32]byte, now int64) (out []CatalogEntry, 
 	}
 	p := l.effectivePlan(l.accounts[k.AccountID], now)
 	for _, m := range l.models {
-		if k.Kind == KindPayg || m.AllowsPlan(p.ID) {
-			out = append(out, CatalogEntry{ID: m.ID, Provider: m.Provider})
+		if !m.Unpriced && (k.Kind == KindPayg || m.AllowsPlan(p.ID)) {
+			out = append(out, CatalogEntry{ID: m.ID, Name: cmp.Or(m.Name, m.ID), Provider: m.Provider})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, true
 }
 
-// Pricing is the public pricing view (P2): the live rate and every plan
-// with its derived figures.
+// Pricing is the public pricing view (P2): the live rate, every plan
+// with its derived figures, and every priced model's prices (M2) in id
+// order; an unpriced model is left out (M5), and so is who serves a
+// model, which is the operator's business.
 func (l *Ledger) Pricing() any {
 	l.mu.RLock()
 	rate := l.rateView()
+	models := make([]publicModelView, 0, len(l.models))
+	for _, m := range l.models {
+		if !m.Unpriced {
+			models = append(models, renderPublicModel(m))
+		}
+	}
 	l.mu.RUnlock()
+	sort.Slice(models, func(i, j int) bool { return models[i].ID < models[j].ID })
 	return struct {
-		USDPerFlow Rate       `json:"usd_per_flow"`
-		UpdatedAt  string     `json:"updated_at"`
-		Plans      []PlanView `json:"plans"`
-	}{rate.USDPerFlow, rate.UpdatedAt, l.Plans()}
+		USDPerFlow Rate              `json:"usd_per_flow"`
+		UpdatedAt  string            `json:"updated_at"`
+		Plans      []PlanView        `json:"plans"`
+		Models     []publicModelView `json:"models"`
+	}{rate.USDPerFlow, rate.UpdatedAt, l.Plans(), models}
 }

@@ -155,6 +155,42 @@ func TestP3_ModelAccess(t *testing.T) {
 	f.fails(&PutModel{Model: Model{ID: "noslash", Provider: "p", Upstream: "u", Plans: []string{"pro"}}}, ErrInvalid)
 }
 
+// rule M5: an unpriced model is never served free: admission refuses it
+// on a subscription and a pay-as-you-go key alike (after the plan check),
+// the key's model list and the public pricing leave it out, and it cannot
+// carry a price while marked unpriced.
+func TestM5_UnpricedNeverServedFree(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	payg := f.key(acct, KindPayg)
+	f.must(&PutModel{Model: Model{ID: "acme/unpriced", Name: "Acme Unpriced", Modality: "text", Unpriced: true, Plans: []string{"free"}}})
+	f.must(&PutModel{Model: Model{ID: "acme/max-only", Unpriced: true, Plans: []string{"max"}}})
+	for _, k := range [][32]byte{key, payg} {
+		_, err := f.l.Admit(k, "acme/unpriced", f.now)
+		if !errors.Is(err, ErrModelUnpriced) || err.Error() != "model_unpriced: acme/unpriced" {
+			t.Errorf("unpriced model admitted: %v", err)
+		}
+	}
+	if _, err := f.l.Admit(key, "acme/max-only", f.now); !errors.Is(err, ErrModelNotInPlan) {
+		t.Errorf("unpriced model outside the plan: %v, want model_not_in_plan", err)
+	}
+	for _, k := range [][32]byte{key, payg} {
+		list, ok := f.l.ModelsFor(k, f.now)
+		if !ok || len(list) != 1 || list[0] != (CatalogEntry{ID: EchoModelID, Name: EchoModelID, Provider: "echo"}) {
+			t.Errorf("models for key: %v %v", list, ok)
+		}
+	}
+	b, _ := json.Marshal(f.l.Pricing())
+	if strings.Contains(string(b), "acme/") || !strings.Contains(string(b), `"models":[{"id":"zenmux/echo","name":"zenmux/echo","input_usd_per_mtok":1,`) {
+		t.Errorf("pricing %s", b)
+	}
+	f.fails(&PutModel{Model: Model{ID: "acme/half", Unpriced: true, OutputMicroUSDPerMTok: 1, Plans: []string{"free"}}}, ErrInvalid)
+	f.must(&PutModel{Model: Model{ID: "acme/unpriced", Name: "Acme Unpriced", Plans: []string{"free"}}})
+	if _, err := f.l.Admit(key, "acme/unpriced", f.now); err != nil {
+		t.Errorf("priced at zero on purpose: %v", err)
+	}
+}
+
 // rule Q1: the 5 h window starts at the first request and resets 5 h later.
 func TestQ1_FiveHourWindow(t *testing.T) {
 	f := newFixture(t)

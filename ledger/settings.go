@@ -101,12 +101,17 @@ func (l *Ledger) validateModel(m *Model, plans map[string]*Plan) error {
 	switch {
 	case len(m.ID) > 128 || !modelIDPattern.MatchString(m.ID):
 		return invalid("model id %q must look like vendor/name", m.ID)
-	case m.Provider == "" || len(m.Provider) > 64:
-		return invalid("model provider must be 1-64 characters")
-	case m.Upstream == "" || len(m.Upstream) > 128:
-		return invalid("model upstream must be 1-128 characters")
+	case len(m.Name) > 128 || len(m.Modality) > 32:
+		return invalid("model name must be at most 128 bytes and modality at most 32")
+	case len(m.Provider) > 64:
+		return invalid("model provider must be at most 64 characters")
+	case m.Provider != "" && m.Upstream == "" || len(m.Upstream) > 128:
+		return invalid("model upstream must be 1-128 characters when a provider is named")
 	case len(m.Plans) == 0:
 		return invalid("model plans must name at least one plan")
+	case m.Unpriced && (m.InputMicroUSDPerMTok != 0 || m.OutputMicroUSDPerMTok != 0 || m.CacheReadMicroUSDPerM != 0 ||
+		m.CacheWriteMicroUSDPerM != 0 || m.ImageMicroUSD != 0 || m.RequestMicroUSD != 0):
+		return invalid("an unpriced model has no prices: setting one prices it")
 	}
 	for _, v := range []int64{m.InputMicroUSDPerMTok, m.OutputMicroUSDPerMTok, m.CacheReadMicroUSDPerM, m.CacheWriteMicroUSDPerM} {
 		if v < 0 || v > MaxTokenMicroUSD {

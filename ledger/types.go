@@ -22,11 +22,16 @@ type Plan struct {
 }
 
 // Model is a catalog entry (M2, P3). Token prices are micro-USD per
-// million tokens; image and request prices are micro-USD.
+// million tokens; image and request prices are micro-USD. Provider and
+// Upstream may both be empty: the node's routes then say who serves the
+// model. An Unpriced model has no price yet and is never served (M5).
 type Model struct {
 	ID                     string   `json:"id"`
+	Name                   string   `json:"name,omitempty"`     // display name; the id when empty
+	Modality               string   `json:"modality,omitempty"` // text, image, video or embedding
 	Provider               string   `json:"provider"`
 	Upstream               string   `json:"upstream"`
+	Unpriced               bool     `json:"unpriced,omitempty"`
 	InputMicroUSDPerMTok   int64    `json:"input_micro_usd_per_mtok"`
 	OutputMicroUSDPerMTok  int64    `json:"output_micro_usd_per_mtok"`
 	CacheReadMicroUSDPerM  int64    `json:"cache_read_micro_usd_per_mtok"`

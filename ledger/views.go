@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"sort"
 	"time"
 )
@@ -160,8 +161,11 @@ type PlanView struct {
 
 type modelView struct {
 	ID                   string   `json:"id"`
+	Name                 string   `json:"name,omitempty"`
+	Modality             string   `json:"modality,omitempty"`
 	Provider             string   `json:"provider"`
 	Upstream             string   `json:"upstream"`
+	Unpriced             bool     `json:"unpriced,omitempty"`
 	InputUSDPerMTok      Micro    `json:"input_usd_per_mtok"`
 	OutputUSDPerMTok     Micro    `json:"output_usd_per_mtok"`
 	CacheReadUSDPerMTok  Micro    `json:"cache_read_usd_per_mtok"`
@@ -360,9 +364,33 @@ func (l *Ledger) planView(p *Plan) PlanView {
 	return v
 }
 
+// publicModelView is a model on the public pricing page: its prices and
+// plans, not who serves it.
+type publicModelView struct {
+	ID                   string   `json:"id"`
+	Name                 string   `json:"name"`
+	Modality             string   `json:"modality,omitempty"`
+	InputUSDPerMTok      Micro    `json:"input_usd_per_mtok"`
+	OutputUSDPerMTok     Micro    `json:"output_usd_per_mtok"`
+	CacheReadUSDPerMTok  Micro    `json:"cache_read_usd_per_mtok"`
+	CacheWriteUSDPerMTok Micro    `json:"cache_write_usd_per_mtok"`
+	ImageUSD             Micro    `json:"image_usd"`
+	RequestUSD           Micro    `json:"request_usd"`
+	Plans                []string `json:"plans"`
+}
+
+func renderPublicModel(m *Model) publicModelView {
+	return publicModelView{
+		ID: m.ID, Name: cmp.Or(m.Name, m.ID), Modality: m.Modality,
+		InputUSDPerMTok: Micro(m.InputMicroUSDPerMTok), OutputUSDPerMTok: Micro(m.OutputMicroUSDPerMTok),
+		CacheReadUSDPerMTok: Micro(m.CacheReadMicroUSDPerM), CacheWriteUSDPerMTok: Micro(m.CacheWriteMicroUSDPerM),
+		ImageUSD: Micro(m.ImageMicroUSD), RequestUSD: Micro(m.RequestMicroUSD), Plans: append([]string(nil), m.Plans...),
+	}
+}
+
 func renderModel(m *Model) modelView {
 	return modelView{
-		ID: m.ID, Provider: m.Provider, Upstream: m.Upstream,
+		ID: m.ID, Name: m.Name, Modality: m.Modality, Provider: m.Provider, Upstream: m.Upstream, Unpriced: m.Unpriced,
 		InputUSDPerMTok: Micro(m.InputMicroUSDPerMTok), OutputUSDPerMTok: Micro(m.OutputMicroUSDPerMTok),
 		CacheReadUSDPerMTok: Micro(m.CacheReadMicroUSDPerM), CacheWriteUSDPerMTok: Micro(m.CacheWriteMicroUSDPerM),
 		ImageUSD: Micro(m.ImageMicroUSD), RequestUSD: Micro(m.RequestMicroUSD), Plans: append([]string(nil), m.Plans...),
