@@ -15,6 +15,8 @@ import (
 // process, so the benchmark measures the gateway alone.
 type fixedProvider struct{ body []byte }
 
+func (p *fixedProvider) Speaks(f Format) bool { return true }
+
 func (p *fixedProvider) Do(*Call) (*Response, error) {
 	return &Response{Status: 200, ContentType: "application/json", Body: io.NopCloser(bytes.NewReader(p.body))}, nil
 }

@@ -25,6 +25,10 @@ type Echo struct {
 
 const echoMaxWords = 64
 
+// Speaks reports the formats echo answers itself: all but Gemini's,
+// which reach it translated.
+func (e *Echo) Speaks(f Format) bool { return f != FormatGemini && f != FormatGeminiCount }
+
 // Do answers the call in-process.
 func (e *Echo) Do(call *Call) (*Response, error) {
 	var p fastjson.Parser

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -49,6 +51,8 @@ func fromLedger(err error) *apiError {
 		return newAPIError(404, "model_not_found", "the model is not in the catalog")
 	case errors.Is(err, ledger.ErrModelNotInPlan):
 		return newAPIError(403, "model_not_in_plan", "the model is not included in your plan")
+	case errors.Is(err, ledger.ErrModelUnpriced): // never served free (M5); the ledger wraps the sentinel with the model id
+		return newAPIError(503, "model_unavailable", fmt.Sprintf("model %s has no price on this gateway yet; the operator must set one", strings.TrimPrefix(err.Error(), ledger.ErrModelUnpriced.Error()+": ")))
 	case errors.Is(err, ledger.ErrInsufficientBalance):
 		return newAPIError(402, "insufficient_balance", "the pay-as-you-go balance is empty; top it up to continue")
 	}
@@ -98,17 +102,74 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, q...)
 }
 
-// writeAPIError answers in the path's wire format. 401 and 403, and an
-// exhausted quota, carry x-should-retry: false: retrying cannot help and
-// Claude Code otherwise retries them (W3.7).
+// errShape is the wire format of an error body.
+type errShape uint8
+
+const (
+	shapeOpenAI errShape = iota
+	shapeAnthropic
+	shapeGemini
+)
+
+// shapeOf is the shape of the OpenAI or Anthropic surface.
+func shapeOf(anthropic bool) errShape {
+	if anthropic {
+		return shapeAnthropic
+	}
+	return shapeOpenAI
+}
+
+// writeAPIError answers in the OpenAI or Anthropic wire format.
 func writeAPIError(ctx *fasthttp.RequestCtx, anthropic bool, e *apiError) {
+	writeError(ctx, shapeOf(anthropic), e)
+}
+
+// geminiStatus is google.rpc.Code's name for an HTTP status.
+func geminiStatus(status int) string {
+	switch status {
+	case 400, 413:
+		return "INVALID_ARGUMENT"
+	case 401:
+		return "UNAUTHENTICATED"
+	case 402, 429:
+		return "RESOURCE_EXHAUSTED"
+	case 403:
+		return "PERMISSION_DENIED"
+	case 404:
+		return "NOT_FOUND"
+	case 405:
+		return "UNIMPLEMENTED"
+	case 503:
+		return "UNAVAILABLE"
+	case 504:
+		return "DEADLINE_EXCEEDED"
+	}
+	return "INTERNAL"
+}
+
+// writeError answers in the path's wire format. 401 and 403, and an
+// exhausted quota, carry x-should-retry: false: retrying cannot help and
+// Claude Code otherwise retries them (W3.7). Gemini's shape is
+// google.rpc.Status, with the gateway's code as an ErrorInfo reason.
+func writeError(ctx *fasthttp.RequestCtx, sh errShape, e *apiError) {
 	ctx.SetStatusCode(e.status)
 	ctx.SetContentType("application/json")
 	if e.status == 401 || e.status == 403 || e.code == "quota_exceeded" || e.code == "insufficient_balance" || e.code == "model_unavailable" {
 		ctx.Response.Header.Set("x-should-retry", "false")
 	}
 	b := make([]byte, 0, 160+len(e.message))
-	if anthropic {
+	switch sh {
+	case shapeGemini:
+		b = append(b, `{"error":{"code":`...)
+		b = strconv.AppendInt(b, int64(e.status), 10)
+		b = append(b, `,"message":`...)
+		b = appendJSONString(b, e.message)
+		b = append(b, `,"status":"`...)
+		b = append(b, geminiStatus(e.status)...)
+		b = append(b, `","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"`...)
+		b = append(b, e.code...)
+		b = append(b, `","domain":"zenmux"}]}}`...)
+	case shapeAnthropic:
 		b = append(b, `{"type":"error","error":{"type":"`...)
 		b = append(b, anthropicType(e.status)...)
 		b = append(b, `","message":`...)
@@ -116,7 +177,7 @@ func writeAPIError(ctx *fasthttp.RequestCtx, anthropic bool, e *apiError) {
 		b = append(b, `,"code":"`...)
 		b = append(b, e.code...)
 		b = append(b, `"}}`...)
-	} else {
+	default:
 		b = append(b, `{"error":{"message":`...)
 		b = appendJSONString(b, e.message)
 		b = append(b, `,"type":"`...)

@@ -99,7 +99,7 @@ func (r *meterRig) drain(tb testing.TB) []ledger.Charge {
 }
 
 func (r *meterRig) inflight(f Format) *inflight {
-	return &inflight{s: r.s, id: "req_fuzz", format: f, requestBytes: 400,
+	return &inflight{s: r.s, id: "req_fuzz", format: f, upFormat: f, requestBytes: 400,
 		ad: ledger.Admission{AccountID: "acct", KeyID: "key", Billing: ledger.BillingSubscription, Model: ledger.Model{ID: "fuzz/model"}}}
 }
 
@@ -478,6 +478,8 @@ func FuzzMeterReportedUsage(f *testing.F) {
 // captureProvider records the call the gateway makes and answers it in the
 // call's format.
 type captureProvider struct{ last *Call }
+
+func (p *captureProvider) Speaks(f Format) bool { return true }
 
 func (p *captureProvider) Do(call *Call) (*Response, error) {
 	c := *call

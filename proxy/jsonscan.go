@@ -400,6 +400,7 @@ var (
 	modelPath         = []string{"model"}
 	responseModelPath = []string{"response", "model"}
 	messageModelPath  = []string{"message", "model"}
+	geminiModelPath   = []string{"modelVersion"}
 )
 
 // answerModelPath is where a whole answer of format f names its model (nil:
@@ -408,6 +409,8 @@ func answerModelPath(f Format) []string {
 	switch f {
 	case FormatChat, FormatResponses, FormatMessages:
 		return modelPath
+	case FormatGemini:
+		return geminiModelPath
 	}
 	return nil
 }
@@ -429,6 +432,8 @@ func eventModelPath(f Format, name string) []string {
 		if name == "message_start" {
 			return messageModelPath
 		}
+	case FormatGemini:
+		return geminiModelPath
 	}
 	return nil
 }

@@ -71,6 +71,45 @@ func responsesUsage(v *fastjson.Value) Usage {
 	return Usage{Input: max(0, count(v, "input_tokens")-cached-written), CacheRead: cached, CacheWrite: written, Output: count(v, "output_tokens")}
 }
 
+// geminiUsage reads Gemini's usageMetadata (W5): promptTokenCount
+// includes the cached tokens and toolUsePromptTokenCount is input too;
+// thoughts are output, outside candidatesTokenCount.
+func geminiUsage(v *fastjson.Value) Usage {
+	cached := count(v, "cachedContentTokenCount")
+	return Usage{
+		Input:     max(0, count(v, "promptTokenCount")-cached) + count(v, "toolUsePromptTokenCount"),
+		CacheRead: cached,
+		Output:    count(v, "candidatesTokenCount") + count(v, "thoughtsTokenCount"),
+	}
+}
+
+// geminiChunk meters one Gemini answer or stream chunk: its usage (the
+// latest replaces the earlier: every chunk may carry the totals so far),
+// the text and call arguments it delivered, and whether it finished.
+func (m *meter) geminiChunk(v *fastjson.Value) {
+	if v.Exists("error") {
+		m.failed = true
+		return
+	}
+	if u := v.Get("usageMetadata"); u != nil && u.Type() == fastjson.TypeObject {
+		m.usage, m.haveUsage = geminiUsage(u), true
+	}
+	for _, c := range v.GetArray("candidates") {
+		for _, p := range c.GetArray("content", "parts") {
+			m.textBytes += int64(len(p.GetStringBytes("text")))
+			if a := p.Get("functionCall", "args"); a != nil {
+				m.textBytes += int64(len(a.MarshalTo(nil)))
+			}
+		}
+		if r := c.GetStringBytes("finishReason"); len(r) > 0 {
+			m.terminal = true
+			if m.status = "ok"; string(r) == "MAX_TOKENS" {
+				m.status = "incomplete"
+			}
+		}
+	}
+}
+
 // anthropicFields overwrites, field by field, the counts present in an
 // Anthropic usage object: message_delta totals are cumulative, so they
 // replace and never add (W3.4). A field that is null (the API types
@@ -150,6 +189,9 @@ func (m *meter) nonStream(body []byte) {
 			anthropicFields(&m.usage, u)
 			m.haveUsage = true
 		}
+	case FormatGemini:
+		m.geminiChunk(v)
+		m.terminal = true // a whole answer is complete even without a finishReason
 	}
 }
 
@@ -254,6 +296,14 @@ func (m *meter) onEvent(name string, data []byte, clientWantsUsage bool) eventAc
 			return terminal
 		case "error":
 			m.failed = true
+		}
+		return relay
+	case FormatGemini:
+		if v, err := m.p.ParseBytes(data); err == nil {
+			m.geminiChunk(v)
+		}
+		if m.terminal {
+			return terminal
 		}
 		return relay
 	}

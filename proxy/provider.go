@@ -26,10 +26,26 @@ const (
 	FormatImages
 	FormatMessages
 	FormatCountTokens
+	// FormatGemini is Gemini's generateContent and, when the call streams,
+	// streamGenerateContent (the path, not the body, says which).
+	FormatGemini
+	// FormatGeminiCount is Gemini's countTokens.
+	FormatGeminiCount
 )
 
 // Anthropic reports whether errors on this format use Anthropic's shape.
 func (f Format) Anthropic() bool { return f == FormatMessages || f == FormatCountTokens }
+
+// shape is the error shape of the format.
+func (f Format) shape() errShape {
+	switch f {
+	case FormatMessages, FormatCountTokens:
+		return shapeAnthropic
+	case FormatGemini, FormatGeminiCount:
+		return shapeGemini
+	}
+	return shapeOpenAI
+}
 
 // Call is one upstream request, after admission. Body is the client's
 // body with the model already rewritten to the provider's name. A later
@@ -40,6 +56,8 @@ type Call struct {
 	Format Format
 	Body   []byte
 	Stream bool
+	// Model is the model's name upstream: Gemini takes it in the path.
+	Model string
 	// RequestID is zenmuxd's id of the request, sent upstream as
 	// x-zenmux-request-id so a provider's logs can be matched to charges.
 	RequestID string
@@ -59,6 +77,10 @@ type Response struct {
 // Provider sends calls to one upstream.
 type Provider interface {
 	Do(call *Call) (*Response, error)
+	// Speaks reports whether the upstream takes calls in format f as
+	// they are; the gateway translates the others (a generation call) or
+	// refuses them.
+	Speaks(f Format) bool
 }
 
 // Route is one way to serve a model: a provider, by its configured name,
@@ -89,7 +111,7 @@ type HTTPOptions struct {
 	ResponsesOnly bool
 	// DropBetas: an anthropic-kind upstream that is not Anthropic and
 	// refuses Anthropic's beta flags; anthropic-beta is not forwarded.
-	DropBetas bool
+	DropBetas        bool
 	MaxConcurrent    int
 	ConnectTimeout   time.Duration
 	FirstByteTimeout time.Duration
@@ -107,10 +129,14 @@ type httpProvider struct {
 	auth   []byte // pre-rendered auth header value
 }
 
-// NewHTTPProvider returns a provider for kind "openai" or "anthropic".
+// NewHTTPProvider returns a provider for kind "openai", "anthropic" or
+// "gemini".
 func NewHTTPProvider(o HTTPOptions) (Provider, error) {
-	if o.Kind != "openai" && o.Kind != "anthropic" {
+	if o.Kind != "openai" && o.Kind != "anthropic" && o.Kind != "gemini" {
 		return nil, fmt.Errorf("provider kind %q is not an HTTP kind", o.Kind)
+	}
+	if o.NoResponses && o.ResponsesOnly {
+		return nil, fmt.Errorf("an openai provider cannot be both Chat-only and Responses-only")
 	}
 	o.BaseURL = strings.TrimRight(o.BaseURL, "/")
 	p := &httpProvider{o: o, slots: make(chan struct{}, o.MaxConcurrent)}
@@ -139,8 +165,29 @@ func NewHTTPProvider(o HTTPOptions) (Provider, error) {
 	return p, nil
 }
 
-func (p *httpProvider) url(f Format) (string, error) {
+// Speaks reports the formats of the provider's kind.
+func (p *httpProvider) Speaks(f Format) bool {
+	switch p.o.Kind {
+	case "openai":
+		return f == FormatChat && !p.o.ResponsesOnly || f == FormatResponses && !p.o.NoResponses || f == FormatEmbeddings || f == FormatImages
+	case "anthropic":
+		return f == FormatMessages || f == FormatCountTokens
+	}
+	return f == FormatGemini || f == FormatGeminiCount
+}
+
+func (p *httpProvider) url(call *Call) (string, error) {
+	f := call.Format
+	if !p.Speaks(f) {
+		return "", ErrFormatUnsupported
+	}
 	switch {
+	case f == FormatGemini && call.Stream:
+		return p.o.BaseURL + "/v1beta/models/" + call.Model + ":streamGenerateContent?alt=sse", nil
+	case f == FormatGemini:
+		return p.o.BaseURL + "/v1beta/models/" + call.Model + ":generateContent", nil
+	case f == FormatGeminiCount:
+		return p.o.BaseURL + "/v1beta/models/" + call.Model + ":countTokens", nil
 	case p.o.Kind == "openai" && f == FormatChat:
 		return p.o.BaseURL + "/chat/completions", nil
 	case p.o.Kind == "openai" && f == FormatResponses:
@@ -160,7 +207,7 @@ func (p *httpProvider) url(f Format) (string, error) {
 // Do sends the call and returns once the answer's headers have arrived;
 // the body streams from the connection.
 func (p *httpProvider) Do(call *Call) (*Response, error) {
-	url, err := p.url(call.Format)
+	url, err := p.url(call)
 	if err != nil {
 		return nil, err
 	}
@@ -183,16 +230,19 @@ func (p *httpProvider) Do(call *Call) (*Response, error) {
 	if call.Stream {
 		req.Header.Set("Accept", "text/event-stream")
 	}
-	if p.o.Kind == "openai" {
+	switch p.o.Kind {
+	case "openai":
 		req.Header.SetBytesV("Authorization", p.auth)
-	} else {
+	case "gemini":
+		req.Header.SetBytesV("x-goog-api-key", p.auth)
+	default:
 		req.Header.SetBytesV("x-api-key", p.auth)
 		if len(call.AnthropicVersion) > 0 {
 			req.Header.SetBytesV("anthropic-version", call.AnthropicVersion)
 		} else {
 			req.Header.Set("anthropic-version", "2023-06-01")
 		}
-		if len(call.AnthropicBeta) > 0 {
+		if len(call.AnthropicBeta) > 0 && !p.o.DropBetas {
 			req.Header.SetBytesV("anthropic-beta", call.AnthropicBeta)
 		}
 	}

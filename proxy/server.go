@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"zenmux/ledger"
+	"zenmux/translate"
 )
 
 // Options wire the gateway to its node.
@@ -204,7 +206,16 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			writeAPIError(ctx, f.Anthropic(), newAPIError(405, "method_not_allowed", string(path)+" answers POST"))
 			return
 		}
-		s.generate(ctx, f, id)
+		s.generate(ctx, f, id, "", false)
+		return
+	}
+	if model, gf, stream, ok := geminiPath(string(path)); ok {
+		if !ctx.IsPost() {
+			ctx.Response.Header.Set("Allow", "POST")
+			writeError(ctx, shapeGemini, newAPIError(405, "method_not_allowed", string(path)+" answers POST"))
+			return
+		}
+		s.generate(ctx, gf, id, model, stream)
 		return
 	}
 	if string(path) == "/v1/models" || r == "/v1/models" {
@@ -219,8 +230,9 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	writeAPIError(ctx, anthropic, newAPIError(404, "not_found", "no such endpoint: "+string(path)))
 }
 
-// apiKey reads the key from Authorization: Bearer, x-api-key or
-// x-goog-api-key (K3).
+// apiKey reads the key from Authorization: Bearer, x-api-key,
+// x-goog-api-key or, as Gemini clients may send it, the key query
+// parameter (K3, W4).
 func apiKey(ctx *fasthttp.RequestCtx) []byte {
 	if h := ctx.Request.Header.Peek("Authorization"); len(h) > 7 && (string(h[:7]) == "Bearer " || string(h[:7]) == "bearer ") {
 		return bytes.TrimSpace(h[7:])
@@ -228,7 +240,10 @@ func apiKey(ctx *fasthttp.RequestCtx) []byte {
 	if h := ctx.Request.Header.Peek("x-api-key"); len(h) > 0 {
 		return h
 	}
-	return ctx.Request.Header.Peek("x-goog-api-key")
+	if h := ctx.Request.Header.Peek("x-goog-api-key"); len(h) > 0 {
+		return h
+	}
+	return ctx.QueryArgs().Peek("key")
 }
 
 // inflight is one admitted request on its way to a charge.
@@ -246,11 +261,17 @@ type inflight struct {
 	// modelBuf holds it without an allocation of its own when it is short.
 	model    []byte
 	modelBuf [48]byte
+	// upFormat is the format of the upstream's answer (the client's when
+	// it passes through); usage is metered from it.
+	upFormat Format
+	// x carries the answer into the client's format; nil when it passes
+	// through.
+	x *translation
 }
 
-func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
-	anthropic := f.Anthropic()
-	fail := func(e *apiError) { writeAPIError(ctx, anthropic, e) }
+func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathModel string, pathStream bool) {
+	sh := f.shape()
+	fail := func(e *apiError) { writeError(ctx, sh, e) }
 
 	body := ctx.PostBody()
 	top, err := scanTopLevel(body)
@@ -266,22 +287,26 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
 		fail(newAPIError(400, "invalid_request", "the body has a member "+strconv.Quote(top.caseTwin)+": member names are lower case"))
 		return
 	}
-	var model string
-	if top.model.ok() {
-		model, _ = stringValue(body[top.model.start:top.model.end])
+	gemini := f == FormatGemini || f == FormatGeminiCount
+	model, stream := pathModel, pathStream
+	if !gemini {
+		if top.model.ok() {
+			model, _ = stringValue(body[top.model.start:top.model.end])
+		}
+		stream = top.stream.ok() && string(body[top.stream.start:top.stream.end]) == "true"
 	}
 	if model == "" {
 		fail(newAPIError(400, "invalid_request", "model is required"))
 		return
 	}
-	stream := top.stream.ok() && string(body[top.stream.start:top.stream.end]) == "true"
-	if stream && (f == FormatEmbeddings || f == FormatImages || f == FormatCountTokens) {
+	counting := f == FormatCountTokens || f == FormatGeminiCount
+	if stream && (f == FormatEmbeddings || f == FormatImages || counting) {
 		fail(newAPIError(400, "invalid_request", "this endpoint does not stream through zenmuxd"))
 		return
 	}
 	secret := apiKey(ctx)
 	if len(secret) == 0 {
-		fail(newAPIError(401, "invalid_api_key", "an API key is required: Authorization: Bearer, x-api-key or x-goog-api-key"))
+		fail(newAPIError(401, "invalid_api_key", "an API key is required: Authorization: Bearer, x-api-key, x-goog-api-key or ?key="))
 		return
 	}
 	now := s.o.Now()
@@ -294,39 +319,81 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
 		fail(fromLedger(err))
 		return
 	}
-	provider := s.o.Providers[ad.Model.Provider]
-	if provider == nil { // refused before it spends a request or reserves anything
-		fail(modelUnavailable(ad.Model.ID, ad.Model.Provider, s.o.ProviderProblems[ad.Model.Provider]))
+	// The providers that can serve, in route order; refused before the
+	// request spends a token or reserves anything when there is none.
+	var candBuf [4]candidate
+	cands, e := s.candidates(candBuf[:0], f, &ad.Model)
+	if e != nil {
+		fail(e)
 		return
 	}
 	in := &inflight{s: s, id: id, ad: ad, format: f, admittedAt: now, requestBytes: int64(len(body))}
-	if f == FormatCountTokens { // counting tokens is free: its own bucket, no quota, no charge
+	if counting { // counting tokens is free: its own bucket, no quota, no charge
 		ctx.Response.Header.Set("x-zenmux-billing", ad.Billing)
-		if e := s.takeRate(ctx, "count:"+ad.AccountID, s.o.CountTokensRPM, s.o.CountTokensBurst, now, true); e != nil {
+		if e := s.takeRate(ctx, "count:"+ad.AccountID, s.o.CountTokensRPM, s.o.CountTokensBurst, now, f == FormatCountTokens); e != nil {
 			fail(e)
+			return
+		}
+		if cands[0].up == 0 {
+			countEstimate(ctx, f, body)
 			return
 		}
 	} else if e := s.admitBilling(ctx, in, body, top); e != nil {
 		fail(e)
 		return
 	}
-	call := &Call{Format: f, Stream: stream, RequestID: id,
-		AnthropicVersion: ctx.Request.Header.Peek("anthropic-version"), AnthropicBeta: ctx.Request.Header.Peek("anthropic-beta")}
+	if gemini {
+		in.model = appendJSONString(in.modelBuf[:0], model)
+	} else {
+		in.model = append(in.modelBuf[:0], body[top.model.start:top.model.end]...)
+	}
 	clientWantsUsage := true
-	call.Body, clientWantsUsage = upstreamBody(body, top, ad.Model.Upstream, f == FormatChat && stream)
-	in.model = append(in.modelBuf[:0], body[top.model.start:top.model.end]...)
-	resp, err := provider.Do(call)
-	if err != nil {
-		s.release(in)
-		fail(upstreamError(err, ad.Model))
-		return
+	var req *translate.Request // the client's request, decoded once if a route needs it
+	var resp *Response
+	for i, c := range cands {
+		call := &Call{Format: c.up, Stream: stream, RequestID: id, Model: c.route.Upstream}
+		in.upFormat, in.x = c.up, nil
+		if c.up == f {
+			call.AnthropicVersion, call.AnthropicBeta = ctx.Request.Header.Peek("anthropic-version"), ctx.Request.Header.Peek("anthropic-beta")
+			call.Body, clientWantsUsage = body, true
+			if !gemini {
+				call.Body, clientWantsUsage = upstreamBody(body, top, c.route.Upstream, f == FormatChat && stream)
+			}
+		} else {
+			x, te := s.translation(f, c.up, body, &req, model, stream, c.route.Upstream, id, now)
+			if te != nil {
+				s.release(in)
+				writeTranslateError(ctx, f, te)
+				return
+			}
+			in.x, call.Body = x, x.body
+		}
+		var err error
+		resp, err = c.p.Do(call)
+		last := i == len(cands)-1
+		if err != nil {
+			if !last {
+				s.o.Log.Warn().Err(err).Str("request", id).Str("provider", c.route.Provider).Msg("provider failed before answering; trying the next on the model's route")
+				continue
+			}
+			s.release(in)
+			fail(upstreamError(err, ad.Model))
+			return
+		}
+		if !last && (resp.Status == fasthttp.StatusTooManyRequests || resp.Status >= 500) {
+			s.o.Log.Warn().Int("status", resp.Status).Str("request", id).Str("provider", c.route.Provider).Msg("provider refused; trying the next on the model's route")
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			continue
+		}
+		break
 	}
 	if resp.Status != fasthttp.StatusOK {
 		s.release(in)
-		s.relayError(ctx, anthropic, resp)
+		s.relayError(ctx, in, resp)
 		return
 	}
-	if f == FormatCountTokens {
+	if counting {
 		data, err := readAllLimited(resp.Body, s.o.MaxUpstreamBody)
 		resp.Body.Close()
 		if err != nil {
@@ -341,7 +408,10 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string) {
 		s.unary(ctx, in, resp)
 		return
 	}
-	ctx.SetContentType(orDefault(resp.ContentType, "text/event-stream"))
+	ctx.SetContentType("text/event-stream")
+	if in.x == nil {
+		ctx.SetContentType(orDefault(resp.ContentType, "text/event-stream"))
+	}
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no")
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) { s.relayStream(w, in, resp, clientWantsUsage) })
@@ -540,22 +610,6 @@ func upstreamError(err error, m ledger.Model) *apiError {
 	return newAPIError(502, "upstream_error", "the provider could not be reached")
 }
 
-// relayError passes an upstream refusal to the client. A 4xx about the
-// request itself is relayed as is (same wire format); a 401/403 means the
-// operator's provider key is wrong, and any 5xx is the provider failing:
-// both become 502 upstream_error. Nothing is charged.
-func (s *Server) relayError(ctx *fasthttp.RequestCtx, anthropic bool, resp *Response) {
-	data, _ := readAllLimited(resp.Body, 1<<20)
-	resp.Body.Close()
-	if resp.Status >= 400 && resp.Status < 500 && resp.Status != 401 && resp.Status != 403 {
-		ctx.SetStatusCode(resp.Status)
-		ctx.SetContentType(orDefault(resp.ContentType, "application/json"))
-		ctx.SetBody(data)
-		return
-	}
-	writeAPIError(ctx, anthropic, newAPIError(502, "upstream_error", fmt.Sprintf("the provider answered %d", resp.Status)))
-}
-
 // submit hands the charge to the batcher. The returned wait blocks until
 // it is committed (quorum) or returns at once (async).
 func (in *inflight) submit(u Usage, status string, estimated bool) func() error {
@@ -616,19 +670,32 @@ func (s *Server) unary(ctx *fasthttp.RequestCtx, in *inflight, resp *Response) {
 	resp.Body.Close()
 	if err != nil {
 		s.release(in)
-		writeAPIError(ctx, in.format.Anthropic(), newAPIError(502, "upstream_error", "the upstream answer was cut off"))
+		writeError(ctx, in.format.shape(), newAPIError(502, "upstream_error", "the upstream answer was cut off"))
 		return
 	}
-	m := newMeter(in.format)
+	var answer *translate.Response
+	if in.x != nil {
+		if answer, err = in.x.up.DecodeResponse(data); err != nil {
+			s.release(in)
+			writeError(ctx, in.format.shape(), newAPIError(502, "upstream_error", "the upstream answer could not be read: "+err.Error()))
+			return
+		}
+	}
+	m := newMeter(in.upFormat)
 	defer m.release()
 	m.nonStream(data)
 	if u, status, est, ok := m.charge(in.requestBytes, "ok"); ok {
 		if err := in.submit(u, status, est)(); err != nil {
-			writeAPIError(ctx, in.format.Anthropic(), newAPIError(503, "unavailable", "usage could not be recorded; the answer is withheld, retry the request"))
+			writeError(ctx, in.format.shape(), newAPIError(503, "unavailable", "usage could not be recorded; the answer is withheld, retry the request"))
 			return
 		}
 	} else {
 		s.release(in)
+	}
+	if answer != nil {
+		ctx.SetContentType("application/json")
+		ctx.SetBody(in.x.client.EncodeResponse(ctx.Response.Body()[:0], answer, in.x.opts))
+		return
 	}
 	ctx.SetContentType(orDefault(resp.ContentType, "application/json"))
 	if sp, ok := modelSpan(data, in.model, answerModelPath(in.format)); ok {
@@ -718,38 +785,36 @@ func (r *sseReader) next() (raw []byte, name string, data []byte, err error) {
 // charges what was produced if either side stops early (Q7).
 func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clientWantsUsage bool) {
 	defer resp.Body.Close()
-	m := newMeter(in.format)
+	m := newMeter(in.upFormat)
 	defer m.release()
 	r := sseReader{br: bufio.NewReaderSize(resp.Body, 32<<10)}
 	outcome := "upstream_cut"
 	var held []byte
+	var x *streamTranslation
+	if in.x != nil {
+		x = &streamTranslation{dec: in.x.up.NewDecoder(), enc: in.x.client.NewEncoder(in.x.opts)}
+	}
 	for {
 		raw, name, data, err := r.next()
 		if len(raw) > 0 {
-			action := m.onEvent(name, data, clientWantsUsage)
-			// The event as the client gets it: head, the client's model
-			// where the upstream named its own, tail.
-			head, model, tail := raw, []byte(nil), []byte(nil)
-			if action != drop && r.dataAt >= 0 {
-				if sp, ok := modelSpan(data, in.model, eventModelPath(in.format, name)); ok {
-					head, model, tail = raw[:r.dataAt+sp.start], in.model, raw[r.dataAt+sp.end:]
+			var action eventAction
+			var werr error
+			if x != nil {
+				action = m.onEvent(name, data, true)
+				out, end := x.event(name, data)
+				if end || action == terminal {
+					held, action = append(held, out...), terminal
+				} else if len(out) > 0 {
+					if _, werr = w.Write(out); werr == nil {
+						werr = w.Flush()
+					}
 				}
+			} else {
+				action = m.onEvent(name, data, clientWantsUsage)
+				werr = s.passEvent(w, in, &r, action, name, data, raw, &held)
 			}
-			switch action {
-			case relay:
-				_, werr := w.Write(head)
-				if werr == nil && model != nil {
-					_, _ = w.Write(model)
-					_, werr = w.Write(tail)
-				}
-				if werr == nil {
-					werr = w.Flush()
-				}
-				if werr != nil {
-					outcome = "client_closed"
-				}
-			case terminal:
-				held = append(append(append(held, head...), model...), tail...)
+			if werr != nil {
+				outcome = "client_closed"
 			}
 		}
 		if held != nil || outcome == "client_closed" || err != nil {
@@ -779,6 +844,61 @@ func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clie
 	_ = w.Flush()
 }
 
+// passEvent relays one event of a stream that passes through: the event
+// as the client gets it is head, the client's model where the upstream
+// named its own, tail. A terminal event goes to held instead.
+func (s *Server) passEvent(w *bufio.Writer, in *inflight, r *sseReader, action eventAction, name string, data, raw []byte, held *[]byte) error {
+	head, model, tail := raw, []byte(nil), []byte(nil)
+	if action != drop && r.dataAt >= 0 {
+		if sp, ok := modelSpan(data, in.model, eventModelPath(in.format, name)); ok {
+			head, model, tail = raw[:r.dataAt+sp.start], in.model, raw[r.dataAt+sp.end:]
+		}
+	}
+	switch action {
+	case relay:
+		_, werr := w.Write(head)
+		if werr == nil && model != nil {
+			_, _ = w.Write(model)
+			_, werr = w.Write(tail)
+		}
+		if werr == nil {
+			werr = w.Flush()
+		}
+		return werr
+	case terminal:
+		*held = append(append(append(*held, head...), model...), tail...)
+	}
+	return nil
+}
+
+// streamTranslation carries a stream from the upstream's format to the
+// client's, event by event: each upstream event is decoded into neutral
+// events and written at once in the client's format.
+type streamTranslation struct {
+	dec translate.StreamDecoder
+	enc translate.StreamEncoder
+	evs []translate.Event
+	out []byte
+}
+
+// event translates one upstream event; end reports that it completed the
+// answer (its bytes are the client's final events, held until the charge
+// commits). An event the decoder cannot read becomes the client's error
+// event, so a client is never left with half a translation.
+func (x *streamTranslation) event(name string, data []byte) (out []byte, end bool) {
+	evs, err := x.dec.Decode(x.evs[:0], name, data)
+	x.evs = evs
+	if err != nil {
+		evs = append(evs, translate.Event{Type: translate.EvError, Err: &translate.Error{Status: 502, Kind: translate.ErrServer, Message: "the upstream sent an event the gateway could not read: " + err.Error()}})
+	}
+	x.out = x.out[:0]
+	for i := range evs {
+		x.out = x.enc.Encode(x.out, &evs[i])
+		end = end || evs[i].Type == translate.EvEnd
+	}
+	return x.out, end
+}
+
 // cutEvent is the error event a client gets when the upstream stream
 // breaks before its end.
 func cutEvent(f Format) []byte {
@@ -788,6 +908,9 @@ func cutEvent(f Format) []byte {
 		return []byte(`event: error` + "\n" + `data: {"type":"error","error":{"type":"api_error","message":"` + msg + `"}}` + "\n\n")
 	case FormatResponses:
 		return []byte(`event: error` + "\n" + `data: {"type":"error","code":"upstream_error","message":"` + msg + `","param":null}` + "\n\n")
+	}
+	if f == FormatGemini {
+		return []byte(`data: {"error":{"code":502,"message":"` + msg + `","status":"UNAVAILABLE"}}` + "\n\n")
 	}
 	return []byte(`data: {"error":{"message":"` + msg + `","type":"server_error","code":"upstream_error","param":null}}` + "\n\n")
 }
