@@ -118,6 +118,9 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	for _, section := range []any{Config{}, Node{}, Admin{}, Cluster{}, Flow{}, Proxy{}, Accounting{}, Payg{}, Provider{}, Plan{}, Model{}} {
 		typ := reflect.TypeOf(section)
 		for i := 0; i < typ.NumField(); i++ {
+			if !typ.Field(i).IsExported() {
+				continue
+			}
 			key := typ.Field(i).Tag.Get("toml")
 			if typ.Name() == "Config" {
 				if !strings.Contains(text, "\n["+key+"]") && !strings.Contains(text, "\n[["+key+"]]") {
@@ -370,7 +373,7 @@ func TestBadConfigs(t *testing.T) {
 		{"wrong type", "[node]\nlisten = 8080", "node.listen"},
 		{"provider no name", "[[providers]]\nkind = \"echo\"", "providers[0].name"},
 		{"provider duplicate", "[[providers]]\nname = \"a\"\nkind = \"echo\"\n[[providers]]\nname = \"a\"\nkind = \"echo\"", "providers[1].name"},
-		{"provider bad kind", "[[providers]]\nname = \"a\"\nkind = \"gemini\"", "providers[0].kind"},
+		{"provider bad kind", "[[providers]]\nname = \"a\"\nkind = \"vertex\"", "providers[0].kind"},
 		{"openai no base_url", "[[providers]]\nname = \"a\"\nkind = \"openai\"", "providers[0].base_url"},
 		{"anthropic ftp base_url", "[[providers]]\nname = \"a\"\nkind = \"anthropic\"\nbase_url = \"ftp://x\"", "providers[0].base_url"},
 		{"base_url no scheme", "[[providers]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"api.openai.com/v1\"", "providers[0].base_url"},
@@ -812,5 +815,154 @@ func TestClusterTLSBad(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A [[providers]] entry naming a preset takes the preset's name, kind,
+// base URL, key variable and flags for the keys it leaves out; keys it
+// gives win, and a key file replaces the preset's key variable.
+func TestProviderPresets(t *testing.T) {
+	c, err := Parse([]byte(`
+[[providers]]
+preset = "anthropic"
+
+[[providers]]
+preset = "deepseek"
+
+[[providers]]
+preset = "openai"
+name = "openai-eu"
+base_url = "https://eu.api.openai.com/v1"
+api_key_file = "/run/secrets/openai"
+max_concurrent = 8
+
+[[providers]]
+preset = "minimax"
+kind = "anthropic"
+base_url = "https://api.minimax.io/anthropic"
+no_responses = false
+drop_betas = true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Provider{
+		{Name: "anthropic", Preset: "anthropic", Kind: KindAnthropic, BaseURL: "https://api.anthropic.com", APIKeyEnv: "ANTHROPIC_API_KEY"},
+		{Name: "deepseek", Preset: "deepseek", Kind: KindOpenAI, BaseURL: "https://api.deepseek.com", APIKeyEnv: "DEEPSEEK_API_KEY", NoResponses: true},
+		{Name: "openai-eu", Preset: "openai", Kind: KindOpenAI, BaseURL: "https://eu.api.openai.com/v1", APIKeyFile: "/run/secrets/openai"},
+		{Name: "minimax", Preset: "minimax", Kind: KindAnthropic, BaseURL: "https://api.minimax.io/anthropic", APIKeyEnv: "MINIMAX_API_KEY", DropBetas: true},
+	}
+	for i := range want {
+		providerDefaults(&want[i], nil)
+	}
+	want[2].MaxConcurrent = 8
+	if !reflect.DeepEqual(c.Providers, want) {
+		t.Errorf("providers =\n%+v\nwant\n%+v", c.Providers, want)
+	}
+
+	for _, tt := range []struct{ name, toml, key, msg string }{
+		{"unknown preset", "[[providers]]\npreset = \"vertex\"", "providers[0].preset", `"vertex" is not a preset (openai, anthropic, gemini, deepseek, xai, moonshot, zai, qwen, minimax, openrouter)`},
+		{"key env and file", "[[providers]]\npreset = \"xai\"\napi_key_env = \"X\"\napi_key_file = \"/k\"", "providers[0].api_key_file", "is exclusive with api_key_env"},
+		{"no_responses on anthropic", "[[providers]]\npreset = \"anthropic\"\nno_responses = true", "providers[0].no_responses", `is for kind "openai" only, not "anthropic"`},
+		{"drop_betas on openai", "[[providers]]\npreset = \"zai\"\ndrop_betas = true", "providers[0].drop_betas", `is for kind "anthropic" only, not "openai"`},
+		{"two of one preset", "[[providers]]\npreset = \"qwen\"\n[[providers]]\npreset = \"qwen\"", "providers[1].name", `"qwen" is already used by another provider`},
+	} {
+		_, err := Parse([]byte(tt.toml))
+		if err == nil || !strings.Contains(err.Error(), "config: "+tt.key+": "+tt.msg) {
+			t.Errorf("%s: %v, want %s: %s", tt.name, err, tt.key, tt.msg)
+		}
+	}
+}
+
+// A [[models]] entry for a built-in model changes only the keys it gives
+// and keeps the catalog's others (name, plans, other prices); giving any
+// price prices an unpriced model (M5). A new id is a whole model, and a
+// model names a provider and an upstream together or neither.
+func TestModelsMergeOverCatalog(t *testing.T) {
+	var unpriced ledger.Model
+	for _, m := range BuiltinModels() {
+		if m.Unpriced {
+			unpriced = m
+			break
+		}
+	}
+	if unpriced.ID == "" {
+		t.Skip("every catalog model is priced")
+	}
+	base := `
+[[providers]]
+name = "echo"
+kind = "echo"
+`
+	c, err := Parse([]byte(base + `
+[[models]]
+id = "anthropic/claude-opus-4.6"
+input_usd_per_mtok = 4.5
+
+[[models]]
+id = "` + unpriced.ID + `"
+output_usd_per_mtok = 0
+
+[[models]]
+id = "zenmux/echo"
+plans = ["pro"]
+
+[[models]]
+id = "anthropic/claude-haiku-4.5"
+name = "Haiku"
+provider = "echo"
+upstream = "echo"
+
+[[models]]
+id = "acme/new"
+provider = "echo"
+upstream = "e"
+plans = ["free"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	builtin := map[string]ledger.Model{}
+	for _, m := range BuiltinModels() {
+		builtin[m.ID] = m
+	}
+	seeded := map[string]ledger.Model{}
+	for _, m := range c.SeedModels() {
+		seeded[m.ID] = m
+	}
+	if len(seeded) != len(builtin)+1 {
+		t.Errorf("%d seeded models, want the %d built-in ones and acme/new", len(seeded), len(builtin))
+	}
+	opus := builtin["anthropic/claude-opus-4.6"]
+	opus.InputMicroUSDPerMTok, opus.Unpriced = 4_500000, false
+	up := builtin[unpriced.ID]
+	up.Unpriced = false
+	echo := builtin[ledger.EchoModelID]
+	echo.Plans = []string{"pro"}
+	haiku := builtin["anthropic/claude-haiku-4.5"]
+	haiku.Name, haiku.Provider, haiku.Upstream = "Haiku", "echo", "echo"
+	for _, want := range []ledger.Model{opus, up, echo, haiku,
+		{ID: "acme/new", Provider: "echo", Upstream: "e", Plans: []string{"free"}},
+		builtin["openai/gpt-5.4"],
+	} {
+		if got := seeded[want.ID]; !reflect.DeepEqual(got, want) {
+			t.Errorf("seeded %s =\n%+v\nwant\n%+v", want.ID, got, want)
+		}
+	}
+	if opus.Name != "Claude Opus 4.6" || len(opus.Plans) == 0 {
+		t.Errorf("the repriced model lost its catalog name or plans: %+v", opus)
+	}
+
+	for _, tt := range []struct{ name, toml, key string }{
+		{"new model without provider", "[[models]]\nid = \"acme/x\"\nupstream = \"e\"\nplans = [\"pro\"]", "models[0].provider"},
+		{"new model without plans", "[[models]]\nid = \"acme/x\"\nprovider = \"echo\"\nupstream = \"e\"", "models[0].plans"},
+		{"catalog model upstream alone", "[[models]]\nid = \"openai/gpt-5.4\"\nupstream = \"gpt-5.4\"", "models[0].provider"},
+		{"catalog model provider alone", "[[models]]\nid = \"openai/gpt-5.4\"\nprovider = \"echo\"", "models[0].upstream"},
+		{"catalog model unknown provider", "[[models]]\nid = \"openai/gpt-5.4\"\nprovider = \"openai\"\nupstream = \"gpt-5.4\"", "models[0].provider"},
+		{"catalog model empty plans", "[[models]]\nid = \"openai/gpt-5.4\"\nplans = []", "models[0].plans"},
+	} {
+		if _, err := Parse([]byte(base + tt.toml)); err == nil || !strings.Contains(err.Error(), "config: "+tt.key+": ") {
+			t.Errorf("%s: %v, want an error under %s", tt.name, err, tt.key)
+		}
 	}
 }

@@ -52,16 +52,23 @@ func Parse(data []byte) (*Config, error) {
 	if err := unknownKeys(md); err != nil {
 		return nil, err
 	}
+	keys, err := entryKeys(data)
+	if err != nil {
+		return nil, err
+	}
 	var defined func(i int, key string) bool
 	if md.IsDefined("providers") {
-		if defined, err = providerKeys(data); err != nil {
-			return nil, err
-		}
+		defined = keys.provider
 		for i := range c.Providers {
-			providerDefaults(&c.Providers[i], func(key string) bool { return defined(i, key) })
+			given := func(key string) bool { return defined(i, key) }
+			presetDefaults(&c.Providers[i], given)
+			providerDefaults(&c.Providers[i], given)
 		}
 	} else {
 		c.Providers = builtin
+	}
+	for i := range c.Models {
+		c.Models[i].keys = keys.model(i)
 	}
 	if err := c.validate(defined); err != nil {
 		return nil, err
@@ -69,25 +76,43 @@ func Parse(data []byte) (*Config, error) {
 	return c, nil
 }
 
-// providerKeys reports which keys each [[providers]] entry of data defines.
-// toml.MetaData.IsDefined cannot look inside an array of tables (its path
-// has no index step), and MetaData.Keys() does not separate the elements of
-// an inline array, so the entries are read a second time as plain tables,
-// which works for both `[[providers]]` and `providers = [{...}]`.
-func providerKeys(data []byte) (func(i int, key string) bool, error) {
-	var raw struct {
-		Providers []map[string]any `toml:"providers"`
-	}
+// keySets holds the keys each [[providers]] and [[models]] entry of a
+// file defines. toml.MetaData.IsDefined cannot look inside an array of
+// tables (its path has no index step), and MetaData.Keys() does not
+// separate the elements of an inline array, so the entries are read a
+// second time as plain tables, which works for both `[[providers]]` and
+// `providers = [{...}]`.
+type keySets struct {
+	Providers []map[string]any `toml:"providers"`
+	Models    []map[string]any `toml:"models"`
+}
+
+func entryKeys(data []byte) (*keySets, error) {
+	var raw keySets
 	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return func(i int, key string) bool {
-		if i < 0 || i >= len(raw.Providers) {
-			return false
+	return &raw, nil
+}
+
+// provider reports whether [[providers]] entry i defines key.
+func (k *keySets) provider(i int, key string) bool {
+	if i < 0 || i >= len(k.Providers) {
+		return false
+	}
+	_, ok := k.Providers[i][key]
+	return ok
+}
+
+// model returns the keys [[models]] entry i defines.
+func (k *keySets) model(i int) map[string]bool {
+	out := map[string]bool{}
+	if i >= 0 && i < len(k.Models) {
+		for key := range k.Models[i] {
+			out[key] = true
 		}
-		_, ok := raw.Providers[i][key]
-		return ok
-	}, nil
+	}
+	return out
 }
 
 // amountProblems reports every amount of data that is not a number of its

@@ -10,10 +10,10 @@
 // file's decimal numbers digit by digit: no float64 holds one.
 //
 // Plans, models and the Flow rate are only seeds: they are replicated state
-// once a cluster is bootstrapped, and config [[plans]] and [[models]] merge
-// over the ledger's built-in ones by id. That merge, and the check that the
-// plan ids a model names exist, belong to the ledger, not to this package.
-// Providers are per node.
+// once a cluster is bootstrapped. Config [[plans]] replace the ledger's
+// built-in plans by id; [[models]] entries lay the keys they give over the
+// built-in catalog (SeedModels). The check that the plan ids a model names
+// exist belongs to the ledger, not to this package. Providers are per node.
 package config
 
 import (
@@ -21,6 +21,7 @@ import (
 	"slices"
 	"time"
 
+	"zenmux/catalog"
 	"zenmux/ledger"
 )
 
@@ -135,16 +136,26 @@ type Payg struct {
 }
 
 // Provider is one [[providers]] entry: where and how this node reaches an
-// upstream. Kind is "openai", "anthropic" or "echo"; an openai BaseURL
-// includes its version prefix, an anthropic one does not (docs/config.md).
+// upstream. Kind is "openai", "anthropic", "gemini" or "echo"; an openai
+// BaseURL includes its version prefix, an anthropic one does not
+// (docs/config.md).
 //
 // Keys an entry leaves out get the defaults below (Parse fills them per
-// entry). Latency and TokensPerSecond belong to the echo kind only.
+// entry). An entry naming a Preset gets the preset's name, kind, base URL,
+// key variable and flags for the keys it leaves out (catalog.Preset), so
+// `preset = "anthropic"` alone is a whole provider. Latency and
+// TokensPerSecond belong to the echo kind only.
 type Provider struct {
-	Name      string `toml:"name"`
-	Kind      string `toml:"kind"`
-	BaseURL   string `toml:"base_url"`
-	APIKeyEnv string `toml:"api_key_env"` // name of the environment variable holding the key
+	Name       string `toml:"name"`
+	Preset     string `toml:"preset"` // a catalog preset: the defaults of the keys below
+	Kind       string `toml:"kind"`
+	BaseURL    string `toml:"base_url"`
+	APIKeyEnv  string `toml:"api_key_env"`  // name of the environment variable holding the key
+	APIKeyFile string `toml:"api_key_file"` // or a file holding it (trimmed); not both
+	// NoResponses: an openai upstream that serves Chat Completions only.
+	NoResponses bool `toml:"no_responses"`
+	// DropBetas: an anthropic upstream that refuses Anthropic's beta flags.
+	DropBetas bool `toml:"drop_betas"`
 
 	MaxConcurrent    int      `toml:"max_concurrent"`     // concurrent upstream calls, 1..100000; default 256
 	ConnectTimeout   Duration `toml:"connect_timeout"`    // (0, 10m]; default 5s
@@ -187,6 +198,35 @@ func providerDefaults(p *Provider, defined func(key string) bool) {
 	}
 }
 
+// presetDefaults fills the keys of p that its preset gives and that
+// defined reports the entry left out: the name, kind, base URL, flags, and
+// the key variable unless the entry reads its key from a file. An unknown
+// preset fills nothing; Validate reports it.
+func presetDefaults(p *Provider, defined func(key string) bool) {
+	pr, ok := catalog.PresetByName(p.Preset)
+	if !ok {
+		return
+	}
+	if !defined("name") {
+		p.Name = pr.Name
+	}
+	if !defined("kind") {
+		p.Kind = pr.Kind
+	}
+	if !defined("base_url") {
+		p.BaseURL = pr.BaseURL
+	}
+	if !defined("api_key_env") && !defined("api_key_file") {
+		p.APIKeyEnv = pr.KeyEnv
+	}
+	if !defined("no_responses") {
+		p.NoResponses = pr.NoResponses
+	}
+	if !defined("drop_betas") {
+		p.DropBetas = pr.DropBetas
+	}
+}
+
 // Plan is one [[plans]] entry; it seeds the replicated plans (P1). An
 // entry without a name is named by its id.
 type Plan struct {
@@ -201,9 +241,12 @@ type Plan struct {
 }
 
 // Model is one [[models]] entry; it seeds the replicated catalog (M2, P3).
-// Token prices are per million tokens.
+// Token prices are per million tokens. An entry whose id is a built-in
+// model (zenmux/echo, or a catalog model) changes only the keys it sets
+// (Over); another id is a new model, whole.
 type Model struct {
 	ID                     string   `toml:"id"` // catalog id, "vendor/name"
+	Name                   string   `toml:"name"`
 	Provider               string   `toml:"provider"`
 	Upstream               string   `toml:"upstream"` // the model name the provider sees
 	InputMicroUSDPerMTok   Micros   `toml:"input_usd_per_mtok"`
@@ -213,6 +256,10 @@ type Model struct {
 	ImageMicroUSD          Micros   `toml:"image_usd"`
 	RequestMicroUSD        Micros   `toml:"request_usd"`
 	Plans                  []string `toml:"plans"` // plan ids that may call the model
+
+	// keys the file gave this entry, filled by Parse; nil for an entry
+	// built in code, whose non-zero fields count as given.
+	keys map[string]bool
 }
 
 // Ledger returns the plan as the ledger holds it, named by its id when
@@ -225,14 +272,104 @@ func (p *Plan) Ledger() ledger.Plan {
 	}
 }
 
-// Ledger returns the model as the ledger holds it.
-func (m *Model) Ledger() ledger.Model {
-	return ledger.Model{
-		ID: m.ID, Provider: m.Provider, Upstream: m.Upstream,
-		InputMicroUSDPerMTok: int64(m.InputMicroUSDPerMTok), OutputMicroUSDPerMTok: int64(m.OutputMicroUSDPerMTok),
-		CacheReadMicroUSDPerM: int64(m.CacheReadMicroUSDPerM), CacheWriteMicroUSDPerM: int64(m.CacheWriteMicroUSDPerM),
-		ImageMicroUSD: int64(m.ImageMicroUSD), RequestMicroUSD: int64(m.RequestMicroUSD), Plans: slices.Clone(m.Plans),
+// Ledger returns the model as the ledger holds it: a new model, every
+// field from the entry.
+func (m *Model) Ledger() ledger.Model { return m.Over(ledger.Model{}) }
+
+// Over returns base with the keys the entry gives laid over it, field by
+// field, and the entry's id. Giving any price prices the model: it is no
+// longer Unpriced (M5), even at 0.
+func (m *Model) Over(base ledger.Model) ledger.Model {
+	out := base
+	out.ID, out.Plans = m.ID, slices.Clone(base.Plans)
+	str := []struct {
+		key      string
+		dst, src *string
+	}{{"name", &out.Name, &m.Name}, {"provider", &out.Provider, &m.Provider}, {"upstream", &out.Upstream, &m.Upstream}}
+	for _, f := range str {
+		if m.given(f.key) {
+			*f.dst = *f.src
+		}
 	}
+	prices := []struct {
+		key string
+		dst *int64
+		src Micros
+	}{
+		{"input_usd_per_mtok", &out.InputMicroUSDPerMTok, m.InputMicroUSDPerMTok},
+		{"output_usd_per_mtok", &out.OutputMicroUSDPerMTok, m.OutputMicroUSDPerMTok},
+		{"cache_read_usd_per_mtok", &out.CacheReadMicroUSDPerM, m.CacheReadMicroUSDPerM},
+		{"cache_write_usd_per_mtok", &out.CacheWriteMicroUSDPerM, m.CacheWriteMicroUSDPerM},
+		{"image_usd", &out.ImageMicroUSD, m.ImageMicroUSD},
+		{"request_usd", &out.RequestMicroUSD, m.RequestMicroUSD},
+	}
+	for _, f := range prices {
+		if m.given(f.key) {
+			*f.dst, out.Unpriced = int64(f.src), false
+		}
+	}
+	if m.given("plans") {
+		out.Plans = slices.Clone(m.Plans)
+	}
+	return out
+}
+
+// given reports whether the entry sets a key: the file wrote it, or, for
+// an entry built in code, its field is not zero.
+func (m *Model) given(key string) bool {
+	if m.keys != nil {
+		return m.keys[key]
+	}
+	switch key {
+	case "name":
+		return m.Name != ""
+	case "provider":
+		return m.Provider != ""
+	case "upstream":
+		return m.Upstream != ""
+	case "input_usd_per_mtok":
+		return m.InputMicroUSDPerMTok != 0
+	case "output_usd_per_mtok":
+		return m.OutputMicroUSDPerMTok != 0
+	case "cache_read_usd_per_mtok":
+		return m.CacheReadMicroUSDPerM != 0
+	case "cache_write_usd_per_mtok":
+		return m.CacheWriteMicroUSDPerM != 0
+	case "image_usd":
+		return m.ImageMicroUSD != 0
+	case "request_usd":
+		return m.RequestMicroUSD != 0
+	case "plans":
+		return m.Plans != nil
+	}
+	return false
+}
+
+// BuiltinModels is the catalog a cluster is seeded with before config:
+// the ledger's echo model, then every catalog model (catalog.Models).
+func BuiltinModels() []ledger.Model {
+	return append(ledger.DefaultModels(), catalog.Models()...)
+}
+
+// SeedModels is the catalog this config seeds: BuiltinModels with each
+// [[models]] entry laid over the model of its id (Over), or appended
+// after them, whole, when its id is new.
+func (c *Config) SeedModels() []ledger.Model {
+	out := BuiltinModels()
+	at := make(map[string]int, len(out))
+	for i := range out {
+		at[out[i].ID] = i
+	}
+	for i := range c.Models {
+		m := &c.Models[i]
+		if j, ok := at[m.ID]; ok {
+			out[j] = m.Over(out[j])
+			continue
+		}
+		at[m.ID] = len(out)
+		out = append(out, m.Ledger())
+	}
+	return out
 }
 
 // Duration is a time.Duration written in TOML as a Go duration string
@@ -304,5 +441,6 @@ const (
 const (
 	KindOpenAI    = "openai"
 	KindAnthropic = "anthropic"
+	KindGemini    = "gemini"
 	KindEcho      = "echo"
 )

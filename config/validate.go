@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"zenmux/catalog"
 	"zenmux/internal/tagname"
 	"zenmux/ledger"
 )
@@ -238,6 +239,18 @@ func checkProviders(p *problems, list []Provider, defined func(i int, key string
 			p.add(key+".name", "%q is already used by another provider", pr.Name)
 		}
 		names[pr.Name] = true
+		if _, ok := catalog.PresetByName(pr.Preset); pr.Preset != "" && !ok {
+			p.add(key+".preset", "%q is not a preset (%s)", pr.Preset, presetNames())
+		}
+		if pr.APIKeyEnv != "" && pr.APIKeyFile != "" {
+			p.add(key+".api_key_file", "is exclusive with api_key_env: the key comes from one place")
+		}
+		if pr.NoResponses && pr.Kind != KindOpenAI {
+			p.add(key+".no_responses", "is for kind %q only, not %q", KindOpenAI, pr.Kind)
+		}
+		if pr.DropBetas && pr.Kind != KindAnthropic {
+			p.add(key+".drop_betas", "is for kind %q only, not %q", KindAnthropic, pr.Kind)
+		}
 		checkRange(p, key+".max_concurrent", pr.MaxConcurrent, 1, maxConcurrent)
 		checkDuration(p, key+".connect_timeout", pr.ConnectTimeout, false, maxConnectTO)
 		checkDuration(p, key+".first_byte_timeout", pr.FirstByteTimeout, false, maxStreamTO)
@@ -245,7 +258,7 @@ func checkProviders(p *problems, list []Provider, defined func(i int, key string
 		checkDuration(p, key+".latency", pr.Latency, true, maxLatency)
 		checkRange(p, key+".tokens_per_second", pr.TokensPerSecond, 0, maxTokensPerSec)
 		switch pr.Kind {
-		case KindOpenAI, KindAnthropic:
+		case KindOpenAI, KindAnthropic, KindGemini:
 			if pr.BaseURL == "" {
 				p.add(key+".base_url", "must be set for kind %q", pr.Kind)
 			} else {
@@ -263,10 +276,19 @@ func checkProviders(p *problems, list []Provider, defined func(i int, key string
 				checkBaseURL(p, key+".base_url", pr.BaseURL)
 			}
 		default:
-			p.add(key+".kind", "%q must be %q, %q or %q", pr.Kind, KindOpenAI, KindAnthropic, KindEcho)
+			p.add(key+".kind", "%q must be %q, %q, %q or %q", pr.Kind, KindOpenAI, KindAnthropic, KindGemini, KindEcho)
 		}
 	}
 	return names
+}
+
+// presetNames lists the catalog's preset names for an error message.
+func presetNames() string {
+	var names []string
+	for _, pr := range catalog.Presets() {
+		names = append(names, pr.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 // checkPlans checks each [[plans]] entry by the ledger's plan rules
@@ -307,11 +329,20 @@ func planProblems(p *problems, key string, err error) {
 }
 
 // checkModels checks each [[models]] entry; providers are the configured
-// provider names.
+// provider names. An entry for a built-in model (BuiltinModels) may give
+// only the keys it changes; a new model gives its provider, upstream and
+// plans. Either way the model it makes names a provider and an upstream
+// together or neither (then the node's routes serve it).
 func checkModels(p *problems, models []Model, providers map[string]bool) {
+	builtin := map[string]ledger.Model{}
+	for _, m := range BuiltinModels() {
+		builtin[m.ID] = m
+	}
 	seen := make(map[string]bool, len(models))
-	for i, m := range models {
+	for i := range models {
+		m := &models[i]
 		key := fmt.Sprintf("models[%d]", i)
+		base, isBuiltin := builtin[m.ID]
 		switch {
 		case m.ID == "":
 			p.add(key+".id", "must not be empty")
@@ -321,14 +352,18 @@ func checkModels(p *problems, models []Model, providers map[string]bool) {
 			p.add(key+".id", "%q is already used by another model", m.ID)
 		}
 		seen[m.ID] = true
+		merged := m.Over(base)
 		switch {
-		case m.Provider == "":
-			p.add(key+".provider", "must not be empty")
-		case !providers[m.Provider]:
+		case m.given("provider") && !providers[m.Provider]:
 			p.add(key+".provider", "%q is not a configured provider", m.Provider)
+		case merged.Provider == "" && (!isBuiltin || merged.Upstream != ""):
+			p.add(key+".provider", "must not be empty")
 		}
-		if strings.TrimSpace(m.Upstream) == "" {
+		if merged.Provider != "" && strings.TrimSpace(merged.Upstream) == "" {
 			p.add(key+".upstream", "must not be empty")
+		}
+		if len(m.Name) > 128 {
+			p.add(key+".name", "must be at most 128 bytes")
 		}
 		checkAmount(p, key+".input_usd_per_mtok", m.InputMicroUSDPerMTok, ledger.MaxTokenMicroUSD)
 		checkAmount(p, key+".output_usd_per_mtok", m.OutputMicroUSDPerMTok, ledger.MaxTokenMicroUSD)
@@ -336,7 +371,7 @@ func checkModels(p *problems, models []Model, providers map[string]bool) {
 		checkAmount(p, key+".cache_write_usd_per_mtok", m.CacheWriteMicroUSDPerM, ledger.MaxTokenMicroUSD)
 		checkAmount(p, key+".image_usd", m.ImageMicroUSD, ledger.MaxItemMicroUSD)
 		checkAmount(p, key+".request_usd", m.RequestMicroUSD, ledger.MaxItemMicroUSD)
-		if len(m.Plans) == 0 {
+		if len(merged.Plans) == 0 {
 			p.add(key+".plans", "must name at least one plan")
 		}
 		listed := make(map[string]bool, len(m.Plans))
