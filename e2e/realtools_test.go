@@ -40,6 +40,12 @@ const rtSecret = "ZENMUX-RT-7f3a9c51e2"
 
 var rtSecretRE = regexp.MustCompile(`ZENMUX-RT-[0-9a-f]{10}`)
 
+// The tool names the real APIs accept.
+var (
+	rtOpenAIName    = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+	rtAnthropicName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
+)
+
 // rtUsage is what a fake reports for one call, in its wire's own terms:
 // input excludes cache reads and writes (the ledger's meaning; chat and
 // responses report input + cached as their input total).
@@ -290,35 +296,56 @@ func rtText(v any) string {
 	return ""
 }
 
-func rtReadChat(req map[string]any) rtCall {
-	c := rtCall{calls: map[string]bool{}}
-	for _, t := range rtList(req["tools"]) {
-		if fn, ok := rtMap(t)["function"].(map[string]any); ok {
-			c.tools = append(c.tools, fmt.Sprint(fn["name"]))
+func rtReadChat(req map[string]any) (c rtCall) {
+	c = rtCall{calls: map[string]bool{}}
+	for i, t := range rtList(req["tools"]) {
+		tm := rtMap(t)
+		fn, ok := tm["function"].(map[string]any)
+		if tm["type"] != "function" || !ok {
+			c.refusal = fmt.Sprintf("Invalid value: '%v'. Supported values are: 'function' and 'custom'. (tools[%d].type)", tm["type"], i)
+			return c
 		}
+		name, _ := fn["name"].(string)
+		if !rtOpenAIName.MatchString(name) {
+			c.refusal = fmt.Sprintf("Invalid 'tools[%d].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.", i)
+			return c
+		}
+		c.tools = append(c.tools, name)
 	}
 	msgs := rtList(req["messages"])
 	if len(msgs) == 0 {
 		c.refusal = "[] is too short - 'messages'"
 		return c
 	}
+	var open []string // tool calls of the last assistant turn not yet answered
+	defer func() {
+		if c.refusal == "" && len(open) > 0 {
+			c.refusal = "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: " + strings.Join(open, ", ")
+		}
+	}()
 	if _, ok := req["tool_choice"]; ok && len(c.tools) == 0 {
 		c.refusal = "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified."
 		return c
 	}
 	for i, m := range msgs {
 		mm := rtMap(m)
+		if mm["role"] != "tool" && len(open) > 0 {
+			return c // the deferred check names them
+		}
 		switch mm["role"] {
 		case "assistant":
 			for _, tc := range rtList(mm["tool_calls"]) {
-				c.calls[fmt.Sprint(rtMap(tc)["id"])] = true
+				id := fmt.Sprint(rtMap(tc)["id"])
+				c.calls[id] = true
+				open = append(open, id)
 			}
 		case "tool":
 			id := fmt.Sprint(mm["tool_call_id"])
-			if !c.calls[id] {
+			if !slices.Contains(open, id) {
 				c.refusal = fmt.Sprintf("Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'. (messages[%d])", i)
 				return c
 			}
+			open = slices.DeleteFunc(open, func(o string) bool { return o == id })
 			c.results = append(c.results, rtResult{id: id, text: rtText(mm["content"])})
 		case "system", "developer", "user":
 		default:
@@ -355,12 +382,39 @@ func rtReadResponses(req map[string]any) rtCall {
 
 func rtReadMessages(req map[string]any) rtCall {
 	c := rtCall{calls: map[string]bool{}}
-	if _, ok := req["max_tokens"].(float64); !ok {
+	maxTokens, ok := req["max_tokens"].(float64)
+	if !ok {
 		c.refusal = "max_tokens: Field required"
 		return c
 	}
-	for _, t := range rtList(req["tools"]) {
-		c.tools = append(c.tools, fmt.Sprint(rtMap(t)["name"]))
+	if th := rtMap(req["thinking"]); th["type"] == "enabled" {
+		if b, _ := th["budget_tokens"].(float64); b < 1024 || b >= maxTokens {
+			c.refusal = "`max_tokens` must be greater than `thinking.budget_tokens`, and `thinking.budget_tokens` at least 1024"
+			return c
+		}
+	}
+	seen := map[string]bool{}
+	for i, t := range rtList(req["tools"]) {
+		tm := rtMap(t)
+		name, _ := tm["name"].(string)
+		if typ, ok := tm["type"].(string); ok && typ != "custom" {
+			c.tools = append(c.tools, name) // a server tool, checked by its own schema
+			continue
+		}
+		if !rtAnthropicName.MatchString(name) {
+			c.refusal = fmt.Sprintf("tools.%d.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'", i)
+			return c
+		}
+		if rtMap(tm["input_schema"])["type"] != "object" {
+			c.refusal = fmt.Sprintf("tools.%d.custom.input_schema.type: Input should be 'object'", i)
+			return c
+		}
+		if seen[name] {
+			c.refusal = "tools: Tool names must be unique."
+			return c
+		}
+		seen[name] = true
+		c.tools = append(c.tools, name)
 	}
 	msgs := rtList(req["messages"])
 	if len(msgs) == 0 {
@@ -392,8 +446,18 @@ func rtReadMessages(req map[string]any) rtCall {
 					c.refusal = fmt.Sprintf("messages.%d.content: unexpected `tool_use_id` found in `tool_result` blocks: %s. Each `tool_result` block must have a corresponding `tool_use` block in the previous message.", i, id)
 					return c
 				}
+				delete(prev, id)
 				c.results = append(c.results, rtResult{id: id, text: rtText(bm["content"])})
 			}
+		}
+		if len(prev) > 0 {
+			var ids []string
+			for id := range prev {
+				ids = append(ids, id)
+			}
+			sort.Strings(ids)
+			c.refusal = fmt.Sprintf("messages.%d: `tool_use` ids were found without `tool_result` blocks immediately after: %s. Each `tool_use` block must have a corresponding `tool_result` block in the next message.", i, strings.Join(ids, ", "))
+			return c
 		}
 		prev = uses
 	}
@@ -910,6 +974,55 @@ func rtDump(t *testing.T, tool string, sent, up []rtExchange) {
 			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.json", set.name, i+1)), b, 0o644); err != nil {
 				t.Error(err)
 			}
+		}
+	}
+}
+
+// The fakes refuse what the real APIs refuse, so TestRealTools cannot pass
+// on a request that a real upstream would turn away.
+func TestRealToolsFakesRefuse(t *testing.T) {
+	dec := func(s string) map[string]any {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	const use = `{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"Read","input":{}}]}`
+	const result = `{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"ZENMUX-RT-0123456789"}]}`
+	const call = `{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"Read","arguments":"{}"}}]}`
+	const tool = `{"role":"tool","tool_call_id":"c1","content":"ZENMUX-RT-0123456789"}`
+	for _, c := range []struct {
+		format, body, refusal string
+	}{
+		{"messages", `{"messages":[{"role":"user","content":"hi"}]}`, "max_tokens: Field required"},
+		{"messages", `{"max_tokens":10,"messages":[{"role":"user","content":"hi"},` + result + `]}`, "unexpected `tool_use_id`"},
+		{"messages", `{"max_tokens":10,"messages":[{"role":"user","content":"hi"},` + use + `,{"role":"user","content":"no result"}]}`, "`tool_use` ids were found without `tool_result` blocks"},
+		{"messages", `{"max_tokens":10,"tools":[{"name":"ns.tool","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"hi"}]}`, "tools.0.custom.name"},
+		{"messages", `{"max_tokens":10,"thinking":{"type":"enabled","budget_tokens":2000},"messages":[{"role":"user","content":"hi"}]}`, "thinking.budget_tokens"},
+		{"messages", `{"max_tokens":10,"messages":[{"role":"user","content":"hi"},` + use + `,` + result + `]}`, ""},
+		{"chat", `{"messages":[]}`, "too short"},
+		{"chat", `{"messages":[{"role":"user","content":"hi"},` + tool + `]}`, "must be a response to a preceeding message with 'tool_calls'"},
+		{"chat", `{"messages":[{"role":"user","content":"hi"},` + call + `,{"role":"user","content":"x"}]}`, "did not have response messages: c1"},
+		{"chat", `{"tool_choice":"auto","messages":[{"role":"user","content":"hi"}]}`, "only allowed when 'tools' are specified"},
+		{"chat", `{"tools":[{"type":"function","function":{"name":"a.b"}}],"messages":[{"role":"user","content":"hi"}]}`, "tools[0].function.name"},
+		{"chat", `{"messages":[{"role":"user","content":"hi"},` + call + `,` + tool + `]}`, ""},
+		{"responses", `{"input":[{"type":"function_call_output","call_id":"c9","output":"x"}]}`, "No tool call found"},
+	} {
+		var got rtCall
+		switch c.format {
+		case "messages":
+			got = rtReadMessages(dec(c.body))
+		case "chat":
+			got = rtReadChat(dec(c.body))
+		default:
+			got = rtReadResponses(dec(c.body))
+		}
+		if c.refusal == "" && (got.refusal != "" || len(got.results) != 1 || got.results[0].text != "ZENMUX-RT-0123456789") {
+			t.Errorf("%s %s: refusal %q, results %v; want it accepted with one result", c.format, c.body, got.refusal, got.results)
+		}
+		if c.refusal != "" && !strings.Contains(got.refusal, c.refusal) {
+			t.Errorf("%s %s: refusal %q, want one containing %q", c.format, c.body, got.refusal, c.refusal)
 		}
 	}
 }
