@@ -20,9 +20,11 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"zenmux/admin"
+	"zenmux/catalog"
 	"zenmux/cluster"
 	"zenmux/config"
 	"zenmux/internal/zlog"
+	"zenmux/ledger"
 	"zenmux/proxy"
 	"zenmux/raftfsm"
 )
@@ -120,7 +122,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	gw, err := proxy.New(proxy.Options{
 		Limiter: limiter, Allowances: allowances,
 		NodeID: cfg.Node.ID, Ledger: rep.Ledger, Now: rep.Now, Charges: charges,
-		AckQuorum: cfg.Accounting.Ack == config.AckQuorum, Providers: providers, ProviderProblems: providerProblems,
+		AckQuorum: cfg.Accounting.Ack == config.AckQuorum, Providers: providers, ProviderProblems: providerProblems, Routes: modelRoutes(cfg),
 		PaygRPM: int64(cfg.Payg.RPM), PaygBurst: int64(cfg.Payg.Burst),
 		CountTokensRPM: int64(cfg.Proxy.CountTokensRPM), CountTokensBurst: int64(cfg.Proxy.CountTokensBurst), Ready: rep.Ready, Log: log, Refresh: rep.Refresh,
 	})
@@ -186,9 +188,10 @@ func adminToken(cfg *config.Config, log zerolog.Logger) ([]byte, error) {
 
 // buildProviders makes this node's upstream clients from config; provider
 // addresses and secrets are per node, never replicated. A provider whose
-// api_key_env names a variable that is unset or empty is not built: it is
-// reported here, at start, and its models answer 503 model_unavailable
-// (problems) instead of failing at the upstream with a 401 turned 502.
+// key is missing (its api_key_env variable unset or empty, its
+// api_key_file missing, unreadable or empty) is not built: it is reported
+// here, at start, and its models answer 503 model_unavailable (problems)
+// instead of failing at the upstream with a 401 turned 502.
 func buildProviders(cfg *config.Config, getenv func(string) string, log zerolog.Logger) (map[string]proxy.Provider, map[string]string, error) {
 	out, problems := map[string]proxy.Provider{}, map[string]string{}
 	for _, p := range cfg.Providers {
@@ -196,17 +199,15 @@ func buildProviders(cfg *config.Config, getenv func(string) string, log zerolog.
 			out[p.Name] = &proxy.Echo{Latency: time.Duration(p.Latency), TokensPerSecond: p.TokensPerSecond}
 			continue
 		}
-		key := ""
-		if p.APIKeyEnv != "" {
-			if key = strings.TrimSpace(getenv(p.APIKeyEnv)); key == "" {
-				problems[p.Name] = "has no API key on this node"
-				log.Error().Str("provider", p.Name).Str("api_key_env", p.APIKeyEnv).
-					Msg("provider has no API key: its api_key_env variable is unset or empty, so its models answer 503 model_unavailable until it is set and the node restarted")
-				continue
-			}
+		key, err := providerKey(p, getenv)
+		if err != nil {
+			problems[p.Name] = "has no API key on this node"
+			log.Error().Str("provider", p.Name).Str("api_key_env", p.APIKeyEnv).Str("api_key_file", p.APIKeyFile).Err(err).
+				Msg("provider has no API key, so its models answer 503 model_unavailable until it is given one and the node restarted")
+			continue
 		}
 		hp, err := proxy.NewHTTPProvider(proxy.HTTPOptions{
-			Kind: p.Kind, BaseURL: p.BaseURL, APIKey: key, MaxConcurrent: p.MaxConcurrent,
+			Kind: p.Kind, BaseURL: p.BaseURL, APIKey: key, NoResponses: p.NoResponses, DropBetas: p.DropBetas, MaxConcurrent: p.MaxConcurrent,
 			ConnectTimeout: time.Duration(p.ConnectTimeout), FirstByteTimeout: time.Duration(p.FirstByteTimeout), IdleTimeout: time.Duration(p.IdleTimeout),
 		})
 		if err != nil {
@@ -215,6 +216,63 @@ func buildProviders(cfg *config.Config, getenv func(string) string, log zerolog.
 		out[p.Name] = hp
 	}
 	return out, problems, nil
+}
+
+// errNoKey is a provider key that is named but missing.
+var errNoKey = errors.New("no API key")
+
+// providerKey reads a provider's key from its variable or its file,
+// without surrounding white space; "" when it names neither (a local
+// upstream without auth).
+func providerKey(p config.Provider, getenv func(string) string) (string, error) {
+	switch {
+	case p.APIKeyEnv != "":
+		if key := strings.TrimSpace(getenv(p.APIKeyEnv)); key != "" {
+			return key, nil
+		}
+		return "", fmt.Errorf("%w: the variable %s is unset or empty", errNoKey, p.APIKeyEnv)
+	case p.APIKeyFile != "":
+		raw, err := os.ReadFile(p.APIKeyFile)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", errNoKey, err)
+		}
+		if key := strings.TrimSpace(string(raw)); key != "" {
+			return key, nil
+		}
+		return "", fmt.Errorf("%w: the file %s is empty", errNoKey, p.APIKeyFile)
+	}
+	return "", nil
+}
+
+// modelRoutes is the proxy's Routes: a model that names its provider
+// (config) is served by that provider alone; a catalog model by the
+// configured providers of each preset on its catalog route, in route order
+// and, within a preset, in config order. Providers that are not built on
+// this node stay listed: the proxy skips them and reports why.
+func modelRoutes(cfg *config.Config) func(m *ledger.Model) []proxy.Route {
+	byPreset := map[string][]string{}
+	for _, p := range cfg.Providers {
+		if p.Preset != "" {
+			byPreset[p.Preset] = append(byPreset[p.Preset], p.Name)
+		}
+	}
+	// Computed once: the proxy asks on every request.
+	routes := map[string][]proxy.Route{}
+	for _, m := range catalog.Models() {
+		var rs []proxy.Route
+		for _, r := range catalog.Route(m.ID) {
+			for _, name := range byPreset[r.Preset] {
+				rs = append(rs, proxy.Route{Provider: name, Upstream: r.Upstream})
+			}
+		}
+		routes[m.ID] = rs
+	}
+	return func(m *ledger.Model) []proxy.Route {
+		if m.Provider != "" {
+			return []proxy.Route{{Provider: m.Provider, Upstream: m.Upstream}}
+		}
+		return routes[m.ID]
+	}
 }
 
 // adminStore is the replica as the admin API sees it.

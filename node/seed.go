@@ -17,17 +17,15 @@ func seed(cfg *config.Config, rep *cluster.Replica) error {
 }
 
 // seedFromConfig is the seed of a validated config: its rate, retention
-// and this node as the only member, and the built-in plans and models with
-// the config's entries laid over them by id. The ledger checks the whole
-// seed when it applies it.
+// and this node as the only member, the built-in plans with the config's
+// replacing them by id, and the built-in models (echo and the catalog)
+// with the config's entries laid over them key by key
+// (config.SeedModels). The ledger checks the whole seed when it applies
+// it.
 func seedFromConfig(cfg *config.Config) *ledger.Seed {
 	plans := make([]ledger.Plan, len(cfg.Plans))
 	for i := range cfg.Plans {
 		plans[i] = cfg.Plans[i].Ledger()
-	}
-	models := make([]ledger.Model, len(cfg.Models))
-	for i := range cfg.Models {
-		models[i] = cfg.Models[i].Ledger()
 	}
 	return &ledger.Seed{
 		NanoUSDPerFlow: int64(cfg.Flow.NanoUSDPerFlow),
@@ -35,7 +33,7 @@ func seedFromConfig(cfg *config.Config) *ledger.Seed {
 		RequestLogDays: cfg.Accounting.RequestLogDays,
 		Members:        []ledger.Member{{ID: cfg.Node.ID, RaftAddr: cfg.Node.RaftAddr(), AdminAddr: cfg.Node.AdminAddr()}},
 		Plans:          mergeByID(ledger.DefaultPlans(), plans, func(p ledger.Plan) string { return p.ID }),
-		Models:         mergeByID(ledger.DefaultModels(), models, func(m ledger.Model) string { return m.ID }),
+		Models:         cfg.SeedModels(),
 	}
 }
 

@@ -2,11 +2,14 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"zenmux/catalog"
 	"zenmux/cluster"
 	"zenmux/config"
 	"zenmux/ledger"
@@ -43,6 +46,9 @@ upstream = "e"
 input_usd_per_mtok = 0.125
 image_usd = 0.04
 plans = ["team"]
+[[models]]
+id = "openai/gpt-5.4"
+output_usd_per_mtok = 12
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -61,9 +67,51 @@ plans = ["team"]
 	if !reflect.DeepEqual(s.Plans, want) {
 		t.Fatalf("plans =\n%+v\nwant\n%+v", s.Plans, want)
 	}
-	wantModels := append(ledger.DefaultModels(), ledger.Model{ID: "a/b", Provider: "echo", Upstream: "e", InputMicroUSDPerMTok: 125000, ImageMicroUSD: 40000, Plans: []string{"team"}})
+	// The echo model, the catalog in its order with gpt-5.4 repriced in
+	// place (output only: the rest is the catalog's), then the new model.
+	wantModels := append(ledger.DefaultModels(), catalog.Models()...)
+	for i := range wantModels {
+		if wantModels[i].ID == "openai/gpt-5.4" {
+			wantModels[i].OutputMicroUSDPerMTok, wantModels[i].Unpriced = 12_000000, false
+		}
+	}
+	wantModels = append(wantModels, ledger.Model{ID: "a/b", Provider: "echo", Upstream: "e", InputMicroUSDPerMTok: 125000, ImageMicroUSD: 40000, Plans: []string{"team"}})
 	if !reflect.DeepEqual(s.Models, wantModels) {
 		t.Fatalf("models =\n%+v\nwant\n%+v", s.Models, wantModels)
+	}
+}
+
+// The default config's seed (echo and the whole catalog) is one the
+// ledger takes: every catalog model with its name and prices, and an
+// unpriced one kept but marked so (M5).
+func TestDefaultSeedApplies(t *testing.T) {
+	rep, err := cluster.Open(cluster.Options{Raft: raftfsm.Options{NodeID: "n1", Dir: t.TempDir(), RaftAddr: "127.0.0.1:0", Bootstrap: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := rep.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := seed(config.Default(), rep); err != nil {
+		t.Fatalf("the default seed: %v", err)
+	}
+	models := rep.Ledger().Models()
+	if want := 1 + len(catalog.Models()); len(models) != want {
+		t.Fatalf("%d models seeded, want %d", len(models), want)
+	}
+	b, _ := json.Marshal(models)
+	for _, frag := range []string{`{"id":"anthropic/claude-opus-4.6","name":"Claude Opus 4.6","modality":"text","provider":"","upstream":"",`, `"id":"zenmux/echo","provider":"echo"`} {
+		if !strings.Contains(string(b), frag) {
+			t.Errorf("seeded models lack %s", frag)
+		}
+	}
+	for _, m := range catalog.Models() {
+		if m.Unpriced && !strings.Contains(string(b), `"id":"`+m.ID+`","name":"`+m.Name+`","modality":"`+m.Modality+`","provider":"","upstream":"","unpriced":true,`) {
+			t.Errorf("unpriced %s is not seeded as unpriced", m.ID)
+		}
 	}
 }
 
