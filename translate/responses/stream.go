@@ -147,7 +147,11 @@ func (d *decoder) ensure(evs []translate.Event, out, content int, typ translate.
 	if d.isCur(out, content) {
 		return evs
 	}
-	return d.open(evs, out, content, translate.Part{Type: typ})
+	b := translate.Part{Type: typ}
+	if typ == translate.PartThinking {
+		b.Origin = Format
+	}
+	return d.open(evs, out, content, b)
 }
 
 // isCur says whether the open block is the one at (out, content).
