@@ -218,13 +218,13 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.generate(ctx, gf, id, model, stream)
 		return
 	}
-	if string(path) == "/v1/models" || r == "/v1/models" {
+	if id, ok := modelsPath(r); ok {
 		if !ctx.IsGet() {
 			ctx.Response.Header.Set("Allow", "GET")
 			writeAPIError(ctx, anthropic, newAPIError(405, "method_not_allowed", "/v1/models answers GET"))
 			return
 		}
-		s.models(ctx, anthropic)
+		s.models(ctx, anthropic, id)
 		return
 	}
 	writeAPIError(ctx, anthropic, newAPIError(404, "not_found", "no such endpoint: "+string(path)))
@@ -913,61 +913,4 @@ func cutEvent(f Format) []byte {
 		return []byte(`data: {"error":{"code":502,"message":"` + msg + `","status":"UNAVAILABLE"}}` + "\n\n")
 	}
 	return []byte(`data: {"error":{"message":"` + msg + `","type":"server_error","code":"upstream_error","param":null}}` + "\n\n")
-}
-
-// models answers GET /v1/models with the caller's plan's models, in the
-// Anthropic shape when the client sent anthropic-version (W3.6).
-func (s *Server) models(ctx *fasthttp.RequestCtx, anthropic bool) {
-	secret := apiKey(ctx)
-	list, ok := s.o.Ledger().ModelsFor(sha256.Sum256(secret), s.o.Now())
-	if len(secret) == 0 || !ok {
-		writeAPIError(ctx, anthropic, newAPIError(401, "invalid_api_key", "the API key is missing, unknown, rotated or revoked"))
-		return
-	}
-	var body []byte
-	if anthropic {
-		type model struct {
-			Type        string `json:"type"`
-			ID          string `json:"id"`
-			DisplayName string `json:"display_name"`
-			CreatedAt   string `json:"created_at"`
-		}
-		out := struct {
-			Data    []model `json:"data"`
-			HasMore bool    `json:"has_more"`
-			FirstID *string `json:"first_id"`
-			LastID  *string `json:"last_id"`
-		}{Data: []model{}}
-		for _, m := range list {
-			out.Data = append(out.Data, model{Type: "model", ID: m.ID, DisplayName: m.ID, CreatedAt: "2026-01-01T00:00:00Z"})
-		}
-		if len(list) > 0 {
-			out.FirstID, out.LastID = &list[0].ID, &list[len(list)-1].ID
-		}
-		body, _ = json.Marshal(out)
-	} else {
-		type model struct {
-			ID      string `json:"id"`
-			Object  string `json:"object"`
-			Created int64  `json:"created"`
-			OwnedBy string `json:"owned_by"`
-		}
-		out := struct {
-			Object string  `json:"object"`
-			Data   []model `json:"data"`
-		}{Object: "list", Data: []model{}}
-		for _, m := range list {
-			out.Data = append(out.Data, model{ID: m.ID, Object: "model", Created: 1767225600, OwnedBy: m.Provider})
-		}
-		body, _ = json.Marshal(out)
-	}
-	ctx.SetContentType("application/json")
-	ctx.SetBody(body)
-}
-
-// pricing answers GET /api/v1/pricing without auth (P2).
-func (s *Server) pricing(ctx *fasthttp.RequestCtx) {
-	body, _ := json.Marshal(s.o.Ledger().Pricing())
-	ctx.SetContentType("application/json")
-	ctx.SetBody(body)
 }
