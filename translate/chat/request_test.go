@@ -137,7 +137,9 @@ func TestDecodeRequestVariants(t *testing.T) {
 		{"tool choice required", `{"model":"m","messages":[{"role":"user","content":"hi"}],"tool_choice":"required"}`,
 			func(r *translate.Request) bool { return r.ToolChoice.Mode == translate.ToolRequired }},
 		{"json object", `{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_object"}}`,
-			func(r *translate.Request) bool { return *r.ResponseFormat == translate.ResponseFormat{Type: "json_object"} }},
+			func(r *translate.Request) bool {
+				return *r.ResponseFormat == translate.ResponseFormat{Type: "json_object"}
+			}},
 		{"max_tokens as float", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":1024.0,"top_k":40}`,
 			func(r *translate.Request) bool { return r.MaxTokens == 1024 && *r.TopK == 40 }},
 		{"user only", `{"model":"m","messages":[{"role":"user","content":"hi"}],"user":"u"}`,
@@ -147,7 +149,9 @@ func TestDecodeRequestVariants(t *testing.T) {
 				return reflect.DeepEqual(r.Messages[1].Parts, []translate.Part{{Type: translate.PartText, Text: "No."}})
 			}},
 		{"tool then user stay apart", `{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"a","content":"ok"},{"role":"user","content":"next"}]}`,
-			func(r *translate.Request) bool { return len(r.Messages) == 4 && r.Messages[2].Parts[0].Type == translate.PartToolResult }},
+			func(r *translate.Request) bool {
+				return len(r.Messages) == 4 && r.Messages[2].Parts[0].Type == translate.PartToolResult
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := Codec.DecodeRequest([]byte(tc.body))
