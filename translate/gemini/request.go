@@ -937,9 +937,11 @@ func appendSystem(dst []byte, r *translate.Request) ([]byte, error) {
 // appendParts writes a content's parts; earlier are the messages before
 // it, where a tool result's call is looked up. A Gemini thinking part
 // without text carries the signature of the part after it. In a request
-// (answer false) the first function call of a model turn without a
+// (answer false) thinking of other formats is dropped (Gemini reads no
+// unsigned thoughts), the first function call of a model turn without a
 // signature gets the dummy one, and arguments that are not a JSON object
-// are refused; in an answer, which cannot fail, they are written as {}.
+// are refused. In an answer, which cannot fail, other formats' thinking
+// is thought text and bad arguments are written as {}.
 func appendParts(dst []byte, earlier []translate.Message, ps []translate.Part, answer bool) ([]byte, int, error) {
 	n := 0
 	pending := ""
@@ -971,7 +973,12 @@ func appendParts(dst []byte, earlier []translate.Message, ps []translate.Part, a
 		switch p.Type {
 		case translate.PartThinking:
 			if p.Origin != Format {
-				continue
+				if !answer || p.Text == "" {
+					continue
+				}
+				// An answer shows another format's thinking as thought
+				// text; its signature means nothing here.
+				p = &translate.Part{Type: translate.PartThinking, Text: p.Text}
 			}
 			if p.Text == "" {
 				if p.Signature != "" {

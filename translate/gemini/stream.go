@@ -266,7 +266,7 @@ func (e *encoder) Encode(dst []byte, ev *translate.Event) []byte {
 		dst = append(dst, chunkHead...)
 		dst = append(dst, `{"text":""`...)
 		dst = e.sig(dst)
-		dst = append(dst, `}]},"finishReason":"`...)
+		dst = append(dst, `]},"finishReason":"`...)
 		dst = append(dst, finishReason(e.stop)...)
 		dst = append(dst, `","index":0}],`...)
 		if e.hasUsage {
