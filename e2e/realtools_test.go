@@ -312,6 +312,10 @@ func rtReadChat(req map[string]any) (c rtCall) {
 		}
 		c.tools = append(c.tools, name)
 	}
+	if u, ok := req["user"].(string); ok && len(u) > 64 {
+		c.refusal = fmt.Sprintf("Invalid 'user': string too long. Expected a string with maximum length 64, but got a string with length %d instead.", len(u))
+		return c
+	}
 	msgs := rtList(req["messages"])
 	if len(msgs) == 0 {
 		c.refusal = "[] is too short - 'messages'"
@@ -334,8 +338,12 @@ func rtReadChat(req map[string]any) (c rtCall) {
 		}
 		switch mm["role"] {
 		case "assistant":
-			for _, tc := range rtList(mm["tool_calls"]) {
+			for j, tc := range rtList(mm["tool_calls"]) {
 				id := fmt.Sprint(rtMap(tc)["id"])
+				if len(id) > 64 {
+					c.refusal = fmt.Sprintf("Invalid 'messages[%d].tool_calls[%d].id': string too long. Expected a string with maximum length 64, but got a string with length %d instead.", i, j, len(id))
+					return c
+				}
 				c.calls[id] = true
 				open = append(open, id)
 			}
@@ -774,6 +782,9 @@ func TestRealTools(t *testing.T) {
 	}
 	// ZENMUX_REALTOOLS_ROUTE=same puts each CLI on a provider of its own
 	// format (pass-through), the baseline when the cross pair fails.
+	// ZENMUX_REALTOOLS_CODEX_CONFIG is TOML put in Codex's config.toml
+	// before its tables (top-level keys, then tables of its own), to see
+	// past a refusal of one of the tools Codex declares by default.
 	same := os.Getenv("ZENMUX_REALTOOLS_ROUTE") == "same"
 
 	work := t.TempDir()
@@ -861,6 +872,7 @@ plans = ["pro"]
 model_provider = "zenmux"
 check_for_update_on_startup = false
 
+%s
 [analytics]
 enabled = false
 
@@ -872,7 +884,7 @@ wire_api = "responses"
 request_max_retries = 0
 stream_max_retries = 0
 supports_websockets = false
-`, codex.model, gateway)
+`, codex.model, os.Getenv("ZENMUX_REALTOOLS_CODEX_CONFIG"), gateway)
 		if err := os.WriteFile(filepath.Join(codexHome, "config.toml"), []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -1002,6 +1014,7 @@ func TestRealToolsFakesRefuse(t *testing.T) {
 		{"messages", `{"max_tokens":10,"thinking":{"type":"enabled","budget_tokens":2000},"messages":[{"role":"user","content":"hi"}]}`, "thinking.budget_tokens"},
 		{"messages", `{"max_tokens":10,"messages":[{"role":"user","content":"hi"},` + use + `,` + result + `]}`, ""},
 		{"chat", `{"messages":[]}`, "too short"},
+		{"chat", `{"user":"` + strings.Repeat("u", 65) + `","messages":[{"role":"user","content":"hi"}]}`, "Invalid 'user': string too long"},
 		{"chat", `{"messages":[{"role":"user","content":"hi"},` + tool + `]}`, "must be a response to a preceeding message with 'tool_calls'"},
 		{"chat", `{"messages":[{"role":"user","content":"hi"},` + call + `,{"role":"user","content":"x"}]}`, "did not have response messages: c1"},
 		{"chat", `{"tool_choice":"auto","messages":[{"role":"user","content":"hi"}]}`, "only allowed when 'tools' are specified"},

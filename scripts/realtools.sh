@@ -11,6 +11,9 @@
 #
 # ZENMUX_REALTOOLS_ROUTE=same puts each CLI on a provider of its own
 # format instead (pass-through), the baseline when the cross pair fails.
+# ZENMUX_REALTOOLS_CODEX_CONFIG is TOML added to Codex's config.toml, e.g.
+# $'web_search = "disabled"\n[features]\nmulti_agent = false\n' to leave
+# out tools Codex declares by default.
 set -euo pipefail
 
 claude_version=2.1.337
