@@ -162,7 +162,14 @@ type rtCall struct {
 	calls   map[string]bool // tool call ids the conversation's assistant turns hold
 	// refusal is the real API's complaint about the request, if any.
 	refusal string
+	// thinking: an Anthropic request with extended thinking on, answered
+	// with a signed thinking block first, as the API does.
+	thinking bool
 }
+
+// rtSignature signs the fake's thinking blocks; the API refuses a block
+// whose signature it did not issue.
+const rtSignature = "rt-signature-EqQBCgIYAhIM"
 
 type rtResult struct{ id, text string }
 
@@ -225,7 +232,7 @@ func (f *rtFake) serve(w http.ResponseWriter, r *http.Request, body []byte) (int
 		if !ok {
 			return f.refuse(w, format, 400, "invalid_request_error", fmt.Sprintf("no file-reading tool among %v", c.tools))
 		}
-		rtStream(w, format, f.usage[0], includeUsage, "", &rtToolCall{id: "call_rt_1", name: name, args: args})
+		rtStream(w, format, f.usage[0], includeUsage, c.thinking, "", &rtToolCall{id: "call_rt_1", name: name, args: args})
 		return 200, "tool call " + name + " " + args
 	}
 	last := c.results[len(c.results)-1]
@@ -236,7 +243,7 @@ func (f *rtFake) serve(w http.ResponseWriter, r *http.Request, body []byte) (int
 	if s := rtSecretRE.FindString(last.text); s != "" {
 		text = "The secret is " + s + "."
 	}
-	rtStream(w, format, f.usage[1], includeUsage, text, nil)
+	rtStream(w, format, f.usage[1], includeUsage, c.thinking, text, nil)
 	return 200, "final answer after tool result " + last.id
 }
 
@@ -395,12 +402,14 @@ func rtReadMessages(req map[string]any) rtCall {
 		c.refusal = "max_tokens: Field required"
 		return c
 	}
-	if th := rtMap(req["thinking"]); th["type"] == "enabled" {
+	th := rtMap(req["thinking"])
+	if th["type"] == "enabled" {
 		if b, _ := th["budget_tokens"].(float64); b < 1024 || b >= maxTokens {
 			c.refusal = "`max_tokens` must be greater than `thinking.budget_tokens`, and `thinking.budget_tokens` at least 1024"
 			return c
 		}
 	}
+	c.thinking = th["type"] == "enabled" || th["type"] == "adaptive"
 	seen := map[string]bool{}
 	for i, t := range rtList(req["tools"]) {
 		tm := rtMap(t)
@@ -440,9 +449,14 @@ func rtReadMessages(req map[string]any) rtCall {
 			return c
 		}
 		uses := map[string]bool{}
-		for _, b := range rtList(mm["content"]) {
+		for j, b := range rtList(mm["content"]) {
 			bm := rtMap(b)
 			switch bm["type"] {
+			case "thinking":
+				if bm["signature"] != rtSignature {
+					c.refusal = fmt.Sprintf("messages.%d.content.%d: Invalid `signature` in `thinking` block", i, j)
+					return c
+				}
 			case "tool_use":
 				if role == "assistant" {
 					id := fmt.Sprint(bm["id"])
@@ -456,6 +470,12 @@ func rtReadMessages(req map[string]any) rtCall {
 				}
 				delete(prev, id)
 				c.results = append(c.results, rtResult{id: id, text: rtText(bm["content"])})
+			}
+		}
+		if c.thinking && role == "assistant" && len(uses) > 0 && i == rtLastToolTurn(msgs) {
+			if first := rtMap(rtList(mm["content"])[0])["type"]; first != "thinking" && first != "redacted_thinking" {
+				c.refusal = fmt.Sprintf("messages.%d.content.0.type: Expected `thinking` or `redacted_thinking`, but found `%v`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking", i, first)
+				return c
 			}
 		}
 		if len(prev) > 0 {
@@ -472,6 +492,23 @@ func rtReadMessages(req map[string]any) rtCall {
 	return c
 }
 
+// rtLastToolTurn is the index of the last assistant message holding a
+// tool_use, -1 if none.
+func rtLastToolTurn(msgs []any) int {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		m := rtMap(msgs[i])
+		if m["role"] != "assistant" {
+			continue
+		}
+		for _, b := range rtList(m["content"]) {
+			if rtMap(b)["type"] == "tool_use" {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
 func rtList(v any) []any { l, _ := v.([]any); return l }
 
 func rtMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
@@ -481,7 +518,7 @@ type rtToolCall struct{ id, name, args string }
 
 // rtStream writes an answer as the format's real API streams it: text, or
 // one tool call whose arguments arrive in two pieces; then usage.
-func rtStream(w http.ResponseWriter, format string, u rtUsage, includeUsage bool, text string, call *rtToolCall) {
+func rtStream(w http.ResponseWriter, format string, u rtUsage, includeUsage, thinking bool, text string, call *rtToolCall) {
 	fl, _ := w.(http.Flusher)
 	w.WriteHeader(200)
 	send := func(event string, v any) {
@@ -570,20 +607,27 @@ func rtStream(w http.ResponseWriter, format string, u rtUsage, includeUsage bool
 		send("message_start", map[string]any{"type": "message_start", "message": map[string]any{"id": "msg_rt", "type": "message", "role": "assistant", "model": model,
 			"content": []any{}, "stop_reason": nil, "stop_sequence": nil,
 			"usage": map[string]any{"input_tokens": u.input, "cache_creation_input_tokens": u.cacheWrite, "cache_read_input_tokens": u.cacheRead, "output_tokens": 1}}})
-		stop := "end_turn"
+		stop, i := "end_turn", 0
+		if thinking {
+			send("content_block_start", map[string]any{"type": "content_block_start", "index": i, "content_block": map[string]any{"type": "thinking", "thinking": "", "signature": ""}})
+			send("content_block_delta", map[string]any{"type": "content_block_delta", "index": i, "delta": map[string]any{"type": "thinking_delta", "thinking": "The file holds the answer."}})
+			send("content_block_delta", map[string]any{"type": "content_block_delta", "index": i, "delta": map[string]any{"type": "signature_delta", "signature": rtSignature}})
+			send("content_block_stop", map[string]any{"type": "content_block_stop", "index": i})
+			i++
+		}
 		if call != nil {
 			stop = "tool_use"
-			send("content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "tool_use", "id": call.id, "name": call.name, "input": map[string]any{}}})
+			send("content_block_start", map[string]any{"type": "content_block_start", "index": i, "content_block": map[string]any{"type": "tool_use", "id": call.id, "name": call.name, "input": map[string]any{}}})
 			for _, p := range parts {
-				send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]any{"type": "input_json_delta", "partial_json": p}})
+				send("content_block_delta", map[string]any{"type": "content_block_delta", "index": i, "delta": map[string]any{"type": "input_json_delta", "partial_json": p}})
 			}
 		} else {
-			send("content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "text", "text": ""}})
+			send("content_block_start", map[string]any{"type": "content_block_start", "index": i, "content_block": map[string]any{"type": "text", "text": ""}})
 			for _, p := range parts {
-				send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]any{"type": "text_delta", "text": p}})
+				send("content_block_delta", map[string]any{"type": "content_block_delta", "index": i, "delta": map[string]any{"type": "text_delta", "text": p}})
 			}
 		}
-		send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0})
+		send("content_block_stop", map[string]any{"type": "content_block_stop", "index": i})
 		send("message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": stop, "stop_sequence": nil},
 			"usage": map[string]any{"input_tokens": u.input, "cache_creation_input_tokens": u.cacheWrite, "cache_read_input_tokens": u.cacheRead, "output_tokens": u.output}})
 		send("message_stop", map[string]any{"type": "message_stop"})
@@ -1013,6 +1057,9 @@ func TestRealToolsFakesRefuse(t *testing.T) {
 		{"messages", `{"max_tokens":10,"tools":[{"name":"ns.tool","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"hi"}]}`, "tools.0.custom.name"},
 		{"messages", `{"max_tokens":10,"thinking":{"type":"enabled","budget_tokens":2000},"messages":[{"role":"user","content":"hi"}]}`, "thinking.budget_tokens"},
 		{"messages", `{"max_tokens":10,"messages":[{"role":"user","content":"hi"},` + use + `,` + result + `]}`, ""},
+		{"messages", `{"max_tokens":10,"thinking":{"type":"adaptive"},"messages":[{"role":"user","content":"hi"},` + use + `,` + result + `]}`, "Expected `thinking` or `redacted_thinking`, but found `tool_use`"},
+		{"messages", `{"max_tokens":10,"thinking":{"type":"adaptive"},"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"x","signature":"forged"}]}]}`, "Invalid `signature`"},
+		{"messages", `{"max_tokens":10,"thinking":{"type":"adaptive"},"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"x","signature":"` + rtSignature + `"},{"type":"tool_use","id":"t1","name":"Read","input":{}}]},` + result + `]}`, ""},
 		{"chat", `{"messages":[]}`, "too short"},
 		{"chat", `{"user":"` + strings.Repeat("u", 65) + `","messages":[{"role":"user","content":"hi"}]}`, "Invalid 'user': string too long"},
 		{"chat", `{"messages":[{"role":"user","content":"hi"},` + tool + `]}`, "must be a response to a preceeding message with 'tool_calls'"},
