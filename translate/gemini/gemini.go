@@ -62,6 +62,36 @@ func realID(id string) string {
 	return id
 }
 
+// arena holds the strings of a decoded request or answer, copied out of
+// the pooled parser's memory in one allocation: views of it are handed
+// out and never written again (appends only write past them).
+type arena struct{ b []byte }
+
+// keep copies b into the arena and returns the copy as a string.
+func (a *arena) keep(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	start := len(a.b)
+	a.b = append(a.b, b...)
+	return view(a.b[start:])
+}
+
+// str is v's string value, kept.
+func (a *arena) str(v *fastjson.Value) string {
+	if v == nil || v.Type() != fastjson.TypeString {
+		return ""
+	}
+	return a.keep(v.GetStringBytes())
+}
+
+// raw is v's JSON text, kept.
+func (a *arena) raw(v *fastjson.Value) string {
+	start := len(a.b)
+	a.b = v.MarshalTo(a.b)
+	return view(a.b[start:])
+}
+
 // str is v's string value, copied (v's bytes live in a pooled parser).
 func str(v *fastjson.Value) string {
 	if v == nil {

@@ -24,12 +24,13 @@ func (codec) DecodeRequest(body []byte) (*translate.Request, error) {
 	if err != nil {
 		return nil, translate.Invalid("", "the request body must be a JSON object")
 	}
-	d := reqDecoder{r: &translate.Request{}}
+	box := &reqBox{}
+	d := reqDecoder{r: &box.r, box: box, arena: arena{b: make([]byte, 0, len(body))}}
 	o.Visit(func(k []byte, v *fastjson.Value) {
 		if d.err != nil {
 			return
 		}
-		switch key := string(k); key {
+		switch string(k) {
 		case "contents":
 			d.contents(v)
 		case "systemInstruction", "system_instruction":
@@ -43,7 +44,7 @@ func (codec) DecodeRequest(body []byte) (*translate.Request, error) {
 		case "safetySettings", "safety_settings", "labels", "model", "serviceTier", "service_tier", "store":
 			// Hints with no neutral equivalent: see DESIGN.md.
 		default:
-			d.err = translate.Unsupported(key, Format)
+			d.fail(translate.Unsupported(string(k), Format))
 		}
 	})
 	if d.err != nil {
@@ -58,9 +59,24 @@ func (codec) DecodeRequest(body []byte) (*translate.Request, error) {
 	return d.r, nil
 }
 
+// reqBox holds a decoded request and the values its pointers point at:
+// one allocation for all of them.
+type reqBox struct {
+	r           translate.Request
+	temperature float64
+	topP        float64
+	topK        int64
+	reasoning   translate.Reasoning
+	format      translate.ResponseFormat
+}
+
 type reqDecoder struct {
 	r   *translate.Request
+	box *reqBox
 	err error
+	arena
+	// slab holds the messages' parts, sized before they are read.
+	slab []translate.Part
 	// calls are the function calls seen so far, for pairing results
 	// that carry no id with the earliest unanswered call of their name.
 	calls    []call
@@ -78,12 +94,44 @@ func (d *reqDecoder) fail(e *translate.Error) {
 	}
 }
 
+// peek is v's string value, valid while the parser's bytes are: for
+// comparisons only.
+func peek(v *fastjson.Value) string {
+	if v == nil || v.Type() != fastjson.TypeString {
+		return ""
+	}
+	return view(v.GetStringBytes())
+}
+
+// loc is where a part is, for error messages.
+type loc struct {
+	i, j int
+	kind string
+}
+
+func (l loc) at(field string) string {
+	if field == "" {
+		return fmt.Sprintf("contents[%d].parts[%d]", l.i, l.j)
+	}
+	return fmt.Sprintf("contents[%d].parts[%d].%s", l.i, l.j, field)
+}
+
 func (d *reqDecoder) contents(v *fastjson.Value) {
 	arr, err := v.Array()
 	if err != nil {
 		d.fail(translate.Invalid("contents", "contents must be an array"))
 		return
 	}
+	n := 0
+	for _, c := range arr {
+		for _, p := range c.GetArray("parts") {
+			n++
+			if p.Get("thoughtSignature") != nil || p.Get("thought_signature") != nil {
+				n++
+			}
+		}
+	}
+	d.slab = make([]translate.Part, 0, n)
 	d.r.Messages = make([]translate.Message, 0, len(arr))
 	for i, c := range arr {
 		o, err := c.Object()
@@ -92,7 +140,7 @@ func (d *reqDecoder) contents(v *fastjson.Value) {
 			return
 		}
 		m := translate.Message{Role: translate.RoleUser}
-		switch role := str(o.Get("role")); role {
+		switch role := peek(o.Get("role")); role {
 		case "", "user", "function":
 		case "model":
 			m.Role = translate.RoleAssistant
@@ -105,20 +153,23 @@ func (d *reqDecoder) contents(v *fastjson.Value) {
 			d.fail(translate.Invalid(fmt.Sprintf("contents[%d].parts", i), "contents[%d].parts must be an array", i))
 			return
 		}
+		o.Visit(func(k []byte, _ *fastjson.Value) {
+			switch string(k) {
+			case "role", "parts":
+			default:
+				d.fail(translate.Unsupported(fmt.Sprintf("contents[%d].%s", i, k), Format))
+			}
+		})
+		start := len(d.slab)
 		pa, _ := parts.Array()
-		m.Parts = make([]translate.Part, 0, len(pa))
 		for j, pv := range pa {
-			m.Parts = d.part(m.Parts, m.Role, pv, i, j)
+			d.slab = d.part(d.slab, m.Role, pv, i, j)
 			if d.err != nil {
 				return
 			}
 		}
-		o.Visit(func(k []byte, _ *fastjson.Value) {
-			if s := string(k); s != "role" && s != "parts" {
-				d.fail(translate.Unsupported(fmt.Sprintf("contents[%d].%s", i, s), Format))
-			}
-		})
-		if len(m.Parts) > 0 {
+		if end := len(d.slab); end > start {
+			m.Parts = d.slab[start:end:end]
 			d.r.Messages = append(d.r.Messages, m)
 		}
 	}
@@ -126,135 +177,147 @@ func (d *reqDecoder) contents(v *fastjson.Value) {
 
 // part appends the neutral parts of contents[i].parts[j] to ps.
 func (d *reqDecoder) part(ps []translate.Part, role translate.Role, pv *fastjson.Value, i, j int) []translate.Part {
+	l := loc{i: i, j: j}
 	o, err := pv.Object()
 	if err != nil {
-		d.fail(translate.Invalid(fmt.Sprintf("contents[%d].parts[%d]", i, j), "contents[%d].parts[%d] must be an object", i, j))
+		d.fail(translate.Invalid(l.at(""), "%s must be an object", l.at("")))
 		return ps
 	}
 	var (
-		text, sig string
-		hasText   bool
+		text, sig *fastjson.Value
 		thought   bool
 		kind      *fastjson.Value
-		kindName  string
 	)
 	o.Visit(func(k []byte, v *fastjson.Value) {
 		if d.err != nil {
 			return
 		}
-		switch key := string(k); key {
+		switch string(k) {
 		case "text":
-			b, err := v.StringBytes()
-			if err != nil {
-				d.fail(translate.Invalid(fmt.Sprintf("contents[%d].parts[%d].text", i, j), "contents[%d].parts[%d].text must be a string", i, j))
+			if v.Type() != fastjson.TypeString {
+				d.fail(translate.Invalid(l.at("text"), "%s must be a string", l.at("text")))
 				return
 			}
-			text, hasText = string(b), true
+			text = v
 		case "thought":
 			thought = v.Type() == fastjson.TypeTrue
 		case "thoughtSignature", "thought_signature":
-			sig = str(v)
+			sig = v
 		case "inlineData", "inline_data", "fileData", "file_data", "functionCall", "function_call", "functionResponse", "function_response":
 			if kind != nil {
-				d.fail(translate.Invalid(fmt.Sprintf("contents[%d].parts[%d]", i, j), "contents[%d].parts[%d] must hold one kind of data, not %s and %s", i, j, kindName, key))
+				d.fail(translate.Invalid(l.at(""), "%s must hold one kind of data, not %s and %s", l.at(""), l.kind, k))
 				return
 			}
-			kind, kindName = v, key
+			kind, l.kind = v, dataKind(k)
 		case "partMetadata", "part_metadata":
 		default:
-			d.fail(translate.Unsupported(fmt.Sprintf("contents[%d].parts[%d].%s", i, j, key), Format))
+			d.fail(translate.Unsupported(l.at(string(k)), Format))
 		}
 	})
 	if d.err != nil {
 		return ps
 	}
-	if hasText && kind != nil {
-		d.fail(translate.Invalid(fmt.Sprintf("contents[%d].parts[%d]", i, j), "contents[%d].parts[%d] must hold one kind of data, not text and %s", i, j, kindName))
+	if text != nil && kind != nil {
+		d.fail(translate.Invalid(l.at(""), "%s must hold one kind of data, not text and %s", l.at(""), l.kind))
 		return ps
 	}
-	path := func(f string) string { return fmt.Sprintf("contents[%d].parts[%d].%s", i, j, f) }
 	model := role == translate.RoleAssistant
 	if thought {
 		if !model {
-			d.fail(translate.Invalid(path("thought"), "%s: thought parts belong to model contents", path("thought")))
+			d.fail(translate.Invalid(l.at("thought"), "%s: thought parts belong to model contents", l.at("thought")))
 			return ps
 		}
-		return append(ps, translate.Part{Type: translate.PartThinking, Text: text, Signature: sig, Origin: Format})
+		return append(ps, translate.Part{Type: translate.PartThinking, Text: d.str(text), Signature: d.str(sig), Origin: Format})
 	}
 	// A signature on a text or call part travels on an empty thinking
 	// part just before it (signatures in user contents are not Gemini's
 	// and are dropped).
-	if model && sig != "" {
-		ps = append(ps, translate.Part{Type: translate.PartThinking, Signature: sig, Origin: Format})
+	if s := d.str(sig); model && s != "" {
+		ps = append(ps, translate.Part{Type: translate.PartThinking, Signature: s, Origin: Format})
 	}
 	if kind == nil {
-		if text != "" {
-			ps = append(ps, translate.Part{Type: translate.PartText, Text: text})
+		if t := d.str(text); t != "" {
+			ps = append(ps, translate.Part{Type: translate.PartText, Text: t})
 		}
 		return ps
 	}
 	ko, err := kind.Object()
 	if err != nil {
-		d.fail(translate.Invalid(path(kindName), "%s must be an object", path(kindName)))
+		d.fail(translate.Invalid(l.at(l.kind), "%s must be an object", l.at(l.kind)))
 		return ps
 	}
-	switch kindName {
-	case "inlineData", "inline_data":
-		mt, b64 := str(get(ko, "mimeType", "mime_type")), str(ko.Get("data"))
-		if !strings.HasPrefix(mt, "image/") {
-			d.fail(translate.Unsupported(path(kindName)+" ("+mt+")", Format))
+	switch l.kind {
+	case "inlineData":
+		mt, data := get(ko, "mimeType", "mime_type"), ko.Get("data")
+		if !strings.HasPrefix(peek(mt), "image/") {
+			d.fail(translate.Unsupported(l.at(l.kind)+" ("+peek(mt)+")", Format))
 			return ps
 		}
-		if b64 == "" {
-			d.fail(translate.Invalid(path(kindName+".data"), "%s.data is required", path(kindName)))
+		if peek(data) == "" {
+			d.fail(translate.Invalid(l.at(l.kind+".data"), "%s.data is required", l.at(l.kind)))
 			return ps
 		}
-		return append(ps, translate.Part{Type: translate.PartImage, MediaType: mt, Data: b64})
-	case "fileData", "file_data":
-		mt, uri := str(get(ko, "mimeType", "mime_type")), str(get(ko, "fileUri", "file_uri"))
-		if !strings.HasPrefix(mt, "image/") || !(strings.HasPrefix(uri, "https://") || strings.HasPrefix(uri, "http://")) ||
-			strings.HasPrefix(uri, "https://generativelanguage.googleapis.com/") {
+		return append(ps, translate.Part{Type: translate.PartImage, MediaType: d.str(mt), Data: d.str(data)})
+	case "fileData":
+		mt, uri := get(ko, "mimeType", "mime_type"), get(ko, "fileUri", "file_uri")
+		if m, u := peek(mt), peek(uri); !strings.HasPrefix(m, "image/") || !(strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://")) ||
+			strings.HasPrefix(u, "https://generativelanguage.googleapis.com/") {
 			// Only a public image URL can be fetched by another
 			// provider: not a Files API or gs:// URI, not video.
-			d.fail(translate.Unsupported(path(kindName)+" ("+mt+" "+uri+")", Format))
+			d.fail(translate.Unsupported(l.at(l.kind)+" ("+m+" "+u+")", Format))
 			return ps
 		}
-		return append(ps, translate.Part{Type: translate.PartImage, MediaType: mt, URL: uri})
-	case "functionCall", "function_call":
+		return append(ps, translate.Part{Type: translate.PartImage, MediaType: d.str(mt), URL: d.str(uri)})
+	case "functionCall":
 		if !model {
-			d.fail(translate.Invalid(path(kindName), "%s: function calls belong to model contents", path(kindName)))
+			d.fail(translate.Invalid(l.at(l.kind), "%s: function calls belong to model contents", l.at(l.kind)))
 			return ps
 		}
-		return d.functionCall(ps, ko, path(kindName))
+		return d.functionCall(ps, ko, l)
 	default:
 		if model {
-			d.fail(translate.Invalid(path(kindName), "%s: function responses belong to user contents", path(kindName)))
+			d.fail(translate.Invalid(l.at(l.kind), "%s: function responses belong to user contents", l.at(l.kind)))
 			return ps
 		}
-		return d.functionResponse(ps, ko, path(kindName))
+		return d.functionResponse(ps, ko, l)
 	}
 }
 
-func (d *reqDecoder) functionCall(ps []translate.Part, o *fastjson.Object, path string) []translate.Part {
-	name := str(o.Get("name"))
+// dataKind is a part's data field's camelCase name.
+func dataKind(k []byte) string {
+	switch string(k) {
+	case "inlineData", "inline_data":
+		return "inlineData"
+	case "fileData", "file_data":
+		return "fileData"
+	case "functionCall", "function_call":
+		return "functionCall"
+	}
+	return "functionResponse"
+}
+
+func (d *reqDecoder) functionCall(ps []translate.Part, o *fastjson.Object, l loc) []translate.Part {
+	name := d.str(o.Get("name"))
 	if name == "" {
-		d.fail(translate.Invalid(path+".name", "%s.name is required", path))
+		d.fail(translate.Invalid(l.at(l.kind+".name"), "%s.name is required", l.at(l.kind)))
 		return ps
 	}
 	args := "{}"
 	if a := o.Get("args"); a != nil && a.Type() != fastjson.TypeNull {
 		if a.Type() != fastjson.TypeObject {
-			d.fail(translate.Invalid(path+".args", "%s.args must be an object", path))
+			d.fail(translate.Invalid(l.at(l.kind+".args"), "%s.args must be an object", l.at(l.kind)))
 			return ps
 		}
-		args = string(a.MarshalTo(nil))
+		args = d.raw(a)
 	}
 	o.Visit(func(k []byte, _ *fastjson.Value) {
-		if s := string(k); s != "id" && s != "name" && s != "args" {
-			d.fail(translate.Unsupported(path+"."+s, Format))
+		switch string(k) {
+		case "id", "name", "args":
+		default:
+			d.fail(translate.Unsupported(l.at(l.kind+"."+string(k)), Format))
 		}
 	})
-	id := str(o.Get("id"))
+	id := d.str(o.Get("id"))
 	if id == "" {
 		id = synthID("", len(d.calls)+1)
 	}
@@ -262,13 +325,13 @@ func (d *reqDecoder) functionCall(ps []translate.Part, o *fastjson.Object, path 
 	return append(ps, translate.Part{Type: translate.PartToolCall, ID: id, Name: name, Args: args})
 }
 
-func (d *reqDecoder) functionResponse(ps []translate.Part, o *fastjson.Object, path string) []translate.Part {
-	name := str(o.Get("name"))
+func (d *reqDecoder) functionResponse(ps []translate.Part, o *fastjson.Object, l loc) []translate.Part {
+	name := d.str(o.Get("name"))
 	if name == "" {
-		d.fail(translate.Invalid(path+".name", "%s.name is required", path))
+		d.fail(translate.Invalid(l.at(l.kind+".name"), "%s.name is required", l.at(l.kind)))
 		return ps
 	}
-	p := translate.Part{Type: translate.PartToolResult, Name: name, ID: str(o.Get("id"))}
+	p := translate.Part{Type: translate.PartToolResult, Name: name, ID: d.str(o.Get("id"))}
 	if p.ID != "" {
 		for k := range d.calls {
 			if d.calls[k].id == p.ID {
@@ -284,7 +347,7 @@ func (d *reqDecoder) functionResponse(ps []translate.Part, o *fastjson.Object, p
 			}
 		}
 		if p.ID == "" {
-			d.fail(translate.Invalid(path, "%s (%s) answers no earlier function call of that name", path, name))
+			d.fail(translate.Invalid(l.at(l.kind), "%s (%s) answers no earlier function call of that name", l.at(l.kind), name))
 			return ps
 		}
 	}
@@ -292,40 +355,40 @@ func (d *reqDecoder) functionResponse(ps []translate.Part, o *fastjson.Object, p
 	if r := o.Get("response"); r != nil && r.Type() != fastjson.TypeNull {
 		ro, err := r.Object()
 		if err != nil {
-			d.fail(translate.Invalid(path+".response", "%s.response must be an object", path))
+			d.fail(translate.Invalid(l.at(l.kind+".response"), "%s.response must be an object", l.at(l.kind)))
 			return ps
 		}
 		p.IsError = ro.Get("error") != nil
-		text = string(r.MarshalTo(nil))
+		text = d.raw(r)
 	}
-	p.Content = append(p.Content, translate.Part{Type: translate.PartText, Text: text})
-	if parts := o.Get("parts"); parts != nil {
-		pa, err := parts.Array()
-		if err != nil {
-			d.fail(translate.Invalid(path+".parts", "%s.parts must be an array", path))
+	parts := o.Get("parts")
+	pa := parts.GetArray()
+	if parts != nil && pa == nil && parts.Type() != fastjson.TypeArray {
+		d.fail(translate.Invalid(l.at(l.kind+".parts"), "%s.parts must be an array", l.at(l.kind)))
+		return ps
+	}
+	p.Content = make([]translate.Part, 1, 1+len(pa))
+	p.Content[0] = translate.Part{Type: translate.PartText, Text: text}
+	for k, pv := range pa {
+		inline := pv.Get("inlineData")
+		if inline == nil {
+			inline = pv.Get("inline_data")
+		}
+		mt := inline.Get("mimeType")
+		if mt == nil {
+			mt = inline.Get("mime_type")
+		}
+		if !strings.HasPrefix(peek(mt), "image/") || peek(inline.Get("data")) == "" {
+			d.fail(translate.Unsupported(fmt.Sprintf("%s.parts[%d]", l.at(l.kind), k), Format))
 			return ps
 		}
-		for k, pv := range pa {
-			inline := pv.Get("inlineData")
-			if inline == nil {
-				inline = pv.Get("inline_data")
-			}
-			mt := str(inline.Get("mimeType"))
-			if mt == "" {
-				mt = str(inline.Get("mime_type"))
-			}
-			if inline == nil || !strings.HasPrefix(mt, "image/") || str(inline.Get("data")) == "" {
-				d.fail(translate.Unsupported(fmt.Sprintf("%s.parts[%d]", path, k), Format))
-				return ps
-			}
-			p.Content = append(p.Content, translate.Part{Type: translate.PartImage, MediaType: mt, Data: str(inline.Get("data"))})
-		}
+		p.Content = append(p.Content, translate.Part{Type: translate.PartImage, MediaType: d.str(mt), Data: d.str(inline.Get("data"))})
 	}
 	o.Visit(func(k []byte, _ *fastjson.Value) {
-		switch s := string(k); s {
+		switch string(k) {
 		case "id", "name", "response", "parts":
 		default:
-			d.fail(translate.Unsupported(path+"."+s, Format))
+			d.fail(translate.Unsupported(l.at(l.kind+"."+string(k)), Format))
 		}
 	})
 	return append(ps, p)
@@ -343,12 +406,15 @@ func (d *reqDecoder) system(v *fastjson.Value) {
 		return
 	}
 	pa, _ := pv.Array()
+	d.r.System = make([]translate.Part, 0, len(pa))
 	for j, pv := range pa {
 		po, err := pv.Object()
 		ok := err == nil
 		if ok {
 			po.Visit(func(k []byte, _ *fastjson.Value) {
-				if s := string(k); s != "text" && s != "partMetadata" && s != "part_metadata" {
+				switch string(k) {
+				case "text", "partMetadata", "part_metadata":
+				default:
 					ok = false
 				}
 			})
@@ -358,7 +424,7 @@ func (d *reqDecoder) system(v *fastjson.Value) {
 			d.fail(translate.Unsupported(fmt.Sprintf("systemInstruction.parts[%d] (not text)", j), Format))
 			return
 		}
-		if t := str(tv); t != "" {
+		if t := d.str(tv); t != "" {
 			d.r.System = append(d.r.System, translate.Part{Type: translate.PartText, Text: t})
 		}
 	}
@@ -370,6 +436,11 @@ func (d *reqDecoder) tools(v *fastjson.Value) {
 		d.fail(translate.Invalid("tools", "tools must be an array"))
 		return
 	}
+	n := 0
+	for _, tv := range arr {
+		n += len(tv.GetArray("functionDeclarations")) + len(tv.GetArray("function_declarations"))
+	}
+	d.r.Tools = make([]translate.Tool, 0, n)
 	for i, tv := range arr {
 		o, err := tv.Object()
 		if err != nil {
@@ -380,58 +451,66 @@ func (d *reqDecoder) tools(v *fastjson.Value) {
 			if d.err != nil {
 				return
 			}
-			switch key := string(k); key {
+			switch string(k) {
 			case "functionDeclarations", "function_declarations":
-				d.declarations(v, fmt.Sprintf("tools[%d].%s", i, key))
+				d.declarations(v, i, k)
 			default:
 				// googleSearch, codeExecution, urlContext, fileSearch…:
 				// tools the model's provider runs, with no neutral form.
-				d.fail(translate.Unsupported(fmt.Sprintf("tools[%d].%s", i, key), Format))
+				d.fail(translate.Unsupported(fmt.Sprintf("tools[%d].%s", i, k), Format))
 			}
 		})
 	}
 }
 
-func (d *reqDecoder) declarations(v *fastjson.Value, path string) {
+func (d *reqDecoder) declarations(v *fastjson.Value, ti int, key []byte) {
+	path := func(i int, f string) string {
+		if i < 0 {
+			return fmt.Sprintf("tools[%d].%s", ti, key)
+		}
+		return fmt.Sprintf("tools[%d].%s[%d]%s", ti, key, i, f)
+	}
 	arr, err := v.Array()
 	if err != nil {
-		d.fail(translate.Invalid(path, "%s must be an array", path))
+		d.fail(translate.Invalid(path(-1, ""), "%s must be an array", path(-1, "")))
 		return
 	}
 	for i, fv := range arr {
 		o, err := fv.Object()
 		if err != nil {
-			d.fail(translate.Invalid(fmt.Sprintf("%s[%d]", path, i), "%s[%d] must be an object", path, i))
+			d.fail(translate.Invalid(path(i, ""), "%s must be an object", path(i, "")))
 			return
 		}
-		t := translate.Tool{Name: str(o.Get("name")), Description: str(o.Get("description"))}
+		t := translate.Tool{Name: d.str(o.Get("name")), Description: d.str(o.Get("description"))}
 		if t.Name == "" {
-			d.fail(translate.Invalid(fmt.Sprintf("%s[%d].name", path, i), "%s[%d].name is required", path, i))
+			d.fail(translate.Invalid(path(i, ".name"), "%s is required", path(i, ".name")))
 			return
 		}
 		var params, raw *fastjson.Value
 		o.Visit(func(k []byte, v *fastjson.Value) {
-			switch key := string(k); key {
+			switch string(k) {
 			case "name", "description", "response", "responseJsonSchema", "response_json_schema", "behavior":
 			case "parameters":
 				params = v
 			case "parametersJsonSchema", "parameters_json_schema":
 				raw = v
 			default:
-				d.fail(translate.Unsupported(fmt.Sprintf("%s[%d].%s", path, i, key), Format))
+				d.fail(translate.Unsupported(path(i, "."+string(k)), Format))
 			}
 		})
 		switch {
 		case params != nil && raw != nil:
-			d.fail(translate.Invalid(fmt.Sprintf("%s[%d].parameters", path, i), "%s[%d]: set parameters or parametersJsonSchema, not both", path, i))
+			d.fail(translate.Invalid(path(i, ".parameters"), "%s: set parameters or parametersJsonSchema, not both", path(i, "")))
 		case params != nil && params.Type() != fastjson.TypeNull:
 			if params.Type() != fastjson.TypeObject {
-				d.fail(translate.Invalid(fmt.Sprintf("%s[%d].parameters", path, i), "%s[%d].parameters must be an object", path, i))
+				d.fail(translate.Invalid(path(i, ".parameters"), "%s must be an object", path(i, ".parameters")))
 				return
 			}
-			t.Schema = string(appendSchema(nil, params))
+			start := len(d.b)
+			d.b = appendSchema(d.b, params)
+			t.Schema = view(d.b[start:])
 		case raw != nil && raw.Type() != fastjson.TypeNull:
-			t.Schema = string(raw.MarshalTo(nil))
+			t.Schema = d.raw(raw)
 		}
 		d.r.Tools = append(d.r.Tools, t)
 	}
@@ -444,13 +523,13 @@ func (d *reqDecoder) toolConfig(v *fastjson.Value) {
 		return
 	}
 	o.Visit(func(k []byte, v *fastjson.Value) {
-		switch key := string(k); key {
+		switch string(k) {
 		case "functionCallingConfig", "function_calling_config":
 			d.callingConfig(v)
 		case "retrievalConfig", "retrieval_config", "includeServerSideToolInvocations", "include_server_side_tool_invocations":
 			// Settings of the provider-run tools, which are refused.
 		default:
-			d.fail(translate.Unsupported("toolConfig."+key, Format))
+			d.fail(translate.Unsupported("toolConfig."+string(k), Format))
 		}
 	})
 }
@@ -464,7 +543,7 @@ func (d *reqDecoder) callingConfig(v *fastjson.Value) {
 	}
 	var names []*fastjson.Value
 	o.Visit(func(k []byte, v *fastjson.Value) {
-		switch key := string(k); key {
+		switch string(k) {
 		case "mode":
 		case "allowedFunctionNames", "allowed_function_names":
 			a, err := v.Array()
@@ -477,11 +556,11 @@ func (d *reqDecoder) callingConfig(v *fastjson.Value) {
 				d.fail(translate.Unsupported(path+".streamFunctionCallArguments", Format))
 			}
 		default:
-			d.fail(translate.Unsupported(path+"."+key, Format))
+			d.fail(translate.Unsupported(path+"."+string(k), Format))
 		}
 	})
 	tc := &d.r.ToolChoice
-	switch mode := strings.ToUpper(str(o.Get("mode"))); mode {
+	switch mode := peek(o.Get("mode")); strings.ToUpper(mode) {
 	case "", "MODE_UNSPECIFIED":
 	case "AUTO", "VALIDATED":
 		tc.Mode = translate.ToolAuto
@@ -492,7 +571,7 @@ func (d *reqDecoder) callingConfig(v *fastjson.Value) {
 		switch len(names) {
 		case 0:
 		case 1:
-			tc.Mode, tc.Name = translate.ToolNamed, str(names[0])
+			tc.Mode, tc.Name = translate.ToolNamed, d.str(names[0])
 		default:
 			d.fail(translate.Unsupported(path+".allowedFunctionNames (more than one)", Format))
 		}
@@ -512,72 +591,78 @@ func (d *reqDecoder) generationConfig(v *fastjson.Value) {
 		d.fail(translate.Invalid("generationConfig", "generationConfig must be an object"))
 		return
 	}
-	r := d.r
+	r, box := d.r, d.box
 	var schema string
+	path := func(k []byte) string { return "generationConfig." + string(k) }
 	o.Visit(func(k []byte, v *fastjson.Value) {
 		if d.err != nil {
 			return
 		}
-		key := string(k)
-		path := "generationConfig." + key
-		switch key {
+		switch string(k) {
 		case "maxOutputTokens", "max_output_tokens":
-			r.MaxTokens = d.integer(v, path)
+			r.MaxTokens = d.integer(v, k)
 		case "temperature":
-			r.Temperature = d.float(v, path)
+			if d.float(v, k, &box.temperature) {
+				r.Temperature = &box.temperature
+			}
 		case "topP", "top_p":
-			r.TopP = d.float(v, path)
+			if d.float(v, k, &box.topP) {
+				r.TopP = &box.topP
+			}
 		case "topK", "top_k":
 			if v.Type() != fastjson.TypeNull {
-				n := d.integer(v, path)
-				r.TopK = &n
+				box.topK = d.integer(v, k)
+				r.TopK = &box.topK
 			}
 		case "stopSequences", "stop_sequences":
 			a, err := v.Array()
 			if err != nil {
-				d.fail(translate.Invalid(path, "%s must be an array of strings", path))
+				d.fail(translate.Invalid(path(k), "%s must be an array of strings", path(k)))
 				return
 			}
+			r.Stop = make([]string, 0, len(a))
 			for _, s := range a {
 				if s.Type() != fastjson.TypeString {
-					d.fail(translate.Invalid(path, "%s must be an array of strings", path))
+					d.fail(translate.Invalid(path(k), "%s must be an array of strings", path(k)))
 					return
 				}
-				r.Stop = append(r.Stop, str(s))
+				r.Stop = append(r.Stop, d.str(s))
 			}
 		case "candidateCount", "candidate_count":
-			if n := d.integer(v, path); n > 1 {
-				d.fail(translate.Unsupported(path+" above 1", Format))
+			if n := d.integer(v, k); n > 1 {
+				d.fail(translate.Unsupported(path(k)+" above 1", Format))
 			}
 		case "presencePenalty", "presence_penalty", "frequencyPenalty", "frequency_penalty":
-			if f := d.float(v, path); f != nil && *f != 0 {
-				d.fail(translate.Unsupported(path, Format))
+			var f float64
+			if d.float(v, k, &f) && f != 0 {
+				d.fail(translate.Unsupported(path(k), Format))
 			}
 		case "responseLogprobs", "response_logprobs":
 			if v.Type() == fastjson.TypeTrue {
-				d.fail(translate.Unsupported(path, Format))
+				d.fail(translate.Unsupported(path(k), Format))
 			}
 		case "responseMimeType", "response_mime_type":
-			switch mt := str(v); mt {
+			switch mt := peek(v); mt {
 			case "", "text/plain":
 			case "application/json":
 				d.jsonMime = true
 			default:
-				d.fail(translate.Unsupported(path+" "+mt, Format))
+				d.fail(translate.Unsupported(path(k)+" "+mt, Format))
 			}
 		case "responseSchema", "response_schema":
 			if v.Type() != fastjson.TypeObject {
-				d.fail(translate.Invalid(path, "%s must be an object", path))
+				d.fail(translate.Invalid(path(k), "%s must be an object", path(k)))
 				return
 			}
-			schema = string(appendSchema(nil, v))
+			start := len(d.b)
+			d.b = appendSchema(d.b, v)
+			schema = view(d.b[start:])
 		case "responseJsonSchema", "response_json_schema":
-			schema = string(v.MarshalTo(nil))
+			schema = d.raw(v)
 		case "responseModalities", "response_modalities":
-			a, _ := v.Array()
-			for _, m := range a {
-				if !strings.EqualFold(str(m), "TEXT") {
-					d.fail(translate.Unsupported(path+" "+m.String(), Format))
+			for _, m := range v.GetArray() {
+				if !strings.EqualFold(peek(m), "TEXT") {
+					d.fail(translate.Unsupported(path(k)+" "+m.String(), Format))
 					return
 				}
 			}
@@ -585,7 +670,7 @@ func (d *reqDecoder) generationConfig(v *fastjson.Value) {
 			d.thinking(v)
 		default:
 			// seed, logprobs, speechConfig, imageConfig, mediaResolution…
-			d.fail(translate.Unsupported(path, Format))
+			d.fail(translate.Unsupported(path(k), Format))
 		}
 	})
 	if d.err != nil {
@@ -593,9 +678,11 @@ func (d *reqDecoder) generationConfig(v *fastjson.Value) {
 	}
 	switch {
 	case schema != "":
-		r.ResponseFormat = &translate.ResponseFormat{Type: "json_schema", Name: "response", Schema: schema}
+		box.format = translate.ResponseFormat{Type: "json_schema", Name: "response", Schema: schema}
+		r.ResponseFormat = &box.format
 	case d.jsonMime:
-		r.ResponseFormat = &translate.ResponseFormat{Type: "json_object"}
+		box.format = translate.ResponseFormat{Type: "json_object"}
+		r.ResponseFormat = &box.format
 	}
 }
 
@@ -608,7 +695,7 @@ func (d *reqDecoder) thinking(v *fastjson.Value) {
 	}
 	var budget, level *fastjson.Value
 	o.Visit(func(k []byte, v *fastjson.Value) {
-		switch key := string(k); key {
+		switch string(k) {
 		case "thinkingBudget", "thinking_budget":
 			budget = v
 		case "thinkingLevel", "thinking_level":
@@ -617,7 +704,7 @@ func (d *reqDecoder) thinking(v *fastjson.Value) {
 			// The thought parts this codec writes are marked thought:
 			// true, which a client not asking for them skips.
 		default:
-			d.fail(translate.Unsupported(path+"."+key, Format))
+			d.fail(translate.Unsupported(path+"."+string(k), Format))
 		}
 	})
 	if d.err != nil {
@@ -627,22 +714,25 @@ func (d *reqDecoder) thinking(v *fastjson.Value) {
 		d.fail(translate.Invalid(path, "%s: set thinkingBudget or thinkingLevel, not both", path))
 		return
 	}
+	rs := &d.box.reasoning
 	switch {
 	case budget != nil:
-		n := d.integer(budget, path+".thinkingBudget")
+		n := d.integer(budget, []byte("thinkingConfig.thinkingBudget"))
 		switch {
 		case n == 0:
-			d.r.Reasoning = &translate.Reasoning{Disabled: true}
+			rs.Disabled = true
 		case n < 0:
 			// -1 is dynamic thinking: the model decides.
-			d.r.Reasoning = &translate.Reasoning{Effort: "medium"}
+			rs.Effort = "medium"
 		default:
-			d.r.Reasoning = &translate.Reasoning{BudgetTokens: n}
+			rs.BudgetTokens = n
 		}
+		d.r.Reasoning = rs
 	case level != nil:
-		switch l := strings.ToLower(str(level)); l {
+		switch l := strings.ToLower(peek(level)); l {
 		case "minimal", "low", "medium", "high":
-			d.r.Reasoning = &translate.Reasoning{Effort: l}
+			rs.Effort = effortWord(l)
+			d.r.Reasoning = rs
 		case "", "thinking_level_unspecified":
 		default:
 			d.fail(translate.Unsupported(path+".thinkingLevel "+strings.ToUpper(l), Format))
@@ -650,9 +740,23 @@ func (d *reqDecoder) thinking(v *fastjson.Value) {
 	}
 }
 
+// effortWord is the constant spelling of an effort (l is a transient
+// string).
+func effortWord(l string) string {
+	switch l {
+	case "minimal":
+		return "minimal"
+	case "low":
+		return "low"
+	case "medium":
+		return "medium"
+	}
+	return "high"
+}
+
 // integer reads a whole number (written as 3, 3.0 or "3", as protobuf's
-// JSON allows).
-func (d *reqDecoder) integer(v *fastjson.Value, path string) int64 {
+// JSON allows) at generationConfig.<k>.
+func (d *reqDecoder) integer(v *fastjson.Value, k []byte) int64 {
 	switch v.Type() {
 	case fastjson.TypeNumber:
 		if n, err := v.Int64(); err == nil {
@@ -662,26 +766,29 @@ func (d *reqDecoder) integer(v *fastjson.Value, path string) int64 {
 			return int64(f)
 		}
 	case fastjson.TypeString:
-		if n, err := strconv.ParseInt(str(v), 10, 64); err == nil {
+		if n, err := strconv.ParseInt(peek(v), 10, 64); err == nil {
 			return n
 		}
 	case fastjson.TypeNull:
 		return 0
 	}
-	d.fail(translate.Invalid(path, "%s must be an integer", path))
+	d.fail(translate.Invalid("generationConfig."+string(k), "generationConfig.%s must be an integer", k))
 	return 0
 }
 
-func (d *reqDecoder) float(v *fastjson.Value, path string) *float64 {
+// float reads a number into f, reporting whether one was set (null is
+// none).
+func (d *reqDecoder) float(v *fastjson.Value, k []byte, f *float64) bool {
 	if v.Type() == fastjson.TypeNull {
-		return nil
+		return false
 	}
-	f, err := v.Float64()
+	x, err := v.Float64()
 	if err != nil {
-		d.fail(translate.Invalid(path, "%s must be a number", path))
-		return nil
+		d.fail(translate.Invalid("generationConfig."+string(k), "generationConfig.%s must be a number", k))
+		return false
 	}
-	return &f
+	*f = x
+	return true
 }
 
 // appendSchema writes Gemini's OpenAPI-subset Schema v as JSON Schema:
@@ -700,7 +807,7 @@ func appendSchema(dst []byte, v *fastjson.Value) []byte {
 	dst = append(dst, '{')
 	first := true
 	o.Visit(func(k []byte, v *fastjson.Value) {
-		key := schemaKey(string(k))
+		key := schemaKey(k)
 		switch key {
 		case "nullable", "propertyOrdering":
 			return
@@ -719,11 +826,11 @@ func appendSchema(dst []byte, v *fastjson.Value) []byte {
 		dst = append(dst, ':')
 		switch key {
 		case "type":
-			t := strings.ToLower(str(v))
 			if v.Type() != fastjson.TypeString {
 				dst = v.MarshalTo(dst)
 				return
 			}
+			t := strings.ToLower(peek(v))
 			if nullable && t != "null" {
 				dst = append(dst, '[')
 				dst = translate.AppendString(dst, t)
@@ -766,7 +873,7 @@ func appendSchema(dst []byte, v *fastjson.Value) []byte {
 			}
 			dst = append(dst, ']')
 		case "minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties":
-			if n, err := strconv.ParseInt(str(v), 10, 64); err == nil && v.Type() == fastjson.TypeString {
+			if n, err := strconv.ParseInt(peek(v), 10, 64); err == nil && v.Type() == fastjson.TypeString {
 				dst = strconv.AppendInt(dst, n, 10)
 				return
 			}
@@ -778,9 +885,10 @@ func appendSchema(dst []byte, v *fastjson.Value) []byte {
 	return append(dst, '}')
 }
 
-// schemaKey is a Schema field's camelCase name.
-func schemaKey(k string) string {
-	switch k {
+// schemaKey is a Schema field's camelCase name; view(k) is safe to return
+// as it is only used while k lives.
+func schemaKey(k []byte) string {
+	switch string(k) {
 	case "any_of":
 		return "anyOf"
 	case "property_ordering":
@@ -798,7 +906,7 @@ func schemaKey(k string) string {
 	case "max_properties":
 		return "maxProperties"
 	}
-	return k
+	return view(k)
 }
 
 // EncodeRequest writes a generateContent body for a gemini upstream. The

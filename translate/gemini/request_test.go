@@ -117,7 +117,9 @@ func TestDecodeRequest(t *testing.T) {
 
 func TestDecodeRequestSnakeCase(t *testing.T) {
 	body := `{"system_instruction":{"parts":[{"text":"sys"}]},
-	 "contents":[{"parts":[{"text":"hi"},{"inline_data":{"mime_type":"image/webp","data":"UklGRg=="}}]}],
+	 "contents":[{"parts":[{"text":"hi"},{"inline_data":{"mime_type":"image/webp","data":"UklGRg=="}},{"file_data":{"mime_type":"image/png","file_uri":"http://x/y.png"}}]},
+	  {"role":"model","parts":[{"function_call":{"name":"f","args":{"a":1}},"thought_signature":"cw=="}]},
+	  {"role":"user","parts":[{"function_response":{"name":"f","response":{"ok":true}}}]}],
 	 "tools":[{"function_declarations":[{"name":"f","parameters_json_schema":{"type":"object"}}]}],
 	 "tool_config":{"function_calling_config":{"mode":"NONE"}},
 	 "generation_config":{"max_output_tokens":"64","top_k":3.0,"stop_sequences":["x"],"response_mime_type":"application/json",
@@ -128,8 +130,13 @@ func TestDecodeRequestSnakeCase(t *testing.T) {
 	}
 	want := &translate.Request{
 		System: []translate.Part{{Type: translate.PartText, Text: "sys"}},
-		Messages: []translate.Message{{Role: translate.RoleUser, Parts: []translate.Part{
-			{Type: translate.PartText, Text: "hi"}, {Type: translate.PartImage, MediaType: "image/webp", Data: "UklGRg=="}}}},
+		Messages: []translate.Message{
+			{Role: translate.RoleUser, Parts: []translate.Part{{Type: translate.PartText, Text: "hi"},
+				{Type: translate.PartImage, MediaType: "image/webp", Data: "UklGRg=="}, {Type: translate.PartImage, MediaType: "image/png", URL: "http://x/y.png"}}},
+			{Role: translate.RoleAssistant, Parts: []translate.Part{{Type: translate.PartThinking, Signature: "cw==", Origin: "gemini"},
+				{Type: translate.PartToolCall, ID: "gemini_call_1", Name: "f", Args: `{"a":1}`}}},
+			{Role: translate.RoleUser, Parts: []translate.Part{{Type: translate.PartToolResult, ID: "gemini_call_1", Name: "f",
+				Content: []translate.Part{{Type: translate.PartText, Text: `{"ok":true}`}}}}}},
 		Tools:          []translate.Tool{{Name: "f", Schema: `{"type":"object"}`}},
 		ToolChoice:     translate.ToolChoice{Mode: translate.ToolNone},
 		MaxTokens:      64,

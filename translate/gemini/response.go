@@ -27,7 +27,8 @@ func (codec) DecodeResponse(body []byte) (*translate.Response, error) {
 	if v.Get("error") != nil {
 		return nil, fmt.Errorf("%w: an error in a 200 answer", ErrAnswer)
 	}
-	r := &translate.Response{ID: str(v.Get("responseId")), Model: str(v.Get("modelVersion"))}
+	a := arena{b: make([]byte, 0, len(body))}
+	r := &translate.Response{ID: a.str(v.Get("responseId")), Model: a.str(v.Get("modelVersion"))}
 	if u := v.Get("usageMetadata"); u != nil {
 		r.Usage, r.HasUsage = usage(u), true
 	}
@@ -40,51 +41,51 @@ func (codec) DecodeResponse(body []byte) (*translate.Response, error) {
 		return r, nil
 	}
 	c := cands[0]
-	calls := 0
-	for _, pv := range c.GetArray("content", "parts") {
-		r.Content = answerPart(r.Content, pv, r.ID, &calls)
+	parts := c.GetArray("content", "parts")
+	n := len(parts)
+	for _, pv := range parts {
+		if pv.Get("thoughtSignature") != nil {
+			n++
+		}
 	}
-	r.Stop = stopReason(str(c.Get("finishReason")), calls > 0)
+	r.Content = make([]translate.Part, 0, n)
+	calls := 0
+	for _, pv := range parts {
+		r.Content = a.answerPart(r.Content, pv, r.ID, &calls)
+	}
+	r.Stop = stopReason(peek(c.Get("finishReason")), calls > 0)
 	return r, nil
 }
 
 // answerPart appends the neutral parts of one part of an answer; calls
 // counts the function calls so far, to number the ids it makes up.
-func answerPart(ps []translate.Part, pv *fastjson.Value, rid string, calls *int) []translate.Part {
-	sig := str(pv.Get("thoughtSignature"))
+func (a *arena) answerPart(ps []translate.Part, pv *fastjson.Value, rid string, calls *int) []translate.Part {
+	sig := a.str(pv.Get("thoughtSignature"))
 	text := pv.Get("text")
 	if pv.GetBool("thought") {
-		return append(ps, translate.Part{Type: translate.PartThinking, Text: str(text), Signature: sig, Origin: Format})
+		return append(ps, translate.Part{Type: translate.PartThinking, Text: a.str(text), Signature: sig, Origin: Format})
 	}
 	if sig != "" {
 		ps = append(ps, translate.Part{Type: translate.PartThinking, Signature: sig, Origin: Format})
 	}
 	if fc := pv.Get("functionCall"); fc != nil {
 		*calls++
-		return append(ps, translate.Part{Type: translate.PartToolCall, ID: callID(fc, rid, *calls), Name: str(fc.Get("name")), Args: args(fc)})
+		id := a.str(fc.Get("id"))
+		if id == "" {
+			id = synthID(rid, *calls)
+		}
+		args := "{}"
+		if av := fc.Get("args"); av != nil && av.Type() == fastjson.TypeObject {
+			args = a.raw(av)
+		}
+		return append(ps, translate.Part{Type: translate.PartToolCall, ID: id, Name: a.str(fc.Get("name")), Args: args})
 	}
-	if t := str(text); t != "" {
+	if t := a.str(text); t != "" {
 		ps = append(ps, translate.Part{Type: translate.PartText, Text: t})
 	}
 	// Other parts (inline images, executable code) answer requests this
 	// codec never makes.
 	return ps
-}
-
-func callID(fc *fastjson.Value, rid string, n int) string {
-	if id := str(fc.Get("id")); id != "" {
-		return id
-	}
-	return synthID(rid, n)
-}
-
-// args is a function call's arguments as JSON text.
-func args(fc *fastjson.Value) string {
-	a := fc.Get("args")
-	if a == nil || a.Type() != fastjson.TypeObject {
-		return "{}"
-	}
-	return string(a.MarshalTo(nil))
 }
 
 // stopReason maps finishReason. Gemini says STOP after function calls and

@@ -63,7 +63,7 @@ func (d *decoder) Decode(evs []translate.Event, _ string, data []byte) ([]transl
 	if u := v.Get("usageMetadata"); u != nil {
 		d.usage, d.hasUsage = usage(u), true
 	}
-	reason := str(c.Get("finishReason"))
+	reason := peek(c.Get("finishReason"))
 	blocked := c == nil && v.Get("promptFeedback", "blockReason") != nil
 	if reason == "" && !blocked {
 		return evs, nil
