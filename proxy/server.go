@@ -370,6 +370,7 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathMod
 		}
 		var err error
 		resp, err = c.p.Do(call)
+		in.x.sent()
 		last := i == len(cands)-1
 		if err != nil {
 			if !last {

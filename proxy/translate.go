@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 
 	"zenmux/ledger"
@@ -98,7 +99,18 @@ func upstreamFormat(f Format, p Provider) Format {
 type translation struct {
 	client, up translate.Codec
 	opts       translate.EncoderOptions
-	body       []byte // the upstream's request body
+	body       []byte // the upstream's request body, in buf
+	buf        *bytebufferpool.ByteBuffer
+}
+
+// sent returns the request body's buffer to the pool: the upstream has
+// been sent the request (or could not be).
+func (x *translation) sent() {
+	if x != nil && x.buf != nil {
+		x.buf.B = x.body[:0]
+		bodyPool.Put(x.buf)
+		x.buf, x.body = nil, nil
+	}
 }
 
 // translation decodes the client's body (once: *req keeps it for the
@@ -116,8 +128,10 @@ func (s *Server) translation(f, up Format, body []byte, req **translate.Request,
 		}
 		*req = r
 	}
-	b, err := x.up.EncodeRequest(nil, *req, upstream)
+	x.buf = bodyPool.Get()
+	b, err := x.up.EncodeRequest(x.buf.B[:0], *req, upstream)
 	if err != nil {
+		bodyPool.Put(x.buf)
 		return nil, translate.AsError(err)
 	}
 	x.body = b
