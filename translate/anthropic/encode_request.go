@@ -279,23 +279,16 @@ func keepPart(p *translate.Part, role translate.Role, i int) (bool, *translate.E
 // and refuses a result without its call, a call without its result and an
 // id used twice: the API refuses each of them.
 func pairTools(msgs []wmsg) ([]wmsg, *translate.Error) {
-	var issuer map[string]int
+	var calls callIndex
 	for a := range msgs {
 		for _, p := range msgs[a].parts {
-			if p.Type != translate.PartToolCall {
-				continue
-			}
-			if issuer == nil {
-				issuer = make(map[string]int, 4)
-			}
-			if _, dup := issuer[p.ID]; dup {
+			if p.Type == translate.PartToolCall && !calls.add(p, a) {
 				return nil, translate.Invalid("messages", "tool call id %q is used twice", p.ID)
 			}
-			issuer[p.ID] = a
 		}
 	}
-	var answered map[string]struct{}
 	moved, unordered := false, false
+	answered := 0
 	for k := range msgs {
 		if msgs[k].role != translate.RoleUser {
 			continue
@@ -306,27 +299,23 @@ func pairTools(msgs []wmsg) ([]wmsg, *translate.Error) {
 				text = true
 				continue
 			}
-			a, ok := issuer[p.ID]
-			if !ok || a >= k {
+			c := calls.find(p.ID)
+			if c == nil || c.msg >= k {
 				return nil, translate.Invalid("messages", "tool result %q answers no tool call of an earlier assistant message", p.ID)
 			}
-			if answered == nil {
-				answered = make(map[string]struct{}, len(issuer))
-			}
-			if _, dup := answered[p.ID]; dup {
+			if c.answered {
 				return nil, translate.Invalid("messages", "tool call %q is answered twice", p.ID)
 			}
-			answered[p.ID] = struct{}{}
-			moved = moved || a+1 != k
+			c.answered = true
+			answered++
+			moved = moved || c.msg+1 != k
 			unordered = unordered || text
 		}
 	}
-	if len(answered) != len(issuer) {
-		for a := range msgs {
-			for _, p := range msgs[a].parts {
-				if _, ok := answered[p.ID]; p.Type == translate.PartToolCall && !ok {
-					return nil, translate.Invalid("messages", "tool call %q (%s) has no tool result in the next user message", p.ID, p.Name)
-				}
+	if answered != len(calls.list) {
+		for _, c := range calls.list {
+			if !c.answered {
+				return nil, translate.Invalid("messages", "tool call %q (%s) has no tool result in the next user message", c.id, c.name)
 			}
 		}
 	}
@@ -343,7 +332,7 @@ func pairTools(msgs []wmsg) ([]wmsg, *translate.Error) {
 				continue
 			}
 			for _, p := range msgs[j].parts {
-				if p.Type == translate.PartToolResult && issuer[p.ID]+1 == k {
+				if p.Type == translate.PartToolResult && calls.find(p.ID).msg+1 == k {
 					parts = append(parts, p)
 				}
 			}
@@ -369,6 +358,57 @@ func pairTools(msgs []wmsg) ([]wmsg, *translate.Error) {
 		}
 	}
 	return out, nil
+}
+
+// callIndex finds a tool call by id: a list searched in order while it is
+// short (most conversations), a map once it grows.
+type callIndex struct {
+	list []toolCall
+	m    map[string]int
+}
+
+// toolCall is a call of the conversation: its id, its tool, the message
+// that made it and whether a result answers it.
+type toolCall struct {
+	id, name string
+	msg      int
+	answered bool
+}
+
+// indexFrom is the number of calls from which callIndex keeps a map.
+const indexFrom = 16
+
+// add records the call p of message msg; false when its id is taken.
+func (c *callIndex) add(p *translate.Part, msg int) bool {
+	if c.find(p.ID) != nil {
+		return false
+	}
+	c.list = append(c.list, toolCall{id: p.ID, name: p.Name, msg: msg})
+	switch n := len(c.list); {
+	case n == indexFrom:
+		c.m = make(map[string]int, 2*indexFrom)
+		for i := range c.list {
+			c.m[c.list[i].id] = i
+		}
+	case n > indexFrom:
+		c.m[p.ID] = n - 1
+	}
+	return true
+}
+
+func (c *callIndex) find(id string) *toolCall {
+	if c.m != nil {
+		if i, ok := c.m[id]; ok {
+			return &c.list[i]
+		}
+		return nil
+	}
+	for i := range c.list {
+		if c.list[i].id == id {
+			return &c.list[i]
+		}
+	}
+	return nil
 }
 
 func appendText(dst []byte, text string) []byte {

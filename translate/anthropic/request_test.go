@@ -3,6 +3,7 @@ package anthropic
 import (
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -424,4 +425,38 @@ func TestRequestRoundTrip(t *testing.T) {
 		"tool_choice":{"type":"auto","disable_parallel_tool_use":true},
 		"thinking":{"type":"enabled","budget_tokens":16384},
 		"stop_sequences":["STOP"],"metadata":{"user_id":"{\"device_id\":\"d1\"}"}}`)
+}
+
+// TestEncodeRequestManyCalls: past indexFrom calls the index is a map; the
+// pairing is the same.
+func TestEncodeRequestManyCalls(t *testing.T) {
+	var calls, results []translate.Part
+	want := `{"model":"up","max_tokens":8192,"messages":[{"role":"user","content":[{"type":"text","text":"go"}]},{"role":"assistant","content":[`
+	wantResults := ""
+	for i := range 2 * indexFrom {
+		id := "c" + strconv.Itoa(i)
+		calls = append(calls, translate.Part{Type: translate.PartToolCall, ID: id, Name: "f", Args: `{}`})
+		results = append([]translate.Part{{Type: translate.PartToolResult, ID: id}}, results...)
+		if i > 0 {
+			want += ","
+			wantResults = "," + wantResults
+		}
+		want += `{"type":"tool_use","id":"` + id + `","name":"f","input":{}}`
+		wantResults = `{"type":"tool_result","tool_use_id":"` + id + `"}` + wantResults
+	}
+	want += `]},{"role":"user","content":[` + wantResults + `]}]}`
+	r := translate.Request{Messages: []translate.Message{
+		{Role: translate.RoleUser, Parts: []translate.Part{{Type: translate.PartText, Text: "go"}}},
+		{Role: translate.RoleAssistant, Parts: calls},
+		{Role: translate.RoleUser, Parts: results},
+	}}
+	got, err := Codec.EncodeRequest(nil, &r, "up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonEqual(t, got, want)
+	r.Messages[1].Parts = append(r.Messages[1].Parts, calls[indexFrom+1])
+	if _, err := Codec.EncodeRequest(nil, &r, "up"); err == nil || !strings.Contains(err.Error(), `tool call id "c17" is used twice`) {
+		t.Errorf("a repeated id: got %v", err)
+	}
 }

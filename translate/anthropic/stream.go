@@ -112,9 +112,12 @@ func (d *streamDecoder) Decode(evs []translate.Event, name string, data []byte) 
 // blockStart opens a neutral block for a text, thinking, redacted thinking
 // or tool_use block, with a delta for any content the start already holds.
 func (d *streamDecoder) blockStart(evs []translate.Event, v *fastjson.Value) []translate.Event {
-	i, err := v.Get("index").Int()
-	cb := v.Get("content_block")
-	if v.Get("index") == nil || err != nil || i < 0 || i > len(d.index)+maxIndexGap || cb == nil {
+	iv, cb := v.Get("index"), v.Get("content_block")
+	if iv == nil || cb == nil {
+		return evs
+	}
+	i, err := iv.Int()
+	if err != nil || i < 0 || i > len(d.index)+maxIndexGap {
 		return evs
 	}
 	for len(d.index) <= i {
