@@ -914,35 +914,66 @@ func schemaKey(k []byte) string {
 // from upstream, so the body is the same whether the call streams or not.
 func (codec) EncodeRequest(dst []byte, r *translate.Request, _ string) ([]byte, error) {
 	dst = append(dst, `{"contents":[`...)
-	n := 0
-	var err error
+	// Adjacent messages of one role make one content: Gemini wants all
+	// the responses to a turn's calls in the content after it. A content
+	// left without parts (only thinking of another origin) is dropped,
+	// which may join its neighbours.
+	var (
+		err         error
+		role        string // the open content's, "" when none is
+		t           turn
+		start       int // where the open content begins, comma included
+		n           int // contents closed
+		prevRole    string
+		prevT       turn
+		prevEnd     int // where the last closed content's "]}" begins
+		openContent = func(g string) {
+			start = len(dst)
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"role":"`...)
+			dst = append(dst, g...)
+			dst = append(dst, `","parts":[`...)
+			role, t = g, turn{}
+		}
+	)
 	for mi := range r.Messages {
 		m := &r.Messages[mi]
 		if m.Role == translate.RoleSystem {
 			continue
 		}
-		start := len(dst)
-		if n > 0 {
-			dst = append(dst, ',')
-		}
+		g := "user"
 		if m.Role == translate.RoleAssistant {
-			dst = append(dst, `{"role":"model","parts":[`...)
-		} else {
-			dst = append(dst, `{"role":"user","parts":[`...)
+			g = "model"
 		}
-		var np int
-		dst, np, err = appendParts(dst, r.Messages[:mi], m.Parts, false)
-		if err != nil {
+		switch {
+		case g == role:
+		case role != "" && t.parts == 0:
+			dst, role = dst[:start], ""
+			if n > 0 && prevRole == g {
+				dst, n, role, t = dst[:prevEnd], n-1, g, prevT
+			} else {
+				openContent(g)
+			}
+		default:
+			if role != "" {
+				prevEnd, prevRole, prevT = len(dst), role, t
+				dst = append(dst, "]}"...)
+				n++
+			}
+			openContent(g)
+		}
+		if dst, err = appendParts(dst, r.Messages[:mi], m.Parts, false, &t); err != nil {
 			return dst, err
 		}
-		if np == 0 {
-			// A content without parts is refused; thinking of another
-			// origin leaves some turns with nothing to say.
+	}
+	if role != "" {
+		if t.parts > 0 {
+			dst = append(dst, "]}"...)
+		} else {
 			dst = dst[:start]
-			continue
 		}
-		dst = append(dst, "]}"...)
-		n++
 	}
 	dst = append(dst, ']')
 	if dst, err = appendSystem(dst, r); err != nil {
@@ -1050,15 +1081,13 @@ func appendSystem(dst []byte, r *translate.Request) ([]byte, error) {
 // signature gets the dummy one, and arguments that are not a JSON object
 // are refused. In an answer, which cannot fail, other formats' thinking
 // is thought text and bad arguments are written as {}.
-func appendParts(dst []byte, earlier []translate.Message, ps []translate.Part, answer bool) ([]byte, int, error) {
-	n := 0
+func appendParts(dst []byte, earlier []translate.Message, ps []translate.Part, answer bool, t *turn) ([]byte, error) {
 	pending := ""
-	calls := 0
 	sep := func() {
-		if n > 0 {
+		if t.parts > 0 {
 			dst = append(dst, ',')
 		}
-		n++
+		t.parts++
 	}
 	sig := func() {
 		if pending != "" {
@@ -1120,20 +1149,20 @@ func appendParts(dst []byte, earlier []translate.Message, ps []translate.Part, a
 			}
 			sep()
 			if dst, err = appendImage(dst, p, "contents.parts"); err != nil {
-				return dst, n, err
+				return dst, err
 			}
 			dst = dst[:len(dst)-1]
 			sig()
 			dst = append(dst, '}')
 		case translate.PartToolCall:
-			calls++
-			if calls == 1 && pending == "" && !answer {
+			t.calls++
+			if t.calls == 1 && pending == "" && !answer {
 				pending = dummySignature
 			}
 			args := p.Args
 			if !validObject(args) {
 				if args != "" && !answer {
-					return dst, n, translate.Invalid("tool_calls", "the arguments of tool call %q (%s) are not a JSON object", p.ID, p.Name)
+					return dst, translate.Invalid("tool_calls", "the arguments of tool call %q (%s) are not a JSON object", p.ID, p.Name)
 				}
 				args = "{}"
 			}
@@ -1157,18 +1186,21 @@ func appendParts(dst []byte, earlier []translate.Message, ps []translate.Part, a
 				name = callName(earlier, p.ID)
 			}
 			if name == "" {
-				return dst, n, translate.Invalid("tool_result", "tool result %q answers no earlier tool call", p.ID)
+				return dst, translate.Invalid("tool_result", "tool result %q answers no earlier tool call", p.ID)
 			}
 			flush()
 			sep()
 			if dst, err = appendFunctionResponse(dst, p, name); err != nil {
-				return dst, n, err
+				return dst, err
 			}
 		}
 	}
 	flush()
-	return dst, n, nil
+	return dst, nil
 }
+
+// turn counts what a content holds so far.
+type turn struct{ parts, calls int }
 
 // callName is the name of the tool call id in msgs, the latest first.
 func callName(msgs []translate.Message, id string) string {

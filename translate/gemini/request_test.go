@@ -234,7 +234,8 @@ func TestDecodeRequestRefusals(t *testing.T) {
 }
 
 // TestEncodeRequest checks every field of a neutral request as a gemini
-// upstream receives it.
+// upstream receives it. The model turn holding only another format's
+// thinking is dropped, and the user turns around it become one content.
 func TestEncodeRequest(t *testing.T) {
 	text := func(s string) translate.Part { return translate.Part{Type: translate.PartText, Text: s} }
 	r := &translate.Request{
@@ -295,8 +296,7 @@ func TestEncodeRequest(t *testing.T) {
 	  {"role":"user","parts":[
 	   {"functionResponse":{"id":"toolu_1","name":"weather","response":{"temp":21}}},
 	   {"functionResponse":{"id":"toolu_2","name":"clock","response":{"error":"no clock"},"parts":[{"inlineData":{"mimeType":"image/png","data":"iVBORw0KGgo="}}]}},
-	   {"text":"Thanks"}]},
-	  {"role":"user","parts":[
+	   {"text":"Thanks"},
 	   {"functionResponse":{"id":"toolu_1","name":"weather","response":{"result":[1,2]}}},
 	   {"functionResponse":{"id":"toolu_1","name":"weather","response":{"error":"x"}}},
 	   {"functionResponse":{"id":"toolu_1","name":"weather","response":{"error":{"code":3}}}}]}],
@@ -396,4 +396,30 @@ func TestRequestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	jsonEqual(t, got, body)
+}
+
+// TestEncodeRequestJoinsTurns: tool results in separate user messages (as
+// Chat's tool messages decode) become one content after the calls' turn,
+// as Gemini requires.
+func TestEncodeRequestJoinsTurns(t *testing.T) {
+	result := func(id string) translate.Message {
+		return translate.Message{Role: translate.RoleUser, Parts: []translate.Part{{Type: translate.PartToolResult, ID: id, Content: []translate.Part{{Type: translate.PartText, Text: "ok"}}}}}
+	}
+	r := &translate.Request{Messages: []translate.Message{
+		{Role: translate.RoleUser, Parts: []translate.Part{{Type: translate.PartText, Text: "go"}}},
+		{Role: translate.RoleAssistant, Parts: []translate.Part{{Type: translate.PartText, Text: "calling"}}},
+		{Role: translate.RoleAssistant, Parts: []translate.Part{
+			{Type: translate.PartToolCall, ID: "a", Name: "f", Args: `{}`}, {Type: translate.PartToolCall, ID: "b", Name: "g", Args: `{}`}}},
+		result("a"),
+		{Role: translate.RoleSystem, Parts: []translate.Part{{Type: translate.PartText, Text: "be careful"}}},
+		result("b"),
+	}}
+	got, err := Codec.EncodeRequest(nil, r, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonEqual(t, got, `{"contents":[{"role":"user","parts":[{"text":"go"}]},
+	 {"role":"model","parts":[{"text":"calling"},{"functionCall":{"id":"a","name":"f","args":{}},"thoughtSignature":"skip_thought_signature_validator"},{"functionCall":{"id":"b","name":"g","args":{}}}]},
+	 {"role":"user","parts":[{"functionResponse":{"id":"a","name":"f","response":{"result":"ok"}}},{"functionResponse":{"id":"b","name":"g","response":{"result":"ok"}}}]}],
+	 "systemInstruction":{"parts":[{"text":"be careful"}]}}`)
 }

@@ -149,7 +149,7 @@ func appendUsage(dst []byte, u *translate.Usage) []byte {
 // EncodeResponse writes a generateContent answer for a Gemini client.
 func (codec) EncodeResponse(dst []byte, r *translate.Response, o translate.EncoderOptions) []byte {
 	dst = append(dst, `{"candidates":[{"content":{"role":"model","parts":[`...)
-	dst, _, _ = appendParts(dst, nil, r.Content, true)
+	dst, _ = appendParts(dst, nil, r.Content, true, &turn{})
 	dst = append(dst, `]},"finishReason":"`...)
 	dst = append(dst, finishReason(r.Stop)...)
 	dst = append(dst, `","index":0}],`...)
