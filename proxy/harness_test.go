@@ -58,6 +58,9 @@ type gateway struct {
 type gatewayOptions struct {
 	async    bool              // accounting.ack = "async"
 	problems map[string]string // Options.ProviderProblems
+	// providers and models are added to the gateway's (conformance_test.go).
+	providers map[string]Provider
+	models    []ledger.Model
 }
 
 type upstream struct {
@@ -128,6 +131,7 @@ func newGateway(t testing.TB, o gatewayOptions) *gateway {
 		pm.ID, pm.Provider, pm.Upstream, pm.Plans = m.id, m.provider, "up-"+m.id[5:], m.plans
 		models = append(models, pm)
 	}
+	models = append(models, o.models...)
 	if r := g.L.Apply(&ledger.Seed{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow, Plans: ledger.DefaultPlans(), Models: models, DedupeDays: 7, RequestLogDays: 30}, testT0); r.Err != nil {
 		t.Fatal(r.Err)
 	}
@@ -140,11 +144,15 @@ func newGateway(t testing.TB, o gatewayOptions) *gateway {
 		}
 		return p
 	}
+	providers := map[string]Provider{"echo": &Echo{}, "oai": mk("openai", g.OpenAI.URL), "anth": mk("anthropic", g.Anth.URL)}
+	for name, p := range o.providers {
+		providers[name] = p
+	}
 	g.charges = NewBatcher(proposer{g}, BatcherOptions{MaxCharges: 1000})
 	var err error
 	g.Server, err = New(Options{
 		NodeID: "t1", Ledger: func() *ledger.Ledger { return g.L }, Now: g.now.Load, Charges: g.charges, AckQuorum: !o.async,
-		Providers:        map[string]Provider{"echo": &Echo{}, "oai": mk("openai", g.OpenAI.URL), "anth": mk("anthropic", g.Anth.URL)},
+		Providers:        providers,
 		ProviderProblems: o.problems,
 		PaygRPM:          600, PaygBurst: 600, CountTokensRPM: 100, CountTokensBurst: 20, Ready: func() bool { return true }, Log: zerolog.New(io.Discard),
 	})
