@@ -3,6 +3,7 @@ package responses
 import (
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fastjson"
 
@@ -36,51 +37,97 @@ func (codec) DecodeRequest(body []byte) (*translate.Request, error) {
 	if err != nil {
 		return nil, translate.Invalid("", "the body must be a JSON object")
 	}
-	d := reqDecoder{r: &translate.Request{}}
-	var input, instructions *fastjson.Value
-	o.Visit(func(k []byte, v *fastjson.Value) {
-		if d.err != nil {
-			return
-		}
-		switch string(k) {
-		case "input":
-			input = v
-		case "instructions":
-			instructions = v
-		default:
-			d.field(string(k), v)
-		}
-	})
+	d := &reqDecoder{r: &translate.Request{}}
+	o.Visit(d.member)
 	if d.err != nil {
 		return nil, d.err
 	}
 	if d.r.Model == "" {
 		return nil, translate.Invalid("model", "model is required")
 	}
-	if instructions != nil && instructions.Type() != fastjson.TypeNull {
-		s, ok := str(instructions)
+	if !isNull(d.instructions) {
+		s, ok := str(d.instructions)
 		if !ok {
 			return nil, translate.Invalid("instructions", "instructions must be a string")
 		}
 		d.r.System = append(d.r.System, translate.Part{Type: translate.PartText, Text: s})
 	}
-	if input == nil || input.Type() == fastjson.TypeNull {
+	if isNull(d.in) {
 		return nil, translate.Invalid("input", "input is required: this gateway keeps no conversation state")
 	}
-	if err := d.input(input); err != nil {
+	if err := d.input(d.in); err != nil {
 		return nil, err
 	}
 	return d.r, nil
+}
+
+// path names a place in the request for an error message, written out
+// only when an error is reported: "input[3]" or "input[3].content[1]".
+type path struct {
+	top string
+	i   int
+	// sub and j name a part inside the item, when sub is set.
+	sub string
+	j   int
+}
+
+func (p path) String() string {
+	s := p.top + "[" + strconv.Itoa(p.i) + "]"
+	if p.sub != "" {
+		s += "." + p.sub + "[" + strconv.Itoa(p.j) + "]"
+	}
+	return s
+}
+
+// in is the path of the j-th element of the item's member sub.
+func (p path) in(sub string, j int) path {
+	p.sub, p.j = sub, j
+	return p
 }
 
 // reqDecoder reads one request; err is the first error found.
 type reqDecoder struct {
 	r   *translate.Request
 	err error
-	// calls maps a function call's call_id to its name, so a tool result
-	// can name its tool (Gemini needs it).
-	calls map[string]string
+	// in and instructions are read after the other members: instructions
+	// come first in the system prompt, and input's items need to know
+	// nothing else.
+	in, instructions *fastjson.Value
 }
+
+// member reads one top-level member, keeping input and instructions for
+// later.
+func (d *reqDecoder) member(k []byte, v *fastjson.Value) {
+	if d.err != nil {
+		return
+	}
+	switch string(k) {
+	case "input":
+		d.in = v
+	case "instructions":
+		d.instructions = v
+	default:
+		if name, ok := members[string(k)]; ok {
+			d.field(name, v)
+			return
+		}
+		d.err = translate.Invalid(string(k), "unknown parameter %s", strconv.Quote(string(k)))
+	}
+}
+
+// members are the top-level members besides input and instructions, by
+// name, so that reading one costs no copy of its name.
+var members = func() map[string]string {
+	m := make(map[string]string)
+	for _, k := range [...]string{"model", "tools", "tool_choice", "parallel_tool_calls", "max_output_tokens",
+		"temperature", "top_p", "stream", "user", "safety_identifier", "reasoning", "text", "background",
+		"truncation", "previous_response_id", "conversation", "prompt", "top_logprobs", "include", "store",
+		"metadata", "prompt_cache_key", "prompt_cache_retention", "service_tier", "client_metadata",
+		"stream_options", "max_tool_calls"} {
+		m[k] = k
+	}
+	return m
+}()
 
 // str reads a string member; ok is false when v is absent or another type.
 func str(v *fastjson.Value) (s string, ok bool) {
@@ -156,7 +203,7 @@ func (d *reqDecoder) field(k string, v *fastjson.Value) {
 			d.err = refuse(k, "a background response is stored upstream; call without background")
 		}
 	case "truncation":
-		if s, _ := str(v); s == "auto" {
+		if peek(v) == "auto" {
 			d.err = refuse(k, `truncation "auto" needs OpenAI's context handling; shorten the input instead`)
 		}
 	case "previous_response_id", "conversation", "prompt":
@@ -172,8 +219,6 @@ func (d *reqDecoder) field(k string, v *fastjson.Value) {
 	case "store", "metadata", "prompt_cache_key", "prompt_cache_retention", "service_tier",
 		"client_metadata", "stream_options", "max_tool_calls":
 		// Hints with no effect on the answer's content: see DESIGN.md.
-	default:
-		d.err = translate.Invalid(k, "unknown parameter %s", strconv.Quote(k))
 	}
 }
 
@@ -201,10 +246,10 @@ func include(v *fastjson.Value) error {
 		return translate.Invalid("include", "include must be an array of strings")
 	}
 	for _, e := range a {
-		s, ok := str(e)
-		if !ok {
+		if e.Type() != fastjson.TypeString {
 			return translate.Invalid("include", "include must be an array of strings")
 		}
+		s := peek(e)
 		if s == "message.output_text.logprobs" {
 			return refuse("include", "log probabilities are OpenAI's")
 		}
@@ -222,32 +267,32 @@ func (d *reqDecoder) tools(v *fastjson.Value) error {
 	}
 	d.r.Tools = make([]translate.Tool, 0, len(a))
 	for i, t := range a {
-		field := "tools[" + strconv.Itoa(i) + "]"
+		at := path{top: "tools", i: i}
 		if t.Type() != fastjson.TypeObject {
-			return translate.Invalid(field, "%s must be an object", field)
+			return translate.Invalid(at.String(), "%s must be an object", at)
 		}
-		typ, ok := str(t.Get("type"))
-		if !ok {
-			return translate.Invalid(field+".type", "%s.type is required", field)
+		typ := peek(t.Get("type"))
+		if typ == "" {
+			return translate.Invalid(at.String()+".type", "%s.type is required", at)
 		}
 		if typ != "function" {
-			return unsupportedTool(field+".type", typ)
+			return unsupportedTool(at.String()+".type", string(typ))
 		}
 		name, ok := str(t.Get("name"))
 		if !ok || name == "" {
-			return translate.Invalid(field+".name", "%s.name is required", field)
+			return translate.Invalid(at.String()+".name", "%s.name is required", at)
 		}
 		tool := translate.Tool{Name: name}
 		if dv := t.Get("description"); dv != nil && !isNull(dv) {
 			if tool.Description, ok = str(dv); !ok {
-				return translate.Invalid(field+".description", "%s.description must be a string", field)
+				return translate.Invalid(at.String()+".description", "%s.description must be a string", at)
 			}
 		}
 		if pv := t.Get("parameters"); pv != nil && !isNull(pv) {
 			if pv.Type() != fastjson.TypeObject {
-				return translate.Invalid(field+".parameters", "%s.parameters must be a JSON Schema object", field)
+				return translate.Invalid(at.String()+".parameters", "%s.parameters must be a JSON Schema object", at)
 			}
-			tool.Schema = string(pv.MarshalTo(nil))
+			tool.Schema = marshal(pv)
 		}
 		d.r.Tools = append(d.r.Tools, tool)
 	}
@@ -260,7 +305,7 @@ func (d *reqDecoder) toolChoice(v *fastjson.Value) error {
 	case fastjson.TypeNull:
 		return nil
 	case fastjson.TypeString:
-		switch s, _ := str(v); s {
+		switch peek(v) {
 		case "auto":
 			tc.Mode = translate.ToolAuto
 		case "none":
@@ -272,7 +317,7 @@ func (d *reqDecoder) toolChoice(v *fastjson.Value) error {
 		}
 		return nil
 	case fastjson.TypeObject:
-		typ, _ := str(v.Get("type"))
+		typ := peek(v.Get("type"))
 		switch typ {
 		case "function":
 			name, ok := str(v.Get("name"))
@@ -286,7 +331,7 @@ func (d *reqDecoder) toolChoice(v *fastjson.Value) error {
 		case "allowed_tools":
 			return refuse("tool_choice.type", "name one function or use auto/required")
 		}
-		return unsupportedTool("tool_choice.type", typ)
+		return unsupportedTool("tool_choice.type", string(typ))
 	}
 	return translate.Invalid("tool_choice", "tool_choice must be a string or an object")
 }
@@ -300,22 +345,20 @@ func (d *reqDecoder) reasoning(v *fastjson.Value) error {
 	}
 	rs := &translate.Reasoning{}
 	if e := v.Get("effort"); e != nil && !isNull(e) {
-		s, _ := str(e)
-		switch s {
+		switch s := peek(e); s {
 		case "none":
 			rs.Disabled = true
 		case "minimal", "low", "medium", "high", "xhigh":
-			rs.Effort = s
+			rs.Effort = strings.Clone(s)
 		default:
 			return translate.Invalid("reasoning.effort", "reasoning.effort must be none, minimal, low, medium, high or xhigh")
 		}
 	}
 	for _, k := range [...]string{"summary", "generate_summary"} {
 		if e := v.Get(k); e != nil && !isNull(e) && rs.Summary == "" {
-			s, _ := str(e)
-			switch s {
+			switch s := peek(e); s {
 			case "auto", "concise", "detailed":
-				rs.Summary = s
+				rs.Summary = strings.Clone(s)
 			default:
 				return translate.Invalid("reasoning."+k, "reasoning.%s must be auto, concise or detailed", k)
 			}
@@ -333,7 +376,7 @@ func (d *reqDecoder) text(v *fastjson.Value) error {
 		return translate.Invalid("text", "text must be an object")
 	}
 	if vb := v.Get("verbosity"); vb != nil && !isNull(vb) {
-		switch s, _ := str(vb); s {
+		switch peek(vb) {
 		case "low", "medium", "high":
 		default:
 			return translate.Invalid("text.verbosity", "text.verbosity must be low, medium or high")
@@ -343,12 +386,11 @@ func (d *reqDecoder) text(v *fastjson.Value) error {
 	if f == nil || isNull(f) {
 		return nil
 	}
-	typ, _ := str(f.Get("type"))
-	switch typ {
+	switch peek(f.Get("type")) {
 	case "text":
 		return nil
 	case "json_object":
-		d.r.ResponseFormat = &translate.ResponseFormat{Type: typ}
+		d.r.ResponseFormat = &translate.ResponseFormat{Type: "json_object"}
 		return nil
 	case "json_schema":
 		name, ok := str(f.Get("name"))
@@ -359,8 +401,8 @@ func (d *reqDecoder) text(v *fastjson.Value) error {
 		if s == nil || s.Type() != fastjson.TypeObject {
 			return translate.Invalid("text.format.schema", "text.format.schema must be a JSON Schema object")
 		}
-		d.r.ResponseFormat = &translate.ResponseFormat{Type: typ, Name: name,
-			Schema: string(s.MarshalTo(nil)), Strict: f.GetBool("strict")}
+		d.r.ResponseFormat = &translate.ResponseFormat{Type: "json_schema", Name: name,
+			Schema: marshal(s), Strict: f.GetBool("strict")}
 		return nil
 	}
 	return translate.Invalid("text.format.type", "text.format.type must be text, json_object or json_schema")
@@ -381,7 +423,7 @@ func (d *reqDecoder) input(v *fastjson.Value) error {
 	}
 	d.r.Messages = make([]translate.Message, 0, len(items))
 	for i, it := range items {
-		if err := d.item("input["+strconv.Itoa(i)+"]", it); err != nil {
+		if err := d.item(path{top: "input", i: i}, it); err != nil {
 			return err
 		}
 	}
@@ -404,36 +446,35 @@ func (d *reqDecoder) last(role translate.Role, toolResults bool) *translate.Mess
 	return &d.r.Messages[len(d.r.Messages)-1]
 }
 
-func (d *reqDecoder) item(field string, it *fastjson.Value) error {
+func (d *reqDecoder) item(at path, it *fastjson.Value) error {
 	if it.Type() != fastjson.TypeObject {
-		return translate.Invalid(field, "%s must be an object", field)
+		return translate.Invalid(at.String(), "%s must be an object", at)
 	}
 	typ := "message"
 	if tv := it.Get("type"); tv != nil {
-		var ok bool
-		if typ, ok = str(tv); !ok {
-			return translate.Invalid(field+".type", "%s.type must be a string", field)
+		if tv.Type() != fastjson.TypeString {
+			return translate.Invalid(at.String()+".type", "%s.type must be a string", at)
 		}
+		typ = peek(tv)
 	}
 	switch typ {
 	case "message":
-		return d.message(field, it)
+		return d.message(at, it)
 	case "function_call":
-		return d.functionCall(field, it)
+		return d.functionCall(at, it)
 	case "function_call_output":
-		return d.functionOutput(field, it)
+		return d.functionOutput(at, it)
 	case "reasoning":
-		return d.reasoningItem(field, it)
+		return d.reasoningItem(at, it)
 	case "item_reference":
-		return refuse(field+".type", "this gateway keeps no stored items; send the item itself")
+		return refuse(at.String()+".type", "this gateway keeps no stored items; send the item itself")
 	}
-	return refuse(field+".type", strconv.Quote(typ)+" items belong to OpenAI's built-in tools")
+	return refuse(at.String()+".type", strconv.Quote(typ)+" items belong to OpenAI's built-in tools")
 }
 
-func (d *reqDecoder) message(field string, it *fastjson.Value) error {
-	roleName, _ := str(it.Get("role"))
+func (d *reqDecoder) message(at path, it *fastjson.Value) error {
 	var role translate.Role
-	switch roleName {
+	switch peek(it.Get("role")) {
 	case "user":
 		role = translate.RoleUser
 	case "assistant":
@@ -441,11 +482,11 @@ func (d *reqDecoder) message(field string, it *fastjson.Value) error {
 	case "system", "developer":
 		role = translate.RoleSystem
 	default:
-		return translate.Invalid(field+".role", "%s.role must be user, assistant, system or developer", field)
+		return translate.Invalid(at.String()+".role", "%s.role must be user, assistant, system or developer", at)
 	}
 	c := it.Get("content")
 	if c == nil {
-		return translate.Invalid(field+".content", "%s.content is required", field)
+		return translate.Invalid(at.String()+".content", "%s.content is required", at)
 	}
 	var parts []translate.Part
 	if c.Type() == fastjson.TypeString {
@@ -454,11 +495,11 @@ func (d *reqDecoder) message(field string, it *fastjson.Value) error {
 	} else {
 		a, err := c.Array()
 		if err != nil {
-			return translate.Invalid(field+".content", "%s.content must be a string or an array", field)
+			return translate.Invalid(at.String()+".content", "%s.content must be a string or an array", at)
 		}
 		parts = make([]translate.Part, 0, len(a))
 		for j, cv := range a {
-			p, err := contentPart(field+".content["+strconv.Itoa(j)+"]", cv, role)
+			p, err := contentPart(at.in("content", j), cv, role)
 			if err != nil {
 				return err
 			}
@@ -480,54 +521,54 @@ func (d *reqDecoder) message(field string, it *fastjson.Value) error {
 }
 
 // contentPart reads one part of a message's content.
-func contentPart(field string, cv *fastjson.Value, role translate.Role) (translate.Part, error) {
+func contentPart(at path, cv *fastjson.Value, role translate.Role) (translate.Part, error) {
 	if cv.Type() != fastjson.TypeObject {
-		return translate.Part{}, translate.Invalid(field, "%s must be an object", field)
+		return translate.Part{}, translate.Invalid(at.String(), "%s must be an object", at)
 	}
-	typ, _ := str(cv.Get("type"))
+	typ := peek(cv.Get("type"))
 	switch typ {
 	case "input_text", "output_text":
 		s, ok := str(cv.Get("text"))
 		if !ok {
-			return translate.Part{}, translate.Invalid(field+".text", "%s.text must be a string", field)
+			return translate.Part{}, translate.Invalid(at.String()+".text", "%s.text must be a string", at)
 		}
 		return translate.Part{Type: translate.PartText, Text: s}, nil
 	case "refusal":
 		// A refusal in the history is what the assistant said.
 		s, ok := str(cv.Get("refusal"))
 		if !ok {
-			return translate.Part{}, translate.Invalid(field+".refusal", "%s.refusal must be a string", field)
+			return translate.Part{}, translate.Invalid(at.String()+".refusal", "%s.refusal must be a string", at)
 		}
 		return translate.Part{Type: translate.PartText, Text: s}, nil
 	case "input_image":
 		if role != translate.RoleUser {
-			return translate.Part{}, translate.Invalid(field+".type", "only a user message may hold an image")
+			return translate.Part{}, translate.Invalid(at.String()+".type", "only a user message may hold an image")
 		}
-		return image(field, cv)
+		return image(at, cv)
 	case "input_file":
-		return translate.Part{}, refuse(field+".type", "files are read by OpenAI; send their text or images")
+		return translate.Part{}, refuse(at.String()+".type", "files are read by OpenAI; send their text or images")
 	case "input_audio":
-		return translate.Part{}, refuse(field+".type", "audio input is OpenAI's")
+		return translate.Part{}, refuse(at.String()+".type", "audio input is OpenAI's")
 	}
-	return translate.Part{}, translate.Invalid(field+".type", "%s.type %s is not a content part type", field, strconv.Quote(typ))
+	return translate.Part{}, translate.Invalid(at.String()+".type", "%s.type %s is not a content part type", at, strconv.Quote(typ))
 }
 
 // image reads an input_image: a data: URL becomes base64 data, any other
 // URL stays a URL; a file_id names a file stored at OpenAI.
-func image(field string, cv *fastjson.Value) (translate.Part, error) {
+func image(at path, cv *fastjson.Value) (translate.Part, error) {
 	if fv := cv.Get("file_id"); fv != nil && !isNull(fv) {
-		return translate.Part{}, refuse(field+".file_id", "the file is stored at OpenAI; send the image as a data: or http(s) URL")
+		return translate.Part{}, refuse(at.String()+".file_id", "the file is stored at OpenAI; send the image as a data: or http(s) URL")
 	}
 	u, ok := str(cv.Get("image_url"))
 	if !ok || u == "" {
-		return translate.Part{}, translate.Invalid(field+".image_url", "%s.image_url is required", field)
+		return translate.Part{}, translate.Invalid(at.String()+".image_url", "%s.image_url is required", at)
 	}
-	return imagePart(field+".image_url", u)
+	return imagePart(at, u)
 }
 
 // imagePart splits a data: URL ("data:image/png;base64,…") into media type
 // and data; another URL is kept whole.
-func imagePart(field, u string) (translate.Part, error) {
+func imagePart(at path, u string) (translate.Part, error) {
 	const scheme = "data:"
 	if len(u) < len(scheme) || u[:len(scheme)] != scheme {
 		return translate.Part{Type: translate.PartImage, URL: u}, nil
@@ -543,46 +584,59 @@ func imagePart(field, u string) (translate.Part, error) {
 			return translate.Part{Type: translate.PartImage, MediaType: meta[:len(meta)-len(b64)], Data: rest[i+1:]}, nil
 		}
 	}
-	return translate.Part{}, translate.Invalid(field, "%s must be a base64 data: URL (data:<media type>;base64,<data>) or an http(s) URL", field)
+	return translate.Part{}, translate.Invalid(at.String()+".image_url", "%s.image_url must be a base64 data: URL (data:<media type>;base64,<data>) or an http(s) URL", at)
 }
 
-func (d *reqDecoder) functionCall(field string, it *fastjson.Value) error {
+func (d *reqDecoder) functionCall(at path, it *fastjson.Value) error {
 	if ns := it.Get("namespace"); ns != nil && !isNull(ns) {
-		return unsupportedTool(field+".namespace", "namespace")
+		return unsupportedTool(at.String()+".namespace", "namespace")
 	}
 	id, ok := str(it.Get("call_id"))
 	if !ok || id == "" {
-		return translate.Invalid(field+".call_id", "%s.call_id is required", field)
+		return translate.Invalid(at.String()+".call_id", "%s.call_id is required", at)
 	}
 	name, ok := str(it.Get("name"))
 	if !ok || name == "" {
-		return translate.Invalid(field+".name", "%s.name is required", field)
+		return translate.Invalid(at.String()+".name", "%s.name is required", at)
 	}
 	args, ok := str(it.Get("arguments"))
 	if !ok {
-		return translate.Invalid(field+".arguments", "%s.arguments must be a string", field)
+		return translate.Invalid(at.String()+".arguments", "%s.arguments must be a string", at)
 	}
 	if args == "" {
 		args = "{}"
 	}
-	if d.calls == nil {
-		d.calls = make(map[string]string)
-	}
-	d.calls[id] = name
 	m := d.last(translate.RoleAssistant, false)
 	m.Parts = append(m.Parts, translate.Part{Type: translate.PartToolCall, ID: id, Name: name, Args: args})
 	return nil
 }
 
-func (d *reqDecoder) functionOutput(field string, it *fastjson.Value) error {
+// callName is the name of the function call with call_id id, so a tool
+// result can name its tool (Gemini needs it); the latest call wins.
+func (d *reqDecoder) callName(id string) string {
+	for i := len(d.r.Messages) - 1; i >= 0; i-- {
+		m := &d.r.Messages[i]
+		if m.Role != translate.RoleAssistant {
+			continue
+		}
+		for j := len(m.Parts) - 1; j >= 0; j-- {
+			if p := &m.Parts[j]; p.Type == translate.PartToolCall && p.ID == id {
+				return p.Name
+			}
+		}
+	}
+	return ""
+}
+
+func (d *reqDecoder) functionOutput(at path, it *fastjson.Value) error {
 	id, ok := str(it.Get("call_id"))
 	if !ok || id == "" {
-		return translate.Invalid(field+".call_id", "%s.call_id is required", field)
+		return translate.Invalid(at.String()+".call_id", "%s.call_id is required", at)
 	}
-	p := translate.Part{Type: translate.PartToolResult, ID: id, Name: d.calls[id]}
+	p := translate.Part{Type: translate.PartToolResult, ID: id, Name: d.callName(id)}
 	out := it.Get("output")
 	if out == nil {
-		return translate.Invalid(field+".output", "%s.output is required", field)
+		return translate.Invalid(at.String()+".output", "%s.output is required", at)
 	}
 	if out.Type() == fastjson.TypeString {
 		s, _ := str(out)
@@ -590,11 +644,11 @@ func (d *reqDecoder) functionOutput(field string, it *fastjson.Value) error {
 	} else {
 		a, err := out.Array()
 		if err != nil {
-			return translate.Invalid(field+".output", "%s.output must be a string or an array", field)
+			return translate.Invalid(at.String()+".output", "%s.output must be a string or an array", at)
 		}
 		p.Content = make([]translate.Part, 0, len(a))
 		for j, cv := range a {
-			c, err := contentPart(field+".output["+strconv.Itoa(j)+"]", cv, translate.RoleUser)
+			c, err := contentPart(at.in("output", j), cv, translate.RoleUser)
 			if err != nil {
 				return err
 			}
@@ -609,7 +663,7 @@ func (d *reqDecoder) functionOutput(field string, it *fastjson.Value) error {
 // reasoningItem reads a reasoning item the client got from an answer:
 // its summaries (or, from models that show it, its reasoning text) and
 // its encrypted_content, which only a Responses upstream can read.
-func (d *reqDecoder) reasoningItem(field string, it *fastjson.Value) error {
+func (d *reqDecoder) reasoningItem(at path, it *fastjson.Value) error {
 	p := translate.Part{Type: translate.PartThinking, Origin: Format}
 	text := func(k, want, key string) error {
 		v := it.Get(k)
@@ -618,13 +672,12 @@ func (d *reqDecoder) reasoningItem(field string, it *fastjson.Value) error {
 		}
 		a, err := v.Array()
 		if err != nil {
-			return translate.Invalid(field+"."+k, "%s.%s must be an array", field, k)
+			return translate.Invalid(at.String()+"."+k, "%s.%s must be an array", at, k)
 		}
 		for j, e := range a {
-			typ, _ := str(e.Get("type"))
 			s, ok := str(e.Get(key))
-			if typ != want || !ok {
-				return translate.Invalid(field+"."+k+"["+strconv.Itoa(j)+"]", "%s.%s[%d] must be a %s with text", field, k, j, want)
+			if peek(e.Get("type")) != want || !ok {
+				return translate.Invalid(at.String()+"."+k+"["+strconv.Itoa(j)+"]", "%s.%s[%d] must be a %s with text", at, k, j, want)
 			}
 			if p.Text != "" {
 				p.Text += "\n\n"
@@ -644,7 +697,7 @@ func (d *reqDecoder) reasoningItem(field string, it *fastjson.Value) error {
 	if ev := it.Get("encrypted_content"); ev != nil && !isNull(ev) {
 		enc, ok := str(ev)
 		if !ok {
-			return translate.Invalid(field+".encrypted_content", "%s.encrypted_content must be a string", field)
+			return translate.Invalid(at.String()+".encrypted_content", "%s.encrypted_content must be a string", at)
 		}
 		p.Type, p.Origin, p.Signature = uncarry(enc)
 		if p.Type == translate.PartRedactedThinking {

@@ -95,7 +95,7 @@ data: {"type":"response.completed","sequence_number":24,"response":{"id":"resp_1
 `
 
 // sse splits an SSE transcript into events (name, data).
-func sse(t *testing.T, s string) [][2]string {
+func sse(t testing.TB, s string) [][2]string {
 	t.Helper()
 	var out [][2]string
 	for _, ev := range strings.Split(strings.TrimSpace(s), "\n\n") {
