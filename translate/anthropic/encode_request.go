@@ -231,9 +231,23 @@ func history(r *translate.Request) (sys []*translate.Part, msgs []wmsg, fail *tr
 			msgs[len(msgs)-1].parts = ptrs[start:len(ptrs):len(ptrs)]
 		}
 	}
-	msgs, fail = pairTools(msgs)
-	return sys, msgs, fail
+	if msgs, fail = pairTools(msgs); fail != nil {
+		return nil, nil, fail
+	}
+	switch {
+	case len(msgs) == 0:
+		return nil, nil, translate.Invalid("messages", "at least one user or assistant message with content is required")
+	case msgs[0].role == translate.RoleAssistant:
+		// The API wants the user to speak first; a conversation from
+		// another format may open with the assistant's greeting.
+		msgs = append([]wmsg{{role: translate.RoleUser, parts: []*translate.Part{&openingTurn}}}, msgs...)
+	}
+	return sys, msgs, nil
 }
+
+// openingTurn is the user turn put before a conversation that opens with
+// the assistant.
+var openingTurn = translate.Part{Type: translate.PartText, Text: "."}
 
 func addSystem(sys *[]*translate.Part, p *translate.Part) *translate.Error {
 	if p.Type != translate.PartText {
@@ -472,6 +486,9 @@ func appendResult(dst []byte, p *translate.Part) ([]byte, *translate.Error) {
 	dst = appendID(dst, p.ID)
 	switch {
 	case len(p.Content) == 1 && p.Content[0].Type == translate.PartText:
+		if p.Content[0].Text == "" {
+			break
+		}
 		dst = append(dst, `,"content":`...)
 		dst = translate.AppendString(dst, p.Content[0].Text)
 	case len(p.Content) > 0:

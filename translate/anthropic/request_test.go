@@ -311,6 +311,9 @@ func TestEncodeRequest(t *testing.T) {
 				{"role":"assistant","content":[{"type":"tool_use","id":"c1","name":"get","input":{}}]},
 				{"role":"user","content":[{"type":"tool_result","tool_use_id":"c1","content":"r"},{"type":"text","text":"wait"}]},
 				{"role":"assistant","content":[{"type":"text","text":"ok"},{"type":"text","text":"done"}]}]}`},
+		{"a conversation opening with the assistant gets a user turn first", translate.Request{Messages: []translate.Message{asst(text("Hello! How can I help?")), user(text("hi"))}},
+			`{"model":"up","max_tokens":8192,"messages":[{"role":"user","content":[{"type":"text","text":"."}]},
+				{"role":"assistant","content":[{"type":"text","text":"Hello! How can I help?"}]},{"role":"user","content":[{"type":"text","text":"hi"}]}]}`},
 		{"effort becomes a budget", translate.Request{Messages: []translate.Message{user(text("hi"))}, Reasoning: &translate.Reasoning{Effort: "high"}, Temperature: ptr(0.3), TopK: ptr(int64(3)), TopP: ptr(0.5)},
 			`{"model":"up","max_tokens":24576,"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"thinking":{"type":"enabled","budget_tokens":16384}}`},
 		{"a budget under max_tokens keeps it", translate.Request{Messages: []translate.Message{user(text("hi"))}, MaxTokens: 20000, Reasoning: &translate.Reasoning{BudgetTokens: 500, Effort: "high"}},
@@ -386,6 +389,8 @@ func TestEncodeRequestErrors(t *testing.T) {
 			"temperature", "temperature 1.5 is out of range"},
 		{"unknown effort", translate.Request{Messages: []translate.Message{{Role: translate.RoleUser, Parts: []translate.Part{text}}}, Reasoning: &translate.Reasoning{Effort: "extreme"}},
 			"reasoning.effort", `reasoning effort "extreme"`},
+		{"nothing to say", translate.Request{System: []translate.Part{text}, Messages: []translate.Message{{Role: translate.RoleUser, Parts: []translate.Part{{Type: translate.PartText}}}}},
+			"messages", "at least one user or assistant message with content is required"},
 		{"image in system", translate.Request{System: []translate.Part{{Type: translate.PartImage, URL: "u"}}},
 			"system (a part that is not text)", "is not supported"},
 	} {
