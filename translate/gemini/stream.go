@@ -2,6 +2,7 @@ package gemini
 
 import (
 	"fmt"
+	"strings"
 	"unsafe"
 
 	"github.com/valyala/fastjson"
@@ -189,7 +190,8 @@ func (e *encoder) Encode(dst []byte, ev *translate.Event) []byte {
 	switch ev.Type {
 	case translate.EvStart:
 		if ev.ID != "" {
-			e.id = string(ev.ID)
+			// Event strings may point into the decoder's buffer: copy.
+			e.id = strings.Clone(ev.ID)
 		}
 	case translate.EvBlockStart:
 		for len(e.blocks) <= ev.Index && len(e.blocks) < maxBlocks {
@@ -199,7 +201,9 @@ func (e *encoder) Encode(dst []byte, ev *translate.Event) []byte {
 			e.blocks[ev.Index] = block{typ: ev.Block.Type, gemini: ev.Block.Origin == Format}
 		}
 		if ev.Block.Type == translate.PartToolCall {
-			e.toolID, e.toolName, e.args = string(ev.Block.ID), string(ev.Block.Name), e.args[:0]
+			// Written at BlockStop, after the decoder has reused the
+			// buffer these point into: copy.
+			e.toolID, e.toolName, e.args = strings.Clone(ev.Block.ID), strings.Clone(ev.Block.Name), e.args[:0]
 		}
 	case translate.EvDelta:
 		b := e.block(ev.Index)

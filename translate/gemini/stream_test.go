@@ -221,3 +221,22 @@ func TestStreamRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamEncodeCopiesEventStrings: an event's strings may point into
+// the decoder's buffer, reused by its next event; the encoder keeps its
+// own copies of what it writes later (the call's id and name, the answer
+// id).
+func TestStreamEncodeCopiesEventStrings(t *testing.T) {
+	buf := []byte("resp-9toolu_7weather")
+	s := view(buf)
+	enc := Codec.NewEncoder(translate.EncoderOptions{Model: "m"})
+	out := enc.Encode(nil, &translate.Event{Type: translate.EvStart, ID: s[:6]})
+	out = enc.Encode(out, &translate.Event{Type: translate.EvBlockStart, Index: 0, Block: translate.Part{Type: translate.PartToolCall, ID: s[6:13], Name: s[13:]}})
+	copy(buf, "XXXXXXXXXXXXXXXXXXXX")
+	out = enc.Encode(out, &translate.Event{Type: translate.EvDelta, Index: 0, Delta: translate.DeltaArgs, Data: []byte(`{}`)})
+	out = enc.Encode(out, &translate.Event{Type: translate.EvBlockStop, Index: 0})
+	want := `data: {"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"id":"toolu_7","name":"weather","args":{}}}]},"index":0}],"modelVersion":"m","responseId":"resp-9"}` + "\r\n\r\n"
+	if string(out) != want {
+		t.Fatalf("got %s", out)
+	}
+}
