@@ -132,6 +132,8 @@ type confClient struct {
 	// status reads the HTTP status from the SDK's typed error (0 if the
 	// error is not the SDK's API error).
 	status func(err error) int
+	// message is the error's text as the SDK shows it to its user.
+	message func(err error) string
 }
 
 var confClients = []confClient{confChatClient(), confResponsesClient(), confAnthropicClient(), confGeminiClient()}
@@ -263,6 +265,11 @@ func runCell(t *testing.T, e *confEnv, cl confClient, up *confUpstream) {
 			if n := len(up.fake.Requests()); n != 1 {
 				t.Errorf("the upstream received %d requests, want 1", n)
 			}
+			// A refusal about the request reaches the client with the
+			// provider's words, in the client's format.
+			if msg := fakeup.FailureMessage(up.kind, up.fake.Model, st.upstream); st.upstream < 500 && !strings.Contains(cl.message(err), msg) {
+				t.Errorf("the SDK's error does not carry the upstream's message %q: %v", msg, err)
+			}
 			if logs := g.requests(acct); len(logs) != 0 || g.usedFlows(acct) != 0 {
 				t.Errorf("an error was charged: %+v", logs)
 			}
@@ -283,6 +290,14 @@ func confOpenAI(c confCall) *openai.Client {
 func confSchema() map[string]any {
 	return map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string", "description": "the city"}},
 		"required": []string{"city"}, "additionalProperties": false}
+}
+
+func openaiMessage(err error) string {
+	var e *openai.Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return err.Error()
 }
 
 func openaiStatus(err error) int {
@@ -316,8 +331,9 @@ func confChatClient() confClient {
 	}
 	tool := openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{Name: fakeup.ToolName, Description: openai.String("Weather in a city"), Parameters: confSchema()})
 	return confClient{
-		name:   "chat",
-		status: openaiStatus,
+		name:    "chat",
+		status:  openaiStatus,
+		message: openaiMessage,
 		plain: func(c confCall) (string, error) {
 			r, err := confOpenAI(c).Chat.Completions.New(c.ctx, openai.ChatCompletionNewParams{Model: c.model,
 				Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage("Be brief."), openai.UserMessage("Say hello")}})
@@ -397,8 +413,9 @@ func confResponsesClient() confClient {
 		return responses.ResponseInputItemParamOfMessage(s, responses.EasyInputMessageRoleUser)
 	}
 	return confClient{
-		name:   "responses",
-		status: openaiStatus,
+		name:    "responses",
+		status:  openaiStatus,
+		message: openaiMessage,
 		plain: func(c confCall) (string, error) {
 			r, err := confOpenAI(c).Responses.New(c.ctx, responses.ResponseNewParams{Model: c.model, Instructions: openai.String("Be brief."),
 				Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Say hello")}})
@@ -502,6 +519,7 @@ func confAnthropicClient() confClient {
 			}
 			return 0
 		},
+		message: func(err error) string { return err.Error() },
 		plain: func(c confCall) (string, error) {
 			m, err := confAnthropic(c).Messages.New(c.ctx, anthropic.MessageNewParams{Model: anthropic.Model(c.model), MaxTokens: 256,
 				System:   []anthropic.TextBlockParam{{Text: "Be brief."}},
@@ -602,6 +620,13 @@ func confGeminiClient() confClient {
 				return e.Code
 			}
 			return 0
+		},
+		message: func(err error) string {
+			var e genai.APIError
+			if errors.As(err, &e) {
+				return e.Message
+			}
+			return err.Error()
 		},
 		plain: func(c confCall) (string, error) {
 			cl, err := confGenai(c, "v1beta")

@@ -267,6 +267,12 @@ func (u *Upstream) writeCount(w http.ResponseWriter) {
 	fmt.Fprintf(w, `{"input_tokens":%d}`, CountedTokens)
 }
 
+// FailureMessage is the message of the error a Fail script answers with
+// status on an upstream of kind serving model.
+func FailureMessage(kind Kind, model string, status int) string {
+	return (&Upstream{Kind: kind, Model: model}).scriptedFailure(status).msg
+}
+
 // scriptedFailure is the real body of each provider's usual error at
 // status.
 func (u *Upstream) scriptedFailure(status int) *refusal {
