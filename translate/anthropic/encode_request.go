@@ -104,7 +104,9 @@ func (codec) EncodeRequest(dst []byte, r *translate.Request, upstream string) ([
 			dst = append(dst, `,"temperature":`...)
 			dst = translate.AppendFloat(dst, *r.Temperature)
 		}
-		if r.TopP != nil {
+		if r.TopP != nil && *r.TopP != 1 {
+			// top_p 1 changes nothing, and recent models refuse it beside
+			// temperature, which OpenAI clients often send with it.
 			dst = append(dst, `,"top_p":`...)
 			dst = translate.AppendFloat(dst, *r.TopP)
 		}

@@ -320,7 +320,7 @@ func TestEncodeRequest(t *testing.T) {
 			`{"model":"up","max_tokens":20000,"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"thinking":{"type":"enabled","budget_tokens":1024}}`},
 		{"a small max_tokens grows by the budget", translate.Request{Messages: []translate.Message{user(text("hi"))}, MaxTokens: 1000, Reasoning: &translate.Reasoning{Effort: "minimal"}},
 			`{"model":"up","max_tokens":2024,"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"thinking":{"type":"enabled","budget_tokens":1024}}`},
-		{"disabled", translate.Request{Messages: []translate.Message{user(text("hi"))}, Reasoning: &translate.Reasoning{Disabled: true}, Temperature: ptr(0.0)},
+		{"disabled", translate.Request{Messages: []translate.Message{user(text("hi"))}, Reasoning: &translate.Reasoning{Disabled: true}, Temperature: ptr(0.0), TopP: ptr(1.0)},
 			`{"model":"up","max_tokens":8192,"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"thinking":{"type":"disabled"},"temperature":0}`},
 		{"a forced tool turns thinking off", translate.Request{Messages: []translate.Message{user(text("hi"))}, Tools: tools[1:], ToolChoice: translate.ToolChoice{Mode: translate.ToolRequired}, Reasoning: &translate.Reasoning{Effort: "low"}},
 			`{"model":"up","max_tokens":8192,"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"tools":[{"name":"none","input_schema":{"type":"object","properties":{}}}],"tool_choice":{"type":"any"}}`},

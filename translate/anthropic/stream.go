@@ -12,9 +12,9 @@ import (
 // ErrBadEvent is a stream event that is not the API's JSON.
 var ErrBadEvent = errors.New("anthropic: bad stream event")
 
-// maxIndexGap bounds how far ahead of the blocks seen an upstream's block
-// index may jump, so a corrupt index cannot make the decoder allocate
-// without bound.
+// maxIndexGap bounds how far ahead of the blocks seen a block index may
+// jump, so that a corrupt index cannot make a decoder or an encoder
+// allocate without bound.
 const maxIndexGap = 64
 
 // streamDecoder reads an anthropic-kind upstream's SSE events.

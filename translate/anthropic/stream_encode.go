@@ -6,10 +6,6 @@ import (
 	"zenmux/translate"
 )
 
-// maxBlocks bounds the blocks an encoder tracks, so that a corrupt index
-// cannot make it allocate without bound.
-const maxBlocks = 1 << 16
-
 // encBlock is what the encoder knows of one neutral block.
 type encBlock struct {
 	typ translate.PartType
@@ -120,7 +116,7 @@ func (e *streamEncoder) block(i int) *encBlock {
 }
 
 func (e *streamEncoder) blockStart(dst []byte, ev *translate.Event) []byte {
-	if ev.Index < 0 || ev.Index >= maxBlocks {
+	if ev.Index < 0 || ev.Index > len(e.blocks)+maxIndexGap {
 		return dst
 	}
 	for len(e.blocks) <= ev.Index {
