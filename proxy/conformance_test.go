@@ -140,17 +140,7 @@ var confClients = []confClient{confChatClient(), confResponsesClient(), confAnth
 
 // confSkips holds cells (client/upstream/subtest) that cannot pass yet,
 // with the reason.
-var confSkips = map[string]string{
-	"gemini/chat/tool":      confGeminiToolName,
-	"gemini/anthropic/tool": confGeminiToolName,
-}
-
-// confGeminiToolName: translate/gemini's stream encoder keeps the tool
-// call's ID and Name from EvBlockStart (string(ev.Block.ID) does not copy)
-// and writes them at EvBlockStop, after the decoder has reused the buffer
-// they point into; the client gets a functionCall named with bytes of a
-// later event (`1","model":`).
-const confGeminiToolName = "needs translation: the gemini stream encoder must copy the tool call's id and name at EvBlockStart (they point into the upstream decoder's buffer); the client gets a functionCall with a garbled name"
+var confSkips = map[string]string{}
 
 func TestConformance(t *testing.T) {
 	e := newConfEnv(t)
