@@ -1,9 +1,12 @@
 package chat
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/valyala/fastjson"
 
@@ -19,6 +22,38 @@ func unsupported(field string) error {
 
 func invalidType(field, want string) error {
 	return translate.Invalid(field, "%s must be %s", field, want)
+}
+
+// path names a field of a request, written out only for an error: fmt on
+// every message and part took a fifth of DecodeRequest's time.
+type path struct {
+	base string // "messages", "tools"
+	i    int    // -1: no index
+	mid  string // ".content", ".tool_calls", ".function"
+	j    int    // -1: no second index
+}
+
+func (p path) at(j int) path { p.j = j; return p }
+
+func (p path) String() string {
+	b := append([]byte(nil), p.base...)
+	if p.i >= 0 {
+		b = append(strconv.AppendInt(append(b, '['), int64(p.i), 10), ']')
+	}
+	b = append(b, p.mid...)
+	if p.j >= 0 {
+		b = append(strconv.AppendInt(append(b, '['), int64(p.j), 10), ']')
+	}
+	return string(b)
+}
+
+// strAt reads a string value at p and leaf.
+func (d *reqDecoder) strAt(v *fastjson.Value, p path, leaf string) (string, error) {
+	b, err := v.StringBytes()
+	if err != nil {
+		return "", invalidType(p.String()+leaf, "a string")
+	}
+	return d.str(b), nil
 }
 
 // topFields are the top-level members DecodeRequest reads; a repeated one
@@ -43,7 +78,7 @@ func (codec) DecodeRequest(body []byte) (*translate.Request, error) {
 	if err != nil {
 		return nil, translate.Invalid("", "the body must be a JSON object")
 	}
-	d := reqDecoder{r: &translate.Request{}}
+	d := reqDecoder{r: &translate.Request{}, arena: make([]byte, 0, len(body))}
 	o.Visit(func(k []byte, v *fastjson.Value) {
 		if d.err == nil {
 			d.err = d.field(b2s(k), v)
@@ -68,7 +103,12 @@ func (codec) DecodeRequest(body []byte) (*translate.Request, error) {
 }
 
 type reqDecoder struct {
-	r             *translate.Request
+	r *translate.Request
+	// arena holds the request's strings, copied out of the parser in one
+	// allocation: their total is at most the body's length (a schema
+	// written again may grow a little; append then moves on to a new
+	// array, and the strings already made keep the old one alive).
+	arena         []byte
 	err           error
 	seen          uint64
 	msgs          []*fastjson.Value
@@ -76,6 +116,16 @@ type reqDecoder struct {
 	// toolNames maps a call id to its tool's name, for the results that
 	// follow (Gemini's functionResponse needs the name).
 	toolNames map[string]string
+}
+
+// str copies b into the arena.
+func (d *reqDecoder) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	start := len(d.arena)
+	d.arena = append(d.arena, b...)
+	return unsafe.String(&d.arena[start], len(b))
 }
 
 func (d *reqDecoder) field(k string, v *fastjson.Value) error {
@@ -92,7 +142,7 @@ func (d *reqDecoder) field(k string, v *fastjson.Value) error {
 	null := v.Type() == fastjson.TypeNull
 	switch k {
 	case "model":
-		s, err := str(v, k)
+		s, err := d.strOf(v, k)
 		if err != nil || s == "" {
 			return invalidType(k, "a non-empty string")
 		}
@@ -177,7 +227,7 @@ func (d *reqDecoder) field(k string, v *fastjson.Value) error {
 		if null {
 			return nil
 		}
-		s, err := str(v, k)
+		s, err := d.strOf(v, k)
 		if err != nil {
 			return err
 		}
@@ -197,7 +247,7 @@ func (d *reqDecoder) field(k string, v *fastjson.Value) error {
 		if null {
 			return nil
 		}
-		s, err := str(v, k)
+		s, err := d.strOf(v, k)
 		if err != nil {
 			return err
 		}
@@ -296,13 +346,27 @@ func (d *reqDecoder) field(k string, v *fastjson.Value) error {
 	return nil
 }
 
+// schemaText is a JSON Schema's text, checked: fastjson accepts numbers
+// and escapes that JSON does not (1e, 01, \x), which an upstream would
+// refuse as a body that does not parse.
+func (d *reqDecoder) schemaText(v *fastjson.Value, p path, leaf string) (string, error) {
+	start := len(d.arena)
+	d.arena = v.MarshalTo(d.arena)
+	b := d.arena[start:]
+	if !json.Valid(b) {
+		field := p.String() + leaf
+		return "", translate.Invalid(field, "%s is not valid JSON", field)
+	}
+	return unsafe.String(&b[0], len(b)), nil
+}
+
 // str reads a string value.
-func str(v *fastjson.Value, field string) (string, error) {
+func (d *reqDecoder) strOf(v *fastjson.Value, field string) (string, error) {
 	b, err := v.StringBytes()
 	if err != nil {
 		return "", invalidType(field, "a string")
 	}
-	return string(b), nil
+	return d.str(b), nil
 }
 
 // number reads a finite number.
@@ -330,7 +394,7 @@ func (d *reqDecoder) stop(v *fastjson.Value) error {
 	switch v.Type() {
 	case fastjson.TypeNull:
 	case fastjson.TypeString:
-		d.r.Stop = []string{string(v.GetStringBytes())}
+		d.r.Stop = []string{d.str(v.GetStringBytes())}
 	case fastjson.TypeArray:
 		a, _ := v.Array()
 		d.r.Stop = make([]string, 0, len(a))
@@ -339,7 +403,7 @@ func (d *reqDecoder) stop(v *fastjson.Value) error {
 			if err != nil {
 				return invalidType("stop", "a string or an array of strings")
 			}
-			d.r.Stop = append(d.r.Stop, string(b))
+			d.r.Stop = append(d.r.Stop, d.str(b))
 		}
 	default:
 		return invalidType("stop", "a string or an array of strings")
@@ -429,13 +493,13 @@ func (d *reqDecoder) responseFormat(v *fastjson.Value) error {
 			}
 			switch string(k) {
 			case "name":
-				rf.Name, err = str(x, "response_format.json_schema.name")
+				rf.Name, err = d.strOf(x, "response_format.json_schema.name")
 			case "schema":
 				if x.Type() != fastjson.TypeObject {
 					err = invalidType("response_format.json_schema.schema", "an object")
 					return
 				}
-				rf.Schema = string(x.MarshalTo(nil))
+				rf.Schema, err = d.schemaText(x, path{"response_format.json_schema", -1, "", -1}, ".schema")
 			case "strict":
 				rf.Strict = x.Type() == fastjson.TypeTrue
 			case "description":
@@ -470,7 +534,7 @@ func (d *reqDecoder) tools(v *fastjson.Value) error {
 		if t.Type() != fastjson.TypeObject {
 			return invalidType(fmt.Sprintf("tools[%d]", i), "an object")
 		}
-		if typ := string(t.GetStringBytes("type")); typ != "function" {
+		if typ := t.GetStringBytes("type"); string(typ) != "function" {
 			return unsupported(fmt.Sprintf("tools[%d].type %q", i, typ))
 		}
 		f := t.Get("function")
@@ -478,22 +542,23 @@ func (d *reqDecoder) tools(v *fastjson.Value) error {
 			return translate.Invalid(fmt.Sprintf("tools[%d].function", i), "tools[%d].function is required", i)
 		}
 		var tool translate.Tool
+		fp := path{"tools", i, ".function", -1}
 		f.GetObject().Visit(func(k []byte, x *fastjson.Value) {
 			if err != nil {
 				return
 			}
 			switch string(k) {
 			case "name":
-				tool.Name, err = str(x, fmt.Sprintf("tools[%d].function.name", i))
+				tool.Name, err = d.strAt(x, fp, ".name")
 			case "description":
 				if x.Type() != fastjson.TypeNull {
-					tool.Description, err = str(x, fmt.Sprintf("tools[%d].function.description", i))
+					tool.Description, err = d.strAt(x, fp, ".description")
 				}
 			case "parameters":
 				switch x.Type() {
 				case fastjson.TypeNull:
 				case fastjson.TypeObject:
-					tool.Schema = string(x.MarshalTo(nil))
+					tool.Schema, err = d.schemaText(x, fp, ".parameters")
 				default:
 					err = invalidType(fmt.Sprintf("tools[%d].function.parameters", i), "an object")
 				}
@@ -538,7 +603,7 @@ func (d *reqDecoder) toolChoice(v *fastjson.Value) error {
 		if len(name) == 0 {
 			return translate.Invalid("tool_choice.function.name", "tool_choice.function.name is required")
 		}
-		tc.Mode, tc.Name = translate.ToolNamed, string(name)
+		tc.Mode, tc.Name = translate.ToolNamed, d.str(name)
 	default:
 		return invalidType("tool_choice", "a string or an object")
 	}
@@ -572,7 +637,7 @@ func (d *reqDecoder) messages(msgs []*fastjson.Value) error {
 		isTool := role == "tool"
 		switch role {
 		case "system", "developer":
-			parts, err := textContent(m.Get("content"), fmt.Sprintf("messages[%d].content", i))
+			parts, err := d.textContent(m.Get("content"), path{"messages", i, ".content", -1})
 			if err != nil {
 				return err
 			}
@@ -583,7 +648,7 @@ func (d *reqDecoder) messages(msgs []*fastjson.Value) error {
 			}
 		case "user":
 			leading = false
-			parts, err := userContent(m.Get("content"), i)
+			parts, err := d.userContent(m.Get("content"), i)
 			if err != nil {
 				return err
 			}
@@ -638,22 +703,23 @@ func messageField(role, k string) bool {
 
 // textContent reads content that may only hold text: a string or an array
 // of text parts.
-func textContent(v *fastjson.Value, field string) ([]translate.Part, error) {
+func (d *reqDecoder) textContent(v *fastjson.Value, field path) ([]translate.Part, error) {
 	if v == nil {
-		return nil, translate.Invalid(field, "%s is required", field)
+		f := field.String()
+		return nil, translate.Invalid(f, "%s is required", f)
 	}
 	switch v.Type() {
 	case fastjson.TypeString:
-		return []translate.Part{{Type: translate.PartText, Text: string(v.GetStringBytes())}}, nil
+		return []translate.Part{{Type: translate.PartText, Text: d.str(v.GetStringBytes())}}, nil
 	case fastjson.TypeArray:
 		a, _ := v.Array()
 		parts := make([]translate.Part, 0, len(a))
 		for j, p := range a {
-			f := fmt.Sprintf("%s[%d]", field, j)
 			if string(p.GetStringBytes("type")) != "text" {
+				f := field.at(j).String()
 				return nil, translate.Invalid(f, "%s must be a text part", f)
 			}
-			t, err := textPart(p, f)
+			t, err := d.textPart(p, field.at(j))
 			if err != nil {
 				return nil, err
 			}
@@ -661,68 +727,69 @@ func textContent(v *fastjson.Value, field string) ([]translate.Part, error) {
 		}
 		return parts, nil
 	}
-	return nil, invalidType(field, "a string or an array of text parts")
+	return nil, invalidType(field.String(), "a string or an array of text parts")
 }
 
 // textPart reads a {"type":"text","text":…} part.
-func textPart(p *fastjson.Value, field string) (translate.Part, error) {
+func (d *reqDecoder) textPart(p *fastjson.Value, field path) (translate.Part, error) {
 	t := p.Get("text")
 	if t == nil || t.Type() != fastjson.TypeString {
-		return translate.Part{}, translate.Invalid(field+".text", "%s.text must be a string", field)
+		f := field.String()
+		return translate.Part{}, translate.Invalid(f+".text", "%s.text must be a string", f)
 	}
 	if err := partFields(p, field, "text"); err != nil {
 		return translate.Part{}, err
 	}
-	return translate.Part{Type: translate.PartText, Text: string(t.GetStringBytes())}, nil
+	return translate.Part{Type: translate.PartText, Text: d.str(t.GetStringBytes())}, nil
 }
 
 // partFields refuses a member of a content part other than type, its
 // payload member and the caching hints.
-func partFields(p *fastjson.Value, field, payload string) error {
+func partFields(p *fastjson.Value, field path, payload string) error {
 	var bad string
 	p.GetObject().Visit(func(k []byte, _ *fastjson.Value) {
 		switch s := b2s(k); s {
 		case "type", payload, "cache_control", "prompt_cache_breakpoint":
 		default:
 			if bad == "" {
-				bad = s
+				bad = string(k)
 			}
 		}
 	})
 	if bad != "" {
-		return unsupported(field + "." + bad)
+		return unsupported(field.String() + "." + bad)
 	}
 	return nil
 }
 
-func userContent(v *fastjson.Value, i int) ([]translate.Part, error) {
-	field := fmt.Sprintf("messages[%d].content", i)
+func (d *reqDecoder) userContent(v *fastjson.Value, i int) ([]translate.Part, error) {
+	field := path{"messages", i, ".content", -1}
 	if v == nil || v.Type() != fastjson.TypeArray {
-		return textContent(v, field)
+		return d.textContent(v, field)
 	}
 	a, _ := v.Array()
 	parts := make([]translate.Part, 0, len(a))
 	for j, p := range a {
-		f := fmt.Sprintf("%s[%d]", field, j)
 		if p.Type() != fastjson.TypeObject {
-			return nil, invalidType(f, "an object")
+			return nil, invalidType(field.at(j).String(), "an object")
 		}
 		switch typ := string(p.GetStringBytes("type")); typ {
 		case "text":
-			t, err := textPart(p, f)
+			t, err := d.textPart(p, field.at(j))
 			if err != nil {
 				return nil, err
 			}
 			parts = append(parts, t)
 		case "image_url":
-			img, err := imagePart(p, f)
+			img, err := d.imagePart(p, field.at(j))
 			if err != nil {
 				return nil, err
 			}
 			parts = append(parts, img)
 		case "input_audio", "file":
-			return nil, unsupported(f + " (" + typ + ")")
+			return nil, unsupported(field.at(j).String() + " (" + typ + ")")
 		default:
+			f := field.at(j).String()
 			return nil, translate.Invalid(f+".type", "%s.type must be text, image_url, input_audio or file", f)
 		}
 	}
@@ -732,7 +799,7 @@ func userContent(v *fastjson.Value, i int) ([]translate.Part, error) {
 // imagePart reads an image_url part: a data: URL becomes MediaType and
 // base64 Data, any other URL stays a URL. detail (the resolution the
 // upstream samples the image at) is a hint with no neutral place.
-func imagePart(p *fastjson.Value, field string) (translate.Part, error) {
+func (d *reqDecoder) imagePart(p *fastjson.Value, field path) (translate.Part, error) {
 	iu := p.Get("image_url")
 	var url []byte
 	switch {
@@ -744,27 +811,29 @@ func imagePart(p *fastjson.Value, field string) (translate.Part, error) {
 		var bad string
 		iu.GetObject().Visit(func(k []byte, _ *fastjson.Value) {
 			if s := b2s(k); s != "url" && s != "detail" && bad == "" {
-				bad = s
+				bad = string(k)
 			}
 		})
 		if bad != "" {
-			return translate.Part{}, unsupported(field + ".image_url." + bad)
+			return translate.Part{}, unsupported(field.String() + ".image_url." + bad)
 		}
 	}
 	if len(url) == 0 {
-		return translate.Part{}, translate.Invalid(field+".image_url.url", "%s.image_url.url is required", field)
+		f := field.String()
+		return translate.Part{}, translate.Invalid(f+".image_url.url", "%s.image_url.url is required", f)
 	}
 	if err := partFields(p, field, "image_url"); err != nil {
 		return translate.Part{}, err
 	}
-	s := string(url)
+	s := d.str(url)
 	if !strings.HasPrefix(s, "data:") {
 		return translate.Part{Type: translate.PartImage, URL: s}, nil
 	}
 	meta, data, ok := strings.Cut(s[len("data:"):], ",")
 	mt, isBase64 := strings.CutSuffix(meta, ";base64")
 	if !ok || !isBase64 || mt == "" {
-		return translate.Part{}, translate.Invalid(field+".image_url.url", "%s.image_url.url must be an http(s) URL or a data:<media type>;base64, URL", field)
+		f := field.String()
+		return translate.Part{}, translate.Invalid(f+".image_url.url", "%s.image_url.url must be an http(s) URL or a data:<media type>;base64, URL", f)
 	}
 	return translate.Part{Type: translate.PartImage, MediaType: mt, Data: data}, nil
 }
@@ -773,9 +842,10 @@ func imagePart(p *fastjson.Value, field string) (translate.Part, error) {
 // text, then its tool calls, the order the model produced them in.
 func (d *reqDecoder) assistant(m *fastjson.Value, i int) (translate.Message, error) {
 	msg := translate.Message{Role: translate.RoleAssistant}
-	for _, k := range [...]string{"reasoning_content", "reasoning"} {
-		if x := m.Get(k); x != nil && x.Type() != fastjson.TypeNull {
-			s, err := str(x, fmt.Sprintf("messages[%d].%s", i, k))
+	mp := path{"messages", i, "", -1}
+	for _, k := range [...]string{".reasoning_content", ".reasoning"} {
+		if x := m.Get(k[1:]); x != nil && x.Type() != fastjson.TypeNull {
+			s, err := d.strAt(x, mp, k)
 			if err != nil {
 				return msg, err
 			}
@@ -785,36 +855,36 @@ func (d *reqDecoder) assistant(m *fastjson.Value, i int) (translate.Message, err
 			}
 		}
 	}
-	field := fmt.Sprintf("messages[%d].content", i)
+	field := path{"messages", i, ".content", -1}
 	if c := m.Get("content"); c != nil && c.Type() != fastjson.TypeNull {
 		switch c.Type() {
 		case fastjson.TypeString:
 			if s := c.GetStringBytes(); len(s) > 0 {
-				msg.Parts = append(msg.Parts, translate.Part{Type: translate.PartText, Text: string(s)})
+				msg.Parts = append(msg.Parts, translate.Part{Type: translate.PartText, Text: d.str(s)})
 			}
 		case fastjson.TypeArray:
 			a, _ := c.Array()
 			for j, p := range a {
-				f := fmt.Sprintf("%s[%d]", field, j)
 				switch string(p.GetStringBytes("type")) {
 				case "text":
-					t, err := textPart(p, f)
+					t, err := d.textPart(p, field.at(j))
 					if err != nil {
 						return msg, err
 					}
 					msg.Parts = append(msg.Parts, t)
 				case "refusal":
-					msg.Parts = append(msg.Parts, translate.Part{Type: translate.PartText, Text: string(p.GetStringBytes("refusal"))})
+					msg.Parts = append(msg.Parts, translate.Part{Type: translate.PartText, Text: d.str(p.GetStringBytes("refusal"))})
 				default:
+					f := field.at(j).String()
 					return msg, translate.Invalid(f+".type", "%s.type must be text or refusal", f)
 				}
 			}
 		default:
-			return msg, invalidType(field, "a string, an array of parts or null")
+			return msg, invalidType(field.String(), "a string, an array of parts or null")
 		}
 	}
 	if x := m.Get("refusal"); x != nil && x.Type() != fastjson.TypeNull {
-		s, err := str(x, fmt.Sprintf("messages[%d].refusal", i))
+		s, err := d.strAt(x, mp, ".refusal")
 		if err != nil {
 			return msg, err
 		}
@@ -829,25 +899,26 @@ func (d *reqDecoder) assistant(m *fastjson.Value, i int) (translate.Message, err
 		return msg, invalidType(fmt.Sprintf("messages[%d].tool_calls", i), "an array")
 	}
 	for j, tc := range a {
-		f := fmt.Sprintf("messages[%d].tool_calls[%d]", i, j)
+		tp := path{"messages", i, ".tool_calls", j}
 		if tc.Type() != fastjson.TypeObject {
-			return msg, invalidType(f, "an object")
+			return msg, invalidType(tp.String(), "an object")
 		}
 		if typ := tc.Get("type"); typ != nil && string(typ.GetStringBytes()) != "function" {
-			return msg, unsupported(f + ".type")
+			return msg, unsupported(tp.String() + ".type")
 		}
 		id := tc.GetStringBytes("id")
 		name := tc.GetStringBytes("function", "name")
 		if len(id) == 0 || len(name) == 0 {
+			f := tp.String()
 			return msg, translate.Invalid(f, "%s needs an id and a function name", f)
 		}
 		args := tc.Get("function", "arguments")
 		if args != nil && args.Type() != fastjson.TypeString {
-			return msg, invalidType(f+".function.arguments", "a string")
+			return msg, invalidType(tp.String()+".function.arguments", "a string")
 		}
-		part := translate.Part{Type: translate.PartToolCall, ID: string(id), Name: string(name)}
+		part := translate.Part{Type: translate.PartToolCall, ID: d.str(id), Name: d.str(name)}
 		if args != nil {
-			part.Args = string(args.GetStringBytes())
+			part.Args = d.str(args.GetStringBytes())
 		}
 		if d.toolNames == nil {
 			d.toolNames = make(map[string]string)
@@ -861,7 +932,7 @@ func (d *reqDecoder) assistant(m *fastjson.Value, i int) (translate.Message, err
 // toolResult reads a tool message. Its call must come earlier, as the API
 // requires; its name is the call's.
 func (d *reqDecoder) toolResult(m *fastjson.Value, i int) (translate.Part, error) {
-	id := string(m.GetStringBytes("tool_call_id"))
+	id := d.str(m.GetStringBytes("tool_call_id"))
 	if id == "" {
 		return translate.Part{}, translate.Invalid(fmt.Sprintf("messages[%d].tool_call_id", i), "messages[%d].tool_call_id is required", i)
 	}
@@ -870,7 +941,7 @@ func (d *reqDecoder) toolResult(m *fastjson.Value, i int) (translate.Part, error
 		return translate.Part{}, translate.Invalid(fmt.Sprintf("messages[%d].tool_call_id", i),
 			"messages[%d] with role tool must answer a tool call of an earlier assistant message; no call has id %q", i, id)
 	}
-	content, err := textContent(m.Get("content"), fmt.Sprintf("messages[%d].content", i))
+	content, err := d.textContent(m.Get("content"), path{"messages", i, ".content", -1})
 	if err != nil {
 		return translate.Part{}, err
 	}

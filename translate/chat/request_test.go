@@ -189,6 +189,7 @@ func TestDecodeRequestRefusals(t *testing.T) {
 		{`{"model":"m",` + msgs + `,"max_tokens":1.5}`, "max_tokens", "max_tokens must be an integer"},
 		{`{"model":"m",` + msgs + `,"tools":[{"type":"custom","custom":{"name":"x"}}]}`, `tools[0].type "custom"`, `tools[0].type "custom" is not supported for this model: its provider speaks another wire format`},
 		{`{"model":"m",` + msgs + `,"tools":[{"type":"function","function":{}}]}`, "tools[0].function.name", "tools[0].function.name is required"},
+		{`{"model":"m",` + msgs + `,"tools":[{"type":"function","function":{"name":"f","parameters":{"a":1e}}}]}`, "tools[0].function.parameters", "tools[0].function.parameters is not valid JSON"},
 		{`{"model":"m",` + msgs + `,"tool_choice":{"type":"allowed_tools"}}`, `tool_choice.type "allowed_tools"`, `tool_choice.type "allowed_tools" is not supported for this model: its provider speaks another wire format`},
 		{`{"model":"m",` + msgs + `,"response_format":{"type":"json_schema","json_schema":{"name":"a","description":"d","schema":{}}}}`, "response_format.json_schema.description", "response_format.json_schema.description is not supported for this model: its provider speaks another wire format"},
 		{`{"model":"m",` + msgs + `,"stream_options":{"x":1}}`, "stream_options.x", "stream_options.x is not supported for this model: its provider speaks another wire format"},
