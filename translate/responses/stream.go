@@ -338,6 +338,9 @@ func (e *encoder) Encode(dst []byte, ev *translate.Event) []byte {
 			dst = append(dst, `,"param":`...)
 			dst = appendOptString(dst, ev.Err.Param)
 			dst = tail(dst)
+			// An error ends the answer: the client gets its terminal
+			// event now, whether or not an EvEnd follows.
+			dst = e.end(dst)
 		}
 	case translate.EvEnd:
 		dst = e.end(dst)

@@ -467,15 +467,22 @@ func TestEncodeStreamEnds(t *testing.T) {
 		{Type: translate.EvEnd},
 	}))
 	if inc.terminal != "response.incomplete" || inc.final.Status != "incomplete" || inc.final.IncompleteDetails.Reason != "max_output_tokens" || inc.final.OutputText() != "cut" {
-		t.Fatalf("incomplete: %+v", inc)
+		t.Fatalf("incomplete: %v %s", inc.types, inc.final.RawJSON())
 	}
+	// An error with no end after it still ends the stream, with the usage
+	// so far and the text streamed before it.
 	failed := readStream(t, encodeAll([]translate.Event{
 		{Type: translate.EvStart},
+		{Type: translate.EvUsage, Usage: translate.Usage{Input: 7}},
+		{Type: translate.EvBlockStart, Index: 0, Block: translate.Part{Type: translate.PartText}},
+		{Type: translate.EvDelta, Index: 0, Delta: translate.DeltaText, Data: []byte("par")},
 		{Type: translate.EvError, Err: &translate.Error{Status: 529, Kind: translate.ErrOverloaded, Message: "busy"}},
+		{Type: translate.EvDelta, Index: 0, Delta: translate.DeltaText, Data: []byte("tial")},
 		{Type: translate.EvEnd},
 	}))
 	if failed.terminal != "response.failed" || failed.final.Error.Message != "busy" || string(failed.final.Error.Code) != "server_error" ||
-		!reflect.DeepEqual(failed.errors, []string{"server_error: busy"}) {
-		t.Fatalf("failed: %+v", failed)
+		!reflect.DeepEqual(failed.errors, []string{"server_error: busy"}) || failed.final.OutputText() != "par" || failed.final.Usage.InputTokens != 7 ||
+		failed.types[5] != "error" || failed.text != "par" {
+		t.Fatalf("failed: %v %s", failed.types, failed.final.RawJSON())
 	}
 }
