@@ -1,6 +1,8 @@
 package chat
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -149,7 +151,7 @@ func (codec) EncodeRequest(dst []byte, r *translate.Request, upstream string) ([
 	}
 	if r.User != "" {
 		b = append(b, `,"user":`...)
-		b = translate.AppendString(b, r.User)
+		b = appendUserID(b, r.User)
 	}
 	if r.Stream {
 		// Always ask for the usage chunk: the gateway meters from it (W2.3).
@@ -435,4 +437,22 @@ func appendRaw(b []byte, s string) []byte {
 	b = translate.AppendString(b, s)
 	copy(b[start:], b[start+1:len(b)-1])
 	return b[:len(b)-2]
+}
+
+// maxUser is the longest user id OpenAI accepts ("Invalid 'user': string
+// too long … maximum length 64"); Claude Code's metadata.user_id is a
+// JSON document of about 150 characters.
+const maxUser = 64
+
+// appendUserID writes the end-user id, or, when it is longer than OpenAI
+// accepts, its SHA-256 in hex (64 characters): the same user still maps
+// to the same id, so the provider's abuse tracking keeps working.
+func appendUserID(b []byte, user string) []byte {
+	if len(user) <= maxUser {
+		return translate.AppendString(b, user)
+	}
+	sum := sha256.Sum256([]byte(user))
+	b = append(b, '"')
+	b = hex.AppendEncode(b, sum[:])
+	return append(b, '"')
 }

@@ -1,10 +1,12 @@
 package chat
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"zenmux/translate"
@@ -354,4 +356,23 @@ func TestToolChoiceOnlyWithTools(t *testing.T) {
 		t.Fatal(err)
 	}
 	jsonEqual(t, got, `{"model":"o3","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":5,"stream":true,"stream_options":{"include_usage":true}}`)
+}
+
+// OpenAI refuses a user id over 64 characters; Claude Code's
+// metadata.user_id is longer, so it travels as its SHA-256 in hex.
+func TestEncodeLongUserHashed(t *testing.T) {
+	long := strings.Repeat("u", 150)
+	for _, tc := range []struct{ user, want string }{
+		{"ada", `"ada"`},
+		{strings.Repeat("x", 64), `"` + strings.Repeat("x", 64) + `"`},
+		{long, `"` + fmt.Sprintf("%x", sha256.Sum256([]byte(long))) + `"`},
+	} {
+		b, err := Codec.EncodeRequest(nil, &translate.Request{User: tc.user, Messages: []translate.Message{{Role: translate.RoleUser, Parts: []translate.Part{{Type: translate.PartText, Text: "hi"}}}}}, "gpt-x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), `"user":`+tc.want) {
+			t.Errorf("user %q: body %s", tc.user, b)
+		}
+	}
 }
