@@ -13,7 +13,7 @@ func (codec) DecodeResponse(body []byte) (*translate.Response, error) {
 	if err != nil || v.Type() != fastjson.TypeObject {
 		return nil, &translate.Error{Status: 502, Kind: translate.ErrServer, Message: "the upstream's answer is not a JSON object"}
 	}
-	if st, _ := str(v.Get("status")); st == "failed" {
+	if peek(v.Get("status")) == "failed" {
 		return nil, failure(v.Get("error"))
 	}
 	r := &translate.Response{}
@@ -21,13 +21,13 @@ func (codec) DecodeResponse(body []byte) (*translate.Response, error) {
 	r.Model, _ = str(v.Get("model"))
 	var tools, refused bool
 	for _, it := range v.GetArray("output") {
-		typ, _ := str(it.Get("type"))
+		typ := peek(it.Get("type"))
 		switch typ {
 		case "reasoning":
 			r.Content = append(r.Content, reasoningPart(it))
 		case "message":
 			for _, c := range it.GetArray("content") {
-				switch ct, _ := str(c.Get("type")); ct {
+				switch peek(c.Get("type")) {
 				case "output_text":
 					s, _ := str(c.Get("text"))
 					r.Content = append(r.Content, translate.Part{Type: translate.PartText, Text: s})
@@ -49,8 +49,8 @@ func (codec) DecodeResponse(body []byte) (*translate.Response, error) {
 			r.Content = append(r.Content, p)
 		}
 	}
-	status, _ := str(v.Get("status"))
-	reason, _ := str(v.Get("incomplete_details", "reason"))
+	status := peek(v.Get("status"))
+	reason := peek(v.Get("incomplete_details", "reason"))
 	r.Stop = stopOf(status, reason, tools, refused)
 	if u := v.Get("usage"); u != nil && u.Type() == fastjson.TypeObject {
 		r.Usage, r.HasUsage = usageOf(u), true

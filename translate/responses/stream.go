@@ -48,8 +48,8 @@ func (d *decoder) Decode(evs []translate.Event, name string, data []byte) ([]tra
 		return evs, errNotJSON
 	}
 	typ := name
-	if t := v.GetStringBytes("type"); len(t) > 0 {
-		typ = string(t)
+	if t := peek(v.Get("type")); t != "" {
+		typ = t
 	}
 	oi := v.GetInt("output_index")
 	switch typ {
@@ -61,7 +61,7 @@ func (d *decoder) Decode(evs []translate.Event, name string, data []byte) ([]tra
 		}
 	case "response.output_item.added":
 		item := v.Get("item")
-		switch it, _ := str(item.Get("type")); it {
+		switch peek(item.Get("type")) {
 		case "function_call":
 			evs = d.openCall(evs, oi, item)
 			if args := item.GetStringBytes("arguments"); len(args) > 0 {
@@ -72,7 +72,7 @@ func (d *decoder) Decode(evs []translate.Event, name string, data []byte) ([]tra
 		}
 	case "response.content_part.added":
 		part := v.Get("part")
-		pt, _ := str(part.Get("type"))
+		pt := peek(part.Get("type"))
 		if pt != "output_text" && pt != "refusal" {
 			break
 		}
@@ -120,7 +120,7 @@ func (d *decoder) Decode(evs []translate.Event, name string, data []byte) ([]tra
 
 // partText is the text of an output_text or refusal content part.
 func partText(part *fastjson.Value) []byte {
-	if t, _ := str(part.Get("type")); t == "refusal" {
+	if peek(part.Get("type")) == "refusal" {
 		return part.GetStringBytes("refusal")
 	}
 	return part.GetStringBytes("text")
@@ -202,8 +202,7 @@ func (d *decoder) close(evs []translate.Event) []translate.Event {
 // carries: reasoning's encrypted_content, and the whole item when the
 // upstream streamed none of it.
 func (d *decoder) itemDone(evs []translate.Event, out int, item *fastjson.Value) []translate.Event {
-	it, _ := str(item.Get("type"))
-	switch it {
+	switch peek(item.Get("type")) {
 	case "message":
 		for ci, c := range item.GetArray("content") {
 			if d.isCur(out, ci) {
@@ -213,7 +212,7 @@ func (d *decoder) itemDone(evs []translate.Event, out int, item *fastjson.Value)
 			if d.known(out, ci) {
 				continue
 			}
-			pt, _ := str(c.Get("type"))
+			pt := peek(c.Get("type"))
 			if pt != "output_text" && pt != "refusal" {
 				continue
 			}
@@ -269,7 +268,7 @@ func (d *decoder) finish(evs []translate.Event, typ string, resp *fastjson.Value
 		if typ == "response.incomplete" {
 			status = "incomplete"
 		}
-		reason, _ := str(resp.Get("incomplete_details", "reason"))
+		reason := peek(resp.Get("incomplete_details", "reason"))
 		evs = append(evs, translate.Event{Type: translate.EvStop, Stop: stopOf(status, reason, d.tools, d.refused)})
 	}
 	return append(evs, translate.Event{Type: translate.EvEnd})
