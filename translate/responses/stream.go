@@ -85,20 +85,20 @@ func (d *decoder) Decode(evs []translate.Event, name string, data []byte) ([]tra
 		evs = d.delta(evs, translate.DeltaText, v.GetStringBytes("delta"))
 	case "response.content_part.done":
 		ci := v.GetInt("content_index")
-		if d.isCur(oi, ci) {
+		if d.isCur(oi, ci, translate.PartText) {
 			evs = d.fill(evs, translate.DeltaText, partText(v.Get("part")))
 			evs = d.close(evs)
 		}
 	case "response.function_call_arguments.delta":
-		if d.isCur(oi, -1) {
+		if d.isCur(oi, -1, translate.PartToolCall) {
 			evs = d.delta(evs, translate.DeltaArgs, v.GetStringBytes("delta"))
 		}
 	case "response.function_call_arguments.done":
-		if d.isCur(oi, -1) {
+		if d.isCur(oi, -1, translate.PartToolCall) {
 			evs = d.fill(evs, translate.DeltaArgs, v.GetStringBytes("arguments"))
 		}
 	case "response.reasoning_summary_part.added":
-		if d.isCur(oi, -1) && d.blocks[d.cur].sent {
+		if d.isCur(oi, -1, translate.PartThinking) && d.blocks[d.cur].sent {
 			evs = d.delta(evs, translate.DeltaThinking, summarySep)
 		}
 	case "response.reasoning_summary_text.delta", "response.reasoning_text.delta":
@@ -144,7 +144,7 @@ func (d *decoder) openCall(evs []translate.Event, out int, item *fastjson.Value)
 // ensure opens a text or thinking block whose opening event the upstream
 // left out.
 func (d *decoder) ensure(evs []translate.Event, out, content int, typ translate.PartType) []translate.Event {
-	if d.isCur(out, content) {
+	if d.isCur(out, content, typ) {
 		return evs
 	}
 	b := translate.Part{Type: typ}
@@ -154,13 +154,14 @@ func (d *decoder) ensure(evs []translate.Event, out, content int, typ translate.
 	return d.open(evs, out, content, b)
 }
 
-// isCur says whether the open block is the one at (out, content).
-func (d *decoder) isCur(out, content int) bool {
+// isCur says whether the open block is the one of type typ at (out,
+// content).
+func (d *decoder) isCur(out, content int, typ translate.PartType) bool {
 	if d.cur < 0 {
 		return false
 	}
 	b := &d.blocks[d.cur]
-	return b.out == out && b.content == content
+	return b.out == out && b.content == content && b.typ == typ
 }
 
 // known says whether a block was ever opened at (out, content).
@@ -205,7 +206,7 @@ func (d *decoder) itemDone(evs []translate.Event, out int, item *fastjson.Value)
 	switch peek(item.Get("type")) {
 	case "message":
 		for ci, c := range item.GetArray("content") {
-			if d.isCur(out, ci) {
+			if d.isCur(out, ci, translate.PartText) {
 				evs = d.close(evs)
 				continue
 			}
@@ -222,7 +223,7 @@ func (d *decoder) itemDone(evs []translate.Event, out int, item *fastjson.Value)
 			evs = d.close(evs)
 		}
 	case "function_call":
-		if !d.isCur(out, -1) {
+		if !d.isCur(out, -1, translate.PartToolCall) {
 			if d.known(out, -1) {
 				return evs
 			}
@@ -231,7 +232,7 @@ func (d *decoder) itemDone(evs []translate.Event, out int, item *fastjson.Value)
 		evs = d.fill(evs, translate.DeltaArgs, item.GetStringBytes("arguments"))
 		evs = d.close(evs)
 	case "reasoning":
-		if !d.isCur(out, -1) {
+		if !d.isCur(out, -1, translate.PartThinking) {
 			if d.known(out, -1) {
 				return evs
 			}

@@ -330,6 +330,9 @@ data: {"type":"response.completed","sequence_number":8,"response":` + resp("comp
 	if string(got) != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
+	if r := readStream(t, got); r.text != "Hi" || r.final.OutputText() != "Hi" || r.final.Usage.TotalTokens != 4 {
+		t.Fatalf("the SDK read %v %s", r.types, r.final.RawJSON())
+	}
 }
 
 // streamed is what a client builds from a stream's events.
