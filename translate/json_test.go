@@ -23,3 +23,12 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkAppendString(b *testing.B) {
+	s := "Reads a file from the local filesystem. The file_path parameter must be an absolute path, not a relative one.\n"
+	buf := make([]byte, 0, 256)
+	b.SetBytes(int64(len(s)))
+	for i := 0; i < b.N; i++ {
+		buf = AppendString(buf[:0], s)
+	}
+}
