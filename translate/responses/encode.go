@@ -3,6 +3,7 @@ package responses
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"strconv"
 
 	"zenmux/translate"
@@ -34,6 +35,14 @@ func (codec) EncodeRequest(dst []byte, r *translate.Request, upstream string) ([
 	}
 	if r.TopK != nil {
 		return dst, translate.Unsupported("top_k", Format)
+	}
+	for _, f := range [...]struct {
+		name string
+		v    *float64
+	}{{"temperature", r.Temperature}, {"top_p", r.TopP}} {
+		if f.v != nil && (math.IsNaN(*f.v) || math.IsInf(*f.v, 0)) {
+			return dst, translate.Invalid(f.name, "%s must be a finite number", f.name)
+		}
 	}
 	dst = append(dst, `{"model":`...)
 	dst = translate.AppendString(dst, upstream)

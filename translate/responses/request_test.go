@@ -2,6 +2,7 @@ package responses
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -299,6 +300,8 @@ func TestEncodeRequestUnsupported(t *testing.T) {
 		{translate.Request{Messages: []translate.Message{{Role: translate.RoleSystem, Parts: []translate.Part{{Type: translate.PartImage, URL: "u"}}}}}, "messages[0].content[0]"},
 		{translate.Request{Messages: []translate.Message{{Role: translate.RoleUser, Parts: []translate.Part{{Type: translate.PartText}, {Type: translate.PartToolCall}}}}}, "messages[0].content[1]"},
 		{translate.Request{ResponseFormat: &translate.ResponseFormat{Type: "yaml"}}, "response_format.type"},
+		{translate.Request{Temperature: ptr(math.NaN())}, "temperature"},
+		{translate.Request{TopP: ptr(math.Inf(1))}, "top_p"},
 	} {
 		_, err := Codec.EncodeRequest(nil, &c.req, "up")
 		e, ok := err.(*translate.Error)
