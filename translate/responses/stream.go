@@ -36,16 +36,15 @@ type dblock struct {
 	sent bool
 }
 
-// errNotJSON is the error of an event whose data is not JSON.
-var errNotJSON = &translate.Error{Status: 502, Kind: translate.ErrServer, Message: "the upstream sent a stream event that is not a JSON object"}
-
 func (d *decoder) Decode(evs []translate.Event, name string, data []byte) ([]translate.Event, error) {
-	if d.ended {
+	// Some OpenAI-compatible servers end with a [DONE] chat-style, or send
+	// an empty keep-alive: neither says anything.
+	if d.ended || len(data) == 0 || string(data) == "[DONE]" {
 		return evs, nil
 	}
 	v, err := d.p.ParseBytes(data)
 	if err != nil || v.Type() != fastjson.TypeObject {
-		return evs, errNotJSON
+		return evs, &translate.Error{Status: 502, Kind: translate.ErrServer, Message: "the upstream sent a stream event that is not a JSON object"}
 	}
 	typ := name
 	if t := peek(v.Get("type")); t != "" {

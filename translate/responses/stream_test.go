@@ -247,6 +247,11 @@ data: {"type":"error","code":"rate_limit_exceeded","message":"slow","param":null
 	if _, err := Codec.NewDecoder().Decode(nil, "", []byte("not json")); err == nil {
 		t.Fatal("data that is not JSON decoded")
 	}
+	for _, data := range []string{"", "[DONE]"} {
+		if evs, err := Codec.NewDecoder().Decode(nil, "", []byte(data)); err != nil || len(evs) != 0 {
+			t.Fatalf("%q: %v %v", data, evs, err)
+		}
+	}
 }
 
 // events is a neutral stream with every block type, as another format's
