@@ -1,6 +1,8 @@
 package responses
 
 import (
+	"math"
+
 	"github.com/valyala/fastjson"
 
 	"zenmux/translate"
@@ -99,16 +101,36 @@ func stopOf(status, reason string, tools, refused bool) translate.StopReason {
 // usageOf reads a usage object; Input leaves out the cached and
 // cache-written tokens OpenAI counts inside input_tokens (W5).
 func usageOf(u *fastjson.Value) translate.Usage {
-	in := u.GetInt64("input_tokens")
-	read := u.GetInt64("input_tokens_details", "cached_tokens")
-	write := u.GetInt64("input_tokens_details", "cache_write_tokens")
+	in := count(u.Get("input_tokens"))
+	read := count(u.Get("input_tokens_details", "cached_tokens"))
+	write := count(u.Get("input_tokens_details", "cache_write_tokens"))
 	return translate.Usage{
 		Input:      max(in-read-write, 0),
 		CacheRead:  read,
 		CacheWrite: write,
-		Output:     u.GetInt64("output_tokens"),
-		Reasoning:  u.GetInt64("output_tokens_details", "reasoning_tokens"),
+		Output:     count(u.Get("output_tokens")),
+		Reasoning:  count(u.Get("output_tokens_details", "reasoning_tokens")),
 	}
+}
+
+// maxCount bounds a token count read from an upstream (W5).
+const maxCount = 1 << 40
+
+// count reads a token count as the gateway meters it (W5): a number, even
+// one written as a float (11.0, 1e3), within [0, maxCount]; anything else
+// is 0.
+func count(v *fastjson.Value) int64 {
+	if v == nil || v.Type() != fastjson.TypeNumber {
+		return 0
+	}
+	if n, err := v.Int64(); err == nil {
+		return min(max(n, 0), maxCount)
+	}
+	f, err := v.Float64()
+	if err != nil || math.IsNaN(f) || f <= 0 {
+		return 0
+	}
+	return int64(min(f, maxCount))
 }
 
 // failure is the error of a failed response (or a stream's error).

@@ -186,3 +186,14 @@ func TestSDKParsesResponse(t *testing.T) {
 		t.Fatalf("usage %+v", u)
 	}
 }
+
+func TestDecodeUsageCounts(t *testing.T) {
+	r, err := Codec.DecodeResponse([]byte(`{"status":"completed","output":[],"usage":{"input_tokens":11.0,"input_tokens_details":{"cached_tokens":"5","cache_write_tokens":-3},
+		"output_tokens":1e3,"output_tokens_details":{"reasoning_tokens":1e300}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (translate.Usage{Input: 11, Output: 1000, Reasoning: maxCount}); r.Usage != want {
+		t.Fatalf("usage %+v, want %+v", r.Usage, want)
+	}
+}
