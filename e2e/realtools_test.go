@@ -912,10 +912,17 @@ plans = ["pro"]
 		if err := os.MkdirAll(codexHome, 0o700); err != nil {
 			t.Fatal(err)
 		}
+		// OpenAI's hosted web search runs only on OpenAI: on a model
+		// another provider serves, Codex is told to leave it out
+		// (docs/wire.md W6.2); the gateway refuses it naming the field.
+		webSearch := ""
+		if !same {
+			webSearch = `web_search = "disabled"` + "\n"
+		}
 		cfg := fmt.Sprintf(`model = %q
 model_provider = "zenmux"
 check_for_update_on_startup = false
-
+%s
 %s
 [analytics]
 enabled = false
@@ -928,7 +935,7 @@ wire_api = "responses"
 request_max_retries = 0
 stream_max_retries = 0
 supports_websockets = false
-`, codex.model, os.Getenv("ZENMUX_REALTOOLS_CODEX_CONFIG"), gateway)
+`, codex.model, webSearch, os.Getenv("ZENMUX_REALTOOLS_CODEX_CONFIG"), gateway)
 		if err := os.WriteFile(filepath.Join(codexHome, "config.toml"), []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}

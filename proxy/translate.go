@@ -135,7 +135,7 @@ func (s *Server) translation(f, up Format, body []byte, req **translate.Request,
 		return nil, translate.AsError(err)
 	}
 	x.body = b
-	x.opts = translate.EncoderOptions{Model: model, ID: id, IncludeUsage: (*req).IncludeUsage, Created: now / 1_000_000_000}
+	x.opts = translate.EncoderOptions{Model: model, ID: id, IncludeUsage: (*req).IncludeUsage, Created: now / 1_000_000_000, Namespaces: (*req).Namespaces}
 	return x, nil
 }
 

@@ -153,6 +153,27 @@ type Request struct {
 	// User is an end-user id for the provider's abuse tracking (OpenAI
 	// user or safety_identifier, Anthropic metadata.user_id).
 	User string
+	// Namespaces are the Responses namespace tools the client declared
+	// (Codex's multi_agent_v1): their functions travel as tools named
+	// namespace + NamespaceSep + name, and a call of one goes back to the
+	// client under its namespace.
+	Namespaces []string
+}
+
+// NamespaceSep joins a namespace and a function's name into one tool name
+// every format accepts (letters, digits, _ and -).
+const NamespaceSep = "__"
+
+// SplitNamespace returns the namespace of a tool name that starts with
+// one of namespaces and NamespaceSep, and the function's own name; else
+// "" and name.
+func SplitNamespace(namespaces []string, name string) (ns, fn string) {
+	for _, n := range namespaces {
+		if len(name) > len(n)+len(NamespaceSep) && name[:len(n)] == n && name[len(n):len(n)+len(NamespaceSep)] == NamespaceSep {
+			return n, name[len(n)+len(NamespaceSep):]
+		}
+	}
+	return "", name
 }
 
 // StopReason is why generation ended.
@@ -265,6 +286,8 @@ type EncoderOptions struct {
 	ID string
 	// IncludeUsage: see Request.IncludeUsage.
 	IncludeUsage bool
+	// Namespaces: see Request.Namespaces.
+	Namespaces []string
 	// Created is the answer's creation time in Unix seconds (the caller's
 	// clock: the package reads none).
 	Created int64

@@ -1,6 +1,7 @@
 package responses
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -20,10 +21,15 @@ func refuse(field, why string) *translate.Error {
 // unsupportedTool is the one place deciding what becomes of a tool that is
 // not a function: OpenAI's built-in tools (web_search, file_search,
 // code_interpreter, computer_use, image_generation, mcp, local_shell,
-// shell, apply_patch), custom (free-form) tools and namespaces run inside
-// OpenAI or need its grammar, and no other upstream can run them.
+// shell, apply_patch) and custom (free-form) tools run inside OpenAI or
+// need its grammar, and no other upstream can run them. (Namespaces are
+// flattened into function tools: see namespace.)
 func unsupportedTool(field, typ string) *translate.Error {
-	return refuse(field, strconv.Quote(typ)+" tools run only on OpenAI; send function tools")
+	why := strconv.Quote(typ) + " tools run only on OpenAI; send function tools"
+	if typ == "web_search" {
+		why += ` (Codex: web_search = "disabled" in config.toml for this model)`
+	}
+	return refuse(field, why)
 }
 
 func (codec) DecodeRequest(body []byte) (*translate.Request, error) {
@@ -275,28 +281,71 @@ func (d *reqDecoder) tools(v *fastjson.Value) error {
 		if typ == "" {
 			return translate.Invalid(at.String()+".type", "%s.type is required", at)
 		}
+		if typ == "namespace" {
+			if err := d.namespace(at, t); err != nil {
+				return err
+			}
+			continue
+		}
 		if typ != "function" {
 			return unsupportedTool(at.String()+".type", string(typ))
 		}
-		name, ok := str(t.Get("name"))
-		if !ok || name == "" {
-			return translate.Invalid(at.String()+".name", "%s.name is required", at)
-		}
-		tool := translate.Tool{Name: name}
-		if dv := t.Get("description"); dv != nil && !isNull(dv) {
-			if tool.Description, ok = str(dv); !ok {
-				return translate.Invalid(at.String()+".description", "%s.description must be a string", at)
-			}
-		}
-		if pv := t.Get("parameters"); pv != nil && !isNull(pv) {
-			if pv.Type() != fastjson.TypeObject {
-				return translate.Invalid(at.String()+".parameters", "%s.parameters must be a JSON Schema object", at)
-			}
-			tool.Schema = marshal(pv)
+		tool, err := functionTool(at.String(), t, "")
+		if err != nil {
+			return err
 		}
 		d.r.Tools = append(d.r.Tools, tool)
 	}
 	return nil
+}
+
+// namespace flattens a namespace tool (Codex's multi_agent_v1): each of
+// its functions becomes a tool named namespace + NamespaceSep + name, so
+// an upstream of any format can call it; the answer's call goes back
+// under its namespace (translate.SplitNamespace).
+func (d *reqDecoder) namespace(at path, t *fastjson.Value) error {
+	ns, ok := str(t.Get("name"))
+	if !ok || ns == "" {
+		return translate.Invalid(at.String()+".name", "%s.name is required", at)
+	}
+	inner := t.GetArray("tools")
+	for j, it := range inner {
+		field := fmt.Sprintf("%s.tools[%d]", at, j)
+		if it.Type() != fastjson.TypeObject {
+			return translate.Invalid(field, "%s must be an object", field)
+		}
+		if typ := peek(it.Get("type")); typ != "function" {
+			return unsupportedTool(field+".type", string(typ))
+		}
+		tool, err := functionTool(field, it, ns+translate.NamespaceSep)
+		if err != nil {
+			return err
+		}
+		d.r.Tools = append(d.r.Tools, tool)
+	}
+	d.r.Namespaces = append(d.r.Namespaces, ns)
+	return nil
+}
+
+// functionTool reads a function tool at field, its name prefixed.
+func functionTool(field string, t *fastjson.Value, prefix string) (translate.Tool, error) {
+	name, ok := str(t.Get("name"))
+	if !ok || name == "" {
+		return translate.Tool{}, translate.Invalid(field+".name", "%s.name is required", field)
+	}
+	tool := translate.Tool{Name: prefix + name}
+	if dv := t.Get("description"); dv != nil && !isNull(dv) {
+		if tool.Description, ok = str(dv); !ok {
+			return translate.Tool{}, translate.Invalid(field+".description", "%s.description must be a string", field)
+		}
+	}
+	if pv := t.Get("parameters"); pv != nil && !isNull(pv) {
+		if pv.Type() != fastjson.TypeObject {
+			return translate.Tool{}, translate.Invalid(field+".parameters", "%s.parameters must be a JSON Schema object", field)
+		}
+		tool.Schema = marshal(pv)
+	}
+	return tool, nil
 }
 
 func (d *reqDecoder) toolChoice(v *fastjson.Value) error {
@@ -588,8 +637,13 @@ func imagePart(at path, u string) (translate.Part, error) {
 }
 
 func (d *reqDecoder) functionCall(at path, it *fastjson.Value) error {
-	if ns := it.Get("namespace"); ns != nil && !isNull(ns) {
-		return unsupportedTool(at.String()+".namespace", "namespace")
+	prefix := ""
+	if nv := it.Get("namespace"); nv != nil && !isNull(nv) {
+		ns, ok := str(nv)
+		if !ok || ns == "" {
+			return translate.Invalid(at.String()+".namespace", "%s.namespace must be a non-empty string", at)
+		}
+		prefix = ns + translate.NamespaceSep
 	}
 	id, ok := str(it.Get("call_id"))
 	if !ok || id == "" {
@@ -607,7 +661,7 @@ func (d *reqDecoder) functionCall(at path, it *fastjson.Value) error {
 		args = "{}"
 	}
 	m := d.last(translate.RoleAssistant, false)
-	m.Parts = append(m.Parts, translate.Part{Type: translate.PartToolCall, ID: id, Name: name, Args: args})
+	m.Parts = append(m.Parts, translate.Part{Type: translate.PartToolCall, ID: id, Name: prefix + name, Args: args})
 	return nil
 }
 

@@ -168,7 +168,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{`{"model":"m","input":"x","include":["message.output_text.logprobs"]}`, "include", "not supported"},
 		{`{"model":"m","input":"x","frobnicate":1}`, "frobnicate", "unknown parameter"},
 		{`{"model":"m","input":"x","tools":[{"type":"function","name":"f"},{"type":"web_search","external_web_access":false}]}`, "tools[1].type", `"web_search" tools`},
-		{`{"model":"m","input":"x","tools":[{"type":"namespace","name":"multi_agent_v1"}]}`, "tools[0].type", `"namespace" tools`},
+		{`{"model":"m","input":"x","tools":[{"type":"namespace","name":"ns","tools":[{"type":"custom","name":"g"}]}]}`, "tools[0].tools[0].type", `"custom" tools`},
 		{`{"model":"m","input":"x","tools":[{"type":"function"}]}`, "tools[0].name", "required"},
 		{`{"model":"m","input":"x","tool_choice":{"type":"allowed_tools","tools":[]}}`, "tool_choice.type", "not supported"},
 		{`{"model":"m","input":"x","tool_choice":{"type":"web_search_preview"}}`, "tool_choice.type", "not supported"},
@@ -181,7 +181,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{`{"model":"m","input":[{"role":"user","content":[{"type":"input_image","image_url":"data:image/png,abc"}]}]}`, "input[0].content[0].image_url", "base64"},
 		{`{"model":"m","input":[{"role":"assistant","content":[{"type":"input_image","image_url":"https://x"}]}]}`, "input[0].content[0].type", "only a user message"},
 		{`{"model":"m","input":[{"type":"function_call","name":"f","arguments":"{}"}]}`, "input[0].call_id", "required"},
-		{`{"model":"m","input":[{"type":"function_call","call_id":"c","name":"f","arguments":"{}","namespace":"ns"}]}`, "input[0].namespace", "not supported"},
+		{`{"model":"m","input":[{"type":"function_call","call_id":"c","name":"f","arguments":"{}","namespace":""}]}`, "input[0].namespace", "non-empty"},
 		{`{"model":"m","input":[{"type":"function_call_output","call_id":"c"}]}`, "input[0].output", "required"},
 		{`{"model":"m","input":[{"type":"reasoning","summary":[{"type":"x"}]}]}`, "input[0].summary[0]", "summary_text"},
 		{`{"model":"m","input":"x","max_output_tokens":0}`, "max_output_tokens", "positive integer"},
@@ -308,5 +308,48 @@ func TestEncodeRequestUnsupported(t *testing.T) {
 		if !ok || e.Status != 400 || e.Param != c.param {
 			t.Errorf("%+v: got %v, want a 400 naming %s", c.req, err, c.param)
 		}
+	}
+}
+
+// Codex's namespace tools (multi_agent_v1) reach any upstream as function
+// tools named namespace__name; a call of one, in the history or in the
+// answer, is written back under its namespace.
+func TestNamespaceToolsFlattened(t *testing.T) {
+	body := `{"model":"m","input":[{"role":"user","content":"go"},{"type":"function_call","call_id":"c1","name":"spawn_agent","namespace":"multi_agent_v1","arguments":"{}"},{"type":"function_call_output","call_id":"c1","output":"ok"}],` +
+		`"tools":[{"type":"function","name":"exec_command","parameters":{"type":"object"}},{"type":"namespace","name":"multi_agent_v1","description":"agents","tools":[{"type":"function","name":"spawn_agent","description":"spawn","parameters":{"type":"object","properties":{}}}]}]}`
+	r, err := Codec.DecodeRequest([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Tools) != 2 || r.Tools[1].Name != "multi_agent_v1__spawn_agent" || r.Tools[1].Description != "spawn" || len(r.Namespaces) != 1 || r.Namespaces[0] != "multi_agent_v1" {
+		t.Fatalf("tools %+v namespaces %v", r.Tools, r.Namespaces)
+	}
+	if call := r.Messages[1].Parts[0]; call.Name != "multi_agent_v1__spawn_agent" {
+		t.Fatalf("history call %+v", call)
+	}
+	resp := &translate.Response{ID: "r", Content: []translate.Part{{Type: translate.PartToolCall, ID: "c2", Name: "multi_agent_v1__spawn_agent", Args: `{"task":"x"}`}, {Type: translate.PartToolCall, ID: "c3", Name: "exec_command", Args: "{}"}}, Stop: translate.StopToolUse}
+	out := Codec.EncodeResponse(nil, resp, translate.EncoderOptions{Model: "m", ID: "r", Namespaces: r.Namespaces})
+	var got struct {
+		Output []struct{ Name, Namespace string } `json:"output"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Output) != 2 || got.Output[0].Name != "spawn_agent" || got.Output[0].Namespace != "multi_agent_v1" || got.Output[1].Name != "exec_command" || got.Output[1].Namespace != "" {
+		t.Fatalf("answer %s", out)
+	}
+	enc := Codec.NewEncoder(translate.EncoderOptions{Model: "m", ID: "r", Namespaces: r.Namespaces})
+	var sse []byte
+	for _, ev := range []translate.Event{
+		{Type: translate.EvBlockStart, Index: 0, Block: translate.Part{Type: translate.PartToolCall, ID: "c2", Name: "multi_agent_v1__spawn_agent"}},
+		{Type: translate.EvDelta, Index: 0, Delta: translate.DeltaArgs, Data: []byte(`{}`)},
+		{Type: translate.EvBlockStop, Index: 0},
+		{Type: translate.EvStop, Stop: translate.StopToolUse},
+		{Type: translate.EvEnd},
+	} {
+		sse = enc.Encode(sse, &ev)
+	}
+	if n := strings.Count(string(sse), `"name":"spawn_agent","namespace":"multi_agent_v1"`); n != 3 || strings.Contains(string(sse), "multi_agent_v1__") {
+		t.Fatalf("stream names the call %d times with its namespace:\n%s", n, sse)
 	}
 }

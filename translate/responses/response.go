@@ -206,7 +206,7 @@ func (codec) EncodeResponse(dst []byte, r *translate.Response, o translate.Encod
 		case translate.PartText:
 			out = appendMessageItem(out, items, n, statusCompleted, p.Text, true)
 		case translate.PartToolCall:
-			out = appendCallItem(out, items, n, statusCompleted, p.ID, p.Name, p.Args)
+			out = appendCallItem(out, items, n, statusCompleted, p.ID, p.Name, p.Args, o.Namespaces)
 		default:
 			out = appendReasoningItem(out, items, n, p.Text, carriedSignature(p.Type, p.Origin, p.Signature), true)
 		}
@@ -279,7 +279,11 @@ func appendReasoningItem(dst []byte, id string, n int, text, enc string, done bo
 	return append(dst, `,"status":"in_progress"}`...)
 }
 
-func appendCallItem(dst []byte, id string, n int, status, callID, name, args string) []byte {
+// appendCallItem writes a function_call item; a name that carries one of
+// the request's namespaces (translate.SplitNamespace) is written as the
+// function's own name with its namespace.
+func appendCallItem(dst []byte, id string, n int, status, callID, name, args string, namespaces []string) []byte {
+	ns, name := translate.SplitNamespace(namespaces, name)
 	dst = append(dst, `{"id":`...)
 	dst = itemID(dst, "fc", id, n)
 	dst = append(dst, `,"type":"function_call","status":"`...)
@@ -290,6 +294,10 @@ func appendCallItem(dst []byte, id string, n int, status, callID, name, args str
 	dst = translate.AppendString(dst, callID)
 	dst = append(dst, `,"name":`...)
 	dst = translate.AppendString(dst, name)
+	if ns != "" {
+		dst = append(dst, `,"namespace":`...)
+		dst = translate.AppendString(dst, ns)
+	}
 	return append(dst, '}')
 }
 

@@ -135,7 +135,7 @@ func TestEncodeResponseRoundTrip(t *testing.T) {
 		case translate.PartText:
 			input = appendMessageItem(input, "x", i, statusCompleted, p.Text, true)
 		case translate.PartToolCall:
-			input = appendCallItem(input, "x", i, statusCompleted, p.ID, p.Name, p.Args)
+			input = appendCallItem(input, "x", i, statusCompleted, p.ID, p.Name, p.Args, nil)
 		}
 	}
 	input = append(input, "]}"...)

@@ -428,7 +428,7 @@ func (e *encoder) blockStart(dst []byte, ev *translate.Event) []byte {
 		dst = append(dst, `,"content_index":0,"part":`...)
 		dst = appendTextPart(dst, "")
 	case translate.PartToolCall:
-		dst = appendCallItem(dst, e.items, b.out, statusInProgress, b.callID, b.name, "")
+		dst = appendCallItem(dst, e.items, b.out, statusInProgress, b.callID, b.name, "", e.o.Namespaces)
 	default:
 		dst = appendReasoningItem(dst, e.items, b.out, "", "", false)
 	}
@@ -497,7 +497,8 @@ func (e *encoder) blockStop(dst []byte, b *eblock) []byte {
 	case translate.PartToolCall:
 		dst = e.itemHead(dst, "response.function_call_arguments.done", b)
 		dst = append(dst, `,"name":`...)
-		dst = translate.AppendString(dst, b.name)
+		_, fn := translate.SplitNamespace(e.o.Namespaces, b.name)
+		dst = translate.AppendString(dst, fn)
 		dst = append(dst, `,"arguments":`...)
 		dst = translate.AppendString(dst, text)
 		dst = tail(dst)
@@ -522,7 +523,7 @@ func (e *encoder) blockStop(dst []byte, b *eblock) []byte {
 	case translate.PartText:
 		e.output = appendMessageItem(e.output, e.items, b.out, statusCompleted, text, true)
 	case translate.PartToolCall:
-		e.output = appendCallItem(e.output, e.items, b.out, statusCompleted, b.callID, b.name, text)
+		e.output = appendCallItem(e.output, e.items, b.out, statusCompleted, b.callID, b.name, text, e.o.Namespaces)
 	default:
 		e.output = appendReasoningItem(e.output, e.items, b.out, text, carriedSignature(b.typ, b.origin, string(b.sig)), true)
 	}
