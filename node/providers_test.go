@@ -153,7 +153,7 @@ upstream = "echo"
 			{Provider: "openrouter", Upstream: "deepseek/deepseek-chat"}, {Provider: "openrouter-backup", Upstream: "deepseek/deepseek-chat"}},
 		"baidu/ernie-x1.1-preview": {{Provider: "openrouter", Upstream: "baidu/ernie-x1.1-preview"},
 			{Provider: "openrouter-backup", Upstream: "baidu/ernie-x1.1-preview"}},
-		"openai/gpt-5.4": {{Provider: "openrouter", Upstream: "openai/gpt-5.4"}, {Provider: "openrouter-backup", Upstream: "openai/gpt-5.4"}},
+		"openai/gpt-5.4":             {{Provider: "openrouter", Upstream: "openai/gpt-5.4"}, {Provider: "openrouter-backup", Upstream: "openai/gpt-5.4"}},
 		"anthropic/claude-haiku-4.5": {{Provider: "echo", Upstream: "echo"}},
 		ledger.EchoModelID:           {{Provider: "echo", Upstream: "echo"}},
 	} {
