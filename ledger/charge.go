@@ -189,12 +189,9 @@ func (l *Ledger) applyCharge(c *Charge, now int64, retry bool) ChargeResult {
 	}
 	a.lastDayTot.add(c, flows, price.MicroUSD)
 	l.markTotals(a.lastDayTot, "day/", a.ID, a.lastDay)
-	if k := l.keys[c.KeyID]; k != nil && k.AccountID == a.ID {
-		minute := now - now%int64(time.Minute)
-		if k.LastUsedAt != minute {
-			k.LastUsedAt = minute
-			l.markKey(k.ID)
-		}
+	l.touchKey(a, c.KeyID, now)
+	if c.ViaExtra { // the pay-as-you-go key Extra Usage billed was used too (E2)
+		l.touchKey(a, a.ExtraKeyID, now)
 	}
 	l.markAccount(a)
 	status := c.Status
@@ -241,4 +238,19 @@ func (l *Ledger) chargeWindows(a *Account, now, admittedAt, flows int64) {
 		a.Monthly = Window{StartedAt: start, ResetsAt: end}
 	}
 	a.Monthly.UsedMicroFlows = satAdd(a.Monthly.UsedMicroFlows, flows)
+}
+
+// touchKey records that the account's key id was used at now, to the
+// minute (K4), and never before the key's creation: a key made at
+// 12:00:30 and used at once shows 12:00:30, not 12:00:00.
+func (l *Ledger) touchKey(a *Account, id string, now int64) {
+	k := l.keys[id]
+	if k == nil || k.AccountID != a.ID {
+		return
+	}
+	at := max(now-now%int64(time.Minute), k.CreatedAt)
+	if k.LastUsedAt != at {
+		k.LastUsedAt = at
+		l.markKey(k.ID)
+	}
 }

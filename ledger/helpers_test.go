@@ -218,3 +218,17 @@ func (w memWriter) scan(fn func(k, v []byte) error) error {
 	}
 	return nil
 }
+
+// keysOf is the account's keys as their JSON views.
+func (f *fixture) keysOf(acct string) []map[string]any {
+	f.t.Helper()
+	keys, err := f.l.Keys(acct)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out := make([]map[string]any, len(keys))
+	for i := range keys {
+		out[i] = asMap(f.t, keys[i])
+	}
+	return out
+}

@@ -320,6 +320,12 @@ func TestE_ExtraUsage(t *testing.T) {
 	u := f.usage(acct)
 	expect(t, u, "window_5h.used_flows", "5", "extra_usage.spent_usd", "0.06566")
 	expect(t, f.acct(acct), "balance_usd", "-0.01566", "extra_usage.spent_usd", "0.06566")
+	// The pay-as-you-go key Extra Usage billed shows its use (K4, E2).
+	for _, k := range f.keysOf(acct) {
+		if k["kind"] == KindPayg && k["last_used_at"] == nil {
+			t.Errorf("the Extra Usage key has no last_used_at: %v", k)
+		}
+	}
 	ad, _ = f.l.Admit(key, EchoModelID, f.now)
 	if !errors.Is(ad.BillingErr, ErrQuotaExceeded) {
 		t.Fatalf("balance below 0: %+v", ad.BillingErr)
@@ -572,6 +578,16 @@ func TestK_Keys(t *testing.T) {
 	f.charge(acct, key, 1, BillingSubscription)
 	keys, _ := f.l.Keys(acct)
 	expect(t, asMap(t, keys[0]), "last_used_at", "2026-04-01T00:01:00Z", "last4", "abcd", "kind", "subscription")
+	// A key used in the minute it was made shows its creation, never a
+	// last use before it (K4).
+	f.advance(15 * time.Second)
+	fresh := f.key(acct, KindSubscription)
+	f.charge(acct, fresh, 1, BillingSubscription)
+	for _, k := range f.keysOf(acct) {
+		if k["id"] == f.keyID(fresh) && (k["last_used_at"] != k["created_at"] || k["created_at"] != "2026-04-01T00:01:45Z") {
+			t.Errorf("a key used in its first minute: %v", k)
+		}
+	}
 	newHash := HashSecret("rotated")
 	f.must(&RotateKey{KeyID: kid, Hash: newHash, Last4: "1234"})
 	if _, err := f.l.Admit(key, EchoModelID, f.now); !errors.Is(err, ErrInvalidAPIKey) {

@@ -66,7 +66,7 @@ func (l *LeaseLimiter) Take(key string, rpm, burst, _ int64) Decision {
 		l.c.release(key, b) // the plan changed: the old lease's size no longer applies
 		b.state.rpm, b.state.burst = rpm, burst
 	}
-	d := Decision{Limit: rpm}
+	d := Decision{Limit: burst}
 	if b.amount == 0 {
 		res, err := l.lessor.Lease(key, l.leaseSize(rpm, burst), rpm, burst)
 		if err != nil {
@@ -82,7 +82,9 @@ func (l *LeaseLimiter) Take(key string, rpm, burst, _ int64) Decision {
 	}
 	b.amount--
 	d.Allowed = true
-	d.Remaining = b.amount + b.state.remaining
+	// What this node holds plus what the bucket had left when it last
+	// said: never shown above the capacity the limit header names.
+	d.Remaining = min(b.amount+b.state.remaining, burst)
 	return d
 }
 

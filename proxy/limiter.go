@@ -41,7 +41,7 @@ func NewLimiter() *Limiter {
 // Decision is one Take's answer, with what the x-ratelimit headers show.
 type Decision struct {
 	Allowed   bool
-	Limit     int64         // requests per minute
+	Limit     int64         // the bucket's capacity (burst): Remaining never exceeds it
 	Remaining int64         // whole requests left in the bucket now
 	Reset     time.Duration // until one more request is available
 	// Unavailable: the cluster's bucket could not be reached (an
@@ -64,7 +64,7 @@ func (l *Limiter) Take(key string, rpm, burst int64, now int64) Decision {
 	}
 	g := ledger.GCRA{RPM: rpm, Burst: burst}.Take(*tat, now, 1)
 	*tat = g.TAT
-	return Decision{Allowed: g.Granted == 1, Limit: rpm, Remaining: g.Remaining, Reset: time.Duration(g.Wait)}
+	return Decision{Allowed: g.Granted == 1, Limit: burst, Remaining: g.Remaining, Reset: time.Duration(g.Wait)}
 }
 
 // sweep drops buckets that have refilled completely (they carry no

@@ -290,8 +290,10 @@ func TestQ8RateBucket(t *testing.T) {
 		r := limChat(t, g, key, ledger.EchoModelID)
 		limWantOK(t, r, "subscription")
 		ok++
-		if got := r.Header.Get("x-ratelimit-limit-requests"); got != "10" {
-			t.Errorf("request %d: x-ratelimit-limit-requests %q, want 10", i, got)
+		// The limit is the bucket's capacity, so remaining never
+		// exceeds it (both describe the same bucket).
+		if got := r.Header.Get("x-ratelimit-limit-requests"); got != "15" {
+			t.Errorf("request %d: x-ratelimit-limit-requests %q, want 15 (the burst)", i, got)
 		}
 		if got := r.Header.Get("x-ratelimit-remaining-requests"); got != strconv.Itoa(15-i) {
 			t.Errorf("request %d: x-ratelimit-remaining-requests %q, want %d", i, got, 15-i)
@@ -303,8 +305,8 @@ func TestQ8RateBucket(t *testing.T) {
 		if n := limRetryAfter(t, r); n != 6 { // 60 s / 10 rpm
 			t.Errorf("Retry-After %d, want 6", n)
 		}
-		if got := r.Header.Get("x-ratelimit-limit-requests"); got != "10" {
-			t.Errorf("429: x-ratelimit-limit-requests %q, want 10", got)
+		if got := r.Header.Get("x-ratelimit-limit-requests"); got != "15" {
+			t.Errorf("429: x-ratelimit-limit-requests %q, want 15", got)
 		}
 		if got := r.Header.Get("x-ratelimit-remaining-requests"); got != "0" {
 			t.Errorf("429: x-ratelimit-remaining-requests %q, want 0", got)
@@ -364,8 +366,8 @@ func TestCountTokensOwnBucket(t *testing.T) {
 		if r.Status != 200 {
 			t.Fatalf("count_tokens %d: %s", i, r)
 		}
-		if got := r.Header.Get("anthropic-ratelimit-requests-limit"); got != "100" {
-			t.Errorf("count_tokens %d: anthropic-ratelimit-requests-limit %q, want 100", i, got)
+		if got := r.Header.Get("anthropic-ratelimit-requests-limit"); got != "20" {
+			t.Errorf("count_tokens %d: anthropic-ratelimit-requests-limit %q, want 20 (the burst)", i, got)
 		}
 		if got := r.Header.Get("anthropic-ratelimit-requests-remaining"); got != strconv.Itoa(20-i) {
 			t.Errorf("count_tokens %d: anthropic-ratelimit-requests-remaining %q, want %d", i, got, 20-i)
