@@ -9,28 +9,28 @@ import (
 
 const maxAccounts = 10_000_000
 
-func (c *CreateAccount) apply(l *Ledger, now int64) (accountView, error) {
+func (c *CreateAccount) apply(l *Ledger, now int64) (AccountView, error) {
 	email := strings.ToLower(strings.TrimSpace(c.Email))
 	if !validID(c.ID) {
-		return accountView{}, invalid("bad account id")
+		return AccountView{}, invalid("bad account id")
 	}
 	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > 254 {
-		return accountView{}, invalid("email %q is not a valid address", c.Email)
+		return AccountView{}, invalid("email %q is not a valid address", c.Email)
 	}
 	if len(c.Name) > 200 {
-		return accountView{}, invalid("name is longer than 200 characters")
+		return AccountView{}, invalid("name is longer than 200 characters")
 	}
 	if a := l.accounts[c.ID]; a != nil {
 		if a.Email == email && a.Name == c.Name {
 			return l.accountView(a, now), nil // a retried command: same answer
 		}
-		return accountView{}, conflict("account %q exists", c.ID)
+		return AccountView{}, conflict("account %q exists", c.ID)
 	}
 	if _, dup := l.emails[email]; dup {
-		return accountView{}, conflict("an account with email %q exists", email)
+		return AccountView{}, conflict("an account with email %q exists", email)
 	}
 	if len(l.accounts) >= maxAccounts {
-		return accountView{}, conflict("account limit reached")
+		return AccountView{}, conflict("account limit reached")
 	}
 	a := &Account{
 		ID: c.ID, Email: email, Name: c.Name, CreatedAt: now, Plan: PlanFree,
@@ -42,27 +42,27 @@ func (c *CreateAccount) apply(l *Ledger, now int64) (accountView, error) {
 	return l.accountView(a, now), nil
 }
 
-func (c *SetFlowValue) apply(l *Ledger, now int64) (accountView, error) {
+func (c *SetFlowValue) apply(l *Ledger, now int64) (AccountView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return accountView{}, err
+		return AccountView{}, err
 	}
 	m := c.MultiplierPPM
 	switch c.Tier {
 	case TierStandard:
 		if m != micro {
-			return accountView{}, invalid("the standard tier's multiplier is 1")
+			return AccountView{}, invalid("the standard tier's multiplier is 1")
 		}
 	case TierInsider:
 		if m <= micro || m > MaxMultiplierPPM {
-			return accountView{}, invalid("an insider multiplier must be above 1 and at most 10")
+			return AccountView{}, invalid("an insider multiplier must be above 1 and at most 10")
 		}
 	case TierAbuse:
 		if m >= micro || m < MinMultiplierPPM {
-			return accountView{}, invalid("an abuse multiplier must be below 1 and at least 0.01")
+			return AccountView{}, invalid("an abuse multiplier must be below 1 and at least 0.01")
 		}
 	default:
-		return accountView{}, invalid("tier must be standard, insider or abuse")
+		return AccountView{}, invalid("tier must be standard, insider or abuse")
 	}
 	l.settle(a, now)
 	a.Tier, a.MultiplierPPM = c.Tier, m
@@ -162,24 +162,24 @@ func (l *Ledger) paidPlan(id string) (*Plan, error) {
 	return p, nil
 }
 
-func (c *Subscribe) apply(l *Ledger, now int64) (subscriptionView, error) {
+func (c *Subscribe) apply(l *Ledger, now int64) (SubscriptionView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return subscriptionView{}, err
+		return SubscriptionView{}, err
 	}
 	p, err := l.paidPlan(c.Plan)
 	if err != nil {
-		return subscriptionView{}, err
+		return SubscriptionView{}, err
 	}
 	if p.PriceMicroUSD == 0 {
-		return subscriptionView{}, invalid("plan %q is free: nothing to subscribe to", p.ID)
+		return SubscriptionView{}, invalid("plan %q is free: nothing to subscribe to", p.ID)
 	}
 	l.settle(a, now)
 	if a.paid() {
-		return subscriptionView{}, conflict("account is already on %q; use subscription/change", a.Plan)
+		return SubscriptionView{}, conflict("account is already on %q; use subscription/change", a.Plan)
 	}
 	if a.PendingRefund != "" {
-		return subscriptionView{}, conflict("a refund is processing for this account")
+		return SubscriptionView{}, conflict("a refund is processing for this account")
 	}
 	a.Plan = p.ID
 	a.Sub = Subscription{
@@ -211,18 +211,18 @@ func upgradeCharge(oldPrice, newPrice, cycleStart, cycleEnd, now int64) int64 {
 	return int64(cents) * centMicroUSD
 }
 
-func (c *ChangePlan) apply(l *Ledger, now int64) (changeView, error) {
+func (c *ChangePlan) apply(l *Ledger, now int64) (ChangeView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return changeView{}, err
+		return ChangeView{}, err
 	}
 	target, err := l.paidPlan(c.Plan)
 	if err != nil {
-		return changeView{}, err
+		return ChangeView{}, err
 	}
 	l.settle(a, now)
 	if !a.paid() {
-		return changeView{}, conflict("account is on Free; use subscription to start a paid plan")
+		return ChangeView{}, conflict("account is on Free; use subscription to start a paid plan")
 	}
 	cur := l.plans[a.Plan]
 	s := &a.Sub
@@ -231,7 +231,7 @@ func (c *ChangePlan) apply(l *Ledger, now int64) (changeView, error) {
 		// Taking back a pending downgrade or a cancel (S4).
 		s.PendingPlan, s.Canceled = "", false
 		l.markAccount(a)
-		return changeView{Plan: a.Plan, ChargedUSD: Micro(0), EffectiveAt: nil, Subscription: l.subscriptionView(a, now)}, nil
+		return ChangeView{Plan: a.Plan, ChargedUSD: Micro(0), EffectiveAt: nil, Subscription: l.subscriptionView(a, now)}, nil
 	case target.PriceMicroUSD >= cur.PriceMicroUSD:
 		delta := upgradeCharge(cur.PriceMicroUSD, target.PriceMicroUSD, s.CycleStart, s.CycleEnd, now)
 		a.Plan = target.ID
@@ -240,64 +240,64 @@ func (c *ChangePlan) apply(l *Ledger, now int64) (changeView, error) {
 		l.pay(a, Payment{Kind: "upgrade", Plan: target.ID, MicroUSD: delta, At: now})
 		l.markAccount(a)
 		eff := rfc3339(now)
-		return changeView{Plan: a.Plan, ChargedUSD: Micro(delta), EffectiveAt: &eff, Subscription: l.subscriptionView(a, now)}, nil
+		return ChangeView{Plan: a.Plan, ChargedUSD: Micro(delta), EffectiveAt: &eff, Subscription: l.subscriptionView(a, now)}, nil
 	default:
 		s.PendingPlan = target.ID
 		l.markAccount(a)
 		eff := rfc3339(s.CycleEnd)
-		return changeView{Plan: a.Plan, ChargedUSD: Micro(0), EffectiveAt: &eff, Subscription: l.subscriptionView(a, now)}, nil
+		return ChangeView{Plan: a.Plan, ChargedUSD: Micro(0), EffectiveAt: &eff, Subscription: l.subscriptionView(a, now)}, nil
 	}
 }
 
-func (c *Cancel) apply(l *Ledger, now int64) (subscriptionView, error) {
+func (c *Cancel) apply(l *Ledger, now int64) (SubscriptionView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return subscriptionView{}, err
+		return SubscriptionView{}, err
 	}
 	l.settle(a, now)
 	if !a.paid() {
-		return subscriptionView{}, conflict("account has no paid subscription to cancel")
+		return SubscriptionView{}, conflict("account has no paid subscription to cancel")
 	}
 	a.Sub.Canceled = true
 	l.markAccount(a)
 	return l.subscriptionView(a, now), nil
 }
 
-func (c *TopUp) apply(l *Ledger, now int64) (balanceView, error) {
+func (c *TopUp) apply(l *Ledger, now int64) (BalanceView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return balanceView{}, err
+		return BalanceView{}, err
 	}
 	if c.MicroUSD <= 0 || c.MicroUSD > MaxTopUpMicroUSD || c.MicroUSD%centMicroUSD != 0 {
-		return balanceView{}, invalid("add_usd must be whole cents, above 0 and at most 1000000")
+		return BalanceView{}, invalid("add_usd must be whole cents, above 0 and at most 1000000")
 	}
 	nb, ok := checkedAdd(a.BalanceMicroUSD, c.MicroUSD)
 	if !ok || nb > MaxBalanceMicroUSD {
-		return balanceView{}, invalid("balance would exceed its maximum")
+		return BalanceView{}, invalid("balance would exceed its maximum")
 	}
 	a.BalanceMicroUSD = nb
 	l.pay(a, Payment{Kind: "topup", MicroUSD: c.MicroUSD, At: now})
 	l.markAccount(a)
-	return balanceView{BalanceUSD: Micro(a.BalanceMicroUSD)}, nil
+	return BalanceView{BalanceUSD: Micro(a.BalanceMicroUSD)}, nil
 }
 
-func (c *SetExtra) apply(l *Ledger, now int64) (extraView, error) {
+func (c *SetExtra) apply(l *Ledger, now int64) (ExtraUsageView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return extraView{}, err
+		return ExtraUsageView{}, err
 	}
 	if c.KeyID != "" {
 		k := l.keys[c.KeyID]
 		if k == nil || k.AccountID != a.ID {
-			return extraView{}, notFound("key", c.KeyID)
+			return ExtraUsageView{}, notFound("key", c.KeyID)
 		}
 		if k.Kind != KindPayg {
-			return extraView{}, invalid("Extra Usage needs a pay-as-you-go key, %q is a %s key", k.ID, k.Kind)
+			return ExtraUsageView{}, invalid("Extra Usage needs a pay-as-you-go key, %q is a %s key", k.ID, k.Kind)
 		}
 		a.ExtraKeyID = k.ID
 	}
 	if c.Enabled && a.ExtraKeyID == "" {
-		return extraView{}, invalid("turning Extra Usage on needs payg_key_id (E1)")
+		return ExtraUsageView{}, invalid("turning Extra Usage on needs payg_key_id (E1)")
 	}
 	a.ExtraEnabled = c.Enabled
 	l.markAccount(a)

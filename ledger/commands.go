@@ -457,6 +457,54 @@ type resetResult struct {
 	Accounts int `json:"accounts"`
 }
 
+// OpenSession opens a browser session for an account, signed in with one
+// of its keys (B2); the proposer made the token and sends only its hash.
+type OpenSession struct {
+	TokenHash [32]byte `json:"token_hash"`
+	AccountID string   `json:"account_id"`
+	KeyID     string   `json:"key_id"`
+	CSRF      string   `json:"csrf"`
+	ExpiresAt int64    `json:"expires_at"`
+}
+
+func (*OpenSession) Type() CmdType { return 27 }
+
+var _ = define((*OpenSession).apply, traits{})
+
+// EndSession ends a session (sign-out, B2); an unknown one is ended already.
+type EndSession struct {
+	TokenHash [32]byte `json:"token_hash"`
+}
+
+func (*EndSession) Type() CmdType { return 28 }
+
+var _ = define((*EndSession).apply, traits{})
+
+// CreateSignInLink records a one-time sign-in link for an account (B3);
+// the proposer made the link's token and sends only its hash.
+type CreateSignInLink struct {
+	AccountID string   `json:"account_id"`
+	LinkHash  [32]byte `json:"link_hash"`
+	ExpiresAt int64    `json:"expires_at"`
+}
+
+func (*CreateSignInLink) Type() CmdType { return 29 }
+
+var _ = define((*CreateSignInLink).apply, traits{})
+
+// RedeemSignInLink uses a sign-in link once and opens a session with it,
+// in one step (B3).
+type RedeemSignInLink struct {
+	LinkHash  [32]byte `json:"link_hash"`
+	TokenHash [32]byte `json:"token_hash"`
+	CSRF      string   `json:"csrf"`
+	ExpiresAt int64    `json:"expires_at"`
+}
+
+func (*RedeemSignInLink) Type() CmdType { return 30 }
+
+var _ = define((*RedeemSignInLink).apply, traits{})
+
 // Envelope: type byte, version byte, proposer time (8 bytes, big endian),
 // payload. Version 1 payloads are JSON, except ChargeBatch which is a
 // compact binary form because it is the hot, high-volume command.

@@ -58,6 +58,10 @@ func FuzzDecodeApply(f *testing.F) {
 		&LeaseFlows{AccountID: "a0", Node: "n1", MicroFlows: math.MaxInt64},
 		&ReturnFlows{AccountID: "a0", Node: "n1", MicroFlows: -1},
 		&ResetNode{Node: "n1"},
+		&OpenSession{TokenHash: h, AccountID: "a0", KeyID: "ksa0", CSRF: "c", ExpiresAt: at + int64(time.Hour)},
+		&EndSession{TokenHash: HashSecret("sess1")},
+		&CreateSignInLink{AccountID: "a0", LinkHash: h, ExpiresAt: at + int64(time.Minute)},
+		&RedeemSignInLink{LinkHash: HashSecret("link1"), TokenHash: h, CSRF: "c", ExpiresAt: at + int64(time.Hour)},
 	}
 	for _, c := range seeds {
 		for _, ts := range []int64{at, at + int64(6*time.Hour), 0, MaxTime} {

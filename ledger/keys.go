@@ -73,6 +73,7 @@ func (c *RotateKey) apply(l *Ledger, now int64) (KeyView, error) {
 	k.Hash, k.Last4 = c.Hash, c.Last4
 	l.keyHash[k.Hash] = k
 	l.markKey(k.ID)
+	l.endKeySessions(k) // B2: a session lasts no longer than its key's secret
 	return keyView(k), nil
 }
 
@@ -84,6 +85,7 @@ func (c *RevokeKey) apply(l *Ledger, _ int64) (None, error) {
 	delete(l.keyHash, k.Hash)
 	delete(l.keys, k.ID)
 	l.markKey(k.ID)
+	l.endKeySessions(k) // B2
 	if a := l.accounts[k.AccountID]; a != nil {
 		a.KeyIDs = slices.DeleteFunc(a.KeyIDs, func(id string) bool { return id == k.ID })
 		if a.ExtraKeyID == k.ID {

@@ -44,6 +44,12 @@ type Ledger struct {
 	payments map[string][]Payment          // account → billing history
 	idem     map[string]*idemRecord
 	buckets  map[string]int64 // rate bucket → GCRA theoretical arrival time
+	// Sessions and sign-in links (session.go) by token hash, the sessions
+	// also by account (derived); expiries removes them at their time.
+	sessions   map[[32]byte]*Session
+	sessByAcct map[string]map[[32]byte]*Session
+	links      map[[32]byte]*SignInLink
+	expiries   expiryQueue
 
 	// durable answers whether a record exists in the durable state (the
 	// request log doubles as the charge dedupe record); unflushed holds the
@@ -87,22 +93,25 @@ type chargedItem struct {
 // New returns an empty, unseeded ledger.
 func New() *Ledger {
 	return &Ledger{
-		plans:     map[string]*Plan{},
-		models:    map[string]*Model{},
-		accounts:  map[string]*Account{},
-		emails:    map[string]string{},
-		keys:      map[string]*Key{},
-		keyHash:   map[[32]byte]*Key{},
-		refunds:   map[string]*Refund{},
-		members:   map[string]*Member{},
-		days:      map[string]map[string]*Totals{},
-		byModel:   map[string]map[string]*Totals{},
-		payments:  map[string][]Payment{},
-		idem:      map[string]*idemRecord{},
-		buckets:   map[string]int64{},
-		unflushed: map[string]uint64{},
-		retried:   map[string]int64{},
-		dirty:     map[string]struct{}{},
+		plans:      map[string]*Plan{},
+		models:     map[string]*Model{},
+		accounts:   map[string]*Account{},
+		emails:     map[string]string{},
+		keys:       map[string]*Key{},
+		keyHash:    map[[32]byte]*Key{},
+		refunds:    map[string]*Refund{},
+		members:    map[string]*Member{},
+		days:       map[string]map[string]*Totals{},
+		byModel:    map[string]map[string]*Totals{},
+		payments:   map[string][]Payment{},
+		idem:       map[string]*idemRecord{},
+		buckets:    map[string]int64{},
+		sessions:   map[[32]byte]*Session{},
+		sessByAcct: map[string]map[[32]byte]*Session{},
+		links:      map[[32]byte]*SignInLink{},
+		unflushed:  map[string]uint64{},
+		retried:    map[string]int64{},
+		dirty:      map[string]struct{}{},
 	}
 }
 
@@ -136,6 +145,7 @@ func (l *Ledger) applyLocked(cmd Command, ts int64) Result {
 	}
 	now := l.now
 	l.prune(now)
+	l.sweepExpired(now)
 	d := def(cmd)
 	if !l.seeded && !d.beforeSeed {
 		return Result{Err: conflict("cluster is not seeded yet")}

@@ -103,6 +103,7 @@ type Writer interface {
 //	bymodel/<acct>/<model>    per-model totals
 //	pay/<acct>/<8-digit seq>  billing history, in order
 //	bucket/<bucket>           a replicated rate bucket's GCRA time
+//	sess/<64 hex>  link/<64 hex>   a session, a sign-in link, by its token's SHA-256
 //	idem/<idempotency key>    first result of a money command
 //	rlog/<16 hex admitted ns>/<request id>   request log entry (binary, see
 //	                                         LogEntry), also the charge's dedupe record
@@ -309,6 +310,14 @@ func (l *Ledger) encodeRecord(key string) []byte {
 		if tat, ok := l.buckets[id]; ok {
 			return mustJSON(tat)
 		}
+	case "sess":
+		if s := l.sessions[hashOf(id)]; s != nil {
+			return mustJSON(s)
+		}
+	case "link":
+		if k := l.links[hashOf(id)]; k != nil {
+			return mustJSON(k)
+		}
 	case "pay":
 		acct, seq, _ := strings.Cut(id, "/")
 		n, _ := strconv.Atoi(seq)
@@ -403,6 +412,17 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 				err = errors.New("bad retried-charge record")
 			} else {
 				l.retried[suffix] = at
+			}
+		case "sess":
+			s := new(Session)
+			if err = json.Unmarshal(v, s); err == nil {
+				l.indexSession(s)
+			}
+		case "link":
+			k := new(SignInLink)
+			if err = json.Unmarshal(v, k); err == nil {
+				l.links[k.LinkHash] = k
+				l.queueExpiry(expiryEntry{at: k.ExpiresAt, kind: expiryLink, hash: k.LinkHash})
 			}
 		case "rlog", "dd":
 		default:

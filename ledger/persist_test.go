@@ -63,6 +63,15 @@ func script(t testing.TB, l *Ledger, w memWriter, flushEvery int) {
 	apply(&SetFlowValue{AccountID: "a1", Tier: TierInsider, MultiplierPPM: 1_250000})
 	apply(&ChangePlan{Idem: Idem{IdemKey: "c0", Fingerprint: "f"}, AccountID: "a0", Plan: "max"})
 	apply(&RefundSubmit{Idem: Idem{IdemKey: "r2", Fingerprint: "f"}, AccountID: "a2", RefundID: "rf2"})
+	// Sessions and links (B2, B3): one session ends, one expires during the
+	// charges below, one is ended by its key's rotation, two stay.
+	for i, ttl := range []time.Duration{time.Hour, 30 * 24 * time.Hour, 24 * time.Hour, 2 * time.Hour} {
+		apply(&OpenSession{TokenHash: HashSecret(fmt.Sprint("sess", i)), AccountID: "a3", KeyID: "ksa3", CSRF: "c", ExpiresAt: now + int64(ttl)})
+	}
+	apply(&EndSession{TokenHash: HashSecret("sess3")})
+	apply(&CreateSignInLink{AccountID: "a1", LinkHash: HashSecret("link0"), ExpiresAt: now + int64(10*time.Minute)})
+	apply(&CreateSignInLink{AccountID: "a1", LinkHash: HashSecret("link1"), ExpiresAt: now + int64(15*time.Minute)})
+	apply(&RedeemSignInLink{LinkHash: HashSecret("link1"), TokenHash: HashSecret("sessl"), CSRF: "c", ExpiresAt: now + int64(24*time.Hour)})
 	for i := 0; i < 40; i++ {
 		var batch []Charge
 		for j := 0; j < 5; j++ {

@@ -25,12 +25,12 @@ func (l *Ledger) ClockOffset() int64 {
 }
 
 // Account returns one account.
-func (l *Ledger) Account(id string, now int64) (any, error) {
+func (l *Ledger) Account(id string, now int64) (AccountView, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	a, err := l.account(id)
 	if err != nil {
-		return nil, err
+		return AccountView{}, err
 	}
 	return l.accountView(a, now), nil
 }
@@ -86,29 +86,29 @@ func (l *Ledger) KeyAccount(keyID string) (string, error) {
 }
 
 // Usage returns U1 for an account.
-func (l *Ledger) Usage(accountID string, now int64) (any, error) {
+func (l *Ledger) Usage(accountID string, now int64) (UsageView, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	a, err := l.account(accountID)
 	if err != nil {
-		return nil, err
+		return UsageView{}, err
 	}
 	return l.usageView(a, now), nil
 }
 
 // ExtraUsage returns the E4 settings of an account.
-func (l *Ledger) ExtraUsage(accountID string, now int64) (any, error) {
+func (l *Ledger) ExtraUsage(accountID string, now int64) (ExtraUsageView, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	a, err := l.account(accountID)
 	if err != nil {
-		return nil, err
+		return ExtraUsageView{}, err
 	}
 	return l.extraView(a, now), nil
 }
 
 // Rate returns the current rate and its history (M3).
-func (l *Ledger) Rate() any {
+func (l *Ledger) Rate() RateView {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return l.rateView()
@@ -159,12 +159,12 @@ func (l *Ledger) Models() []any {
 }
 
 // Refund returns one refund.
-func (l *Ledger) Refund(id string) (any, error) {
+func (l *Ledger) Refund(id string) (RefundView, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	r := l.refunds[id]
 	if r == nil {
-		return nil, notFound("refund", id)
+		return RefundView{}, notFound("refund", id)
 	}
 	return refundView(r), nil
 }
@@ -221,14 +221,42 @@ func (l *Ledger) Admit(secretHash [32]byte, modelID string, now int64) (Admissio
 	if a == nil {
 		return Admission{}, ErrInvalidAPIKey
 	}
+	return l.admit(a, k.ID, k.Kind, modelID, now)
+}
+
+// AdmitAccount decides a Studio Chat request of an account (B1) as Admit
+// decides one sent with a key of the billing's kind: "subscription" runs
+// the plan's checks (windows, Extra Usage) exactly as for a subscription
+// key, "payg" the balance's as for a pay-as-you-go key. The admission
+// names no key (KeyID ""), so its charge marks none used.
+func (l *Ledger) AdmitAccount(accountID, billing, modelID string, now int64) (Admission, error) {
+	kind := KindSubscription
+	switch billing {
+	case BillingSubscription:
+	case BillingPayg:
+		kind = KindPayg
+	default:
+		return Admission{}, invalid("billing must be subscription or payg")
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	a := l.accounts[accountID]
+	if a == nil {
+		return Admission{}, ErrInvalidAPIKey
+	}
+	return l.admit(a, "", kind, modelID, now)
+}
+
+// admit is Admit for an account and the kind of key a request came with.
+func (l *Ledger) admit(a *Account, keyID, kind, modelID string, now int64) (Admission, error) {
 	m := l.lookupModel(modelID)
 	if m == nil {
 		return Admission{}, ErrModelNotFound
 	}
 	p := l.effectivePlan(a, now)
-	ad := Admission{AccountID: a.ID, KeyID: k.ID, KeyKind: k.Kind, Plan: p.ID, RPM: p.RPM, Burst: p.Burst, Model: *m, BalanceMicroUSD: a.BalanceMicroUSD,
+	ad := Admission{AccountID: a.ID, KeyID: keyID, KeyKind: kind, Plan: p.ID, RPM: p.RPM, Burst: p.Burst, Model: *m, BalanceMicroUSD: a.BalanceMicroUSD,
 		NanoUSDPerFlow: l.rateAt(now), MultiplierPPM: a.MultiplierPPM}
-	if k.Kind == KindPayg {
+	if kind == KindPayg {
 		if m.Unpriced {
 			return ad, fmt.Errorf("%w: %s", ErrModelUnpriced, m.ID)
 		}
@@ -321,14 +349,24 @@ func (l *Ledger) ModelsFor(secretHash [32]byte, now int64) (out []CatalogEntry, 
 	return out, true
 }
 
-// Pricing is the public pricing view (P2): the live rate, every plan
-// with its derived figures, and every priced model's prices (M2) in id
-// order; an unpriced model is left out (M5), and so is who serves a
-// model, which is the operator's business.
-func (l *Ledger) Pricing() any {
+// PricingView is the public pricing view (P2): the live rate and its
+// history (M3), every plan with its derived figures, and every priced
+// model's prices (M2).
+type PricingView struct {
+	USDPerFlow  Rate              `json:"usd_per_flow"`
+	UpdatedAt   string            `json:"updated_at"`
+	RateHistory []RatePointView   `json:"rate_history"`
+	Plans       []PlanView        `json:"plans"`
+	Models      []PublicModelView `json:"models"`
+}
+
+// Pricing is the public pricing view: models in id order; an unpriced
+// model is left out (M5), and so is who serves a model, which is the
+// operator's business.
+func (l *Ledger) Pricing() PricingView {
 	l.mu.RLock()
 	rate := l.rateView()
-	models := make([]publicModelView, 0, len(l.models))
+	models := make([]PublicModelView, 0, len(l.models))
 	for _, m := range l.models {
 		if !m.Unpriced {
 			models = append(models, renderPublicModel(m))
@@ -336,10 +374,5 @@ func (l *Ledger) Pricing() any {
 	}
 	l.mu.RUnlock()
 	sort.Slice(models, func(i, j int) bool { return models[i].ID < models[j].ID })
-	return struct {
-		USDPerFlow Rate              `json:"usd_per_flow"`
-		UpdatedAt  string            `json:"updated_at"`
-		Plans      []PlanView        `json:"plans"`
-		Models     []publicModelView `json:"models"`
-	}{rate.USDPerFlow, rate.UpdatedAt, l.Plans(), models}
+	return PricingView{USDPerFlow: rate.USDPerFlow, UpdatedAt: rate.UpdatedAt, RateHistory: rate.History, Plans: l.Plans(), Models: models}
 }

@@ -34,28 +34,28 @@ func (l *Ledger) refundEligibility(a *Account, now int64) string {
 }
 
 // RefundPreview answers POST …/refunds/preview (R2) for an account at now.
-func (l *Ledger) RefundPreview(accountID string, now int64) (any, error) {
+func (l *Ledger) RefundPreview(accountID string, now int64) (RefundPreviewView, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	a, err := l.account(accountID)
 	if err != nil {
-		return nil, err
+		return RefundPreviewView{}, err
 	}
 	reason := l.refundEligibility(a, now)
 	return refundPreviewView(reason, a.Sub.PaidMicroUSD, a.Sub.UsageMicroUSD, a.Sub.RefundedMicroUSD), nil
 }
 
-func (c *RefundSubmit) apply(l *Ledger, now int64) (refundStatusView, error) {
+func (c *RefundSubmit) apply(l *Ledger, now int64) (RefundView, error) {
 	a, err := l.account(c.AccountID)
 	if err != nil {
-		return refundStatusView{}, err
+		return RefundView{}, err
 	}
 	if !validID(c.RefundID) || l.refunds[c.RefundID] != nil {
-		return refundStatusView{}, invalid("bad refund id")
+		return RefundView{}, invalid("bad refund id")
 	}
 	l.settle(a, now)
 	if reason := l.refundEligibility(a, now); reason != "" {
-		return refundStatusView{}, wrapNotEligible(reason)
+		return RefundView{}, wrapNotEligible(reason)
 	}
 	r := &Refund{
 		ID: c.RefundID, AccountID: a.ID, Status: RefundProcessing, Plan: a.Plan,
@@ -76,18 +76,18 @@ func (c *RefundSubmit) apply(l *Ledger, now int64) (refundStatusView, error) {
 	return refundView(r), nil
 }
 
-func (c *RefundStatus) apply(l *Ledger, now int64) (refundStatusView, error) {
+func (c *RefundStatus) apply(l *Ledger, now int64) (RefundView, error) {
 	r := l.refunds[c.RefundID]
 	if r == nil {
-		return refundStatusView{}, notFound("refund", c.RefundID)
+		return RefundView{}, notFound("refund", c.RefundID)
 	}
 	switch c.Status {
 	case RefundSucceeded, RefundFailed, RefundCanceled:
 	default:
-		return refundStatusView{}, invalid("status must be succeeded, failed or canceled")
+		return RefundView{}, invalid("status must be succeeded, failed or canceled")
 	}
 	if r.Status != RefundProcessing {
-		return refundStatusView{}, conflict("refund is %s, not processing", r.Status)
+		return RefundView{}, conflict("refund is %s, not processing", r.Status)
 	}
 	a := l.accounts[r.AccountID]
 	r.Status, r.ResolvedAt = c.Status, now

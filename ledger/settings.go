@@ -191,12 +191,12 @@ func (c *Seed) apply(l *Ledger, now int64) (None, error) {
 	return None{}, nil
 }
 
-func (c *SetRate) apply(l *Ledger, now int64) (rateView, error) {
+func (c *SetRate) apply(l *Ledger, now int64) (RateView, error) {
 	if err := validRate(c.NanoUSDPerFlow); err != nil {
-		return rateView{}, err
+		return RateView{}, err
 	}
 	if len(l.rates) >= 10_000 {
-		return rateView{}, conflict("rate history is full")
+		return RateView{}, conflict("rate history is full")
 	}
 	l.rates = append(l.rates, RatePoint{NanoUSDPerFlow: c.NanoUSDPerFlow, At: now})
 	l.markMeta()
@@ -226,13 +226,13 @@ func (c *PutPlan) apply(l *Ledger, _ int64) (PlanView, error) {
 	return l.planView(&p), nil
 }
 
-func (c *PutModel) apply(l *Ledger, _ int64) (modelView, error) {
+func (c *PutModel) apply(l *Ledger, _ int64) (ModelView, error) {
 	m := c.Model
 	if err := l.validateModel(&m, l.plans); err != nil {
-		return modelView{}, err
+		return ModelView{}, err
 	}
 	if l.models[m.ID] == nil && len(l.models) >= MaxModels {
-		return modelView{}, conflict("at most %d models", MaxModels)
+		return ModelView{}, conflict("at most %d models", MaxModels)
 	}
 	l.models[m.ID] = &m
 	l.markModel(m.ID)

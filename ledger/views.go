@@ -23,12 +23,14 @@ func (r *Rate) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-type flowValueView struct {
+// FlowValueView is an account's Flow value tier and multiplier (M4).
+type FlowValueView struct {
 	Tier       string `json:"tier"`
 	Multiplier Micro  `json:"multiplier"`
 }
 
-type subscriptionView struct {
+// SubscriptionView is an account's plan and billing cycle (S1-S5).
+type SubscriptionView struct {
 	Plan        string  `json:"plan"`
 	Status      string  `json:"status"`
 	CycleStart  *string `json:"cycle_start"`
@@ -37,26 +39,30 @@ type subscriptionView struct {
 	PaidUSD     Micro   `json:"paid_usd"`
 }
 
-type accountView struct {
+// AccountView is one account as the API shows it.
+type AccountView struct {
 	ID           string           `json:"id"`
 	Email        string           `json:"email"`
 	Name         string           `json:"name"`
 	Plan         string           `json:"plan"`
-	Subscription subscriptionView `json:"subscription"`
-	FlowValue    flowValueView    `json:"flow_value"`
-	ExtraUsage   extraView        `json:"extra_usage"`
+	Subscription SubscriptionView `json:"subscription"`
+	FlowValue    FlowValueView    `json:"flow_value"`
+	ExtraUsage   ExtraUsageView   `json:"extra_usage"`
 	BalanceUSD   Micro            `json:"balance_usd"`
 	CreatedAt    string           `json:"created_at"`
 }
 
-type changeView struct {
+// ChangeView answers a plan change: what was charged and when it takes
+// effect (S3, S4).
+type ChangeView struct {
 	Plan         string           `json:"plan"`
 	ChargedUSD   Micro            `json:"charged_usd"`
 	EffectiveAt  *string          `json:"effective_at"`
-	Subscription subscriptionView `json:"subscription"`
+	Subscription SubscriptionView `json:"subscription"`
 }
 
-type balanceView struct {
+// BalanceView is the pay-as-you-go balance (E3).
+type BalanceView struct {
 	BalanceUSD Micro `json:"balance_usd"`
 }
 
@@ -71,7 +77,8 @@ type KeyView struct {
 	LastUsedAt *string `json:"last_used_at"`
 }
 
-type extraView struct {
+// ExtraUsageView is the Extra Usage settings view (E4).
+type ExtraUsageView struct {
 	Enabled    bool     `json:"enabled"`
 	PaygKeyID  *string  `json:"payg_key_id"`
 	PaygKey    *KeyView `json:"payg_key"`
@@ -79,7 +86,8 @@ type extraView struct {
 	BalanceUSD Micro    `json:"balance_usd"`
 }
 
-type windowView struct {
+// WindowView is one quota window at a time (Q1-Q3).
+type WindowView struct {
 	UsedFlows      Micro   `json:"used_flows"`
 	LimitFlows     Micro   `json:"limit_flows"`
 	RemainingFlows Micro   `json:"remaining_flows"`
@@ -87,7 +95,8 @@ type windowView struct {
 	ResetsAt       *string `json:"resets_at"`
 }
 
-type totalsView struct {
+// TotalsView is an account's usage totals for one model or one UTC day (U1).
+type TotalsView struct {
 	Model            string `json:"model,omitempty"`
 	Day              string `json:"day,omitempty"`
 	Requests         int64  `json:"requests"`
@@ -99,21 +108,25 @@ type totalsView struct {
 	USDValue         Micro  `json:"usd_value"`
 }
 
-type usageView struct {
+// UsageView is the usage view of an account (U1).
+type UsageView struct {
 	Plan       string       `json:"plan"`
-	Window5h   windowView   `json:"window_5h"`
-	Weekly     windowView   `json:"weekly"`
-	Monthly    windowView   `json:"monthly"`
-	ExtraUsage spentView    `json:"extra_usage"`
-	ByModel    []totalsView `json:"by_model"`
-	ByDay      []totalsView `json:"by_day"`
+	Window5h   WindowView   `json:"window_5h"`
+	Weekly     WindowView   `json:"weekly"`
+	Monthly    WindowView   `json:"monthly"`
+	ExtraUsage SpentView    `json:"extra_usage"`
+	ByModel    []TotalsView `json:"by_model"`
+	ByDay      []TotalsView `json:"by_day"`
 }
 
-type spentView struct {
+// SpentView is the Extra Usage spend of the current monthly period (E4).
+type SpentView struct {
 	SpentUSD Micro `json:"spent_usd"`
 }
 
-type refundPreview struct {
+// RefundPreviewView is a refund's eligibility and every line of its amount
+// (R1, R2).
+type RefundPreviewView struct {
 	Eligible           bool   `json:"eligible"`
 	Reason             string `json:"reason"`
 	TotalPaidUSD       Micro  `json:"total_paid_usd"`
@@ -124,25 +137,28 @@ type refundPreview struct {
 	FinalUSD           Micro  `json:"final_usd"`
 }
 
-type refundStatusView struct {
+// RefundView is a refund request and its status (R3).
+type RefundView struct {
 	ID          string  `json:"id"`
 	AccountID   string  `json:"account_id"`
 	Status      string  `json:"status"`
 	Plan        string  `json:"plan"`
 	SubmittedAt string  `json:"submitted_at"`
 	ResolvedAt  *string `json:"resolved_at"`
-	refundPreview
+	RefundPreviewView
 }
 
-type ratePointView struct {
+// RatePointView is one entry of the rate history (M3).
+type RatePointView struct {
 	USDPerFlow Rate   `json:"usd_per_flow"`
 	At         string `json:"at"`
 }
 
-type rateView struct {
+// RateView is the current rate and its history (M3).
+type RateView struct {
 	USDPerFlow Rate            `json:"usd_per_flow"`
 	UpdatedAt  string          `json:"updated_at"`
-	History    []ratePointView `json:"history"`
+	History    []RatePointView `json:"history"`
 }
 
 // PlanView is a plan with its derived figures (P2).
@@ -159,7 +175,8 @@ type PlanView struct {
 	ValueMultiplier *Hundredths `json:"value_multiplier"`
 }
 
-type modelView struct {
+// ModelView is a catalog model as the admin API shows it.
+type ModelView struct {
 	ID                   string   `json:"id"`
 	Name                 string   `json:"name,omitempty"`
 	Modality             string   `json:"modality,omitempty"`
@@ -200,25 +217,25 @@ func str(s string) *string {
 	return &s
 }
 
-func (l *Ledger) subscriptionView(a *Account, now int64) subscriptionView {
+func (l *Ledger) subscriptionView(a *Account, now int64) SubscriptionView {
 	if !a.paid() {
-		return subscriptionView{Plan: a.Plan, Status: "active"}
+		return SubscriptionView{Plan: a.Plan, Status: "active"}
 	}
 	status := "active"
 	if a.Sub.Canceled {
 		status = "canceled"
 	}
-	return subscriptionView{
+	return SubscriptionView{
 		Plan: a.Plan, Status: status, CycleStart: optTime(a.Sub.CycleStart), CycleEnd: optTime(a.Sub.CycleEnd),
 		PendingPlan: str(a.Sub.PendingPlan), PaidUSD: Micro(a.Sub.PaidMicroUSD),
 	}
 }
 
-func (l *Ledger) accountView(a *Account, now int64) accountView {
-	return accountView{
+func (l *Ledger) accountView(a *Account, now int64) AccountView {
+	return AccountView{
 		ID: a.ID, Email: a.Email, Name: a.Name, Plan: a.Plan,
 		Subscription: l.subscriptionView(a, now),
-		FlowValue:    flowValueView{Tier: a.Tier, Multiplier: Micro(a.MultiplierPPM)},
+		FlowValue:    FlowValueView{Tier: a.Tier, Multiplier: Micro(a.MultiplierPPM)},
 		ExtraUsage:   l.extraView(a, now),
 		BalanceUSD:   Micro(a.BalanceMicroUSD),
 		CreatedAt:    rfc3339(a.CreatedAt),
@@ -229,8 +246,8 @@ func keyView(k *Key) KeyView {
 	return KeyView{ID: k.ID, Kind: k.Kind, Name: k.Name, Last4: k.Last4, CreatedAt: rfc3339(k.CreatedAt), LastUsedAt: optTime(k.LastUsedAt)}
 }
 
-func (l *Ledger) extraView(a *Account, now int64) extraView {
-	v := extraView{Enabled: a.ExtraEnabled, PaygKeyID: str(a.ExtraKeyID), BalanceUSD: Micro(a.BalanceMicroUSD)}
+func (l *Ledger) extraView(a *Account, now int64) ExtraUsageView {
+	v := ExtraUsageView{Enabled: a.ExtraEnabled, PaygKeyID: str(a.ExtraKeyID), BalanceUSD: Micro(a.BalanceMicroUSD)}
 	if k := l.keys[a.ExtraKeyID]; k != nil {
 		kv := keyView(k)
 		v.PaygKey = &kv
@@ -253,9 +270,9 @@ func resetRFC3339(nanos int64) string {
 // windowAt renders a window at now: an expired rolling window shows as
 // inactive with nothing used (Q1, Q2); an active one's resets_at is never
 // before its real end.
-func windowAt(w Window, limit, now int64) windowView {
+func windowAt(w Window, limit, now int64) WindowView {
 	used := w.UsedMicroFlows
-	v := windowView{LimitFlows: Micro(limit)}
+	v := WindowView{LimitFlows: Micro(limit)}
 	if w.StartedAt == 0 || now >= w.ResetsAt {
 		used = 0
 	} else {
@@ -267,20 +284,20 @@ func windowAt(w Window, limit, now int64) windowView {
 	return v
 }
 
-func (l *Ledger) usageView(a *Account, now int64) usageView {
+func (l *Ledger) usageView(a *Account, now int64) UsageView {
 	p := l.effectivePlan(a, now)
 	start, end := a.period(now)
 	month := a.Monthly
 	if month.StartedAt != start {
 		month = Window{StartedAt: start, ResetsAt: end}
 	}
-	v := usageView{
+	v := UsageView{
 		Plan:     p.ID,
 		Window5h: windowAt(a.W5h, p.Window5hMicroFlows, now),
 		Weekly:   windowAt(a.Weekly, p.WeeklyMicroFlows, now),
 		Monthly:  windowAt(month, p.MonthlyMicroFlows, now),
-		ByModel:  []totalsView{},
-		ByDay:    []totalsView{},
+		ByModel:  []TotalsView{},
+		ByDay:    []TotalsView{},
 	}
 	if start == a.ExtraPeriodStart {
 		v.ExtraUsage.SpentUSD = Micro(a.ExtraSpentMicroUSD)
@@ -300,39 +317,39 @@ func (l *Ledger) usageView(a *Account, now int64) usageView {
 	return v
 }
 
-func totals(t *Totals) totalsView {
-	return totalsView{
+func totals(t *Totals) TotalsView {
+	return TotalsView{
 		Requests: t.Requests, InputTokens: t.InputTokens, OutputTokens: t.OutputTokens,
 		CacheReadTokens: t.CacheReadTokens, CacheWriteTokens: t.CacheWriteTokens,
 		Flows: Micro(t.MicroFlows), USDValue: Micro(t.MicroUSD),
 	}
 }
 
-func refundPreviewView(reason string, paid, usage, already int64) refundPreview {
+func refundPreviewView(reason string, paid, usage, already int64) RefundPreviewView {
 	refundable, fee, final := refundFigures(paid, usage, already)
-	return refundPreview{
+	return RefundPreviewView{
 		Eligible: reason == "", Reason: reason,
 		TotalPaidUSD: Micro(paid), UsageUSD: Micro(usage), AlreadyRefundedUSD: Micro(already),
 		RefundableUSD: Micro(refundable), FeeUSD: Micro(fee), FinalUSD: Micro(final),
 	}
 }
 
-func refundView(r *Refund) refundStatusView {
-	return refundStatusView{
+func refundView(r *Refund) RefundView {
+	return RefundView{
 		ID: r.ID, AccountID: r.AccountID, Status: r.Status, Plan: r.Plan,
 		SubmittedAt: rfc3339(r.SubmittedAt), ResolvedAt: optTime(r.ResolvedAt),
-		refundPreview: refundPreviewView("", r.PaidMicroUSD, r.UsageMicroUSD, r.RefundedMicroUSD),
+		RefundPreviewView: refundPreviewView("", r.PaidMicroUSD, r.UsageMicroUSD, r.RefundedMicroUSD),
 	}
 }
 
-func (l *Ledger) rateView() rateView {
+func (l *Ledger) rateView() RateView {
 	if len(l.rates) == 0 {
-		return rateView{History: []ratePointView{}}
+		return RateView{History: []RatePointView{}}
 	}
 	last := l.rates[len(l.rates)-1]
-	v := rateView{USDPerFlow: Rate(last.NanoUSDPerFlow), UpdatedAt: rfc3339(last.At)}
+	v := RateView{USDPerFlow: Rate(last.NanoUSDPerFlow), UpdatedAt: rfc3339(last.At)}
 	for _, r := range l.rates {
-		v.History = append(v.History, ratePointView{USDPerFlow: Rate(r.NanoUSDPerFlow), At: rfc3339(r.At)})
+		v.History = append(v.History, RatePointView{USDPerFlow: Rate(r.NanoUSDPerFlow), At: rfc3339(r.At)})
 	}
 	return v
 }
@@ -364,9 +381,9 @@ func (l *Ledger) planView(p *Plan) PlanView {
 	return v
 }
 
-// publicModelView is a model on the public pricing page: its prices and
+// PublicModelView is a model on the public pricing page: its prices and
 // plans, not who serves it.
-type publicModelView struct {
+type PublicModelView struct {
 	ID                   string   `json:"id"`
 	Name                 string   `json:"name"`
 	Modality             string   `json:"modality,omitempty"`
@@ -379,8 +396,8 @@ type publicModelView struct {
 	Plans                []string `json:"plans"`
 }
 
-func renderPublicModel(m *Model) publicModelView {
-	return publicModelView{
+func renderPublicModel(m *Model) PublicModelView {
+	return PublicModelView{
 		ID: m.ID, Name: cmp.Or(m.Name, m.ID), Modality: m.Modality,
 		InputUSDPerMTok: Micro(m.InputMicroUSDPerMTok), OutputUSDPerMTok: Micro(m.OutputMicroUSDPerMTok),
 		CacheReadUSDPerMTok: Micro(m.CacheReadMicroUSDPerM), CacheWriteUSDPerMTok: Micro(m.CacheWriteMicroUSDPerM),
@@ -388,8 +405,8 @@ func renderPublicModel(m *Model) publicModelView {
 	}
 }
 
-func renderModel(m *Model) modelView {
-	return modelView{
+func renderModel(m *Model) ModelView {
+	return ModelView{
 		ID: m.ID, Name: m.Name, Modality: m.Modality, Provider: m.Provider, Upstream: m.Upstream, Unpriced: m.Unpriced,
 		InputUSDPerMTok: Micro(m.InputMicroUSDPerMTok), OutputUSDPerMTok: Micro(m.OutputMicroUSDPerMTok),
 		CacheReadUSDPerMTok: Micro(m.CacheReadMicroUSDPerM), CacheWriteUSDPerMTok: Micro(m.CacheWriteMicroUSDPerM),

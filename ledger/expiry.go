@@ -1,0 +1,71 @@
+package ledger
+
+import (
+	"bytes"
+	"container/heap"
+)
+
+// expiryQueue holds when each session and sign-in link is to be removed,
+// earliest first, so that they go at their time without a scan (B2, B3,
+// C4). The sweep runs before every command on
+// ledger time alone, so every replica removes the same records at the same
+// index. An entry whose record is gone, or was replaced with another
+// time, is skipped when it comes up. Derived from the records: Load
+// rebuilds it.
+type expiryQueue []expiryEntry
+
+// Kinds of expiry entries.
+const (
+	expirySession byte = iota + 1
+	expiryLink
+)
+
+type expiryEntry struct {
+	at   int64
+	kind byte
+	hash [32]byte // a session's or a link's
+}
+
+func (q expiryQueue) Len() int { return len(q) }
+func (q expiryQueue) Less(i, j int) bool {
+	a, b := &q[i], &q[j]
+	switch {
+	case a.at != b.at:
+		return a.at < b.at
+	case a.kind != b.kind:
+		return a.kind < b.kind
+	}
+	return bytes.Compare(a.hash[:], b.hash[:]) < 0
+}
+func (q expiryQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *expiryQueue) Push(x any)   { *q = append(*q, x.(expiryEntry)) }
+func (q *expiryQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+func (l *Ledger) queueExpiry(e expiryEntry) { heap.Push(&l.expiries, e) }
+
+// sweepExpired removes every session and link whose time came by now; it answers how many.
+func (l *Ledger) sweepExpired(now int64) int {
+	n := 0
+	for len(l.expiries) > 0 && l.expiries[0].at <= now {
+		e := heap.Pop(&l.expiries).(expiryEntry)
+		switch e.kind {
+		case expirySession:
+			if s := l.sessions[e.hash]; s != nil && s.ExpiresAt == e.at {
+				l.endSession(s)
+				n++
+			}
+		case expiryLink:
+			if k := l.links[e.hash]; k != nil && k.ExpiresAt == e.at {
+				delete(l.links, e.hash)
+				l.markLink(e.hash)
+				n++
+			}
+		}
+	}
+	return n
+}
