@@ -41,7 +41,8 @@ func TestDefault(t *testing.T) {
 			MaxQueuedCharges: 16000,
 			AsyncBatchWait:   Duration(10 * time.Millisecond),
 		},
-		Payg: Payg{RPM: 600, Burst: 600},
+		Payg:        Payg{RPM: 600, Burst: 600},
+		SelfService: SelfService{SessionTTL: Duration(7 * 24 * time.Hour), SignInPerAddress: 10, SignInPerAccount: 20},
 		Providers: []Provider{{
 			Name:             "echo",
 			Kind:             "echo",
@@ -115,7 +116,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		}
 	}
 	text := "\n" + strings.Join(active, "\n")
-	for _, section := range []any{Config{}, Node{}, Admin{}, Cluster{}, Flow{}, Proxy{}, Accounting{}, Payg{}, Provider{}, Plan{}, Model{}} {
+	for _, section := range []any{Config{}, Node{}, Admin{}, Cluster{}, Flow{}, Proxy{}, Accounting{}, Payg{}, SelfService{}, Provider{}, Plan{}, Model{}} {
 		typ := reflect.TypeOf(section)
 		for i := 0; i < typ.NumField(); i++ {
 			if !typ.Field(i).IsExported() {
@@ -370,6 +371,10 @@ func TestBadConfigs(t *testing.T) {
 		{"async wait too long", "[accounting]\nasync_batch_wait = \"2s\"", "accounting.async_batch_wait"},
 		{"payg rpm zero", "[payg]\nrpm = 0", "payg.rpm"},
 		{"payg burst huge", "[payg]\nburst = 1000001", "payg.burst"},
+		{"session ttl short", "[selfservice]\nsession_ttl = \"59s\"", "selfservice.session_ttl: 59s must be from 1m to 720h"},
+		{"session ttl long", "[selfservice]\nsession_ttl = \"721h\"", "selfservice.session_ttl: 721h0m0s must be from 1m to 720h"},
+		{"sign-in per address zero", "[selfservice]\nsign_in_per_address = 0", "selfservice.sign_in_per_address"},
+		{"sign-in per account huge", "[selfservice]\nsign_in_per_account = 1000001", "selfservice.sign_in_per_account"},
 		{"wrong type", "[node]\nlisten = 8080", "node.listen"},
 		{"provider no name", "[[providers]]\nkind = \"echo\"", "providers[0].name"},
 		{"provider duplicate", "[[providers]]\nname = \"a\"\nkind = \"echo\"\n[[providers]]\nname = \"a\"\nkind = \"echo\"", "providers[1].name"},

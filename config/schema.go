@@ -27,16 +27,17 @@ import (
 
 // Config is a whole node configuration, one field per TOML section.
 type Config struct {
-	Node       Node       `toml:"node"`
-	Admin      Admin      `toml:"admin"`
-	Cluster    Cluster    `toml:"cluster"`
-	Flow       Flow       `toml:"flow"`
-	Proxy      Proxy      `toml:"proxy"`
-	Accounting Accounting `toml:"accounting"`
-	Payg       Payg       `toml:"payg"`
-	Providers  []Provider `toml:"providers"`
-	Plans      []Plan     `toml:"plans"`
-	Models     []Model    `toml:"models"`
+	Node        Node        `toml:"node"`
+	Admin       Admin       `toml:"admin"`
+	Cluster     Cluster     `toml:"cluster"`
+	Flow        Flow        `toml:"flow"`
+	Proxy       Proxy       `toml:"proxy"`
+	Accounting  Accounting  `toml:"accounting"`
+	Payg        Payg        `toml:"payg"`
+	SelfService SelfService `toml:"selfservice"`
+	Providers   []Provider  `toml:"providers"`
+	Plans       []Plan      `toml:"plans"`
+	Models      []Model     `toml:"models"`
 }
 
 // Node is the [node] section: this node's identity, storage and listeners.
@@ -133,6 +134,19 @@ type Accounting struct {
 type Payg struct {
 	RPM   int `toml:"rpm"`
 	Burst int `toml:"burst"`
+}
+
+// SelfService is the [selfservice] section: the subscriber's sessions and
+// how fast sign-in may be tried (docs/api.md, "Self-service API").
+type SelfService struct {
+	SessionTTL Duration `toml:"session_ttl"` // how long a session lasts from sign-in
+	// SignInPerAddress and SignInPerAccount are sign-in attempts a minute
+	// (and burst), per client address and per account, counted per node.
+	SignInPerAddress int `toml:"sign_in_per_address"`
+	SignInPerAccount int `toml:"sign_in_per_account"`
+	// SecureCookie marks session cookies Secure on plain HTTP too, for a
+	// listener behind a proxy that terminates TLS.
+	SecureCookie bool `toml:"secure_cookie"`
 }
 
 // Provider is one [[providers]] entry: where and how this node reaches an
@@ -418,8 +432,9 @@ func Default() *Config {
 			MaxQueuedCharges: 16000,
 			AsyncBatchWait:   Duration(10 * time.Millisecond),
 		},
-		Payg:      Payg{RPM: 600, Burst: 600},
-		Providers: defaultProviders(),
+		Payg:        Payg{RPM: 600, Burst: 600},
+		SelfService: SelfService{SessionTTL: Duration(7 * 24 * time.Hour), SignInPerAddress: 10, SignInPerAccount: 20},
+		Providers:   defaultProviders(),
 	}
 }
 

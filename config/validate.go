@@ -84,6 +84,7 @@ func (c *Config) validate(defined func(i int, key string) bool) error {
 	checkProxy(&p, c.Proxy)
 	checkAccounting(&p, c.Accounting)
 	checkPayg(&p, c.Payg)
+	checkSelfService(&p, c.SelfService)
 	providers := checkProviders(&p, c.Providers, defined)
 	checkPlans(&p, c.Plans)
 	checkModels(&p, c.Models, providers)
@@ -224,6 +225,16 @@ func checkAccounting(p *problems, a Accounting) {
 func checkPayg(p *problems, g Payg) {
 	checkRange(p, "payg.rpm", g.RPM, 1, maxRate)
 	checkRange(p, "payg.burst", g.Burst, 1, maxRate)
+}
+
+// checkSelfService checks [selfservice]: a session lasts a minute to the
+// ledger's longest (30 days).
+func checkSelfService(p *problems, s SelfService) {
+	if d := time.Duration(s.SessionTTL); d < time.Minute || int64(d) > ledger.MaxSessionTTL {
+		p.add("selfservice.session_ttl", "%s must be from 1m to 720h", d)
+	}
+	checkRange(p, "selfservice.sign_in_per_address", s.SignInPerAddress, 1, maxRate)
+	checkRange(p, "selfservice.sign_in_per_account", s.SignInPerAccount, 1, maxRate)
 }
 
 // checkProviders checks each [[providers]] entry and returns the set of
