@@ -505,6 +505,32 @@ func (*RedeemSignInLink) Type() CmdType { return 30 }
 
 var _ = define((*RedeemSignInLink).apply, traits{})
 
+// RequestPlanChange records a subscriber's request to subscribe, change
+// plan or cancel, for the operator to confirm or reject (B4); the proposer
+// picks the id.
+type RequestPlanChange struct {
+	ID        string `json:"id"`
+	AccountID string `json:"account_id"`
+	Action    string `json:"action"`
+	Plan      string `json:"plan"`
+}
+
+func (*RequestPlanChange) Type() CmdType { return 31 }
+
+var _ = define((*RequestPlanChange).apply, traits{})
+
+// DecidePlanRequest confirms a pending plan request, applying it as
+// Subscribe, ChangePlan or Cancel in the same step, or rejects it (B4).
+type DecidePlanRequest struct {
+	Idem
+	ID      string `json:"id"`
+	Confirm bool   `json:"confirm"`
+}
+
+func (*DecidePlanRequest) Type() CmdType { return 32 }
+
+var _ = define((*DecidePlanRequest).apply, traits{})
+
 // Envelope: type byte, version byte, proposer time (8 bytes, big endian),
 // payload. Version 1 payloads are JSON, except ChargeBatch which is a
 // compact binary form because it is the hot, high-volume command.

@@ -5,9 +5,9 @@ import (
 	"container/heap"
 )
 
-// expiryQueue holds when each session and sign-in link is to be removed,
-// earliest first, so that they go at their time without a scan (B2, B3,
-// C4). The sweep runs before every command on
+// expiryQueue holds when each session, sign-in link and decided plan
+// request is to be removed, earliest first, so that they go at their time
+// without a scan (B2, B3, B4, C4). The sweep runs before every command on
 // ledger time alone, so every replica removes the same records at the same
 // index. An entry whose record is gone, or was replaced with another
 // time, is skipped when it comes up. Derived from the records: Load
@@ -18,12 +18,14 @@ type expiryQueue []expiryEntry
 const (
 	expirySession byte = iota + 1
 	expiryLink
+	expiryPlanRequest
 )
 
 type expiryEntry struct {
 	at   int64
 	kind byte
 	hash [32]byte // a session's or a link's
+	id   string   // a plan request's
 }
 
 func (q expiryQueue) Len() int { return len(q) }
@@ -34,8 +36,10 @@ func (q expiryQueue) Less(i, j int) bool {
 		return a.at < b.at
 	case a.kind != b.kind:
 		return a.kind < b.kind
+	case a.hash != b.hash:
+		return bytes.Compare(a.hash[:], b.hash[:]) < 0
 	}
-	return bytes.Compare(a.hash[:], b.hash[:]) < 0
+	return a.id < b.id
 }
 func (q expiryQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
 func (q *expiryQueue) Push(x any)   { *q = append(*q, x.(expiryEntry)) }
@@ -48,7 +52,8 @@ func (q *expiryQueue) Pop() any {
 
 func (l *Ledger) queueExpiry(e expiryEntry) { heap.Push(&l.expiries, e) }
 
-// sweepExpired removes every session and link whose time came by now; it answers how many.
+// sweepExpired removes every session, link and decided plan request whose
+// time came by now; it answers how many.
 func (l *Ledger) sweepExpired(now int64) int {
 	n := 0
 	for len(l.expiries) > 0 && l.expiries[0].at <= now {
@@ -63,6 +68,12 @@ func (l *Ledger) sweepExpired(now int64) int {
 			if k := l.links[e.hash]; k != nil && k.ExpiresAt == e.at {
 				delete(l.links, e.hash)
 				l.markLink(e.hash)
+				n++
+			}
+		case expiryPlanRequest:
+			if r := l.planReqs[e.id]; r != nil && r.DecidedAt != 0 && r.DecidedAt+planRequestKeep == e.at {
+				delete(l.planReqs, e.id)
+				l.markPlanRequest(e.id)
 				n++
 			}
 		}

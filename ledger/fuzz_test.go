@@ -62,6 +62,8 @@ func FuzzDecodeApply(f *testing.F) {
 		&EndSession{TokenHash: HashSecret("sess1")},
 		&CreateSignInLink{AccountID: "a0", LinkHash: h, ExpiresAt: at + int64(time.Minute)},
 		&RedeemSignInLink{LinkHash: HashSecret("link1"), TokenHash: h, CSRF: "c", ExpiresAt: at + int64(time.Hour)},
+		&RequestPlanChange{ID: "prf", AccountID: "a1", Action: ActionChange, Plan: "max"},
+		&DecidePlanRequest{Idem: Idem{IdemKey: "fd", Fingerprint: "f"}, ID: "pr3", Confirm: true},
 	}
 	for _, c := range seeds {
 		for _, ts := range []int64{at, at + int64(6*time.Hour), 0, MaxTime} {

@@ -49,6 +49,7 @@ type Ledger struct {
 	sessions   map[[32]byte]*Session
 	sessByAcct map[string]map[[32]byte]*Session
 	links      map[[32]byte]*SignInLink
+	planReqs   map[string]*PlanRequest
 	expiries   expiryQueue
 
 	// durable answers whether a record exists in the durable state (the
@@ -109,6 +110,7 @@ func New() *Ledger {
 		sessions:   map[[32]byte]*Session{},
 		sessByAcct: map[string]map[[32]byte]*Session{},
 		links:      map[[32]byte]*SignInLink{},
+		planReqs:   map[string]*PlanRequest{},
 		unflushed:  map[string]uint64{},
 		retried:    map[string]int64{},
 		dirty:      map[string]struct{}{},

@@ -104,6 +104,7 @@ type Writer interface {
 //	pay/<acct>/<8-digit seq>  billing history, in order
 //	bucket/<bucket>           a replicated rate bucket's GCRA time
 //	sess/<64 hex>  link/<64 hex>   a session, a sign-in link, by its token's SHA-256
+//	preq/<id>                 a plan request
 //	idem/<idempotency key>    first result of a money command
 //	rlog/<16 hex admitted ns>/<request id>   request log entry (binary, see
 //	                                         LogEntry), also the charge's dedupe record
@@ -318,6 +319,10 @@ func (l *Ledger) encodeRecord(key string) []byte {
 		if k := l.links[hashOf(id)]; k != nil {
 			return mustJSON(k)
 		}
+	case "preq":
+		if r := l.planReqs[id]; r != nil {
+			return mustJSON(r)
+		}
 	case "pay":
 		acct, seq, _ := strings.Cut(id, "/")
 		n, _ := strconv.Atoi(seq)
@@ -423,6 +428,14 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 			if err = json.Unmarshal(v, k); err == nil {
 				l.links[k.LinkHash] = k
 				l.queueExpiry(expiryEntry{at: k.ExpiresAt, kind: expiryLink, hash: k.LinkHash})
+			}
+		case "preq":
+			r := new(PlanRequest)
+			if err = json.Unmarshal(v, r); err == nil {
+				l.planReqs[r.ID] = r
+				if r.DecidedAt != 0 {
+					l.queueExpiry(expiryEntry{at: r.DecidedAt + planRequestKeep, kind: expiryPlanRequest, id: r.ID})
+				}
 			}
 		case "rlog", "dd":
 		default:

@@ -72,6 +72,12 @@ func script(t testing.TB, l *Ledger, w memWriter, flushEvery int) {
 	apply(&CreateSignInLink{AccountID: "a1", LinkHash: HashSecret("link0"), ExpiresAt: now + int64(10*time.Minute)})
 	apply(&CreateSignInLink{AccountID: "a1", LinkHash: HashSecret("link1"), ExpiresAt: now + int64(15*time.Minute)})
 	apply(&RedeemSignInLink{LinkHash: HashSecret("link1"), TokenHash: HashSecret("sessl"), CSRF: "c", ExpiresAt: now + int64(24*time.Hour)})
+	// Plan requests (B4): one confirmed, one rejected, one pending.
+	apply(&RequestPlanChange{ID: "pr1", AccountID: "a1", Action: ActionSubscribe, Plan: "pro"})
+	apply(&RequestPlanChange{ID: "pr2", AccountID: "a3", Action: ActionSubscribe, Plan: "max"})
+	apply(&RequestPlanChange{ID: "pr3", AccountID: "a0", Action: ActionCancel})
+	apply(&DecidePlanRequest{Idem: Idem{IdemKey: "pr1", Fingerprint: "f"}, ID: "pr1", Confirm: true})
+	apply(&DecidePlanRequest{Idem: Idem{IdemKey: "pr2", Fingerprint: "f"}, ID: "pr2"})
 	for i := 0; i < 40; i++ {
 		var batch []Charge
 		for j := 0; j < 5; j++ {

@@ -72,6 +72,8 @@ func (c *RefundSubmit) apply(l *Ledger, now int64) (RefundView, error) {
 	a.PendingRefund = r.ID
 	l.refunds[r.ID] = r
 	l.markRefund(r)
+	// The billing history shows the refund from its submit on (B5).
+	l.pay(a, Payment{Kind: payRefundRequest, Plan: r.Plan, At: now, RefundRef: r.ID})
 	l.markAccount(a)
 	return refundView(r), nil
 }

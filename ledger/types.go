@@ -87,7 +87,7 @@ type Subscription struct {
 // Payment is one line of the billing history.
 type Payment struct {
 	ID        string `json:"id"`
-	Kind      string `json:"kind"` // subscribe | upgrade | renewal | refund | topup
+	Kind      string `json:"kind"` // subscribe | upgrade | renewal | refund | topup | refund_request
 	Plan      string `json:"plan,omitempty"`
 	MicroUSD  int64  `json:"micro_usd"`
 	At        int64  `json:"at"`
