@@ -1,0 +1,18 @@
+package selfservice
+
+import "zenmux/ledger"
+
+// recordPayments is the Payments driver that takes no payment: it records
+// the plan change as a pending request, which the operator confirms (and
+// the ledger then applies) or rejects through the admin API.
+type recordPayments struct{ store Store }
+
+func (p recordPayments) RequestPlanChange(accountID, action, plan string) (ledger.PlanRequestView, error) {
+	return ledger.Propose(p.store, &ledger.RequestPlanChange{ID: "pr_" + randomHex(8), AccountID: accountID, Action: action, Plan: plan})
+}
+
+func (recordPayments) Driver() string { return "manual" }
+
+func (recordPayments) Message() string {
+	return "Your request is recorded. No card is charged here: the operator confirms it, and the change applies then."
+}
