@@ -20,6 +20,8 @@ var static embed.FS
 // pages maps each page path to its HTML file under static/.
 var pages = map[string]string{
 	"/pricing": "static/pricing.html",
+	"/sign-in": "static/sign-in.html",
+	"/console": "static/console.html",
 }
 
 // contentTypes names the type of every file extension the assets use; a
@@ -36,7 +38,7 @@ var contentTypes = map[string]string{
 
 // Pages lists the page paths, for a server deciding which paths it owns.
 func Pages() []string {
-	return []string{"/pricing"}
+	return []string{"/pricing", "/sign-in", "/console"}
 }
 
 // Asset answers the body and content type of a page ("/console") or of an

@@ -133,8 +133,8 @@ func TestScriptsImportOnlyExistingModulesAndNeverWriteHTML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if scripts < 3 {
-		t.Fatalf("found %d page scripts, want at least 3", scripts)
+	if scripts < 5 {
+		t.Fatalf("found %d page scripts, want at least 5", scripts)
 	}
 }
 
@@ -144,6 +144,8 @@ func TestAsset(t *testing.T) {
 		ok                bool
 	}{
 		{"/pricing", "text/html; charset=utf-8", true},
+		{"/sign-in", "text/html; charset=utf-8", true},
+		{"/console", "text/html; charset=utf-8", true},
 		{"/assets/app.css", "text/css; charset=utf-8", true},
 		{"/assets/lib.js", "text/javascript; charset=utf-8", true},
 		{"/assets/icon.svg", "image/svg+xml", true},
