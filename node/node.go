@@ -1,6 +1,7 @@
 // Package node wires one zenmuxd node in a straight line: config → cluster
 // TLS files → data dir and admin token → the cluster replica (Pebble and
-// Raft) → ledger seed → admin API and proxy listeners → shutdown. It is the only package that knows every
+// Raft) → ledger seed → admin API and proxy listeners (the proxy's shared
+// with the self-service API and pages) → shutdown. It is the only package that knows every
 // other one.
 package node
 
@@ -27,6 +28,8 @@ import (
 	"zenmux/ledger"
 	"zenmux/proxy"
 	"zenmux/raftfsm"
+	"zenmux/selfservice"
+	"zenmux/web"
 )
 
 // Run starts a node and blocks until ctx is done, then shuts it down.
@@ -131,7 +134,26 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		proxyLn.Close()
 		return err
 	}
-	proxySrv := &fasthttp.Server{Handler: gw.Handler, ErrorHandler: gw.TransportError, Name: "zenmuxd",
+	self, err := selfservice.New(selfservice.Options{
+		Store: rep, Pages: web.Asset, SessionTTL: time.Duration(cfg.SelfService.SessionTTL),
+		SignInPerAddress: cfg.SelfService.SignInPerAddress, SignInPerAccount: cfg.SelfService.SignInPerAccount,
+		SecureCookie: cfg.SelfService.SecureCookie, Log: log,
+	})
+	if err != nil {
+		adminLn.Close()
+		proxyLn.Close()
+		return err
+	}
+	// The proxy listener serves subscribers too: the self-service API and
+	// pages take the requests selfservice.Owns, the proxy the rest.
+	proxyHandler := func(ctx *fasthttp.RequestCtx) {
+		if selfservice.Owns(ctx.Method(), ctx.Path()) {
+			self.Handler(ctx)
+			return
+		}
+		gw.Handler(ctx)
+	}
+	proxySrv := &fasthttp.Server{Handler: proxyHandler, ErrorHandler: gw.TransportError, Name: "zenmuxd",
 		Logger:             zlog.NewPrinter(log.With().Str(zlog.NameField, "fasthttp.proxy").Logger(), zerolog.WarnLevel),
 		MaxRequestBodySize: int(cfg.Proxy.MaxBodyBytes),
 		ReadTimeout:        5 * time.Minute, IdleTimeout: 2 * time.Minute}
