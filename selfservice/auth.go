@@ -23,9 +23,9 @@ const (
 	csrfHeader    = "X-CSRF-Token"
 )
 
-// caller is who a request is from: an account, the key it signed in
-// with, and its session when it came with the session cookie (nil for a
-// bearer key, which needs no CSRF token).
+// caller is who a request is from: an account, and its session when it
+// came with the session cookie (nil for a bearer key, which needs no CSRF
+// token).
 type caller struct {
 	accountID string
 	session   *ledger.Session
@@ -53,7 +53,7 @@ func bearer(ctx *fasthttp.RequestCtx) []byte {
 
 // authenticate finds the caller after one read barrier, so a session or
 // key ended anywhere is refused here and one opened anywhere a moment ago
-// works (DESIGN.md, "Sessions"). A bearer key goes first: a script sends
+// works (DESIGN.md, invariant 3). A bearer key goes first: a script sends
 // no cookie. A state-changing call with the session cookie must carry its
 // CSRF token.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (caller, error) {

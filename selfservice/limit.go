@@ -9,7 +9,7 @@ import (
 // maxLimited bounds the buckets one limiter keeps. When it is full after
 // dropping the buckets that have refilled, a new name is refused: a flood
 // of distinct addresses cannot grow the map without limit, nor empty it to
-// reset its own counts (DESIGN.md, "Brute force").
+// reset its own counts (DESIGN.md, invariant 5).
 const maxLimited = 1 << 16
 
 // limiter is an in-memory set of token buckets by name (a client address,
