@@ -153,6 +153,13 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, method, path string) (any, int,
 		routes = map[string]handler{"POST": func() (any, int, error) { return s.rotateKey(ctx, seg[1]) }}
 	case len(seg) == 2 && seg[0] == "keys":
 		routes = map[string]handler{"DELETE": func() (any, int, error) { return s.revokeKey(ctx, seg[1]) }}
+	case len(seg) == 1 && seg[0] == "plan-requests":
+		routes = map[string]handler{"GET": s.read(func(l *ledger.Ledger) (any, error) {
+			reqs, err := l.PlanRequests("", string(ctx.QueryArgs().Peek("status")))
+			return list{Data: reqs}, err
+		})}
+	case len(seg) == 3 && seg[0] == "plan-requests" && (seg[2] == "confirm" || seg[2] == "reject"):
+		routes = map[string]handler{"POST": func() (any, int, error) { return s.decidePlanRequest(ctx, seg[1], seg[2] == "confirm") }}
 	case len(seg) == 2 && seg[0] == "refunds":
 		routes = map[string]handler{"GET": s.read(func(l *ledger.Ledger) (any, error) { return l.Refund(seg[1]) })}
 	case len(seg) == 3 && seg[0] == "refunds" && seg[2] == "status":
@@ -214,7 +221,12 @@ func (s *Server) accountRoute(ctx *fasthttp.RequestCtx, method, id string, rest 
 			}
 			return s.read(func(l *ledger.Ledger) (any, error) { return l.RefundPreview(id, s.store.Now()) })()
 		},
-		{"POST", "refunds"}: func() (any, int, error) { return s.submitRefund(ctx, id) },
+		{"POST", "refunds"}:       func() (any, int, error) { return s.submitRefund(ctx, id) },
+		{"POST", "sign-in-links"}: func() (any, int, error) { return s.createSignInLink(ctx, id) },
+		{"GET", "billing"}: s.read(func(l *ledger.Ledger) (any, error) {
+			b, err := l.Billing(id)
+			return list{Data: b}, err
+		}),
 	}
 	if f := h[key{method, sub}]; f != nil {
 		return f()
@@ -585,6 +597,46 @@ func (s *Server) refundStatus(ctx *fasthttp.RequestCtx, id string) (any, int, er
 		return nil, 0, err
 	}
 	return propose(s.store, &ledger.RefundStatus{Idem: idem, RefundID: id, Status: in.Status}, 200)
+}
+
+// SignInLinkPrefix starts a sign-in link's token (B3).
+const SignInLinkPrefix = "zsl_"
+
+// createSignInLink makes a one-time sign-in link (B3): the token is 32
+// random bytes, shown once here; only its SHA-256 enters the ledger.
+func (s *Server) createSignInLink(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
+	if err := decodeBody(ctx, &struct{}{}); err != nil {
+		return nil, 0, err
+	}
+	token := SignInLinkPrefix + randomHex(32)
+	expires := s.store.Now() + ledger.SignInLinkTTL
+	if _, err := ledger.Propose(s.store, &ledger.CreateSignInLink{AccountID: acct, LinkHash: ledger.HashSecret(token), ExpiresAt: expires}); err != nil {
+		return nil, 0, err
+	}
+	return struct {
+		Token     string `json:"token"`
+		URL       string `json:"url"`
+		ExpiresAt string `json:"expires_at"`
+	}{token, "/sign-in#" + token, time.Unix(0, expires).UTC().Format(time.RFC3339)}, 201, nil
+}
+
+// decidePlanRequest confirms or rejects a plan request (B4). Its
+// idempotency key is derived from the request and the decision, so a
+// confirm sent again, by the operator or after a lost answer, answers the
+// first result and never applies (charges) twice.
+func (s *Server) decidePlanRequest(ctx *fasthttp.RequestCtx, id string, confirm bool) (any, int, error) {
+	if err := decodeBody(ctx, &struct{}{}); err != nil {
+		return nil, 0, err
+	}
+	if len(id) > 64 { // no such request; and no idempotency record for a key that long
+		return nil, 0, fmt.Errorf("%w: plan request %q", ledger.ErrNotFound, id)
+	}
+	decision := "reject"
+	if confirm {
+		decision = "confirm"
+	}
+	idem := ledger.Idem{IdemKey: "planreq-" + decision + "-" + id, Fingerprint: decision}
+	return propose(s.store, &ledger.DecidePlanRequest{Idem: idem, ID: id, Confirm: confirm}, 200)
 }
 
 func (s *Server) clockView() any {

@@ -145,6 +145,7 @@ const (
 	fuzzAcctC             = "acct_c"
 	fuzzSubKey, fuzzPaygK = "key_sa", "key_pa"
 	fuzzRefund            = "rf_b"
+	fuzzPlanReq           = "pr_c" // acct_c asks for Pro
 )
 
 // newFuzzStore builds the fixture, checkpointed into state.
@@ -164,6 +165,7 @@ func newFuzzStore(tb testing.TB) (*ledgerStore, memState) {
 		&ledger.TopUp{Idem: idem("top-a"), AccountID: fuzzAcctA, MicroUSD: 10_000000},
 		&ledger.Subscribe{Idem: idem("sub-b"), AccountID: fuzzAcctB, Plan: "pro"},
 		&ledger.RefundSubmit{Idem: idem("rf-b"), AccountID: fuzzAcctB, RefundID: fuzzRefund},
+		&ledger.RequestPlanChange{ID: fuzzPlanReq, AccountID: fuzzAcctC, Action: ledger.ActionSubscribe, Plan: "pro"},
 	} {
 		if r, err := s.Propose(cmd); err != nil || r.Err != nil {
 			tb.Fatalf("fixture %T: %v %v", cmd, err, r.Err)
@@ -220,6 +222,11 @@ var fuzzEndpoints = []endpoint{
 	{"POST", "/admin/v1/accounts/{}/refunds", fuzzAcctA, true, false},
 	{"GET", "/admin/v1/refunds/{}", fuzzRefund, false, true},
 	{"POST", "/admin/v1/refunds/{}/status", fuzzRefund, true, false},
+	{"POST", "/admin/v1/accounts/{}/sign-in-links", fuzzAcctA, false, false},
+	{"GET", "/admin/v1/accounts/{}/billing", fuzzAcctA, false, true},
+	{"GET", "/admin/v1/plan-requests", "", false, true},
+	{"POST", "/admin/v1/plan-requests/{}/confirm", fuzzPlanReq, true, false},
+	{"POST", "/admin/v1/plan-requests/{}/reject", fuzzPlanReq, true, false},
 	{"GET", "/admin/v1/clock", "", false, true},
 	{"POST", "/admin/v1/clock", "", false, false},
 	{"GET", "/metrics", "", false, true},
@@ -315,6 +322,10 @@ func FuzzAdminHTTP(f *testing.F) {
 		"POST /admin/v1/accounts/{}/refunds":               {`{}`},
 		"POST /admin/v1/refunds/{}/status":                 {`{"status":"succeeded"}`, `{"status":"failed"}`, `{"status":"canceled"}`},
 		"POST /admin/v1/clock":                             {`{"advance_seconds":86400}`},
+		"POST /admin/v1/accounts/{}/sign-in-links":         {``, `{}`},
+		"POST /admin/v1/plan-requests/{}/confirm":          {``, `{}`},
+		"POST /admin/v1/plan-requests/{}/reject":           {``, `{}`},
+		"GET /admin/v1/plan-requests?status=pending":       nil,
 		"GET /admin/v1/accounts?limit=1":                   nil,
 		"GET /admin/v1/accounts/{}/requests?limit=5":       nil,
 		"GET /admin/v1/accounts?limit=1000&cursor=acct_a0": nil,
