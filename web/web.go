@@ -22,6 +22,7 @@ var pages = map[string]string{
 	"/pricing": "static/pricing.html",
 	"/sign-in": "static/sign-in.html",
 	"/console": "static/console.html",
+	"/studio":  "static/studio.html",
 }
 
 // contentTypes names the type of every file extension the assets use; a
@@ -38,7 +39,7 @@ var contentTypes = map[string]string{
 
 // Pages lists the page paths, for a server deciding which paths it owns.
 func Pages() []string {
-	return []string{"/pricing", "/sign-in", "/console"}
+	return []string{"/pricing", "/sign-in", "/console", "/studio"}
 }
 
 // Asset answers the body and content type of a page ("/console") or of an

@@ -146,6 +146,7 @@ func TestAsset(t *testing.T) {
 		{"/pricing", "text/html; charset=utf-8", true},
 		{"/sign-in", "text/html; charset=utf-8", true},
 		{"/console", "text/html; charset=utf-8", true},
+		{"/studio", "text/html; charset=utf-8", true},
 		{"/assets/app.css", "text/css; charset=utf-8", true},
 		{"/assets/lib.js", "text/javascript; charset=utf-8", true},
 		{"/assets/icon.svg", "image/svg+xml", true},
