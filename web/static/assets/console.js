@@ -346,6 +346,15 @@ function wirePlan() {
 
 // ---- billing and refunds ----
 
+const billingTypes = {
+  subscribe: "Subscription payment",
+  upgrade: "Upgrade charge",
+  renewal: "Renewal",
+  topup: "Balance top-up",
+  refund: "Refund",
+  refund_request: "Refund requested",
+};
+
 function billingRow(b) {
   const refundID = b.refund_id || (b.type === "refund" ? b.id : "");
   let action = null;
@@ -356,9 +365,9 @@ function billingRow(b) {
   const amount = Number(b.amount_usd) || 0;
   return h("tr", {},
     h("td", { class: "num", text: dateTime(b.at) }),
-    h("td", { text: title(b.type) }),
+    h("td", { text: billingTypes[b.type] || title(b.type) }),
     h("td", { text: b.plan ? planName(b.plan) : "—" }),
-    h("td", { class: "r", text: b.type === "refund" ? `−${usd(Math.abs(amount))}` : usd(amount) }),
+    h("td", { class: "r", text: amount < 0 ? `−${usd(-amount)}` : usd(amount) }),
     h("td", {}, b.status ? h("span", { class: badgeFor(b.status), text: title(b.status) }) : "—"),
     h("td", { class: "r" }, action));
 }

@@ -278,7 +278,7 @@ function wire() {
   $("new-convo").addEventListener("click", () => {
     newConvo();
     render();
-    $("prompt").focus();
+    $("prompt").focus({ preventScroll: true });
   });
   $("delete-convo").addEventListener("click", () => {
     const c = current();
@@ -335,7 +335,7 @@ async function main() {
   }
   render();
   setInterval(tickMeter, 1000);
-  $("prompt").focus();
+  $("prompt").focus({ preventScroll: true });
 }
 
 main();
