@@ -50,7 +50,39 @@ func (q *expiryQueue) Pop() any {
 	return e
 }
 
-func (l *Ledger) queueExpiry(e expiryEntry) { heap.Push(&l.expiries, e) }
+func (l *Ledger) queueExpiry(e expiryEntry) {
+	heap.Push(&l.expiries, e)
+	l.compactExpiries()
+}
+
+// compactExpiries bounds the entries left behind by sessions ended early
+// (a sign-out, a revoked or rotated key, an account's oldest making room),
+// which would otherwise stay until their time, up to 30 days: when the
+// queue outgrows twice the live records, it is rebuilt from them. The
+// queue is derived, so this changes nothing replicated.
+func (l *Ledger) compactExpiries() {
+	if live := len(l.sessions) + len(l.links) + len(l.planReqs); len(l.expiries) > 2*live+64 {
+		l.rebuildExpiries()
+	}
+}
+
+// rebuildExpiries makes the queue again from the records.
+func (l *Ledger) rebuildExpiries() {
+	q := l.expiries[:0]
+	for h, s := range l.sessions {
+		q = append(q, expiryEntry{at: s.ExpiresAt, kind: expirySession, hash: h})
+	}
+	for h, k := range l.links {
+		q = append(q, expiryEntry{at: k.ExpiresAt, kind: expiryLink, hash: h})
+	}
+	for id, r := range l.planReqs {
+		if r.DecidedAt != 0 {
+			q = append(q, expiryEntry{at: r.DecidedAt + planRequestKeep, kind: expiryPlanRequest, id: id})
+		}
+	}
+	heap.Init(&q)
+	l.expiries = q
+}
 
 // sweepExpired removes every session, link and decided plan request whose
 // time came by now; it answers how many.

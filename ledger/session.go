@@ -143,6 +143,7 @@ func (l *Ledger) endSession(s *Session) {
 		}
 	}
 	l.markSession(s.TokenHash)
+	l.compactExpiries()
 }
 
 // endKeySessions ends the sessions opened with a key that was revoked or

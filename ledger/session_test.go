@@ -343,3 +343,44 @@ func (w memWriter) keysWith(prefix string) []string {
 	}
 	return out
 }
+
+// rules B2, B3, C4: the expiry queue removes exactly the sessions and links
+// a scan finds expired, at each step, whatever ended early; entries left
+// behind by early ends do not pile up.
+func TestC4_ExpiriesMatchScan(t *testing.T) {
+	f := newFixture(t)
+	acct, key := f.account()
+	kid := f.keyID(key)
+	seed := uint64(7)
+	next := func(n uint64) uint64 { seed = seed*6364136223846793005 + 1442695040888963407; return (seed >> 33) % n }
+	for step := 0; step < 2000; step++ {
+		switch next(4) {
+		case 0, 1:
+			f.openSession(acct, kid, f.id("s"), time.Duration(1+next(3600))*time.Second)
+		case 2:
+			if len(f.l.links) < MaxSignInLinksPerAccount {
+				f.must(&CreateSignInLink{AccountID: acct, LinkHash: HashSecret(f.id("l")), ExpiresAt: f.now + 1 + int64(next(uint64(SignInLinkTTL)))})
+			}
+		default:
+			f.must(&EndSession{TokenHash: HashSecret(f.id("s") + "x")}) // unknown: a no-op
+			if s := oldestSession(f.l.sessByAcct[acct]); s != nil {
+				f.must(&EndSession{TokenHash: s.TokenHash})
+			}
+		}
+		f.advance(time.Duration(next(uint64(time.Minute))))
+		f.must(&Tick{})
+		for _, s := range f.l.sessions {
+			if s.ExpiresAt <= f.now {
+				t.Fatalf("step %d: session expired at %d kept at %d", step, s.ExpiresAt, f.now)
+			}
+		}
+		for _, k := range f.l.links {
+			if k.ExpiresAt <= f.now {
+				t.Fatalf("step %d: link expired at %d kept at %d", step, k.ExpiresAt, f.now)
+			}
+		}
+		if live := len(f.l.sessions) + len(f.l.links); len(f.l.expiries) > 2*live+64 {
+			t.Fatalf("step %d: %d queued for %d live records", step, len(f.l.expiries), live)
+		}
+	}
+}
