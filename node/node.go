@@ -135,7 +135,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		return err
 	}
 	self, err := selfservice.New(selfservice.Options{
-		Store: rep, Pages: web.Asset, SessionTTL: time.Duration(cfg.SelfService.SessionTTL),
+		Store: rep, Pages: web.Asset, Studio: gw, SessionTTL: time.Duration(cfg.SelfService.SessionTTL),
 		SignInPerAddress: cfg.SelfService.SignInPerAddress, SignInPerAccount: cfg.SelfService.SignInPerAccount,
 		SecureCookie: cfg.SelfService.SecureCookie, Log: log,
 	})

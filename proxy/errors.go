@@ -53,6 +53,8 @@ func fromLedger(err error) *apiError {
 		return newAPIError(403, "model_not_in_plan", "the model is not included in your plan")
 	case errors.Is(err, ledger.ErrModelUnpriced): // never served free (M5); the ledger wraps the sentinel with the model id
 		return newAPIError(503, "model_unavailable", fmt.Sprintf("model %s has no price on this gateway yet; the operator must set one", strings.TrimPrefix(err.Error(), ledger.ErrModelUnpriced.Error()+": ")))
+	case errors.Is(err, ledger.ErrInvalid):
+		return newAPIError(400, "invalid_request", err.Error())
 	case errors.Is(err, ledger.ErrInsufficientBalance):
 		return newAPIError(402, "insufficient_balance", "the pay-as-you-go balance is empty; top it up to continue")
 	}

@@ -206,7 +206,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			writeAPIError(ctx, f.Anthropic(), newAPIError(405, "method_not_allowed", string(path)+" answers POST"))
 			return
 		}
-		s.generate(ctx, f, id, "", false)
+		s.generate(ctx, f, id, "", false, nil)
 		return
 	}
 	if model, gf, stream, ok := geminiPath(string(path)); ok {
@@ -215,7 +215,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			writeError(ctx, shapeGemini, newAPIError(405, "method_not_allowed", string(path)+" answers POST"))
 			return
 		}
-		s.generate(ctx, gf, id, model, stream)
+		s.generate(ctx, gf, id, model, stream, nil)
 		return
 	}
 	if id, ok := modelsPath(r); ok {
@@ -269,7 +269,21 @@ type inflight struct {
 	x *translation
 }
 
-func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathModel string, pathStream bool) {
+// studioCaller is a Studio Chat call (B1): the signed-in account and the
+// billing mode its conversation chose, in place of a key.
+type studioCaller struct{ account, billing string }
+
+// ServeStudio serves a Studio Chat completion (an OpenAI chat completion
+// body, streamed or not) for an account the self-service API signed in,
+// admitted, limited and charged exactly as a request sent with a key of
+// the billing's kind: "subscription" or "payg" (B1).
+func (s *Server) ServeStudio(ctx *fasthttp.RequestCtx, accountID, billing string) {
+	id := s.requestID()
+	ctx.Response.Header.Set("x-zenmux-request-id", id)
+	s.generate(ctx, FormatChat, id, "", false, &studioCaller{account: accountID, billing: billing})
+}
+
+func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathModel string, pathStream bool, studio *studioCaller) {
 	sh := f.shape()
 	fail := func(e *apiError) { writeError(ctx, sh, e) }
 
@@ -304,16 +318,21 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathMod
 		fail(newAPIError(400, "invalid_request", "this endpoint does not stream through zenmuxd"))
 		return
 	}
-	secret := apiKey(ctx)
-	if len(secret) == 0 {
-		fail(newAPIError(401, "invalid_api_key", "an API key is required: Authorization: Bearer, x-api-key, x-goog-api-key or ?key="))
-		return
-	}
 	now := s.o.Now()
-	hash := sha256.Sum256(secret)
-	ad, err := s.o.Ledger().Admit(hash, model, now)
-	if errors.Is(err, ledger.ErrInvalidAPIKey) && s.o.Refresh != nil && s.o.Refresh() == nil {
+	var ad ledger.Admission
+	if studio != nil {
+		ad, err = s.o.Ledger().AdmitAccount(studio.account, studio.billing, model, now)
+	} else {
+		secret := apiKey(ctx)
+		if len(secret) == 0 {
+			fail(newAPIError(401, "invalid_api_key", "an API key is required: Authorization: Bearer, x-api-key, x-goog-api-key or ?key="))
+			return
+		}
+		hash := sha256.Sum256(secret)
 		ad, err = s.o.Ledger().Admit(hash, model, now)
+		if errors.Is(err, ledger.ErrInvalidAPIKey) && s.o.Refresh != nil && s.o.Refresh() == nil {
+			ad, err = s.o.Ledger().Admit(hash, model, now)
+		}
 	}
 	if err != nil {
 		fail(fromLedger(err))
