@@ -127,7 +127,9 @@ func StartBrowser(t *testing.T) *Browser {
 			if err != nil {
 				return
 			}
-			if e := ev.Entry; e != nil && e.Level == cdplog.EntryLevelError {
+			// An API refusal (a 401 for a wrong key) is logged as a failed
+			// load too: the tests check those answers themselves.
+			if e := ev.Entry; e != nil && e.Level == cdplog.EntryLevelError && !(e.Source == cdplog.EntrySourceNetwork && strings.Contains(e.URL, "/api/")) {
 				b.problem(fmt.Sprintf("%s error: %s %s", e.Source, e.Text, e.URL))
 			}
 		}
@@ -291,7 +293,8 @@ func (b *Browser) Click(sel string) {
 func (b *Browser) Fill(sel, s string) {
 	b.t.Helper()
 	b.WaitVisible(sel)
-	b.do(chromedp.SetValue(chromedp.CSS(sel), ""), chromedp.SendKeys(chromedp.CSS(sel), s))
+	Eval[chromedp.Void](b, "(e => { e.value = ''; e.focus() })(document.querySelector("+js(sel)+"))")
+	b.do(chromedp.SendKeys(chromedp.CSS(sel), s))
 }
 
 // Select picks the option with value v in a <select>, as a person would
@@ -377,7 +380,7 @@ plans = ["tiny"]
 
 // bAccount is a subscriber made through the admin API.
 type bAccount struct {
-	ID                 string
+	ID, Email          string
 	SubKey, SubKeyID   string // a subscription key
 	PaygKey, PaygKeyID string // a pay-as-you-go key
 }
@@ -386,8 +389,16 @@ type bAccount struct {
 // subscription key, a pay-as-you-go key and balanceUSD on its balance.
 func browserAccount(t *testing.T, n *Node, plan, balanceUSD string) bAccount {
 	t.Helper()
+	return browserAccountNamed(t, n, plan, balanceUSD, "Ada Browser")
+}
+
+// browserAccountNamed is browserAccount with the account's name.
+func browserAccountNamed(t *testing.T, n *Node, plan, balanceUSD, name string) bAccount {
+	t.Helper()
 	var a bAccount
-	a.ID = Get(wtWant(t, n.AdminDo("POST", "/admin/v1/accounts", fmt.Sprintf(`{"email":"browser-%d@example.com","name":"Ada Browser"}`, time.Now().UnixNano())), 201), "id")
+	a.Email = fmt.Sprintf("browser-%d@example.com", time.Now().UnixNano())
+	body, _ := json.Marshal(map[string]string{"email": a.Email, "name": name})
+	a.ID = Get(wtWant(t, n.AdminDo("POST", "/admin/v1/accounts", string(body)), 201), "id")
 	base := "/admin/v1/accounts/" + a.ID
 	if plan != "free" {
 		if r := n.AdminDo("POST", base+"/subscription", fmt.Sprintf(`{"plan":%q}`, plan), "Idempotency-Key: browser-sub-"+a.ID); r.Status/100 != 2 {
@@ -420,4 +431,138 @@ func chat(t *testing.T, n *Node, key, model, text string) *Response {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"model": model, "max_tokens": 16, "messages": []any{map[string]string{"role": "user", "content": text}}})
 	return Do(t, "POST", n.Proxy+"/v1/chat/completions", string(body), "Authorization: Bearer "+key)
+}
+
+// requestLog waits (at most 10 s) until the account's request log holds
+// want entries, and returns them newest first: a request is charged just
+// after its answer, so a test reads the usage only once it is logged.
+func requestLog(t *testing.T, n *Node, acct string, want int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := wtWant(t, n.AdminDo("GET", "/admin/v1/accounts/"+acct+"/requests?limit=100", ""), 200)
+		data, _ := m["data"].([]any)
+		if len(data) >= want {
+			out := make([]map[string]any, len(data))
+			for i, e := range data {
+				out[i], _ = e.(map[string]any)
+			}
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the request log of %s holds %d entries after 10 s, want %d", acct, len(data), want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// usage is the admin API's usage of the account.
+func usage(t *testing.T, n *Node, acct string) map[string]any {
+	t.Helper()
+	return wtWant(t, n.AdminDo("GET", "/admin/v1/accounts/"+acct+"/usage", ""), 200)
+}
+
+// balance is the account's balance in micro-USD, from the admin API.
+func balance(t *testing.T, n *Node, acct string) int64 {
+	t.Helper()
+	return micro(t, wtWant(t, n.AdminDo("GET", "/admin/v1/accounts/"+acct, ""), 200), "balance_usd")
+}
+
+// SignInKey signs in on /sign-in with key, as a person types it, and waits
+// for the console to show the account.
+func (b *Browser) SignInKey(n *Node, a bAccount, key string) {
+	b.t.Helper()
+	b.Open(n.Proxy + "/sign-in")
+	b.Fill("#key", key)
+	b.Click("#submit")
+	b.WaitConsole(a)
+}
+
+// WaitConsole waits until /console shows the account and its usage,
+// keys and request log.
+func (b *Browser) WaitConsole(a bAccount) {
+	b.t.Helper()
+	b.WaitFor("the console of "+a.Email, `location.pathname === "/console" &&
+		document.querySelector("#account-name").textContent.includes(`+js(a.Email)+`) &&
+		document.querySelector("#w5-used").textContent !== "—" &&
+		document.querySelectorAll("#keys-body tr").length > 0 &&
+		document.querySelectorAll("#log-body tr").length > 0`, 10*time.Second)
+}
+
+// usdText formats micro-USD as the pages' usd(v, {precise: true}) does:
+// at least 2 decimals, up to 6 below $1.
+func usdText(m int64) string {
+	neg := m < 0
+	if neg {
+		m = -m
+	}
+	var out string
+	if m < 1_000_000 && m%10_000 != 0 {
+		out = "$0." + strings.TrimRight(fmt.Sprintf("%06d", m), "0")
+	} else {
+		cents := (m + 5_000) / 10_000 // half up, as Intl.NumberFormat rounds
+		out = fmt.Sprintf("$%s.%02d", thousands(cents/100), cents%100)
+	}
+	if neg {
+		out = "-" + out
+	}
+	return out
+}
+
+// thousands writes n with comma separators.
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// flowsText formats micro-Flows as the pages show Flows (web's lib.js
+// flows: up to 3 decimals, 3 significant digits below 0.01 so a small
+// request does not read as 0; halves away from zero, as
+// Intl.NumberFormat rounds).
+func flowsText(m int64) string {
+	if m < 0 {
+		return "-" + flowsText(-m)
+	}
+	if m < 10_000 {
+		// Below 0.01 Flow a micro-Flow amount has at most 4 digits: three
+		// significant ones round the last away.
+		if m >= 1000 {
+			m = (m + 5) / 10 * 10
+		}
+	} else {
+		m = (m + 500) / 1000 * 1000
+	}
+	s := thousands(m/1_000_000) + "." + fmt.Sprintf("%06d", m%1_000_000)
+	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
+}
+
+// countdownSeconds reads a countdown as the pages write it ("4h 05m 09s",
+// "12m 03s", "9s").
+func countdownSeconds(s string) (int64, bool) {
+	var total int64
+	for _, part := range strings.Fields(s) {
+		if len(part) < 2 {
+			return 0, false
+		}
+		var v int64
+		if _, err := fmt.Sscan(part[:len(part)-1], &v); err != nil {
+			return 0, false
+		}
+		switch part[len(part)-1] {
+		case 'd':
+			total += v * 86400
+		case 'h':
+			total += v * 3600
+		case 'm':
+			total += v * 60
+		case 's':
+			total += v
+		default:
+			return 0, false
+		}
+	}
+	return total, s != ""
 }
