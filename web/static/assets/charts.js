@@ -27,7 +27,8 @@ matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
 });
 
 // chart draws one series into box. spec: {xs, ys, label, kind: "bars" |
-// "step" | "line", yFmt, xTime, height, empty}. An empty series shows the
+// "step" | "line", yFmt, xFmt, xTime, step (seconds between ticks' minimum),
+// height, empty}. An empty series shows the
 // empty text instead of an empty plot.
 export function chart(box, spec) {
   const old = box._chart;
@@ -66,7 +67,9 @@ export function chart(box, spec) {
         legend: { show: true },
         cursor: { drag: { x: false, y: false } },
         scales: { x: { time: spec.xTime !== false }, y: { range: (u, min, max) => [spec.kind === "bars" ? 0 : min * 0.98, max > 0 ? max * 1.08 : 1] } },
-        axes: [axis(spec.xFmt), Object.assign(axis(spec.yFmt), { size: 64 })],
+        // A series of whole steps (days) gets ticks on steps only, not
+        // on the hours between them.
+        axes: [Object.assign(axis(spec.xFmt), spec.step ? { incrs: [1, 2, 7, 14, 30].map((n) => n * spec.step) } : {}), Object.assign(axis(spec.yFmt), { size: 64 })],
         series: [{ value: (u, v) => (spec.xLabel ? spec.xLabel(v) : String(v)) }, series],
       };
       if (spec.kind === "bars" && spec.xs.length === 1) {

@@ -81,6 +81,8 @@ async function loadBreakdown() {
     label: "Flows",
     kind: "bars",
     yFmt: flows,
+    step: 86400,
+    xFmt: (v) => new Date(v * 1000).toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" }),
     xLabel: (v) => (v == null ? "—" : date(new Date(v * 1000).toISOString())),
     empty: "No requests yet. Your Flows per day show here.",
   });
