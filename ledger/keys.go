@@ -107,3 +107,16 @@ func (l *Ledger) keyByHash(h [32]byte) *Key {
 	}
 	return k
 }
+
+// KeyByHash names the account and id of the live key whose secret hashes
+// to h (K1), for a caller that signs in with a key rather than calling a
+// model with it.
+func (l *Ledger) KeyByHash(h [32]byte) (accountID, keyID string, ok bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	k := l.keyByHash(h)
+	if k == nil || l.accounts[k.AccountID] == nil {
+		return "", "", false
+	}
+	return k.AccountID, k.ID, true
+}

@@ -61,7 +61,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (caller, error) {
 		return caller{}, notNow(err)
 	}
 	if key := bearer(ctx); key != nil {
-		acct, _, ok := keyOf(s.store.Ledger(), ledger.HashSecret(string(key)), s.store.Now())
+		acct, _, ok := s.store.Ledger().KeyByHash(ledger.HashSecret(string(key)))
 		if !ok {
 			return caller{}, fmt.Errorf("%w: the key is not valid", errUnauthorized)
 		}
@@ -137,13 +137,13 @@ func (s *Server) signIn(ctx *fasthttp.RequestCtx) (any, int, error) {
 	expires := now + int64(s.ttl)
 	if in.Key != "" {
 		secret := ledger.HashSecret(in.Key)
-		acct, keyID, ok := keyOf(s.store.Ledger(), secret, now)
+		acct, keyID, ok := s.store.Ledger().KeyByHash(secret)
 		if !ok {
 			// Created a moment ago on another node?
 			if err := s.store.ReadBarrier(); err != nil {
 				return nil, 0, notNow(err)
 			}
-			acct, keyID, ok = keyOf(s.store.Ledger(), secret, now)
+			acct, keyID, ok = s.store.Ledger().KeyByHash(secret)
 		}
 		if !ok {
 			return nil, 0, errBadCredentials
@@ -237,15 +237,3 @@ func (s *Server) setCookies(ctx *fasthttp.RequestCtx, token, csrf string, ttl ti
 
 func rfc3339(nanos int64) string { return time.Unix(0, nanos).UTC().Format(time.RFC3339) }
 
-// keyOf finds the account and id of the key whose secret hashes to h. The
-// ledger reads a key by its hash only through admission: admitting a model
-// the key may call names the key and its account (a refusal past the key
-// check, such as an exhausted window, names them too).
-func keyOf(l *ledger.Ledger, h [32]byte, now int64) (accountID, keyID string, ok bool) {
-	models, ok := l.ModelsFor(h, now)
-	if !ok || len(models) == 0 {
-		return "", "", false
-	}
-	ad, _ := l.Admit(h, models[0].ID, now)
-	return ad.AccountID, ad.KeyID, ad.AccountID != ""
-}
