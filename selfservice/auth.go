@@ -236,4 +236,3 @@ func (s *Server) setCookies(ctx *fasthttp.RequestCtx, token, csrf string, ttl ti
 }
 
 func rfc3339(nanos int64) string { return time.Unix(0, nanos).UTC().Format(time.RFC3339) }
-
