@@ -133,7 +133,7 @@ func startCluster(ctx context.Context, bin, dir, ack string, st *stub, stubKey s
 			extra = common + fmt.Sprintf("[cluster]\nbootstrap = false\njoin = [%q]\nsecret_file = %q\n", join, secret)
 		}
 		z := &zenmuxd{dataDir: filepath.Join(ndir, "data"), proxyAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]),
-			adminURL: fmt.Sprintf("http://127.0.0.1:%d", ports[1]), token: token}
+			adminURL: fmt.Sprintf("http://127.0.0.1:%d", ports[1]), token: token, ack: ack}
 		cfgPath := filepath.Join(ndir, "zenmux.toml")
 		if err := os.WriteFile(cfgPath, []byte(zenmuxdConfig(id, z.dataDir, ports[0], ports[1], ports[2], ack, st.addr(), extra)), 0o600); err != nil {
 			return nil, err
@@ -216,21 +216,22 @@ func startCluster(ctx context.Context, bin, dir, ack string, st *stub, stubKey s
 	c.setup = time.Since(begin)
 
 	prog.setup(fmt.Sprintf("cluster %s: account, subscription and key via the leader %s", ack, c.ids[c.leader]))
-	if c.key, err = c.nodes[c.leader].provision(hc); err != nil {
+	if c.key, err = c.nodes[c.leader].provision(hc, 1); err != nil {
 		return c, err
 	}
 	return c, nil
 }
 
 // runCluster starts one cluster, measures the stub, the leader's proxy
-// and a follower's proxy at 1000 req/s, and stops the cluster. A cluster
+// and a follower's proxy at 1000 req/s, then the self-service reads
+// through both, and stops the cluster. A cluster
 // that fails is an error in the report, not the end of the run; only an
 // interrupt returns an error.
 func runCluster(ctx context.Context, o options, tmp, zbin, ack string, st *stub, stubKey string, direct *target, rep *Report, prog *progress, step *int) error {
 	res := &ClusterResult{Ack: ack, Nodes: clusterSize, Rate: rateLow, Results: map[string]*PhaseResult{}, NodeCPUMicrosPerReq: map[string]map[string]float64{}}
 	rep.Cluster = append(rep.Cluster, res)
 	failed := func(err error, c *benchCluster) error {
-		*step += len(clusterTargets) // keep the progress count right
+		*step += len(clusterTargets) + len(ssClusterTargets) // keep the progress count right
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -325,6 +326,14 @@ func runCluster(ctx context.Context, o options, tmp, zbin, ack string, st *stub,
 			res.NodeCPUMicrosPerReq[t.Name] = per
 		}
 		res.Results[t.Name] = r
+	}
+
+	// The self-service reads, through the leader and the follower.
+	if err := runSelfServiceCluster(ctx, o, c, rep, prog, step); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rep.Errors = append(rep.Errors, fmt.Sprintf("cluster %s: %v%s", ack, err, c.logTails(1500)))
 	}
 
 	// Did leadership hold through the measurements?

@@ -198,10 +198,10 @@ func run() int {
 
 	steps := 0
 	if !o.clusterOnly {
-		steps += len(singlePhases(o)) * len(singleTargets)
+		steps += len(singlePhases(o))*len(singleTargets) + len(ssSingleTargets)
 	}
 	if o.cluster {
-		steps += len(o.clusterAcks) * len(clusterTargets)
+		steps += len(o.clusterAcks) * (len(clusterTargets) + len(ssClusterTargets))
 	}
 	prog := newProgress(steps, time.Duration(steps)*(o.warmup+o.duration+50*time.Millisecond))
 	defer prog.finish()
@@ -299,7 +299,8 @@ func run() int {
 }
 
 // runSingle starts noproxy and one zenmuxd per ack mode next to the stub,
-// and measures every phase against every single-node target.
+// measures every phase against every single-node target, then the
+// self-service reads on each zenmuxd.
 func runSingle(ctx context.Context, o options, tmp, zbin, nbin string, st *stub, stubKey string, direct *target, rep *Report, prog *progress, step *int) error {
 	phases := singlePhases(o)
 	maxConns := max(o.conns, o.workers) + 16
@@ -321,6 +322,7 @@ func runSingle(ctx context.Context, o options, tmp, zbin, nbin string, st *stub,
 	noproxy := newTarget("noproxy", npAddr, stubKey, "stub-model", np, maxConns)
 
 	targets := []*target{direct, noproxy}
+	nodes := map[string]*zenmuxd{}
 	for _, ack := range []string{"async", "quorum"} {
 		name := "zenmuxd-" + ack
 		prog.setup("starting " + name)
@@ -328,6 +330,7 @@ func runSingle(ctx context.Context, o options, tmp, zbin, nbin string, st *stub,
 		if err != nil {
 			return err
 		}
+		nodes[name] = z
 		targets = append(targets, newTarget(name, z.proxyAddr, z.key, "bench/stub", z.p, maxConns))
 	}
 	for _, t := range targets {
@@ -423,7 +426,7 @@ func runSingle(ctx context.Context, o options, tmp, zbin, nbin string, st *stub,
 			}
 		}
 	}
-	return nil
+	return runSelfServiceSingle(ctx, o, nodes, rep, prog, step)
 }
 
 // measure runs one phase against one target for d.

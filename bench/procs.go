@@ -290,6 +290,7 @@ type zenmuxd struct {
 	token     string
 	key       string
 	dataDir   string
+	ack       string // [accounting] ack
 }
 
 // benchFlows is the bench plan's 5-hour, weekly and monthly quota: the
@@ -404,7 +405,7 @@ func startZenmuxd(ctx context.Context, bin, dir, name, ack, stubAddr, stubKey st
 	if err != nil {
 		return nil, err
 	}
-	z := &zenmuxd{dataDir: filepath.Join(dir, "data"), proxyAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]), adminURL: fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
+	z := &zenmuxd{dataDir: filepath.Join(dir, "data"), proxyAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]), adminURL: fmt.Sprintf("http://127.0.0.1:%d", ports[1]), ack: ack}
 	cfgPath := filepath.Join(dir, "zenmux.toml")
 	if err := os.WriteFile(cfgPath, []byte(zenmuxdConfig("bench", z.dataDir, ports[0], ports[1], ports[2], ack, stubAddr, "")), 0o600); err != nil {
 		return nil, err
@@ -430,26 +431,27 @@ func startZenmuxd(ctx context.Context, bin, dir, name, ack, stubAddr, stubKey st
 		return fail(err)
 	}
 	z.token = strings.TrimSpace(string(tok))
-	if z.key, err = z.provision(hc); err != nil {
+	if z.key, err = z.provision(hc, 1); err != nil {
 		return fail(err)
 	}
 	return z, nil
 }
 
-// provision creates, through z's admin API, an account, its subscription
-// to the bench plan and a subscription key, and returns the key.
-func (z *zenmuxd) provision(hc *http.Client) (string, error) {
+// provision creates, through z's admin API, the n-th account (1 for the
+// chat phases, more for the self-service run), its subscription to the
+// bench plan and a subscription key, and returns the key.
+func (z *zenmuxd) provision(hc *http.Client, n int) (string, error) {
 	var acct struct {
 		ID string `json:"id"`
 	}
-	b, err := z.admin(hc, "POST", "/admin/v1/accounts", "", map[string]any{"email": "bench@example.com", "name": "Bench"})
+	b, err := z.admin(hc, "POST", "/admin/v1/accounts", "", map[string]any{"email": fmt.Sprintf("bench%d@example.com", n), "name": fmt.Sprintf("Bench %d", n)})
 	if err != nil {
 		return "", err
 	}
 	if err := json.Unmarshal(b, &acct); err != nil || acct.ID == "" {
 		return "", fmt.Errorf("create account: %s", b)
 	}
-	if _, err := z.admin(hc, "POST", "/admin/v1/accounts/"+acct.ID+"/subscription", "bench-sub-1", map[string]any{"plan": "bench"}); err != nil {
+	if _, err := z.admin(hc, "POST", "/admin/v1/accounts/"+acct.ID+"/subscription", fmt.Sprintf("bench-sub-%d", n), map[string]any{"plan": "bench"}); err != nil {
 		return "", err
 	}
 	var key struct {

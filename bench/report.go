@@ -19,8 +19,11 @@ type Report struct {
 	Targets []string                           `json:"targets"`
 	Results map[string]map[string]*PhaseResult `json:"results"`           // target → phase → result
 	Cluster []*ClusterResult                   `json:"cluster,omitempty"` // -cluster: one per ack mode
-	Checks  []Check                            `json:"checks"`
-	Errors  []string                           `json:"errors,omitempty"`
+	// the self-service reads: each single node, then per cluster its
+	// leader and its follower
+	SelfService []*SelfServiceResult `json:"self_service,omitempty"`
+	Checks      []Check              `json:"checks"`
+	Errors      []string             `json:"errors,omitempty"`
 }
 
 // Meta describes the run.
@@ -135,6 +138,9 @@ func (r *Report) badAnswers() int64 {
 			n += p.bad()
 		}
 	}
+	for _, s := range r.SelfService {
+		n += s.All.bad()
+	}
 	return n
 }
 
@@ -176,6 +182,7 @@ func (r *Report) checks() {
 	if len(r.Targets) > 0 { // the single-node run happened (not -cluster-only)
 		r.singleChecks(add)
 	}
+	r.selfServiceChecks(add)
 	r.answerCheck(add)
 }
 
@@ -260,6 +267,11 @@ func (r *Report) answerCheck(add func(name string, pass bool, detail string)) {
 			}
 		}
 	}
+	for _, s := range r.SelfService {
+		if p := s.All; p.bad() > 0 {
+			where = append(where, fmt.Sprintf("self-service %s: %d non-200 %v, %d errors %q", s.name(), p.Non200+p.WarmupNon200, p.Statuses, p.Errors+p.WarmupErrors, p.ErrorSamples))
+		}
+	}
 	detail := "0 (warm-ups included)"
 	if bad > 0 {
 		detail = fmt.Sprintf("%d: %s", bad, strings.Join(where, "; "))
@@ -298,6 +310,9 @@ func (r *Report) print(w io.Writer, out string) {
 	}
 	if len(r.Cluster) > 0 {
 		r.printCluster(w)
+	}
+	if len(r.SelfService) > 0 {
+		r.printSelfService(w)
 	}
 	fmt.Fprintln(w)
 	for _, c := range r.Checks {
