@@ -339,13 +339,22 @@ func (b *Browser) Shot(name string) string {
 	if !ok {
 		d, _ = shotDirs.LoadOrStore(b.t.Name(), shotDir(b.t))
 	}
-	buf, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	// The page's own width and full height: a plain full screenshot takes
+	// the width of the widest scroll container's content, which at a
+	// phone's width is not what the phone shows.
+	size := Eval[[]float64](b, `[document.documentElement.clientWidth, document.documentElement.scrollHeight]`)
+	buf, err := chromedp.Call(b.ctx, page.CaptureScreenshot, page.CaptureScreenshotParams{
+		Format:                page.CaptureScreenshotFormatPng,
+		Clip:                  &page.Viewport{Width: size[0], Height: size[1], Scale: 1},
+		FromSurface:           ptrTo(true),
+		CaptureBeyondViewport: ptrTo(true),
+	})
 	if err != nil {
 		b.t.Errorf("screenshot %s: %v", name, err)
 		return ""
 	}
 	path := filepath.Join(d.(string), name+".png")
-	if err := os.WriteFile(path, buf, 0o644); err != nil {
+	if err := os.WriteFile(path, buf.Data, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
 	b.t.Logf("screenshot %s", path)
@@ -566,3 +575,5 @@ func countdownSeconds(s string) (int64, bool) {
 	}
 	return total, s != ""
 }
+
+func ptrTo[T any](v T) *T { return &v }

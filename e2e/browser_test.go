@@ -371,8 +371,17 @@ func TestBrowserScreenshots(t *testing.T) {
 				b.Open(n.Proxy + p.path)
 				b.WaitFor(p.path+" ready", p.ready, 10*time.Second)
 				b.Shot(fmt.Sprintf("%s-%d-%s", strings.TrimPrefix(p.path, "/"), vp.w, scheme))
-				if over := Eval[int](b, `document.documentElement.scrollWidth - innerWidth`); over > 0 {
+				// A phone zooms a too-wide page out (innerWidth grows with
+				// it); the document's client width stays the screen's.
+				if over := Eval[int](b, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); over > 0 {
 					t.Errorf("%s at %d px is %d px wider than the screen", p.path, vp.w, over)
+				}
+				// Figures and buttons hold their text: none runs into its
+				// neighbour.
+				if spill := Eval[[]string](b, `[...document.querySelectorAll(".stat-value, .countdown, .btn, .badge, .price")]
+					.filter(e => e.getClientRects().length && e.scrollWidth > e.clientWidth + 1)
+					.map(e => (e.id || e.className) + ": " + e.textContent.trim())`); len(spill) > 0 {
+					t.Errorf("%s at %d px, %s: text wider than its box: %q", p.path, vp.w, scheme, spill)
 				}
 			}
 		}
