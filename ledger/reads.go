@@ -363,13 +363,20 @@ type PricingView struct {
 // Pricing is the public pricing view: models in id order; an unpriced
 // model is left out (M5), and so is who serves a model, which is the
 // operator's business.
-func (l *Ledger) Pricing() PricingView {
+//
+// served, when not nil, says whether the node answering can serve a model
+// now (a provider on its route is configured with its key): the view's
+// Available, which Studio's model picker prefers. It is called under the
+// ledger's read lock and must not call back into the ledger.
+func (l *Ledger) Pricing(served func(m *Model) bool) PricingView {
 	l.mu.RLock()
 	rate := l.rateView()
 	models := make([]PublicModelView, 0, len(l.models))
 	for _, m := range l.models {
 		if !m.Unpriced {
-			models = append(models, renderPublicModel(m))
+			v := renderPublicModel(m)
+			v.Available = served == nil || served(m)
+			models = append(models, v)
 		}
 	}
 	l.mu.RUnlock()

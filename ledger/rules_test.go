@@ -180,7 +180,7 @@ func TestM5_UnpricedNeverServedFree(t *testing.T) {
 			t.Errorf("models for key: %v %v", list, ok)
 		}
 	}
-	b, _ := json.Marshal(f.l.Pricing())
+	b, _ := json.Marshal(f.l.Pricing(nil))
 	if strings.Contains(string(b), "acme/") || !strings.Contains(string(b), `"models":[{"id":"zenmux/echo","name":"zenmux/echo","input_usd_per_mtok":1,`) {
 		t.Errorf("pricing %s", b)
 	}
@@ -965,7 +965,7 @@ func TestM1_OverflowRejected(t *testing.T) {
 // Reads on a ledger that is not seeded yet answer without panicking.
 func TestUnseededReads(t *testing.T) {
 	l := New()
-	_ = l.Pricing()
+	_ = l.Pricing(nil)
 	_ = l.Rate()
 	if len(l.Plans()) != 0 {
 		t.Fatal("plans before seeding")

@@ -325,7 +325,7 @@ func TestP2_PricingHasRateHistory(t *testing.T) {
 	start := f.now
 	f.advance(time.Hour)
 	f.must(&SetRate{NanoUSDPerFlow: 40_000000})
-	p := asMap(t, f.l.Pricing())
+	p := asMap(t, f.l.Pricing(nil))
 	h, _ := p["rate_history"].([]any)
 	if len(h) != 2 || get(h[0].(map[string]any), "at") != rfc3339(start) || get(h[1].(map[string]any), "usd_per_flow") != "0.04" ||
 		get(p, "usd_per_flow") != "0.04" {

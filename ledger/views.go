@@ -394,6 +394,9 @@ type PublicModelView struct {
 	ImageUSD             Micro    `json:"image_usd"`
 	RequestUSD           Micro    `json:"request_usd"`
 	Plans                []string `json:"plans"`
+	// Available: the node that answered can serve the model now (see
+	// Ledger.Pricing).
+	Available bool `json:"available"`
 }
 
 func renderPublicModel(m *Model) PublicModelView {

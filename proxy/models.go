@@ -123,7 +123,18 @@ func (s *Server) models(ctx *fasthttp.RequestCtx, anthropic bool, id string) {
 // pricing answers GET /api/v1/pricing without auth (P2): the rate, the
 // plans and every priced model's prices.
 func (s *Server) pricing(ctx *fasthttp.RequestCtx) {
-	body, _ := json.Marshal(s.o.Ledger().Pricing())
+	body, _ := json.Marshal(s.o.Ledger().Pricing(s.servable))
 	ctx.SetContentType("application/json")
 	ctx.SetBody(body)
+}
+
+// servable reports whether a provider on the model's route is one this
+// node has (configured, with its key).
+func (s *Server) servable(m *ledger.Model) bool {
+	for _, r := range s.routes(m) {
+		if s.o.Providers[r.Provider] != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -249,4 +250,49 @@ func TestGeminiPassThrough(t *testing.T) {
 			t.Fatalf("answer %d %s", resp.StatusCode, body)
 		}
 	})
+}
+
+// The public pricing says which models this node can serve now, so
+// Studio's picker offers those first; a model whose route names no
+// configured provider is unavailable, and calling it says so plainly.
+func TestPricingAvailable(t *testing.T) {
+	g := newGateway(t, gatewayOptions{})
+	available := func(url string) map[string]bool {
+		r, err := http.Get(url + "/api/v1/pricing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		var p struct {
+			Models []struct {
+				ID        string `json:"id"`
+				Available bool   `json:"available"`
+			} `json:"models"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil || len(p.Models) != 4 {
+			t.Fatalf("pricing: %v %+v", err, p)
+		}
+		out := map[string]bool{}
+		for _, m := range p.Models {
+			out[m.ID] = m.Available
+		}
+		return out
+	}
+	served := routed(t, g, map[string]Provider{"echo": &Echo{}}, []Route{{Provider: "echo", Upstream: "echo"}})
+	for id, ok := range available(served) {
+		if !ok {
+			t.Errorf("%s is unavailable with echo on its route", id)
+		}
+	}
+	url := routed(t, g, map[string]Provider{"echo": &Echo{}}, nil)
+	for id, ok := range available(url) {
+		if ok {
+			t.Errorf("%s is available with no route at all", id)
+		}
+	}
+	_, key, _ := g.account("pro")
+	resp, body := rawPost(t, url+"/v1/chat/completions", key, `{"model":"test/gpt","messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 503 || !strings.Contains(string(body), `no provider that serves it is configured on this node`) {
+		t.Fatalf("answer %d %s", resp.StatusCode, body)
+	}
 }

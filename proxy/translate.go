@@ -67,7 +67,10 @@ func (s *Server) candidates(dst []candidate, f Format, m *ledger.Model) ([]candi
 	if unfit != "" {
 		return nil, newAPIError(400, "invalid_request", fmt.Sprintf("model %s is served by provider %q, which does not speak this endpoint's format", m.ID, unfit))
 	}
-	if len(routes) == 1 {
+	switch len(routes) {
+	case 0:
+		return nil, newAPIError(503, "model_unavailable", fmt.Sprintf("model %q is unavailable: no provider that serves it is configured on this node", m.ID))
+	case 1:
 		return nil, modelUnavailable(m.ID, routes[0].Provider, s.o.ProviderProblems[routes[0].Provider])
 	}
 	why := make([]string, 0, len(routes))

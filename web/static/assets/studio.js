@@ -57,17 +57,23 @@ function newConvo() {
 
 // ---- models ----
 
+// modelsFor lists the chat models a conversation of that billing may
+// pick, those this gateway can serve now first (the rest would answer
+// model_unavailable).
 function modelsFor(billing) {
   const all = (state.pricing.models || []).filter((m) => !NON_CHAT.has(m.modality));
-  if (billing === "payg") return all;
   const plan = state.account ? state.account.plan : "";
-  return all.filter((m) => (m.plans || []).includes(plan));
+  const allowed = billing === "payg" ? all : all.filter((m) => (m.plans || []).includes(plan));
+  return allowed.filter((m) => m.available !== false).concat(allowed.filter((m) => m.available === false));
 }
 
 function renderModels(c) {
   const list = modelsFor(c.billing);
   const sel = $("model");
-  replace(sel, list.map((m) => h("option", { value: m.id, text: m.name && m.name !== m.id ? `${m.name} — ${m.id}` : m.id })));
+  replace(sel, list.map((m) => h("option", {
+    value: m.id,
+    text: (m.name && m.name !== m.id ? `${m.name} — ${m.id}` : m.id) + (m.available === false ? " (not served on this gateway)" : ""),
+  })));
   if (!list.some((m) => m.id === c.model)) c.model = list.length ? list[0].id : "";
   sel.value = c.model;
   sel.disabled = !list.length;
