@@ -8,7 +8,7 @@ import (
 )
 
 // page serves a page or an asset. /console and /studio need a session:
-// without one they redirect to /sign-in.
+// without one they redirect to /sign-in, which comes back to them.
 func (s *Server) page(ctx *fasthttp.RequestCtx, p string) {
 	if !ctx.IsGet() && !ctx.IsHead() {
 		ctx.Response.Header.Set("Allow", "GET, HEAD")
@@ -17,7 +17,7 @@ func (s *Server) page(ctx *fasthttp.RequestCtx, p string) {
 	}
 	if (p == "/console" || p == "/studio") && !s.pageSession(ctx) {
 		ctx.Response.Header.Set("Cache-Control", "no-store")
-		redirect(ctx, "/sign-in")
+		redirect(ctx, "/sign-in?next="+p) // back to the page asked for, after signing in
 		return
 	}
 	var body []byte

@@ -484,7 +484,7 @@ func TestPages(t *testing.T) {
 	}
 	for _, p := range []string{"/console", "/studio"} {
 		r := e.do(req{method: "GET", uri: p})
-		if r.status != 302 || string(r.header.Peek("Location")) != "/sign-in" {
+		if r.status != 302 || string(r.header.Peek("Location")) != "/sign-in?next="+p {
 			t.Errorf("%s without a session: %d %s", p, r.status, r.header)
 		}
 	}
