@@ -292,6 +292,90 @@ func TestBrowserRefund(t *testing.T) {
 	b.NoProblems()
 }
 
+// Studio Chat in both billing modes (B1): a subscription conversation
+// moves the 5-hour window by exactly the request's Flows and leaves the
+// balance alone; a pay-as-you-go one takes exactly the request's USD
+// from the balance and leaves the window alone. Each answer streams in
+// and shows its cost as the request log has it.
+func TestBrowserStudio(t *testing.T) {
+	b := StartBrowser(t)
+	n := StartNode(t, NodeOptions{Extra: browserPlans})
+	a := browserAccount(t, n, "pro", "5")
+	chat(t, n, a.SubKey, "zenmux/echo", "open the window")
+	requestLog(t, n, a.ID, 1)
+	b.SignInKey(n, a, a.SubKey)
+	b.Open(n.Proxy + "/studio")
+	b.WaitFor("Studio's models and meters", `document.querySelector("#model").options.length > 0 &&
+		document.querySelector("#meter-window").textContent.includes("Flows left") &&
+		document.querySelector("#meter-balance").textContent !== "Balance: —"`, 10*time.Second)
+
+	// ask sends text in the current conversation and waits for the
+	// answer's cost line.
+	ask := func(text, costSuffix string) (bubble, meta string) {
+		t.Helper()
+		before := Eval[int](b, `document.querySelectorAll("#messages .msg.assistant").length`)
+		b.Fill("#prompt", text)
+		b.do(chromedp.KeyEvent("\r"))
+		b.WaitFor("the answer's cost", `(m => m.length > `+fmt.Sprint(before)+` && m[m.length-1].querySelector(".meta").textContent.endsWith(`+js(costSuffix)+`))(document.querySelectorAll("#messages .msg.assistant"))`, 10*time.Second)
+		return Eval[string](b, `[...document.querySelectorAll("#messages .msg.assistant .bubble")].pop().textContent`),
+			Eval[string](b, `[...document.querySelectorAll("#messages .msg.assistant .meta")].pop().textContent`)
+	}
+
+	// A subscription conversation.
+	b.Select("#billing", "subscription")
+	b.Select("#model", "zenmux/echo")
+	used0, bal0 := micro(t, usage(t, n, a.ID), "window_5h.used_flows"), balance(t, n, a.ID)
+	bubble, meta := ask("hello from the subscription", " Flows")
+	e := requestLog(t, n, a.ID, 2)[0]
+	Expect(t, e, "billing", "subscription", "model", "zenmux/echo")
+	cost := micro(t, e, "flows")
+	u := usage(t, n, a.ID)
+	if used := micro(t, u, "window_5h.used_flows"); used-used0 != cost || cost == 0 {
+		t.Errorf("the window moved by %d micro-Flows, the request cost %d", used-used0, cost)
+	}
+	if bal := balance(t, n, a.ID); bal != bal0 {
+		t.Errorf("a subscription chat moved the balance from %d to %d micro-USD", bal0, bal)
+	}
+	if !strings.Contains(bubble, "hello from the subscription") {
+		t.Errorf("the answer %q does not echo the question", bubble)
+	}
+	if want := "zenmux/echo · Subscription · "; !strings.HasPrefix(meta, want) || !strings.HasSuffix(meta, " · "+flowsText(cost)+" Flows") {
+		t.Errorf("the answer's line %q, want %s… · %s Flows", meta, want, flowsText(cost))
+	}
+	b.WaitFor("the window meter after the answer", `document.querySelector("#meter-window").textContent.startsWith(`+js("5-hour window: "+flowsText(micro(t, u, "window_5h.remaining_flows"))+" of 50 Flows left")+`)`, 5*time.Second)
+
+	// A pay-as-you-go conversation.
+	b.Click("#new-convo")
+	b.Select("#billing", "payg")
+	b.Select("#model", "zenmux/echo")
+	used0, bal0 = micro(t, usage(t, n, a.ID), "window_5h.used_flows"), balance(t, n, a.ID)
+	bubble, meta = ask("hello from the balance", " from your balance")
+	e = requestLog(t, n, a.ID, 3)[0]
+	Expect(t, e, "billing", "payg", "model", "zenmux/echo", "flows", "0")
+	cost = micro(t, e, "usd_value")
+	if bal := balance(t, n, a.ID); bal0-bal != cost || cost == 0 {
+		t.Errorf("the balance moved by %d micro-USD, the request cost %d", bal0-bal, cost)
+	}
+	if used := micro(t, usage(t, n, a.ID), "window_5h.used_flows"); used != used0 {
+		t.Errorf("a pay-as-you-go chat moved the window from %d to %d micro-Flows", used0, used)
+	}
+	if !strings.Contains(bubble, "hello from the balance") {
+		t.Errorf("the answer %q does not echo the question", bubble)
+	}
+	if !strings.HasSuffix(meta, " · "+usdText(cost)+" from your balance") {
+		t.Errorf("the answer's line %q, want … · %s from your balance", meta, usdText(cost))
+	}
+
+	// Both conversations stay in this browser, each with its billing.
+	if got := Eval[[]string](b, `[...document.querySelectorAll("#convo-list .sub")].map(e => e.textContent)`); len(got) != 2 ||
+		got[0] != "zenmux/echo · Pay-as-you-go" || got[1] != "zenmux/echo · Subscription" {
+		t.Errorf("the conversation list %q", got)
+	}
+	b.Open(n.Proxy + "/studio")
+	b.WaitFor("the conversations after a reload", `document.querySelectorAll("#convo-list li").length === 2 && document.querySelectorAll("#messages .msg").length === 2`, 10*time.Second)
+	b.NoProblems()
+}
+
 // Text a subscriber or an operator typed is shown as text: an account
 // name, a key name and a plan name holding markup open no dialog and reach
 // the page as the literal characters.
@@ -337,6 +421,16 @@ plans = ["evil"]
 	b.Open(n.Proxy + "/pricing")
 	b.WaitFor("the pricing page's plans", `document.querySelectorAll("#plans .plan").length > 0`, 5*time.Second)
 	check("pricing", "main *")
+	b.Open(n.Proxy + "/studio")
+	b.WaitFor("Studio's models", `document.querySelector("#model").options.length > 0`, 10*time.Second)
+	b.Select("#billing", "subscription")
+	b.Select("#model", "evil/echo")
+	b.Fill("#prompt", evil)
+	b.Click("#send")
+	b.WaitFor("the echoed answer", `(m => m && m.querySelector(".meta").textContent.endsWith(" Flows"))([...document.querySelectorAll("#messages .msg.assistant")].pop())`, 10*time.Second)
+	check("studio, the question", "#messages .msg.user .bubble")
+	check("studio, the answer", "#messages .msg.assistant .bubble")
+	check("studio, the conversation's title", "#convo-list li")
 	if got := Eval[int](b, `document.querySelectorAll("script:not([src]), img[src='x'], [onerror]").length`); got != 0 {
 		t.Errorf("the markup became %d elements", got)
 	}
@@ -359,9 +453,17 @@ func TestBrowserScreenshots(t *testing.T) {
 	chat(t, n, a.PaygKey, "zenmux/echo", "on the balance")
 	requestLog(t, n, a.ID, 5)
 	b.SignInKey(n, a, a.SubKey)
+	// A conversation to show in Studio (kept in the browser).
+	b.Open(n.Proxy + "/studio")
+	b.WaitFor("Studio's models", `document.querySelector("#model").options.length > 0`, 10*time.Second)
+	b.Select("#model", "zenmux/echo")
+	b.Fill("#prompt", "Write a haiku about rate limits.")
+	b.Click("#send")
+	b.WaitFor("the answer's cost", `(m => m && m.querySelector(".meta").textContent.endsWith(" Flows"))([...document.querySelectorAll("#messages .msg.assistant")].pop())`, 10*time.Second)
 	pages := []struct{ path, ready string }{
 		{"/pricing", `document.querySelectorAll("main *").length > 20 && document.querySelector("canvas") !== null`},
 		{"/console", `document.querySelector("#w5-used").textContent !== "—" && document.querySelector("#by-day canvas") !== null`},
+		{"/studio", `document.querySelectorAll("#messages .msg").length === 2 && document.querySelector("#meter-window").textContent.includes("Flows left")`},
 	}
 	for _, scheme := range []string{"light", "dark"} {
 		b.ColorScheme(scheme)
