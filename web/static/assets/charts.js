@@ -72,10 +72,12 @@ export function chart(box, spec) {
         axes: [Object.assign(axis(spec.xFmt), spec.step ? { incrs: [1, 2, 7, 14, 30].map((n) => n * spec.step) } : {}), Object.assign(axis(spec.yFmt), { size: 64 })],
         series: [{ value: (u, v) => (spec.xLabel ? spec.xLabel(v) : String(v)) }, series],
       };
-      if (spec.kind === "bars" && spec.xs.length === 1) {
-        // One bar alone would fill the plot; pad the x range by a step each side.
+      const first = spec.xs[0], last = spec.xs[spec.xs.length - 1];
+      if ((spec.kind === "bars" && spec.xs.length === 1) || (spec.step && last - first < 2 * spec.step)) {
+        // One bar alone would fill the plot, and a series shorter than two
+        // steps would get ticks every few minutes: pad a step each side.
         const step = spec.step || 86400;
-        opts.scales.x.range = () => [spec.xs[0] - step, spec.xs[0] + step];
+        opts.scales.x.range = () => [first - step, last + step];
       }
       this.u = new window.uPlot(opts, [spec.xs, spec.ys], box);
     },

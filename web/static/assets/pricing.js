@@ -34,15 +34,21 @@ function renderRate(p) {
   replace($("rate-value"), rateFmt(rate), h("small", { text: " per Flow" }));
   $("rate-approx").textContent = rate > 0 ? `About ${Math.round(1 / rate)} Flows = $1` : "";
   $("rate-updated").textContent = dateTime(p.updated_at);
-  const pts = rateHistory(p);
+  let pts = rateHistory(p);
+  // One rate since the seed is a flat line worth a sentence, not a plot.
+  const changes = (p.rate_history || []).length;
+  const since = changes ? dateTime(p.rate_history[0].at) : dateTime(p.updated_at);
+  if (changes <= 1) pts = [];
   chart($("rate-chart"), {
     xs: pts.map((x) => x[0]),
     ys: pts.map((x) => x[1]),
     label: "USD per Flow",
     kind: "step",
     yFmt: rateFmt,
+    step: 86400,
+    xFmt: (v) => new Date(v * 1000).toLocaleDateString(undefined, { month: "short", day: "numeric" }),
     xLabel: (v) => (v == null ? "—" : dateTime(new Date(v * 1000).toISOString())),
-    empty: "No rate changes yet",
+    empty: `${rateFmt(rate)} per Flow, unchanged since ${since}. Every change will show here.`,
   });
 }
 
