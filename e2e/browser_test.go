@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -38,8 +39,36 @@ func TestBrowserSignIn(t *testing.T) {
 	if got := b.Text("#plan-badge"); got != "Pro plan" {
 		t.Errorf("plan badge %q, want Pro plan", got)
 	}
+	// The session cookie: out of the page's reach, not sent cross-site,
+	// and dead once the subscriber signs out, even if it was copied.
+	res, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{n.Proxy + "/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var session *network.Cookie
+	for _, c := range res.Cookies {
+		if c.Name == "zx_session" {
+			session = c
+		}
+	}
+	if session == nil {
+		t.Fatalf("no zx_session cookie after signing in: %v", res.Cookies)
+	}
+	if !session.HTTPOnly || session.SameSite != network.CookieSameSiteLax || session.Path != "/" {
+		t.Errorf("zx_session is HttpOnly %v, SameSite %q, Path %q; want HttpOnly, Lax, /", session.HTTPOnly, session.SameSite, session.Path)
+	}
+	if Eval[bool](b, `document.cookie.includes("zx_session")`) {
+		t.Error("the page's script can read zx_session")
+	}
+	stolen := "Cookie: zx_session=" + session.Value
+	if r := Do(t, "GET", n.Proxy+"/api/v1/me", "", stolen); r.Status != 200 {
+		t.Fatalf("GET /api/v1/me with the session cookie: %d %s", r.Status, r.Body)
+	}
 	b.Click("#sign-out")
 	b.WaitFor("the sign-in page after signing out", `location.pathname === "/sign-in"`, 5*time.Second)
+	if r := Do(t, "GET", n.Proxy+"/api/v1/me", "", stolen); r.Status != 401 {
+		t.Errorf("the copied cookie after signing out: %d %s, want 401", r.Status, r.Body)
+	}
 	b.Open(n.Proxy + "/console")
 	b.WaitFor("the console sends a signed-out browser to sign in", `location.pathname === "/sign-in"`, 5*time.Second)
 
@@ -68,16 +97,46 @@ func TestBrowserSignIn(t *testing.T) {
 	b.NoProblems()
 }
 
-// A link pasted into the address bar of an open /sign-in (where /console
-// sends a signed-out browser) signs in too: only the fragment changes, so
-// the page loads nothing and must notice the new fragment itself.
+// Guessing keys on the sign-in page is slowed: after the address's ten
+// tries a minute the page says when to try again, and a right key waits
+// too.
+func TestBrowserSignInSlowed(t *testing.T) {
+	b := StartBrowser(t)
+	n := StartNode(t, NodeOptions{Extra: browserPlans})
+	a := browserAccount(t, n, "pro", "0")
+	b.Open(n.Proxy + "/sign-in")
+	try := func(key string) string {
+		t.Helper()
+		Eval[chromedp.Void](b, `document.querySelector("#form-error").hidden = true`)
+		b.Fill("#key", key)
+		b.Click("#submit")
+		b.WaitFor("the answer to a try", `!document.querySelector("#form-error").hidden && !document.querySelector("#submit").disabled`, 5*time.Second)
+		return b.Text("#form-error")
+	}
+	for i := 1; i <= 10; i++ {
+		if got := try(fmt.Sprintf("sk-ss-v1-%064x", i)); got != "That key was not accepted. Check it and try again." {
+			t.Fatalf("wrong key %d: %q", i, got)
+		}
+	}
+	got := try("sk-ss-v1-" + strings.Repeat("f", 64))
+	if !regexp.MustCompile(`Try again in \d+s\.$`).MatchString(got) {
+		t.Errorf("the 11th wrong key in a minute: %q, want a refusal saying when to try again", got)
+	}
+	if got := try(a.SubKey); !strings.Contains(got, "Try again in") {
+		t.Errorf("the right key while slowed: %q, want it refused too", got)
+	}
+	b.NoProblems()
+}
+
+// A link pasted into the address bar of an open /sign-in signs in too:
+// only the fragment changes, so the page loads nothing and must notice
+// the new fragment itself.
 func TestBrowserSignInLinkPastedOnSignIn(t *testing.T) {
 	t.Skip("not landed yet: web/static/assets/sign-in.js reads the link's fragment only at load, so a link pasted into an open /sign-in does nothing (it needs a hashchange listener)")
 	b := StartBrowser(t)
 	n := StartNode(t, NodeOptions{Extra: browserPlans})
 	a := browserAccount(t, n, "pro", "0")
-	b.Open(n.Proxy + "/console")
-	b.WaitFor("the sign-in page", `location.pathname === "/sign-in"`, 5*time.Second)
+	b.Open(n.Proxy + "/sign-in")
 	link := wtWant(t, n.AdminDo("POST", "/admin/v1/accounts/"+a.ID+"/sign-in-links", ""), 201)
 	b.Open(n.Proxy + Get(link, "url"))
 	b.WaitConsole(a)
