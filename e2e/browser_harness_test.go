@@ -46,7 +46,7 @@ const (
 
 // browserTimeout bounds one browser test whole; every wait inside it is
 // shorter.
-const browserTimeout = 60 * time.Second
+const browserTimeout = 120 * time.Second
 
 // Browser is one headless chromium with one tab, under a test.
 type Browser struct {

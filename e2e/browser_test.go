@@ -182,7 +182,7 @@ func TestBrowserConsoleWindow(t *testing.T) {
 	first := b.Text("#w5-countdown")
 	left, ok := countdownSeconds(first)
 	want := int64(time.Until(resets).Round(time.Second) / time.Second)
-	if !ok || left < want-2 || left > want+2 {
+	if !ok || left < want-3 || left > want+3 { // the page's second and the test's may straddle under load
 		t.Errorf("countdown %q, want about %d s to %s", first, want, resets)
 	}
 	b.WaitFor("the countdown to move", "document.querySelector('#w5-countdown').textContent !== "+js(first), 2*time.Second)
