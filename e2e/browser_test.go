@@ -511,6 +511,8 @@ func TestBrowserScreenshots(t *testing.T) {
 	}
 	chat(t, n, a.PaygKey, "zenmux/echo", "on the balance")
 	requestLog(t, n, a.ID, 5)
+	// A rate change, so that /pricing charts the rate's history.
+	wtWant(t, n.AdminDo("PUT", "/admin/v1/rate", `{"usd_per_flow":0.035}`), 200)
 	b.SignInKey(n, a, a.SubKey)
 	// A conversation to show in Studio (kept in the browser).
 	b.Open(n.Proxy + "/studio")
@@ -520,7 +522,7 @@ func TestBrowserScreenshots(t *testing.T) {
 	b.Click("#send")
 	b.WaitFor("the answer's cost", `(m => m && m.querySelector(".meta").textContent.endsWith(" Flows"))([...document.querySelectorAll("#messages .msg.assistant")].pop())`, 10*time.Second)
 	pages := []struct{ path, ready string }{
-		{"/pricing", `document.querySelectorAll("main *").length > 20 && document.querySelector("canvas") !== null`},
+		{"/pricing", `document.querySelectorAll("#plans .plan").length > 0 && document.querySelectorAll("#models tr").length > 0 && document.querySelector("#rate-chart canvas") !== null`},
 		{"/console", `document.querySelector("#w5-used").textContent !== "—" && document.querySelector("#by-day canvas") !== null`},
 		{"/studio", `document.querySelectorAll("#messages .msg").length === 2 && document.querySelector("#meter-window").textContent.includes("Flows left")`},
 	}
