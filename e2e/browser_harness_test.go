@@ -528,21 +528,10 @@ func thousands(n int64) string {
 }
 
 // flowsText formats micro-Flows as the pages show Flows (web's lib.js
-// flows: up to 3 decimals, 3 significant digits below 0.01 so a small
-// request does not read as 0; halves away from zero, as
-// Intl.NumberFormat rounds).
+// flows): exact, up to 6 decimals, thousands separated.
 func flowsText(m int64) string {
 	if m < 0 {
 		return "-" + flowsText(-m)
-	}
-	if m < 10_000 {
-		// Below 0.01 Flow a micro-Flow amount has at most 4 digits: three
-		// significant ones round the last away.
-		if m >= 1000 {
-			m = (m + 5) / 10 * 10
-		}
-	} else {
-		m = (m + 500) / 1000 * 1000
 	}
 	s := thousands(m/1_000_000) + "." + fmt.Sprintf("%06d", m%1_000_000)
 	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")

@@ -132,7 +132,6 @@ func TestBrowserSignInSlowed(t *testing.T) {
 // only the fragment changes, so the page loads nothing and must notice
 // the new fragment itself.
 func TestBrowserSignInLinkPastedOnSignIn(t *testing.T) {
-	t.Skip("not landed yet: web/static/assets/sign-in.js reads the link's fragment only at load, so a link pasted into an open /sign-in does nothing (it needs a hashchange listener)")
 	b := StartBrowser(t)
 	n := StartNode(t, NodeOptions{Extra: browserPlans})
 	a := browserAccount(t, n, "pro", "0")
@@ -160,8 +159,7 @@ func TestBrowserConsoleWindow(t *testing.T) {
 	u := usage(t, n, a.ID)
 	b.SignInKey(n, a, a.SubKey)
 
-	// The page shows Flows rounded (see flowsText); the used Flows are the
-	// admin API's to the micro-Flow before that rounding.
+	// The page shows Flows exactly: the admin API's, to the micro-Flow.
 	for _, c := range []struct{ sel, path string }{
 		{"#w5-used", "window_5h.used_flows"}, {"#w5-limit", "window_5h.limit_flows"}, {"#w5-remaining", "window_5h.remaining_flows"},
 	} {

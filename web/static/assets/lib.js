@@ -150,11 +150,9 @@ export function usd(v, { precise = false } = {}) {
 // flows formats a Flow amount: up to 3 decimals, or 3 significant digits
 // below 0.01 so a small request does not read as 0.
 export function flows(v) {
-  const n = Number(v) || 0;
-  if (n !== 0 && Math.abs(n) < 0.01) {
-    return new Intl.NumberFormat("en-US", { maximumSignificantDigits: 3 }).format(n);
-  }
-  return new Intl.NumberFormat("en-US", { maximumFractionDigits: 3 }).format(n);
+  // Exact to the micro-Flow, as the ledger keeps them: a user adding up
+  // the request log gets the window's total, digit for digit.
+  return new Intl.NumberFormat("en-US", { maximumFractionDigits: 6 }).format(Number(v) || 0);
 }
 
 // int formats a count with thousands separators.

@@ -62,6 +62,11 @@ function main() {
   const frag = location.hash.slice(1);
   if (frag.startsWith("zsl_")) withLink(frag);
   else input.focus();
+  // A link pasted into this open page changes only its fragment.
+  addEventListener("hashchange", () => {
+    const f = location.hash.slice(1);
+    if (f.startsWith("zsl_")) withLink(f);
+  });
 }
 
 main();
