@@ -149,6 +149,11 @@ export function usd(v, { precise = false } = {}) {
 
 // flows formats a Flow amount: up to 3 decimals, or 3 significant digits
 // below 0.01 so a small request does not read as 0.
+// flowsUnit is an amount of Flows with its unit, singular for exactly one.
+export function flowsUnit(v) {
+  return `${flows(v)} ${Number(v) === 1 ? "Flow" : "Flows"}`;
+}
+
 export function flows(v) {
   // Exact to the micro-Flow, as the ledger keeps them: a user adding up
   // the request log gets the window's total, digit for digit.
@@ -190,7 +195,7 @@ export function duration(total) {
 
 // title capitalises a word from the API ("payg" stays as the UI names it).
 export function title(s) {
-  const names = { payg: "Pay-as-you-go", subscription: "Subscription" };
+  const names = { payg: "Pay-as-you-go", subscription: "Subscription", ok: "OK" };
   if (names[s]) return names[s];
   const t = String(s || "").replaceAll("_", " ");
   return t.charAt(0).toUpperCase() + t.slice(1);

@@ -2,7 +2,7 @@
 // and its history, and the models each plan may call (P3), all from the
 // public GET /api/v1/pricing.
 
-import { $, h, replace, usd, flows, dateTime, initHeader, api } from "/assets/lib.js";
+import { $, h, replace, usd, flows, flowsUnit, dateTime, initHeader, api } from "/assets/lib.js";
 import { chart } from "/assets/charts.js";
 
 const taglines = {
@@ -82,10 +82,10 @@ function renderPlans(plans) {
           h("p", { class: "small muted", text: taglines[p.id] || "\u00a0" })),
         h("div", { class: "plan-price" }, price(p.price_usd), h("small", { text: " / month" })),
         h("ul", {},
-          h("li", {}, h("span", { text: "5-hour quota" }), h("span", { text: `${flows(p.window_5h_flows)} Flows` })),
-          h("li", {}, h("span", { text: "Weekly max" }), h("span", { text: `${flows(p.weekly_flows)} Flows` })),
-          h("li", {}, h("span", { text: "Monthly max" }), h("span", { text: `${flows(p.monthly_flows)} Flows` })),
-          h("li", {}, h("span", { text: "Rate limit" }), h("span", { text: `${p.rpm}–${p.burst} RPM` })),
+          h("li", {}, h("span", { text: "5-hour quota" }), h("span", { text: flowsUnit(p.window_5h_flows) })),
+          h("li", {}, h("span", { text: "Weekly max" }), h("span", { text: flowsUnit(p.weekly_flows) })),
+          h("li", {}, h("span", { text: "Monthly max" }), h("span", { text: flowsUnit(p.monthly_flows) })),
+          h("li", {}, h("span", { text: "Rate limit" }), h("span", { text: `${p.rpm} RPM, burst ${p.burst}` })),
           h("li", {}, h("span", { text: "USD equivalent" }), h("span", { text: usd(p.usd_equivalent) })),
           h("li", {}, h("span", { text: "Value multiplier" }), h("span", { text: multiplier(p) }))),
         cta(p)),
@@ -103,7 +103,7 @@ function renderCompare(plans) {
       h("td", { class: "r", text: flows(p.window_5h_flows) }),
       h("td", { class: "r", text: flows(p.weekly_flows) }),
       h("td", { class: "r", text: flows(p.monthly_flows) }),
-      h("td", { class: "r", text: `${p.rpm}–${p.burst} RPM` }),
+      h("td", { class: "r", text: `${p.rpm} RPM, burst ${p.burst}` }),
       h("td", { class: "r", text: usd(p.usd_equivalent) }),
       h("td", { class: "r", text: multiplier(p) })));
   }
