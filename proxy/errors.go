@@ -205,6 +205,9 @@ func (s *Server) TransportError(ctx *fasthttp.RequestCtx, err error) {
 	writeAPIError(ctx, anthropic, newAPIError(400, "invalid_request", "the request could not be parsed"))
 }
 
+// drainTotal bounds how long drain reads a refused body.
+const drainTotal = 2 * time.Second
+
 // drain reads and discards what a client is still sending of a body over
 // the limit, so that it reads its 413 rather than a reset: fasthttp refuses
 // such a body as soon as it sees its length and closes the connection. It
@@ -215,7 +218,7 @@ func drain(ctx *fasthttp.RequestCtx) {
 	if c == nil {
 		return
 	}
-	const quiet, total, maxBytes = 150 * time.Millisecond, 2 * time.Second, 1 << 30
+	const quiet, total, maxBytes = 150 * time.Millisecond, drainTotal, 1 << 30
 	end := time.Now().Add(total)
 	buf := make([]byte, 32<<10)
 	for read := 0; read < maxBytes; {
