@@ -43,6 +43,7 @@ func TestDefault(t *testing.T) {
 		},
 		Payg:        Payg{RPM: 600, Burst: 600},
 		SelfService: SelfService{SessionTTL: Duration(7 * 24 * time.Hour), SignInPerAddress: 10, SignInPerAccount: 20},
+		Payments:    Payments{Provider: PaymentsManual},
 		Providers: []Provider{{
 			Name:             "echo",
 			Kind:             "echo",
@@ -116,7 +117,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		}
 	}
 	text := "\n" + strings.Join(active, "\n")
-	for _, section := range []any{Config{}, Node{}, Admin{}, Cluster{}, Flow{}, Proxy{}, Accounting{}, Payg{}, SelfService{}, Provider{}, Plan{}, Model{}} {
+	for _, section := range []any{Config{}, Node{}, Admin{}, Cluster{}, Flow{}, Proxy{}, Accounting{}, Payg{}, SelfService{}, Payments{}, Provider{}, Plan{}, Model{}} {
 		typ := reflect.TypeOf(section)
 		for i := 0; i < typ.NumField(); i++ {
 			if !typ.Field(i).IsExported() {
@@ -375,6 +376,12 @@ func TestBadConfigs(t *testing.T) {
 		{"session ttl long", "[selfservice]\nsession_ttl = \"721h\"", "selfservice.session_ttl: 721h0m0s must be from 1m to 720h"},
 		{"sign-in per address zero", "[selfservice]\nsign_in_per_address = 0", "selfservice.sign_in_per_address"},
 		{"sign-in per account huge", "[selfservice]\nsign_in_per_account = 1000001", "selfservice.sign_in_per_account"},
+		{"payments provider unknown", "[payments]\nprovider = \"paypal\"", `payments.provider: "paypal" must be "manual" or "stripe"`},
+		{"payments stripe key on manual", "[payments]\nstripe_secret_key_env = \"K\"", `payments.stripe_secret_key_env: is for provider "stripe" only`},
+		{"payments stripe without secrets", "[payments]\nprovider = \"stripe\"\npublic_url = \"https://z.example\"", `payments.stripe_secret_key_env: or payments.stripe_secret_key_file must be set for provider "stripe"`},
+		{"payments stripe two key places", "[payments]\nprovider = \"stripe\"\nstripe_secret_key_env = \"K\"\nstripe_secret_key_file = \"/k\"\nstripe_webhook_secret_env = \"W\"\npublic_url = \"https://z.example\"", "payments.stripe_secret_key_file: is exclusive with payments.stripe_secret_key_env"},
+		{"payments stripe without public url", "[payments]\nprovider = \"stripe\"\nstripe_secret_key_env = \"K\"\nstripe_webhook_secret_env = \"W\"", "payments.public_url: must be set"},
+		{"payments stripe bad api base", "[payments]\nprovider = \"stripe\"\nstripe_secret_key_env = \"K\"\nstripe_webhook_secret_env = \"W\"\npublic_url = \"https://z.example\"\nstripe_api_base = \"ftp://x\"", "payments.stripe_api_base"},
 		{"wrong type", "[node]\nlisten = 8080", "node.listen"},
 		{"provider no name", "[[providers]]\nkind = \"echo\"", "providers[0].name"},
 		{"provider duplicate", "[[providers]]\nname = \"a\"\nkind = \"echo\"\n[[providers]]\nname = \"a\"\nkind = \"echo\"", "providers[1].name"},

@@ -35,6 +35,7 @@ type Config struct {
 	Accounting  Accounting  `toml:"accounting"`
 	Payg        Payg        `toml:"payg"`
 	SelfService SelfService `toml:"selfservice"`
+	Payments    Payments    `toml:"payments"`
 	Providers   []Provider  `toml:"providers"`
 	Plans       []Plan      `toml:"plans"`
 	Models      []Model     `toml:"models"`
@@ -148,6 +149,34 @@ type SelfService struct {
 	// listener behind a proxy that terminates TLS.
 	SecureCookie bool `toml:"secure_cookie"`
 }
+
+// Payments is the [payments] section: who takes the subscriber's money.
+// Provider "" or "manual" records plan changes for the operator to confirm;
+// "stripe" takes card payments through Stripe Checkout, credited only by
+// its signed webhook (docs/config.md). The Stripe secrets come from a
+// variable or a file each, never from this file; they are per node.
+type Payments struct {
+	Provider                string `toml:"provider"`                   // "", "manual" or "stripe"
+	StripeSecretKeyEnv      string `toml:"stripe_secret_key_env"`      // variable holding the secret API key
+	StripeSecretKeyFile     string `toml:"stripe_secret_key_file"`     // or a file holding it; not both
+	StripeWebhookSecretEnv  string `toml:"stripe_webhook_secret_env"`  // variable holding the webhook signing secret
+	StripeWebhookSecretFile string `toml:"stripe_webhook_secret_file"` // or a file holding it; not both
+	// StripeAPIBase replaces Stripe's API address (tests point it at
+	// stripe-mock); "" is Stripe's own.
+	StripeAPIBase string `toml:"stripe_api_base"`
+	// PublicURL is the address subscribers reach the proxy listener at:
+	// Checkout sends them back to its /console.
+	PublicURL string `toml:"public_url"`
+}
+
+// Payment providers.
+const (
+	PaymentsManual = "manual"
+	PaymentsStripe = "stripe"
+)
+
+// Stripe reports whether card payments go through Stripe.
+func (p Payments) Stripe() bool { return p.Provider == PaymentsStripe }
 
 // Provider is one [[providers]] entry: where and how this node reaches an
 // upstream. Kind is "openai", "anthropic", "gemini" or "echo"; an openai
@@ -434,6 +463,7 @@ func Default() *Config {
 		},
 		Payg:        Payg{RPM: 600, Burst: 600},
 		SelfService: SelfService{SessionTTL: Duration(7 * 24 * time.Hour), SignInPerAddress: 10, SignInPerAccount: 20},
+		Payments:    Payments{Provider: PaymentsManual},
 		Providers:   defaultProviders(),
 	}
 }

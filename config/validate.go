@@ -85,6 +85,7 @@ func (c *Config) validate(defined func(i int, key string) bool) error {
 	checkAccounting(&p, c.Accounting)
 	checkPayg(&p, c.Payg)
 	checkSelfService(&p, c.SelfService)
+	checkPayments(&p, c.Payments)
 	providers := checkProviders(&p, c.Providers, defined)
 	checkPlans(&p, c.Plans)
 	checkModels(&p, c.Models, providers)
@@ -235,6 +236,47 @@ func checkSelfService(p *problems, s SelfService) {
 	}
 	checkRange(p, "selfservice.sign_in_per_address", s.SignInPerAddress, 1, maxRate)
 	checkRange(p, "selfservice.sign_in_per_account", s.SignInPerAccount, 1, maxRate)
+}
+
+// checkPayments checks [payments]: Stripe needs its secret key and its
+// webhook secret, each from one place, and the public address Checkout
+// returns to; the Stripe keys belong to provider "stripe" only.
+func checkPayments(p *problems, c Payments) {
+	switch c.Provider {
+	case "", PaymentsManual:
+		for _, f := range []struct{ key, v string }{
+			{"payments.stripe_secret_key_env", c.StripeSecretKeyEnv}, {"payments.stripe_secret_key_file", c.StripeSecretKeyFile},
+			{"payments.stripe_webhook_secret_env", c.StripeWebhookSecretEnv}, {"payments.stripe_webhook_secret_file", c.StripeWebhookSecretFile},
+			{"payments.stripe_api_base", c.StripeAPIBase},
+		} {
+			if f.v != "" {
+				p.add(f.key, "is for provider %q only", PaymentsStripe)
+			}
+		}
+		return
+	case PaymentsStripe:
+	default:
+		p.add("payments.provider", "%q must be %q or %q", c.Provider, PaymentsManual, PaymentsStripe)
+		return
+	}
+	oneOf := func(env, file, envKey, fileKey string) {
+		switch {
+		case env != "" && file != "":
+			p.add(fileKey, "is exclusive with %s: the secret comes from one place", envKey)
+		case env == "" && file == "":
+			p.add(envKey, "or %s must be set for provider %q", fileKey, PaymentsStripe)
+		}
+	}
+	oneOf(c.StripeSecretKeyEnv, c.StripeSecretKeyFile, "payments.stripe_secret_key_env", "payments.stripe_secret_key_file")
+	oneOf(c.StripeWebhookSecretEnv, c.StripeWebhookSecretFile, "payments.stripe_webhook_secret_env", "payments.stripe_webhook_secret_file")
+	if c.StripeAPIBase != "" {
+		checkBaseURL(p, "payments.stripe_api_base", c.StripeAPIBase)
+	}
+	if c.PublicURL == "" {
+		p.add("payments.public_url", "must be set for provider %q (Checkout returns subscribers there)", PaymentsStripe)
+	} else {
+		checkBaseURL(p, "payments.public_url", c.PublicURL)
+	}
 }
 
 // checkProviders checks each [[providers]] entry and returns the set of

@@ -51,6 +51,8 @@ func statusOf(err error) (int, string) {
 		return fasthttp.StatusRequestEntityTooLarge, "request_too_large"
 	case errors.Is(err, errUnavailable):
 		return fasthttp.StatusServiceUnavailable, "unavailable"
+	case errors.Is(err, ErrNoCardPayments):
+		return fasthttp.StatusConflict, "payments_not_configured"
 	}
 	return apierr.Status(err)
 }

@@ -133,6 +133,8 @@ func (s *Server) me(ctx *fasthttp.RequestCtx, c caller, rest string) (any, int, 
 		routes = map[string]handler{"POST": func() (any, int, error) { return s.submitRefund(ctx, acct) }}
 	case len(seg) == 2 && seg[0] == "refunds":
 		routes = map[string]handler{"GET": func() (any, int, error) { return s.refund(acct, seg[1]) }}
+	case len(seg) == 1 && seg[0] == "top-ups":
+		routes = map[string]handler{"POST": func() (any, int, error) { return s.topUp(ctx, acct) }}
 	case len(seg) == 1 && seg[0] == "plan-requests":
 		routes = map[string]handler{
 			"GET":  func() (any, int, error) { return s.planRequests(ctx, acct) },
@@ -347,9 +349,12 @@ func (s *Server) refund(acct, id string) (any, int, error) {
 // Plan request actions (docs/api.md, "Self-service API").
 var planActions = map[string]bool{"subscribe": true, "change": true, "cancel": true}
 
-// planRequestAnswer is a plan request with what happens next.
+// planRequestAnswer is a plan request with what happens next: the
+// recorded request's fields (manual driver) or the Checkout page to
+// redirect to (card driver), and the driver and its message.
 type planRequestAnswer struct {
-	ledger.PlanRequestView
+	*ledger.PlanRequestView
+	PlanChange
 	Driver  string `json:"driver"`
 	Message string `json:"message"`
 }
@@ -372,7 +377,31 @@ func (s *Server) requestPlan(ctx *fasthttp.RequestCtx, acct string) (any, int, e
 	if err != nil {
 		return nil, 0, err
 	}
-	return planRequestAnswer{PlanRequestView: v, Driver: s.payments.Driver(), Message: s.payments.Message()}, 201, nil
+	return planRequestAnswer{PlanRequestView: v.Request, PlanChange: v, Driver: s.payments.Driver(), Message: s.payments.Message()}, 201, nil
+}
+
+// topUp starts a pay-as-you-go top-up (E3) of amount_usd, whole cents,
+// through the payments driver: the answer's checkout_url is the page to
+// pay on, and the balance grows when the payment's webhook is applied.
+func (s *Server) topUp(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
+	var in struct {
+		AmountUSD json.Number `json:"amount_usd"`
+	}
+	if err := decodeBody(ctx, &in); err != nil {
+		return nil, 0, err
+	}
+	amount, err := ledger.ParseDecimal(string(in.AmountUSD), 2, ledger.MaxTopUpMicroUSD/10_000)
+	if err != nil || amount <= 0 {
+		return nil, 0, fmt.Errorf("%w: amount_usd must be a positive amount in dollars and cents, at most %d", ledger.ErrInvalid, ledger.MaxTopUpMicroUSD/1_000_000)
+	}
+	url, err := s.payments.TopUp(acct, amount*10_000)
+	if err != nil {
+		return nil, 0, err
+	}
+	return struct {
+		CheckoutURL string `json:"checkout_url"`
+		Driver      string `json:"driver"`
+	}{url, s.payments.Driver()}, 201, nil
 }
 
 // Plan request statuses a list may be filtered by.

@@ -40,17 +40,36 @@ type Studio interface {
 	ServeStudio(ctx *fasthttp.RequestCtx, accountID, billing string)
 }
 
-// Payments takes a subscriber's plan change: subscribe, change or cancel.
-// Its one driver today records the request for the operator to confirm
-// (recordPayments); a card-payment driver would charge and apply it.
+// Payments takes a subscriber's plan change (subscribe, change or cancel)
+// and pay-as-you-go top-ups. The manual driver records a plan change for
+// the operator to confirm (recordPayments) and takes no top-up; the card
+// driver (package payments) answers a Checkout page to pay on, and the
+// ledger applies the change when the payment's signed webhook arrives.
 type Payments interface {
-	// RequestPlanChange starts a plan change and answers the plan request.
-	RequestPlanChange(accountID, action, plan string) (ledger.PlanRequestView, error)
-	// Driver names the driver in answers ("manual").
+	// RequestPlanChange starts a plan change.
+	RequestPlanChange(accountID, action, plan string) (PlanChange, error)
+	// TopUp starts a top-up of microUSD (whole cents) and answers the page
+	// the subscriber pays on; ErrNoCardPayments when the driver takes none.
+	TopUp(accountID string, microUSD int64) (checkoutURL string, err error)
+	// Driver names the driver in answers ("manual", "stripe").
 	Driver() string
 	// Message tells the subscriber what happens next.
 	Message() string
 }
+
+// PlanChange is a driver's answer to a plan change: the plan request it
+// recorded for the operator, or the Checkout page to pay on (with the
+// ledger's payment intent), or, for a change that costs nothing (a
+// downgrade or a cancel at cycle end, S4 S5), the ledger's answer to it.
+type PlanChange struct {
+	Request     *ledger.PlanRequestView `json:"-"`
+	CheckoutURL string                  `json:"checkout_url,omitempty"`
+	IntentID    string                  `json:"intent_id,omitempty"`
+	Applied     any                     `json:"applied,omitempty"`
+}
+
+// ErrNoCardPayments is a top-up asked of a driver that takes no payment.
+var ErrNoCardPayments = errors.New("payments_not_configured")
 
 // Options configure the self-service API.
 type Options struct {

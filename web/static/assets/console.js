@@ -325,6 +325,12 @@ async function loadPlanRequests() {
 async function requestPlan(action, plan) {
   try {
     const r = await api("POST", "/api/v1/me/plan-requests", plan ? { action, plan } : { action });
+    // A card driver answers the page to pay on; the plan changes when the
+    // payment's webhook reaches the server, not on the way back here.
+    if (r && r.checkout_url) {
+      location.assign(r.checkout_url);
+      return;
+    }
     toast(r && r.message ? r.message : "Request sent. The operator will confirm it.");
     await loadPlanRequests();
   } catch (e) {
@@ -343,6 +349,35 @@ function wirePlan() {
   $("plan-cancel").addEventListener("click", async () => {
     const ok = await confirmDialog("Cancel your subscription?", "Your plan stays until the end of this billing cycle, then your account moves to Free. The operator confirms the request.", "Request cancellation");
     if (ok) requestPlan("cancel", state.account ? state.account.plan : "");
+  });
+}
+
+// ---- top-ups ----
+
+// wireTopUp adds the "Top up" form under the balance: the server answers a
+// Checkout page to pay on (409 payments_not_configured without card
+// payments, shown as it says); the balance grows when the payment's
+// webhook is applied.
+function wireTopUp() {
+  const balance = $("balance-top");
+  const input = h("input", { id: "topup-amount", type: "number", min: "1", step: "0.01", inputmode: "decimal", placeholder: "10.00", required: "" });
+  const button = h("button", { type: "submit", class: "btn", id: "topup-submit", text: "Top up" });
+  const form = h("form", { id: "topup-form", class: "field-row" },
+    h("div", { class: "field" }, h("label", { for: "topup-amount", text: "Add to balance (USD)" }), input), button);
+  balance.closest("dl").after(form);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const amount = input.value.trim();
+    if (!/^\d+(\.\d{1,2})?$/.test(amount)) {
+      toast("Enter an amount in dollars and cents, like 10 or 12.50.");
+      return;
+    }
+    try {
+      const r = await api("POST", "/api/v1/me/top-ups", { amount_usd: amount });
+      if (r && r.checkout_url) location.assign(r.checkout_url);
+    } catch (e) {
+      toast(e.message);
+    }
   });
 }
 
@@ -520,6 +555,7 @@ async function main() {
   wireKeyForm();
   wireExtra();
   wirePlan();
+  wireTopUp();
   wireRefund();
   $("log-refresh").addEventListener("click", () => section("The request log", () => loadLog(false)));
   $("log-more").addEventListener("click", () => section("The request log", () => loadLog(true)));
