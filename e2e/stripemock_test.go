@@ -14,7 +14,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,12 +114,99 @@ func stripeMockBinary(t *testing.T) string {
 	return stripeMockBuilt.path
 }
 
-// StripeMock is one stripe-mock process on 127.0.0.1.
+// StripeMock is one stripe-mock process on 127.0.0.1 behind a recorder.
 type StripeMock struct {
-	URL  string // http://127.0.0.1:port, for payments.stripe_api_base
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *stripeMockOutput
+	// URL is the recorder's address, for payments.stripe_api_base: it
+	// passes each call to stripe-mock and keeps it, since stripe-mock is
+	// stateless and echoes neither metadata nor amounts it was given.
+	URL    string
+	direct string // stripe-mock's own address
+	cmd    *exec.Cmd
+	done   chan struct{}
+	out    *stripeMockOutput
+
+	mu    sync.Mutex
+	calls []stripeCall
+}
+
+// stripeCall is one API call the recorder passed on: its form (query and
+// body) and stripe-mock's answer.
+type stripeCall struct {
+	Method, Path string
+	Form         url.Values
+	Status       int
+	Answer       map[string]any
+}
+
+// record passes r to stripe-mock and keeps the exchange.
+func (m *StripeMock) record(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	form, _ := url.ParseQuery(string(body))
+	for k, v := range r.URL.Query() {
+		form[k] = append(form[k], v...)
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, m.direct+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		http.Error(w, err.Error(), 500)
+		return
+	}
+	req.Header = r.Header.Clone()
+	resp, err := client.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), 502)
+		return
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(resp.Body)
+	if err != nil {
+		http.Error(w, err.Error(), 502)
+		return
+	}
+	c := stripeCall{Method: r.Method, Path: r.URL.Path, Form: form, Status: resp.StatusCode}
+	_ = json.Unmarshal(answer, &c.Answer)
+	m.mu.Lock()
+	m.calls = append(m.calls, c)
+	m.mu.Unlock()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	w.Write(answer)
+}
+
+// Calls lists the recorded calls of method to path, oldest first.
+func (m *StripeMock) Calls(method, path string) []stripeCall {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []stripeCall
+	for _, c := range m.calls {
+		if c.Method == method && c.Path == path {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// WaitCall waits (bounded by limit) for the first recorded call of method
+// to path that match accepts.
+func (m *StripeMock) WaitCall(t *testing.T, method, path string, limit time.Duration, match func(stripeCall) bool) stripeCall {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		for _, c := range m.Calls(method, path) {
+			if match(c) {
+				return c
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s %s to stripe-mock within %s matched; calls made: %d", method, path, limit, len(m.Calls(method, path)))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // stripeMockOutput collects the process's output and notices the line
@@ -172,7 +262,7 @@ func StartStripeMock(t *testing.T) *StripeMock {
 	})
 	select {
 	case addr := <-m.out.addr:
-		m.URL = "http://" + addr
+		m.direct = "http://" + addr
 	case <-m.done:
 		t.Fatalf("stripe-mock exited before listening: %s", m.out)
 	case <-time.After(30 * time.Second):
@@ -180,20 +270,30 @@ func StartStripeMock(t *testing.T) *StripeMock {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		r, err := m.call("GET", "/v1/balance")
+		r, err := m.call(m.direct, "GET", "/v1/balance")
 		if err == nil && r.Status == 200 {
-			return m
+			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("stripe-mock at %s did not answer GET /v1/balance within 30s (%v, %v): %s", m.URL, err, r, m.out)
+			t.Fatalf("stripe-mock at %s did not answer GET /v1/balance within 30s (%v, %v): %s", m.direct, err, r, m.out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(m.record), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	m.URL = "http://" + ln.Addr().String()
+	return m
 }
 
-// call sends one API request with the test key, as stripe-go would.
-func (m *StripeMock) call(method, path string) (*Response, error) {
-	req, err := http.NewRequest(method, m.URL+path, nil)
+// call sends one API request to base with the test key, as stripe-go
+// would.
+func (m *StripeMock) call(base, method, path string) (*Response, error) {
+	req, err := http.NewRequest(method, base+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -362,8 +462,8 @@ func stripeChargeRefunded(eventID, refID, refundID, paymentIntent string, paidCe
 	}}
 }
 
-// stripe-mock builds, starts on loopback only and answers the calls the
-// driver makes: a Checkout Session echoing its metadata and a refund.
+// stripe-mock builds, starts on loopback only, checks the API key, and
+// its recorder keeps each call with its form and answer.
 func TestStripeMockHarness(t *testing.T) {
 	m := StartStripeMock(t)
 	if v := stripeMockVersionOf(stripeMockBinary(t)); v != stripeMockVersion {
@@ -375,9 +475,12 @@ func TestStripeMockHarness(t *testing.T) {
 	if out := m.out.String(); !regexp.MustCompile(`Listening for HTTPS at address: 127\.0\.0\.1:[0-9]+`).MatchString(out) {
 		t.Fatalf("stripe-mock's HTTPS listener is not on loopback: %s", out)
 	}
-	r, err := m.call("GET", "/v1/customers?limit=1")
+	r, err := m.call(m.URL, "GET", "/v1/customers?limit=1")
 	if err != nil || r.Status != 200 {
-		t.Fatalf("GET /v1/customers: %v %v", err, r)
+		t.Fatalf("GET /v1/customers through the recorder: %v %v", err, r)
+	}
+	if c := m.Calls("GET", "/v1/customers"); len(c) != 1 || c[0].Form.Get("limit") != "1" || Get(c[0].Answer, "object") != "list" {
+		t.Fatalf("recorded calls %+v, want the one GET /v1/customers?limit=1 with its list", c)
 	}
 	// A wrong key shape is refused, as Stripe does: the mock checks auth.
 	req, _ := http.NewRequest("GET", m.URL+"/v1/customers", nil)
