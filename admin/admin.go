@@ -160,6 +160,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, method, path string) (any, int,
 		})}
 	case len(seg) == 3 && seg[0] == "plan-requests" && (seg[2] == "confirm" || seg[2] == "reject"):
 		routes = map[string]handler{"POST": func() (any, int, error) { return s.decidePlanRequest(ctx, seg[1], seg[2] == "confirm") }}
+	case len(seg) == 2 && seg[0] == "payments" && seg[1] == "anomalies":
+		routes = map[string]handler{"GET": s.read(func(l *ledger.Ledger) (any, error) { return list{Data: l.PaymentAnomalies()}, nil })}
 	case len(seg) == 2 && seg[0] == "refunds":
 		routes = map[string]handler{"GET": s.read(func(l *ledger.Ledger) (any, error) { return l.Refund(seg[1]) })}
 	case len(seg) == 3 && seg[0] == "refunds" && seg[2] == "status":
@@ -226,6 +228,10 @@ func (s *Server) accountRoute(ctx *fasthttp.RequestCtx, method, id string, rest 
 		{"GET", "billing"}: s.read(func(l *ledger.Ledger) (any, error) {
 			b, err := l.Billing(id)
 			return list{Data: b}, err
+		}),
+		{"GET", "payment-intents"}: s.read(func(l *ledger.Ledger) (any, error) {
+			p, err := l.PaymentIntents(id)
+			return list{Data: p}, err
 		}),
 	}
 	if f := h[key{method, sub}]; f != nil {

@@ -224,6 +224,8 @@ var fuzzEndpoints = []endpoint{
 	{"POST", "/admin/v1/refunds/{}/status", fuzzRefund, true, false},
 	{"POST", "/admin/v1/accounts/{}/sign-in-links", fuzzAcctA, false, false},
 	{"GET", "/admin/v1/accounts/{}/billing", fuzzAcctA, false, true},
+	{"GET", "/admin/v1/accounts/{}/payment-intents", fuzzAcctA, false, true},
+	{"GET", "/admin/v1/payments/anomalies", "", false, true},
 	{"GET", "/admin/v1/plan-requests", "", false, true},
 	{"POST", "/admin/v1/plan-requests/{}/confirm", fuzzPlanReq, true, false},
 	{"POST", "/admin/v1/plan-requests/{}/reject", fuzzPlanReq, true, false},

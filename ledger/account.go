@@ -175,20 +175,35 @@ func (c *Subscribe) apply(l *Ledger, now int64) (SubscriptionView, error) {
 		return SubscriptionView{}, invalid("plan %q is free: nothing to subscribe to", p.ID)
 	}
 	l.settle(a, now)
+	if err := subscribable(a); err != nil {
+		return SubscriptionView{}, err
+	}
+	l.startSubscription(a, p, p.PriceMicroUSD, now)
+	return l.subscriptionView(a, now), nil
+}
+
+// subscribable refuses a subscribe that S1 or a processing refund (R3)
+// does not allow now; a is settled.
+func subscribable(a *Account) error {
 	if a.paid() {
-		return SubscriptionView{}, conflict("account is already on %q; use subscription/change", a.Plan)
+		return conflict("account is already on %q; use subscription/change", a.Plan)
 	}
 	if a.PendingRefund != "" {
-		return SubscriptionView{}, conflict("a refund is processing for this account")
+		return conflict("a refund is processing for this account")
 	}
+	return nil
+}
+
+// startSubscription is S2 once allowed: a cycle starting now, paid with
+// price (the plan's, or what a card payment was asked for, PAY2).
+func (l *Ledger) startSubscription(a *Account, p *Plan, price, now int64) {
 	a.Plan = p.ID
 	a.Sub = Subscription{
 		CycleAnchor: now, CycleStart: now, CycleEnd: addMonths(now, 1),
-		SubscribedAt: now, PaidMicroUSD: p.PriceMicroUSD,
+		SubscribedAt: now, PaidMicroUSD: price,
 	}
-	l.pay(a, Payment{Kind: "subscribe", Plan: p.ID, MicroUSD: p.PriceMicroUSD, At: now})
+	l.pay(a, Payment{Kind: "subscribe", Plan: p.ID, MicroUSD: price, At: now})
 	l.markAccount(a)
-	return l.subscriptionView(a, now), nil
 }
 
 // upgradeCharge is S3: Δ = max(0, (P_new − P_old) × T_rem / T), T and
@@ -234,11 +249,7 @@ func (c *ChangePlan) apply(l *Ledger, now int64) (ChangeView, error) {
 		return ChangeView{Plan: a.Plan, ChargedUSD: Micro(0), EffectiveAt: nil, Subscription: l.subscriptionView(a, now)}, nil
 	case target.PriceMicroUSD >= cur.PriceMicroUSD:
 		delta := upgradeCharge(cur.PriceMicroUSD, target.PriceMicroUSD, s.CycleStart, s.CycleEnd, now)
-		a.Plan = target.ID
-		s.PendingPlan, s.Canceled = "", false
-		s.PaidMicroUSD = mustAdd(s.PaidMicroUSD, delta)
-		l.pay(a, Payment{Kind: "upgrade", Plan: target.ID, MicroUSD: delta, At: now})
-		l.markAccount(a)
+		l.upgrade(a, target, delta, now)
 		eff := rfc3339(now)
 		return ChangeView{Plan: a.Plan, ChargedUSD: Micro(delta), EffectiveAt: &eff, Subscription: l.subscriptionView(a, now)}, nil
 	default:
@@ -247,6 +258,16 @@ func (c *ChangePlan) apply(l *Ledger, now int64) (ChangeView, error) {
 		eff := rfc3339(s.CycleEnd)
 		return ChangeView{Plan: a.Plan, ChargedUSD: Micro(0), EffectiveAt: &eff, Subscription: l.subscriptionView(a, now)}, nil
 	}
+}
+
+// upgrade is S3 once allowed: the plan changes now, charged delta.
+func (l *Ledger) upgrade(a *Account, target *Plan, delta, now int64) {
+	s := &a.Sub
+	a.Plan = target.ID
+	s.PendingPlan, s.Canceled = "", false
+	s.PaidMicroUSD = mustAdd(s.PaidMicroUSD, delta)
+	l.pay(a, Payment{Kind: "upgrade", Plan: target.ID, MicroUSD: delta, At: now})
+	l.markAccount(a)
 }
 
 func (c *Cancel) apply(l *Ledger, now int64) (SubscriptionView, error) {
@@ -271,14 +292,22 @@ func (c *TopUp) apply(l *Ledger, now int64) (BalanceView, error) {
 	if c.MicroUSD <= 0 || c.MicroUSD > MaxTopUpMicroUSD || c.MicroUSD%centMicroUSD != 0 {
 		return BalanceView{}, invalid("add_usd must be whole cents, above 0 and at most 1000000")
 	}
-	nb, ok := checkedAdd(a.BalanceMicroUSD, c.MicroUSD)
+	if err := l.credit(a, c.MicroUSD, now); err != nil {
+		return BalanceView{}, err
+	}
+	return BalanceView{BalanceUSD: Micro(a.BalanceMicroUSD)}, nil
+}
+
+// credit adds a top-up to the balance (E3), up to its maximum.
+func (l *Ledger) credit(a *Account, microUSD, now int64) error {
+	nb, ok := checkedAdd(a.BalanceMicroUSD, microUSD)
 	if !ok || nb > MaxBalanceMicroUSD {
-		return BalanceView{}, invalid("balance would exceed its maximum")
+		return invalid("balance would exceed its maximum")
 	}
 	a.BalanceMicroUSD = nb
-	l.pay(a, Payment{Kind: "topup", MicroUSD: c.MicroUSD, At: now})
+	l.pay(a, Payment{Kind: "topup", MicroUSD: microUSD, At: now})
 	l.markAccount(a)
-	return BalanceView{BalanceUSD: Micro(a.BalanceMicroUSD)}, nil
+	return nil
 }
 
 func (c *SetExtra) apply(l *Ledger, now int64) (ExtraUsageView, error) {

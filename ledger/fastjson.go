@@ -99,6 +99,15 @@ func (a *Account) appendJSON(b []byte) []byte {
 	b = appendField(append(b, ','), "paid_micro_usd", s.PaidMicroUSD)
 	b = appendField(append(b, ','), "usage_micro_usd", s.UsageMicroUSD)
 	b = appendField(append(b, ','), "refunded_micro_usd", s.RefundedMicroUSD)
+	if s.Billing != "" {
+		b = appendStringField(append(b, ','), "billing", s.Billing)
+	}
+	if s.Customer != "" {
+		b = appendStringField(append(b, ','), "customer", s.Customer)
+	}
+	if s.PaymentMethod != "" {
+		b = appendStringField(append(b, ','), "payment_method", s.PaymentMethod)
+	}
 	b = append(b, '}')
 	b = appendStringField(append(b, ','), "tier", a.Tier)
 	b = appendField(append(b, ','), "multiplier_ppm", a.MultiplierPPM)

@@ -51,6 +51,8 @@ type Ledger struct {
 	links      map[[32]byte]*SignInLink
 	planReqs   map[string]*PlanRequest
 	expiries   expiryQueue
+	// paystate holds card payments: intents and anomalies (payments.go).
+	paystate paymentState
 
 	// durable answers whether a record exists in the durable state (the
 	// request log doubles as the charge dedupe record); unflushed holds the

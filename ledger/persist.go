@@ -105,6 +105,8 @@ type Writer interface {
 //	bucket/<bucket>           a replicated rate bucket's GCRA time
 //	sess/<64 hex>  link/<64 hex>   a session, a sign-in link, by its token's SHA-256
 //	preq/<id>                 a plan request
+//	pint/<id>                 a card payment intent
+//	panom/<8-digit seq>       a payment anomaly, in order
 //	idem/<idempotency key>    first result of a money command
 //	rlog/<16 hex admitted ns>/<request id>   request log entry (binary, see
 //	                                         LogEntry), also the charge's dedupe record
@@ -323,6 +325,14 @@ func (l *Ledger) encodeRecord(key string) []byte {
 		if r := l.planReqs[id]; r != nil {
 			return mustJSON(r)
 		}
+	case "pint":
+		if pi := l.intent(id); pi != nil {
+			return mustJSON(pi)
+		}
+	case "panom":
+		if n, err := strconv.Atoi(id); err == nil && n < len(l.paystate.anomalies) {
+			return mustJSON(&l.paystate.anomalies[n])
+		}
 	case "pay":
 		acct, seq, _ := strings.Cut(id, "/")
 		n, _ := strconv.Atoi(seq)
@@ -436,6 +446,16 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 				if r.DecidedAt != 0 {
 					l.queueExpiry(expiryEntry{at: r.DecidedAt + planRequestKeep, kind: expiryPlanRequest, id: r.ID})
 				}
+			}
+		case "pint":
+			pi := new(PaymentIntent)
+			if err = json.Unmarshal(v, pi); err == nil {
+				l.loadIntent(pi)
+			}
+		case "panom":
+			var an PaymentAnomaly
+			if err = json.Unmarshal(v, &an); err == nil {
+				l.loadAnomaly(an)
 			}
 		case "rlog", "dd":
 		default:

@@ -78,6 +78,16 @@ func script(t testing.TB, l *Ledger, w memWriter, flushEvery int) {
 	apply(&RequestPlanChange{ID: "pr3", AccountID: "a0", Action: ActionCancel})
 	apply(&DecidePlanRequest{Idem: Idem{IdemKey: "pr1", Fingerprint: "f"}, ID: "pr1", Confirm: true})
 	apply(&DecidePlanRequest{Idem: Idem{IdemKey: "pr2", Fingerprint: "f"}, ID: "pr2"})
+	// Card payments (PAY1–PAY4): a subscribe and a top-up paid, an
+	// anomaly, an intent left pending.
+	apply(&CreatePaymentIntent{ID: "pi1", AccountID: "a3", Kind: IntentSubscribe, Plan: "max"})
+	apply(&CreatePaymentIntent{ID: "pi2", AccountID: "a3", Kind: IntentTopUp, MicroUSD: 5_000000})
+	apply(&CreatePaymentIntent{ID: "pi3", AccountID: "a4", Kind: IntentTopUp, MicroUSD: 7_000000})
+	apply(&SetPaymentRef{ID: "pi1", ProviderRef: "cs_1"})
+	apply(&ApplyPaymentEvent{EventID: "ev1", IntentID: "pi1", ProviderRef: "pi_1", MicroUSD: 100_000000, Currency: "usd", Outcome: OutcomeSucceeded, Customer: "cus_1"})
+	apply(&ApplyPaymentEvent{EventID: "ev2", IntentID: "pi2", MicroUSD: 4_990000, Currency: "usd", Outcome: OutcomeSucceeded})
+	apply(&ApplyPaymentEvent{EventID: "ev3", IntentID: "pi2", MicroUSD: 5_000000, Currency: "usd", Outcome: OutcomeSucceeded})
+	apply(&RecordPaymentAnomaly{EventID: "ev4", Reason: "odd", Detail: "d"})
 	for i := 0; i < 40; i++ {
 		var batch []Charge
 		for j := 0; j < 5; j++ {
@@ -123,6 +133,8 @@ func TestDeterministicAndReloadable(t *testing.T) {
 			func(l *Ledger) (any, error) { return l.Account(id, now) },
 			func(l *Ledger) (any, error) { return l.Usage(id, now) },
 			func(l *Ledger) (any, error) { return l.Keys(id) },
+			func(l *Ledger) (any, error) { return l.PaymentIntents(id) },
+			func(l *Ledger) (any, error) { return l.Billing(id) },
 		} {
 			a, _ := read(l1)
 			b, _ := read(loaded)
@@ -130,6 +142,9 @@ func TestDeterministicAndReloadable(t *testing.T) {
 				t.Fatalf("reloaded %s differs:\n%v\n%v", id, asMap(t, a), asMap(t, b))
 			}
 		}
+	}
+	if a, b := l1.PaymentAnomalies(), loaded.PaymentAnomalies(); len(a) != 2 || !reflect.DeepEqual(a, b) {
+		t.Fatalf("reloaded anomalies %v, want %v", b, a)
 	}
 	if !reflect.DeepEqual(l1.Rate(), loaded.Rate()) {
 		t.Fatal("reloaded rate differs")

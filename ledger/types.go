@@ -82,6 +82,12 @@ type Subscription struct {
 	PaidMicroUSD     int64 `json:"paid_micro_usd"`
 	UsageMicroUSD    int64 `json:"usage_micro_usd"`
 	RefundedMicroUSD int64 `json:"refunded_micro_usd"`
+	// Billing is BilledByStripe when the subscription was paid by card
+	// (PAY1); empty: the operator records its payments. Customer and
+	// PaymentMethod are the provider's, saved for off-session renewals.
+	Billing       string `json:"billing,omitempty"`
+	Customer      string `json:"customer,omitempty"`
+	PaymentMethod string `json:"payment_method,omitempty"`
 }
 
 // Payment is one line of the billing history.

@@ -1,0 +1,241 @@
+package ledger
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// payEvent is a success event for an intent, paying amount in USD.
+func payEvent(eventID, intentID string, microUSD int64) *ApplyPaymentEvent {
+	return &ApplyPaymentEvent{EventID: eventID, IntentID: intentID, ProviderRef: "pi_" + eventID, MicroUSD: microUSD,
+		Currency: PaymentCurrency, Outcome: OutcomeSucceeded, Customer: "cus_1", PaymentMethod: "pm_1"}
+}
+
+// billingOf renders an account's billing history as JSON, for exact
+// comparisons.
+func (f *fixture) billingOf(acct string) string {
+	f.t.Helper()
+	b, err := f.l.Billing(acct)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out, _ := json.Marshal(b)
+	return string(out)
+}
+
+// rule PAY2: the ledger computes the amount, and refuses a payment for an
+// action not allowed now, as Subscribe and ChangePlan refuse it.
+func TestPAY2_Amounts(t *testing.T) {
+	f := newFixture(t)
+	acct, _ := f.account()
+	v := f.must(&CreatePaymentIntent{ID: "pay_1", AccountID: acct, Kind: IntentSubscribe, Plan: "max", MicroUSD: 5})
+	expect(t, v, "id", "pay_1", "account_id", acct, "kind", "subscribe", "plan", "max", "amount_usd", "100", "currency", "usd",
+		"status", "pending", "provider_ref", "null", "created_at", "2026-04-01T00:00:00Z", "settled_at", "null")
+	// A retried command answers the same intent; the id with another
+	// request is a conflict.
+	if again := f.must(&CreatePaymentIntent{ID: "pay_1", AccountID: acct, Kind: IntentSubscribe, Plan: "max"}); !reflect.DeepEqual(again, v) {
+		t.Errorf("retried: %v, want %v", again, v)
+	}
+	f.fails(&CreatePaymentIntent{ID: "pay_1", AccountID: acct, Kind: IntentSubscribe, Plan: "pro"}, ErrConflict)
+
+	for _, c := range []struct {
+		cmd  *CreatePaymentIntent
+		want error
+	}{
+		{&CreatePaymentIntent{ID: "x1", AccountID: acct, Kind: IntentSubscribe, Plan: "free"}, ErrInvalid},
+		{&CreatePaymentIntent{ID: "x2", AccountID: acct, Kind: IntentSubscribe, Plan: "gold"}, ErrNotFound},
+		{&CreatePaymentIntent{ID: "x3", AccountID: acct, Kind: IntentUpgrade, Plan: "max"}, ErrConflict}, // on Free
+		{&CreatePaymentIntent{ID: "x4", AccountID: acct, Kind: IntentRenewal, Plan: "max"}, ErrInvalid},
+		{&CreatePaymentIntent{ID: "x5", AccountID: acct, Kind: "gift"}, ErrInvalid},
+		{&CreatePaymentIntent{ID: "x6", AccountID: acct, Kind: IntentTopUp, MicroUSD: 999_999}, ErrInvalid},
+		{&CreatePaymentIntent{ID: "x7", AccountID: acct, Kind: IntentTopUp, MicroUSD: 10_000_010_000}, ErrInvalid},
+		{&CreatePaymentIntent{ID: "x8", AccountID: acct, Kind: IntentTopUp, MicroUSD: 1_000_001}, ErrInvalid}, // not whole cents
+		{&CreatePaymentIntent{ID: "x9", AccountID: acct, Kind: IntentTopUp, Plan: "pro", MicroUSD: 1_000_000}, ErrInvalid},
+		{&CreatePaymentIntent{ID: "a/b", AccountID: acct, Kind: IntentTopUp, MicroUSD: 1_000_000}, ErrInvalid},
+		{&CreatePaymentIntent{ID: "x10", AccountID: "nobody", Kind: IntentTopUp, MicroUSD: 1_000_000}, ErrNotFound},
+	} {
+		f.fails(c.cmd, c.want)
+	}
+	expect(t, f.must(&CreatePaymentIntent{ID: "t1", AccountID: acct, Kind: IntentTopUp, MicroUSD: 1_000_000}), "amount_usd", "1", "plan", "null")
+	expect(t, f.must(&CreatePaymentIntent{ID: "t2", AccountID: acct, Kind: IntentTopUp, MicroUSD: 10_000_000_000}), "amount_usd", "10000")
+
+	// Subscribed: no second subscribe (S1); no change to the same, an
+	// equal-price or a cheaper plan through a payment (S3, S4).
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: acct, Plan: "max"})
+	f.fails(&CreatePaymentIntent{ID: "y1", AccountID: acct, Kind: IntentSubscribe, Plan: "pro"}, ErrConflict)
+	f.fails(&CreatePaymentIntent{ID: "y2", AccountID: acct, Kind: IntentUpgrade, Plan: "max"}, ErrConflict)
+	f.fails(&CreatePaymentIntent{ID: "y3", AccountID: acct, Kind: IntentUpgrade, Plan: "pro"}, ErrConflict)
+	f.must(&PutPlan{Plan: Plan{ID: "max2", Name: "Max 2", PriceMicroUSD: 100_000000, Window5hMicroFlows: 1, WeeklyMicroFlows: 1, MonthlyMicroFlows: 1, RPM: 1, Burst: 1}})
+	f.fails(&CreatePaymentIntent{ID: "y4", AccountID: acct, Kind: IntentUpgrade, Plan: "max2"}, ErrConflict)
+
+	// At most 10 unpaid payments a day per account: 3 made so far.
+	for i := range 7 {
+		f.must(&CreatePaymentIntent{ID: f.id("z"), AccountID: acct, Kind: IntentTopUp, MicroUSD: int64(i+1) * 1_000_000})
+	}
+	f.fails(&CreatePaymentIntent{ID: "z_over", AccountID: acct, Kind: IntentTopUp, MicroUSD: 1_000_000}, ErrConflict)
+	f.advance(24 * time.Hour)
+	f.must(&CreatePaymentIntent{ID: "z_next_day", AccountID: acct, Kind: IntentTopUp, MicroUSD: 1_000_000})
+}
+
+// rule PAY3: a success event subscribes exactly as Subscribe does; the
+// same event again — as the ledger's idempotency answers it, with the
+// first answer's JSON — changes nothing, and a second payment of the same
+// intent is an anomaly, not a second credit (PAY4).
+func TestPAY3_SubscribeOnce(t *testing.T) {
+	f := newFixture(t)
+	card, _ := f.account()
+	manual, _ := f.account()
+	f.must(&CreatePaymentIntent{ID: "pay_1", AccountID: card, Kind: IntentSubscribe, Plan: "pro"})
+	f.must(&SetPaymentRef{ID: "pay_1", ProviderRef: "cs_1"})
+	f.advance(90 * time.Second)
+
+	ev := payEvent("evt_1", "pay_1", 20_000000)
+	first := f.do(ev)
+	if first.Err != nil {
+		t.Fatal(first.Err)
+	}
+	v := asMap(t, first.Value)
+	expect(t, v, "event_id", "evt_1", "result", "applied", "anomaly", "null", "intent.status", "succeeded",
+		"intent.provider_ref", "cs_1", "intent.payment_ref", "pi_evt_1", "intent.event_id", "evt_1",
+		"intent.settled_at", "2026-04-01T00:01:30Z", "intent.customer", "cus_1")
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: manual, Plan: "pro"})
+
+	// Billing history, cycle and windows as with the manual command.
+	cardAcct, manualAcct := f.acct(card), f.acct(manual)
+	if !reflect.DeepEqual(cardAcct["subscription"], manualAcct["subscription"]) {
+		t.Errorf("card subscription %v, manual %v", cardAcct["subscription"], manualAcct["subscription"])
+	}
+	expect(t, cardAcct, "plan", "pro", "subscription.cycle_start", "2026-04-01T00:01:30Z", "subscription.paid_usd", "20")
+	wantBilling := `[{"id":"pay_` + card + `_0","type":"subscribe","plan":"pro","amount_usd":20,"status":"succeeded","at":"2026-04-01T00:01:30Z","refund_id":null}]`
+	if got := f.billingOf(card); got != wantBilling {
+		t.Errorf("billing %s\nwant    %s", got, wantBilling)
+	}
+	if a := f.l.accounts[card]; a.Sub.Billing != BilledByStripe || a.Sub.Customer != "cus_1" || a.Sub.PaymentMethod != "pm_1" {
+		t.Errorf("sub %+v", a.Sub)
+	}
+	if a := f.l.accounts[manual]; a.Sub.Billing != "" {
+		t.Errorf("manual billing %q", a.Sub.Billing)
+	}
+
+	// The same event, delivered again later: the first answer byte for
+	// byte, nothing changed.
+	f.advance(time.Hour)
+	wantJSON, _ := json.Marshal(first.Value)
+	again := f.do(ev)
+	if raw, ok := again.Value.(json.RawMessage); !ok || string(raw) != string(wantJSON) || again.Err != nil {
+		t.Fatalf("replay answered %v (%T), %v; want %s", again.Value, again.Value, again.Err, wantJSON)
+	}
+	if got := f.billingOf(card); got != wantBilling {
+		t.Errorf("after replay: %s", got)
+	}
+	// The same event id with other content is a conflict, never applied.
+	other := *ev
+	other.MicroUSD = 21_000000
+	f.fails(&other, ErrIdempotencyConflict)
+
+	// A second payment of the paid intent (another event): an anomaly.
+	v = f.must(payEvent("evt_2", "pay_1", 20_000000))
+	expect(t, v, "result", "anomaly", "anomaly.reason", "already_paid", "anomaly.event_id", "evt_2", "anomaly.intent_id", "pay_1",
+		"anomaly.account_id", card, "anomaly.amount_usd", "20", "intent.status", "succeeded", "intent.event_id", "evt_1")
+	if got := f.billingOf(card); got != wantBilling {
+		t.Errorf("after a second payment: %s", got)
+	}
+	// A failure after the success changes nothing.
+	expect(t, f.must(&ApplyPaymentEvent{EventID: "evt_3", IntentID: "pay_1", Outcome: OutcomeFailed}), "result", "ignored", "intent.status", "succeeded")
+
+	// Past the idempotency horizon (dedupe_days = 7), the intent still
+	// knows the event that paid it.
+	f.advance(8 * 24 * time.Hour)
+	f.must(&Tick{})
+	if f.l.idem[EventIdemKey("evt_1")] != nil {
+		t.Fatal("the event's key outlived dedupe_days")
+	}
+	expect(t, f.must(ev), "result", "duplicate", "anomaly", "null", "intent.status", "succeeded")
+	if n := len(f.l.PaymentAnomalies()); n != 1 {
+		t.Errorf("%d anomalies, want 1", n)
+	}
+	if got := f.billingOf(card); got != wantBilling {
+		t.Errorf("after a late replay: %s", got)
+	}
+}
+
+// rule PAY4: an amount a cent off, another currency or an unknown intent
+// is an anomaly that credits nothing; the intent stays payable.
+func TestPAY4_Mismatch(t *testing.T) {
+	f := newFixture(t)
+	acct, _ := f.account()
+	f.must(&CreatePaymentIntent{ID: "pay_1", AccountID: acct, Kind: IntentSubscribe, Plan: "pro"})
+	for _, c := range []struct {
+		ev     *ApplyPaymentEvent
+		reason string
+	}{
+		{payEvent("evt_low", "pay_1", 19_990000), AnomalyAmount},
+		{payEvent("evt_high", "pay_1", 20_010000), AnomalyAmount},
+		{&ApplyPaymentEvent{EventID: "evt_eur", IntentID: "pay_1", MicroUSD: 20_000000, Currency: "eur", Outcome: OutcomeSucceeded}, AnomalyCurrency},
+		{&ApplyPaymentEvent{EventID: "evt_USD", IntentID: "pay_1", MicroUSD: 20_000000, Currency: "USD", Outcome: OutcomeSucceeded}, AnomalyCurrency},
+		{payEvent("evt_nobody", "pay_x", 20_000000), AnomalyUnknownIntent},
+	} {
+		v := f.must(c.ev)
+		expect(t, v, "result", "anomaly", "anomaly.reason", c.reason, "anomaly.event_id", c.ev.EventID)
+		if c.reason != AnomalyUnknownIntent {
+			expect(t, v, "intent.status", "pending", "anomaly.account_id", acct)
+		}
+		expect(t, f.acct(acct), "plan", "free", "balance_usd", "0")
+	}
+	an := f.l.PaymentAnomalies()
+	if len(an) != 5 || an[0].ID != "pan_0" || an[0].Detail != "paid 19.99 USD, asked for 20 USD" || an[4].ID != "pan_4" {
+		t.Errorf("anomalies %+v", an)
+	}
+	// A driver's own anomaly, recorded once per event and reason.
+	rec := &RecordPaymentAnomaly{EventID: "evt_odd", Reason: "unexpected_refund", Detail: "a refund nobody asked for"}
+	v := f.must(rec)
+	expect(t, v, "id", "pan_5", "reason", "unexpected_refund", "intent_id", "null")
+	if again := f.must(rec); !reflect.DeepEqual(again, v) {
+		t.Errorf("again: %v", again)
+	}
+	f.fails(&RecordPaymentAnomaly{EventID: "evt_odd", Reason: ""}, ErrInvalid)
+	// A declined card, then the right payment: applied.
+	expect(t, f.must(&ApplyPaymentEvent{EventID: "evt_f", IntentID: "pay_1", ProviderRef: "pi_f", Outcome: OutcomeFailed}), "result", "failed", "intent.status", "failed")
+	expect(t, f.must(payEvent("evt_ok", "pay_1", 20_000000)), "result", "applied", "intent.status", "succeeded")
+	expect(t, f.acct(acct), "plan", "pro")
+	f.fails(&ApplyPaymentEvent{EventID: "evt_bad", IntentID: "pay_1", Outcome: "refunded"}, ErrInvalid)
+	f.fails(&ApplyPaymentEvent{IntentID: "pay_1", Outcome: OutcomeSucceeded}, ErrInvalid)
+}
+
+// rule PAY2, S3: an upgrade's amount is ChangePlan's proration to the
+// cent, and paying it changes the plan as ChangePlan does; paid after the
+// cycle rolled, it is an anomaly (PAY4).
+func TestPAY2_UpgradeProration(t *testing.T) {
+	f := newFixture(t)
+	card, _ := f.account()
+	manual, _ := f.account()
+	f.must(&CreatePaymentIntent{ID: "pay_s", AccountID: card, Kind: IntentSubscribe, Plan: "pro"})
+	f.must(payEvent("evt_s", "pay_s", 20_000000))
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: manual, Plan: "pro"})
+	// 17 days, 3 h, 7 min and 11 s later: an amount that rounds.
+	f.advance(17*24*time.Hour + 3*time.Hour + 7*time.Minute + 11*time.Second)
+	pi := f.must(&CreatePaymentIntent{ID: "pay_u", AccountID: card, Kind: IntentUpgrade, Plan: "ultra"})
+	ch := f.must(&ChangePlan{Idem: f.idem("c"), AccountID: manual, Plan: "ultra"})
+	expect(t, pi, "amount_usd", get(ch, "charged_usd"), "plan", "ultra")
+	// $180 × 1,111,969 s left / 2,592,000 s = $77.220069… → $77.22.
+	expect(t, ch, "charged_usd", "77.22")
+	f.must(payEvent("evt_u", "pay_u", 77_220000))
+	if a, b := f.acct(card), f.acct(manual); !reflect.DeepEqual(a["subscription"], b["subscription"]) {
+		t.Errorf("card %v, manual %v", a["subscription"], b["subscription"])
+	}
+	expect(t, f.acct(card), "plan", "ultra", "subscription.paid_usd", "97.22")
+
+	// An upgrade paid once the cycle rolled was priced for a cycle gone:
+	// the money is an anomaly, the plan unchanged.
+	late, _ := f.account()
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: late, Plan: "pro"})
+	f.must(&CreatePaymentIntent{ID: "pay_late", AccountID: late, Kind: IntentUpgrade, Plan: "max"})
+	f.now = time.Date(2026, 5, 19, 0, 0, 0, 0, time.UTC).UnixNano()
+	v := f.must(payEvent("evt_late", "pay_late", 80_000000))
+	expect(t, v, "result", "anomaly", "anomaly.reason", "not_applicable", "intent.status", "anomaly", "intent.anomaly", "not_applicable")
+	expect(t, f.acct(late), "plan", "pro", "subscription.cycle_start", "2026-05-18T03:07:11Z")
+	// A second payment of it is still an anomaly, not an upgrade.
+	expect(t, f.must(payEvent("evt_late2", "pay_late", 80_000000)), "result", "anomaly", "anomaly.reason", "already_paid")
+}
