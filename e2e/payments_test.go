@@ -8,8 +8,11 @@ package e2e
 // the cent through the admin API.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,8 +102,9 @@ type payCheckout struct {
 
 // payCheckoutOf waits for the Checkout Session the driver opened for
 // intentID and checks it asks exactly cents in USD, once, for acct, in
-// payment mode, saving the card for renewals, returning to /console.
-func (e *payEnv) payCheckoutOf(t *testing.T, acct, intentID string, cents int64) payCheckout {
+// payment mode, returning to /console, and, for a plan (forPlan), saving
+// the customer and the card for renewals.
+func (e *payEnv) payCheckoutOf(t *testing.T, acct, intentID string, cents int64, forPlan bool) payCheckout {
 	t.Helper()
 	c := e.mock.WaitCall(t, "POST", "/v1/checkout/sessions", 10*time.Second, func(c stripeCall) bool {
 		return c.Form.Get("metadata[intent_id]") == intentID
@@ -111,9 +115,11 @@ func (e *payEnv) payCheckoutOf(t *testing.T, acct, intentID string, cents int64)
 		"line_items[0][quantity]":                       "1",
 		"line_items[0][price_data][currency]":           "usd",
 		"line_items[0][price_data][unit_amount]":        strconv.FormatInt(cents, 10),
-		"payment_intent_data[setup_future_usage]":       "off_session",
-		"customer_creation":                             "always",
 		"line_items[0][price_data][product_data][name]": "",
+	}
+	if forPlan {
+		want["payment_intent_data[setup_future_usage]"] = "off_session"
+		want["customer_creation"] = "always"
 	}
 	for k, v := range want {
 		got, ok := c.Form[k]
@@ -165,7 +171,7 @@ func (e *payEnv) payTopUp(t *testing.T, n *Node, acct, key, amountUSD string, ce
 	if intent == "" || calls[before].Form.Get("client_reference_id") != acct {
 		t.Fatalf("top-up Checkout Session names no intent or another account: %v", calls[before].Form)
 	}
-	return e.payCheckoutOf(t, acct, intent, cents)
+	return e.payCheckoutOf(t, acct, intent, cents, false)
 }
 
 // payLedger is what the admin API says of an account's money: the
@@ -233,7 +239,7 @@ func TestPaymentsStripeSubscribe(t *testing.T) {
 	n := e.nodes[0]
 	acct, key := payAccount(t, n, "card-sub")
 	m := e.payPlanRequest(t, n, key, "subscribe", "pro")
-	co := e.payCheckoutOf(t, acct, Get(m, "intent_id"), 2000)
+	co := e.payCheckoutOf(t, acct, Get(m, "intent_id"), 2000, true)
 
 	// The browser's return is no payment.
 	Expect(t, payAccountView(t, n, acct), "plan", "free", "subscription.paid_usd", "0")
@@ -283,4 +289,154 @@ func TestPaymentsStripeTopUp(t *testing.T) {
 	if got := len(e.mock.Calls("POST", "/v1/checkout/sessions")); got != calls {
 		t.Fatalf("refused top-ups opened %d Checkout Sessions", got-calls)
 	}
+}
+
+// payDeliver posts a signed event without a *testing.T, for goroutines.
+func payDeliver(n *Node, secret string, body []byte) (int, error) {
+	req, err := http.NewRequest("POST", n.Proxy+stripeWebhookPath, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", stripeSignature(secret, time.Now(), body))
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// payHash waits until the nodes agree and answers their state hash.
+func payHash(t *testing.T, nodes []*Node) string {
+	t.Helper()
+	waitSameState(t, nodes)
+	h, _ := stateHashes(t, nodes)
+	return h[nodes[0].ID]
+}
+
+// payAnomalies lists the anomalies the operator sees (PAY4) as
+// "reason intent_id amount currency" lines.
+func payAnomalies(t *testing.T, n *Node) []string {
+	t.Helper()
+	m := wtWant(t, n.AdminDo("GET", "/admin/v1/payments/anomalies", ""), 200)
+	var out []string
+	for i := 0; ; i++ {
+		p := fmt.Sprintf("data.%d.", i)
+		if Get(m, p+"id") == "<missing>" {
+			return out
+		}
+		out = append(out, strings.Join([]string{Get(m, p+"event_id"), Get(m, p+"reason"), Get(m, p+"intent_id"), Get(m, p+"amount_usd"), Get(m, p+"currency")}, " "))
+	}
+}
+
+// The webhook's bad input (#11 "Exactly once", PAY3, PAY4) on a 3-node
+// cluster: what Stripe did not sign, signed with another secret, signed
+// over other bytes, or more than 5 minutes ago is 400 and changes no
+// replica; an event type the driver does not handle and an unpaid session
+// are 200 (Stripe retries anything else) and change nothing; an amount or
+// currency other than asked, or an unknown payment, is 200 and an anomaly
+// for the operator, crediting nothing; a good event delivered four times
+// to the three nodes at once credits once.
+func TestPaymentsStripeWebhookBadInput(t *testing.T) {
+	e := payStartCluster(t)
+	n1, n2, n3 := e.nodes[0], e.nodes[1], e.nodes[2]
+	acct, key := payAccount(t, n1, "card-bad")
+	co := e.payCheckoutOf(t, acct, Get(e.payPlanRequest(t, n2, key, "subscribe", "pro"), "intent_id"), 2000, true)
+	good := stripeCheckoutCompleted("evt_bad_good", co.SessionID, co.IntentID, acct, co.Cents, "usd", "pi_e2ebad1", "cus_e2ebad1")
+	body := good.JSON()
+	tampered := []byte(strings.Replace(string(body), `"amount_total":2000`, `"amount_total":200000`, 1))
+	if string(tampered) == string(body) {
+		t.Fatalf("the event has no amount_total to tamper with: %s", body)
+	}
+	now := time.Now()
+	sign := func(secret string, at time.Time, b []byte) string {
+		return "Stripe-Signature: " + stripeSignature(secret, at, b)
+	}
+	v0 := strings.Replace(stripeSignature(e.secret, now, body), ",v1=", ",v0=", 1)
+	unpaid := stripeCheckoutCompleted("evt_bad_unpaid", co.SessionID, co.IntentID, acct, co.Cents, "usd", "pi_e2ebad1", "cus_e2ebad1")
+	unpaid.Object["payment_status"] = "unpaid"
+	unknown := stripeEvent{ID: "evt_bad_unknown", Type: "customer.created", Object: map[string]any{"id": "cus_e2ebad1", "object": "customer"}}
+	notJSON := []byte("not json")
+	for _, c := range []struct {
+		name    string
+		node    *Node
+		body    []byte
+		headers []string
+		status  int
+	}{
+		{"no Stripe-Signature", n1, body, nil, 400},
+		{"signed with another secret", n2, body, []string{sign("whsec_not_this_endpoint", now, body)}, 400},
+		{"body changed after signing", n3, tampered, []string{sign(e.secret, now, body)}, 400},
+		{"timestamp 6 minutes old", n1, body, []string{sign(e.secret, now.Add(-6*time.Minute), body)}, 400},
+		{"timestamp not a number", n2, body, []string{"Stripe-Signature: t=soon,v1=" + strings.SplitN(stripeSignature(e.secret, now, body), "v1=", 2)[1]}, 400},
+		{"only a v0 signature", n3, body, []string{"Stripe-Signature: " + v0}, 400},
+		{"signed, not JSON", n1, notJSON, []string{sign(e.secret, now, notJSON)}, 400},
+		{"unknown event type", n2, unknown.JSON(), []string{sign(e.secret, now, unknown.JSON())}, 200},
+		{"session not paid", n3, unpaid.JSON(), []string{sign(e.secret, now, unpaid.JSON())}, 200},
+	} {
+		before, ledgerBefore := payHash(t, e.nodes), payRead(t, n1, acct)
+		r := postStripeRaw(t, c.node, c.body, c.headers...)
+		if r.Status != c.status {
+			t.Errorf("%s: %d %s, want %d", c.name, r.Status, r.Body, c.status)
+		}
+		if after := payHash(t, e.nodes); after != before {
+			t.Errorf("%s: the state changed (%s → %s)", c.name, before, after)
+		}
+		if l := payRead(t, n3, acct); string(l.Account) != string(ledgerBefore.Account) || string(l.Billing) != string(ledgerBefore.Billing) {
+			t.Errorf("%s: the account changed:\n%s\n%s", c.name, l.Account, l.Billing)
+		}
+	}
+	Expect(t, payAccountView(t, n1, acct), "plan", "free", "balance_usd", "0")
+
+	// Anomalies: each on its own payment, since a payment settles once.
+	anomalies := []string{}
+	for i, c := range []struct {
+		name, reason string
+		cents        int64
+		currency     string
+	}{
+		{"a cent short", "amount_mismatch", 1999, "usd"},
+		{"a cent over", "amount_mismatch", 2001, "usd"},
+		{"in euros", "currency_mismatch", 2000, "eur"},
+	} {
+		a, k := payAccount(t, n1, fmt.Sprintf("card-anomaly-%d", i))
+		pc := e.payCheckoutOf(t, a, Get(e.payPlanRequest(t, n1, k, "subscribe", "pro"), "intent_id"), 2000, true)
+		ev := stripeCheckoutCompleted(fmt.Sprintf("evt_bad_anomaly_%d", i), pc.SessionID, pc.IntentID, a, c.cents, c.currency, fmt.Sprintf("pi_e2eanomaly%d", i), "cus_e2eanomaly")
+		e.paySend(t, e.nodes[i%3], ev, 200)
+		e.paySend(t, e.nodes[(i+1)%3], ev, 200)
+		Expect(t, payAccountView(t, n2, a), "plan", "free", "subscription.paid_usd", "0", "balance_usd", "0")
+		payEqualStrings(t, c.name+": billing", payBilling(t, n3, a), nil)
+		anomalies = append(anomalies, fmt.Sprintf("%s %s %s %s %s", ev.ID, c.reason, pc.IntentID, rtMicro(c.cents*10_000), c.currency))
+	}
+	ghost := stripeCheckoutCompleted("evt_bad_ghost", co.SessionID, "pay_neverasked", acct, 2000, "usd", "pi_e2eghost", "cus_e2eghost")
+	e.paySend(t, n3, ghost, 200)
+	anomalies = append(anomalies, "evt_bad_ghost unknown_intent pay_neverasked 20 usd")
+	payEqualStrings(t, "anomalies", payAnomalies(t, n2), anomalies)
+	Expect(t, payAccountView(t, n1, acct), "plan", "free", "balance_usd", "0")
+
+	// The good event, four times at once on the three nodes: once.
+	type result struct {
+		status int
+		err    error
+	}
+	results := make(chan result, 4)
+	for _, n := range []*Node{n1, n2, n3, n1} {
+		go func(n *Node) {
+			s, err := payDeliver(n, e.secret, body)
+			results <- result{s, err}
+		}(n)
+	}
+	for i := 0; i < 4; i++ {
+		if r := <-results; r.err != nil || r.status != 200 {
+			t.Errorf("delivery %d: %d %v, want 200", i, r.status, r.err)
+		}
+	}
+	waitSameState(t, e.nodes)
+	for _, n := range e.nodes {
+		Expect(t, payAccountView(t, n, acct), "plan", "pro", "subscription.paid_usd", "20")
+		payEqualStrings(t, n.ID+": billing", payBilling(t, n, acct), []string{"subscribe pro 20 succeeded"})
+	}
+	payEqualStrings(t, "anomalies after the good event", payAnomalies(t, n1), anomalies)
 }
