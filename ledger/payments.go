@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -589,4 +590,83 @@ func (l *Ledger) loadAnomaly(an PaymentAnomaly) {
 	l.paystate.init()
 	l.paystate.anomalyOf[anomalyKey(an.EventID, an.Reason)] = len(l.paystate.anomalies)
 	l.paystate.anomalies = append(l.paystate.anomalies, an)
+}
+
+// maxRefundRefs bounds the provider refunds of one refund: one per card
+// payment of the cycle, a subscribe and its upgrades.
+const maxRefundRefs = 20
+
+// SetRefundRef records a card provider's refund made for a refund (PAY6);
+// recording the same one again changes nothing.
+type SetRefundRef struct {
+	RefundID    string `json:"refund_id"`
+	ProviderRef string `json:"provider_ref"`
+}
+
+func (*SetRefundRef) Type() CmdType { return 37 }
+
+var _ = define((*SetRefundRef).apply, traits{})
+
+func (c *SetRefundRef) apply(l *Ledger, now int64) (RefundView, error) {
+	r := l.refunds[c.RefundID]
+	if r == nil {
+		return RefundView{}, notFound("refund", c.RefundID)
+	}
+	if !validID(c.ProviderRef) {
+		return RefundView{}, invalid("bad provider reference")
+	}
+	if slices.Contains(r.ProviderRefs, c.ProviderRef) {
+		return refundView(r), nil
+	}
+	if len(r.ProviderRefs) >= maxRefundRefs {
+		return RefundView{}, conflict("a refund has at most %d provider refunds", maxRefundRefs)
+	}
+	r.ProviderRefs = append(slices.Clip(r.ProviderRefs), c.ProviderRef)
+	l.markRefund(r)
+	return refundView(r), nil
+}
+
+// RefundPartView is the money a refund returns to one card payment.
+type RefundPartView struct {
+	IntentID   string `json:"intent_id"`
+	PaymentRef string `json:"payment_ref"`
+	AmountUSD  Micro  `json:"amount_usd"`
+}
+
+// RefundParts splits a refund's final amount (R2, as it stands now) over
+// the card payments of its cycle — the subscribe, then each upgrade, each
+// up to what it paid — for the driver to return to each (PAY6). It is
+// empty when the cycle was not paid by card.
+func (l *Ledger) RefundParts(refundID string) ([]RefundPartView, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	r := l.refunds[refundID]
+	if r == nil {
+		return nil, notFound("refund", refundID)
+	}
+	var paid []*PaymentIntent
+	for _, id := range l.paystate.byAccount[r.AccountID] {
+		pi := l.intent(id)
+		if pi.Status == IntentSucceeded && (pi.Kind == IntentSubscribe || pi.Kind == IntentUpgrade) &&
+			pi.SettledAt >= r.CycleStart && pi.SettledAt <= r.SubmittedAt {
+			paid = append(paid, pi)
+		}
+	}
+	sort.Slice(paid, func(i, j int) bool {
+		if paid[i].SettledAt != paid[j].SettledAt {
+			return paid[i].SettledAt < paid[j].SettledAt
+		}
+		return paid[i].ID < paid[j].ID
+	})
+	_, _, left := refundFigures(r.PaidMicroUSD, r.UsageMicroUSD, r.RefundedMicroUSD)
+	out := []RefundPartView{}
+	for _, pi := range paid {
+		if left <= 0 {
+			break
+		}
+		n := min(left, pi.MicroUSD)
+		out = append(out, RefundPartView{IntentID: pi.ID, PaymentRef: pi.PaymentRef, AmountUSD: Micro(n)})
+		left -= n
+	}
+	return out, nil
 }

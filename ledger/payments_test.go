@@ -239,3 +239,64 @@ func TestPAY2_UpgradeProration(t *testing.T) {
 	// A second payment of it is still an anomaly, not an upgrade.
 	expect(t, f.must(payEvent("evt_late2", "pay_late", 80_000000)), "result", "anomaly", "anomaly.reason", "already_paid")
 }
+
+// rule PAY6: a card-paid cycle's refund is split over its card payments;
+// the provider's refunds are recorded once each, and its refund events
+// move the refund through R3's statuses once per event id.
+func TestPAY6_CardRefund(t *testing.T) {
+	f := newFixture(t)
+	for _, status := range []string{RefundSucceeded, RefundFailed, RefundCanceled} {
+		acct, key := f.account()
+		s, u := f.id("pay_s"), f.id("pay_u")
+		f.must(&CreatePaymentIntent{ID: s, AccountID: acct, Kind: IntentSubscribe, Plan: "pro"})
+		f.must(payEvent(f.id("evt"), s, 20_000000))
+		f.advance(12 * time.Hour)
+		f.charge(acct, key, 100, BillingSubscription) // 100 Flows: $3.283
+		f.must(&CreatePaymentIntent{ID: u, AccountID: acct, Kind: IntentUpgrade, Plan: "max"})
+		// $80 × (30 d − 12 h) / 30 d = $78.666… → $78.67.
+		f.must(payEvent(f.id("evt"), u, 78_670000))
+		rid := f.id("rf")
+		f.must(&RefundSubmit{Idem: f.idem("r"), AccountID: acct, RefundID: rid})
+		parts, err := f.l.RefundParts(rid)
+		// refundable = 98.67 − 3.283 = 95.387 → 95.39; fee 4.77; final 90.62:
+		// all of the subscribe's 20, then 70.62 of the upgrade.
+		if err != nil || len(parts) != 2 || parts[0].IntentID != s || parts[0].AmountUSD != 20_000000 ||
+			parts[1].IntentID != u || parts[1].AmountUSD != 70_620000 || parts[0].PaymentRef == "" {
+			t.Fatalf("parts %+v %v", parts, err)
+		}
+		for _, ref := range []string{"re_1", "re_2", "re_1"} {
+			f.must(&SetRefundRef{RefundID: rid, ProviderRef: ref})
+		}
+		v, _ := f.l.Refund(rid)
+		if !reflect.DeepEqual(v.ProviderRefs, []string{"re_1", "re_2"}) || v.FinalUSD != 90_620000 {
+			t.Fatalf("refund %+v", v)
+		}
+		ev := &RefundStatus{Idem: Idem{IdemKey: EventIdemKey(f.id("evt")), Fingerprint: status}, RefundID: rid, Status: status}
+		first := f.do(ev)
+		expect(t, asMap(t, first.Value), "status", status, "provider_refs", "[re_1 re_2]")
+		f.advance(time.Minute)
+		if again := f.do(ev); again.Err != nil || string(again.Value.(json.RawMessage)) != mustJSONString(t, first.Value) {
+			t.Fatalf("replay: %v %v", again.Value, again.Err)
+		}
+		// Another event for the settled refund is refused, under its own key.
+		f.fails(&RefundStatus{Idem: Idem{IdemKey: EventIdemKey(f.id("evt")), Fingerprint: "x"}, RefundID: rid, Status: RefundSucceeded}, ErrConflict)
+		want := "free"
+		if status != RefundSucceeded {
+			want = "max"
+		}
+		expect(t, f.acct(acct), "plan", want)
+	}
+	f.fails(&SetRefundRef{RefundID: "rf_none", ProviderRef: "re_1"}, ErrNotFound)
+	if _, err := f.l.RefundParts("rf_none"); err == nil {
+		t.Fatal("parts of no refund")
+	}
+}
+
+func mustJSONString(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

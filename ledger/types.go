@@ -240,6 +240,9 @@ type Refund struct {
 	// canceled refund, which leaves the subscription unbroken, gives it
 	// back.
 	SavedMultiplierPPM int64 `json:"saved_insider_multiplier_ppm,omitempty"`
+	// ProviderRefs are the card provider's refunds of this refund, one
+	// per card payment it returns money to (PAY6, SetRefundRef).
+	ProviderRefs []string `json:"provider_refs,omitempty"`
 }
 
 // Member is a cluster node's addresses, replicated so any node can answer

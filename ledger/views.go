@@ -145,6 +145,9 @@ type RefundView struct {
 	Plan        string  `json:"plan"`
 	SubmittedAt string  `json:"submitted_at"`
 	ResolvedAt  *string `json:"resolved_at"`
+	// ProviderRefs are the card provider's refunds (PAY6); empty when
+	// the operator returns the money.
+	ProviderRefs []string `json:"provider_refs"`
 	RefundPreviewView
 }
 
@@ -338,6 +341,7 @@ func refundView(r *Refund) RefundView {
 	return RefundView{
 		ID: r.ID, AccountID: r.AccountID, Status: r.Status, Plan: r.Plan,
 		SubmittedAt: rfc3339(r.SubmittedAt), ResolvedAt: optTime(r.ResolvedAt),
+		ProviderRefs:      append([]string{}, r.ProviderRefs...),
 		RefundPreviewView: refundPreviewView("", r.PaidMicroUSD, r.UsageMicroUSD, r.RefundedMicroUSD),
 	}
 }
