@@ -130,8 +130,16 @@ type fakeLedger struct {
 	refs      map[string]string
 	free      []string
 	events    []Event
+	refunds   []string // "event refund status"
 	anomalies []Anomaly
+	down      bool // every command answers unavailable
 }
+
+// errDown is the store's "not now" error (no leader).
+type errDown struct{}
+
+func (errDown) Error() string     { return "no leader" }
+func (errDown) Unavailable() bool { return true }
 
 func newFakeLedger() *fakeLedger { return &fakeLedger{refs: map[string]string{}} }
 
@@ -170,6 +178,9 @@ func (f *fakeLedger) SetIntentRef(intentID, ref string) error {
 func (f *fakeLedger) ApplyEvent(e Event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down {
+		return errDown{}
+	}
 	if f.refuse != nil {
 		return f.refuse
 	}
@@ -177,9 +188,22 @@ func (f *fakeLedger) ApplyEvent(e Event) error {
 	return nil
 }
 
+func (f *fakeLedger) ApplyRefundEvent(eventID, refundID, status string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return errDown{}
+	}
+	f.refunds = append(f.refunds, eventID+" "+refundID+" "+status)
+	return nil
+}
+
 func (f *fakeLedger) RecordAnomaly(a Anomaly) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down {
+		return errDown{}
+	}
 	f.anomalies = append(f.anomalies, a)
 	return nil
 }
