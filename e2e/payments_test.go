@@ -440,3 +440,95 @@ func TestPaymentsStripeWebhookBadInput(t *testing.T) {
 	}
 	payEqualStrings(t, "anomalies after the good event", payAnomalies(t, n1), anomalies)
 }
+
+// payIntent reads one of acct's payment intents through the admin API.
+func payIntent(t *testing.T, n *Node, acct, id string) map[string]any {
+	t.Helper()
+	m := wtWant(t, n.AdminDo("GET", "/admin/v1/accounts/"+acct+"/payment-intents", ""), 200)
+	list, _ := m["data"].([]any)
+	for _, v := range list {
+		if o, ok := v.(map[string]any); ok && Get(o, "id") == id {
+			return o
+		}
+	}
+	t.Fatalf("no payment intent %s among %s's: %v", id, acct, m)
+	return nil
+}
+
+// payClockNow reads the ledger's clock (node.test_clock).
+func payClockNow(t *testing.T, n *Node) time.Time {
+	t.Helper()
+	now, err := time.Parse(time.RFC3339Nano, Get(wtWant(t, n.AdminDo("GET", "/admin/v1/clock", ""), 200), "now"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now
+}
+
+// payProration is S3's charge in cents for Δ deltaCents with rem of total
+// seconds left, rounded half-up.
+func payProration(deltaCents, rem, total int64) int64 {
+	return (2*deltaCents*rem + total) / (2 * total)
+}
+
+// Subscribe by card (PAY1), then, 10 days into the cycle, upgrade Pro →
+// Max: the Checkout asks S3's Δ = (100 − 20) × T_rem / T to the cent, at
+// the moment of the request; the webhook applies the upgrade with that
+// amount (PAY2, PAY3), and a downgrade back costs nothing and opens no
+// Checkout (S4).
+func TestPaymentsStripeUpgradeProration(t *testing.T) {
+	e := payStart(t, true)
+	n := e.nodes[0]
+	acct, key := payAccount(t, n, "card-upgrade")
+	sub := e.payCheckoutOf(t, acct, Get(e.payPlanRequest(t, n, key, "subscribe", "pro"), "intent_id"), 2000, true)
+	e.paySend(t, n, stripeCheckoutCompleted("evt_up_sub", sub.SessionID, sub.IntentID, acct, 2000, "usd", "pi_e2eupsub", "cus_e2eup"), 200)
+	a := payAccountView(t, n, acct)
+	Expect(t, a, "plan", "pro", "subscription.paid_usd", "20")
+	start, err1 := time.Parse(time.RFC3339, Get(a, "subscription.cycle_start"))
+	end, err2 := time.Parse(time.RFC3339, Get(a, "subscription.cycle_end"))
+	if err1 != nil || err2 != nil {
+		t.Fatalf("cycle times: %v %v", err1, err2)
+	}
+	rsAdvance(t, n, 10*24*3600)
+
+	before := payClockNow(t, n)
+	m := e.payPlanRequest(t, n, key, "change", "max")
+	after := payClockNow(t, n)
+	// The views show whole seconds: T_rem may be one second either side
+	// of what they give.
+	total := int64(end.Sub(start) / time.Second)
+	allowed := map[int64]bool{}
+	for rem := int64(end.Sub(after)/time.Second) - 1; rem <= int64(end.Sub(before)/time.Second)+1; rem++ {
+		allowed[payProration(8000, rem, total)] = true
+	}
+	intentID := Get(m, "intent_id")
+	call := e.mock.WaitCall(t, "POST", "/v1/checkout/sessions", 10*time.Second, func(c stripeCall) bool { return c.Form.Get("metadata[intent_id]") == intentID })
+	cents, err := strconv.ParseInt(call.Form.Get("line_items[0][price_data][unit_amount]"), 10, 64)
+	if err != nil || !allowed[cents] {
+		t.Fatalf("upgrade Checkout asks %q cents, want S3's proration, one of %v (T = %d s, 10 days in)", call.Form.Get("line_items[0][price_data][unit_amount]"), allowed, total)
+	}
+	if cents >= 8000 || cents <= 5000 {
+		t.Fatalf("upgrade of %d cents 10 days into a month is not about two thirds of 8000", cents)
+	}
+	up := e.payCheckoutOf(t, acct, intentID, cents, true)
+	Expect(t, payIntent(t, n, acct, intentID), "kind", "upgrade", "plan", "max", "amount_usd", rtMicro(cents*10_000), "status", "pending", "provider_ref", up.SessionID)
+	Expect(t, payAccountView(t, n, acct), "plan", "pro", "subscription.paid_usd", "20")
+
+	e.paySend(t, n, stripeCheckoutCompleted("evt_up_up", up.SessionID, intentID, acct, cents, "usd", "pi_e2eupup", "cus_e2eup"), 200)
+	paid := rtMicro(2000*10_000 + cents*10_000)
+	Expect(t, payAccountView(t, n, acct), "plan", "max", "subscription.paid_usd", paid,
+		"subscription.cycle_start", start.Format(time.RFC3339), "subscription.cycle_end", end.Format(time.RFC3339))
+	Expect(t, payIntent(t, n, acct, intentID), "status", "succeeded", "event_id", "evt_up_up", "payment_ref", "pi_e2eupup")
+	payEqualStrings(t, "billing", payBilling(t, n, acct), []string{"subscribe pro 20 succeeded", "upgrade max " + rtMicro(cents*10_000) + " succeeded"})
+
+	// Back down to Pro: nothing to pay, effective at the cycle's end.
+	sessions := len(e.mock.Calls("POST", "/v1/checkout/sessions"))
+	r := Do(t, "POST", n.Proxy+"/api/v1/me/plan-requests", `{"action":"change","plan":"pro"}`, "Authorization: Bearer "+key)
+	if r.Status/100 != 2 || strings.Contains(string(r.Body), "checkout_url") {
+		t.Fatalf("downgrade: %d %s, want it applied without a Checkout", r.Status, r.Body)
+	}
+	if got := len(e.mock.Calls("POST", "/v1/checkout/sessions")); got != sessions {
+		t.Fatalf("a downgrade opened %d Checkout Sessions", got-sessions)
+	}
+	Expect(t, payAccountView(t, n, acct), "plan", "max", "subscription.pending_plan", "pro", "subscription.paid_usd", paid)
+}
