@@ -532,3 +532,80 @@ func TestPaymentsStripeUpgradeProration(t *testing.T) {
 	}
 	Expect(t, payAccountView(t, n, acct), "plan", "max", "subscription.pending_plan", "pro", "subscription.paid_usd", paid)
 }
+
+// payRefundView reads a refund through the admin API.
+func payRefundView(t *testing.T, n *Node, id string) map[string]any {
+	t.Helper()
+	return wtWant(t, n.AdminDo("GET", "/admin/v1/refunds/"+id, ""), 200)
+}
+
+// A refund of a cycle paid by card (R1–R3, PAY6), through every status
+// Stripe's refunds go: the subscriber submits it, the driver creates a
+// Stripe refund of R2's final amount ($20 paid, no usage: 20 − 5% = $19,
+// 1900 cents) against the subscribe's payment and records it on the
+// refund; refund.updated "pending" keeps it processing; "succeeded" leaves
+// the account on Free, "failed" and "canceled" give the plan back; each
+// event applies once however often it comes, and charge.refunded for a
+// refund already settled changes nothing.
+func TestPaymentsStripeRefundStatuses(t *testing.T) {
+	e := payStart(t, false)
+	n := e.nodes[0]
+	for _, final := range []string{"succeeded", "failed", "canceled"} {
+		t.Run(final, func(t *testing.T) {
+			acct, key := payAccount(t, n, "card-refund-"+final)
+			co := e.payCheckoutOf(t, acct, Get(e.payPlanRequest(t, n, key, "subscribe", "pro"), "intent_id"), 2000, true)
+			pi := "pi_e2erefund" + final
+			e.paySend(t, n, stripeCheckoutCompleted("evt_rf_sub_"+final, co.SessionID, co.IntentID, acct, 2000, "usd", pi, "cus_e2erefund"), 200)
+			Expect(t, payAccountView(t, n, acct), "plan", "pro", "subscription.paid_usd", "20")
+
+			r := wtWant(t, Do(t, "POST", n.Proxy+"/api/v1/me/refunds", "", "Authorization: Bearer "+key, "Idempotency-Key: rf-"+final), 201)
+			rid := Get(r, "id")
+			Expect(t, r, "status", "processing", "total_paid_usd", "20", "refundable_usd", "20", "fee_usd", "1", "final_usd", "19")
+			call := e.mock.WaitCall(t, "POST", "/v1/refunds", 10*time.Second, func(c stripeCall) bool { return c.Form.Get("metadata[refund_id]") == rid })
+			if got := call.Form.Get("amount"); got != "1900" {
+				t.Fatalf("Stripe refund of %s cents, want 1900 (R2's final amount): %v", got, call.Form)
+			}
+			if got := call.Form.Get("payment_intent"); got != pi {
+				t.Errorf("Stripe refund against payment_intent %q, want the subscribe's payment %s: %v", got, pi, call.Form)
+			}
+			ref := Get(call.Answer, "id")
+			if !strings.HasPrefix(ref, "re_") {
+				t.Fatalf("stripe-mock's refund has id %q", ref)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for Get(payRefundView(t, n, rid), "provider_refs.0") != ref {
+				if time.Now().After(deadline) {
+					t.Fatalf("the refund does not record Stripe's %s within 10 s: %v", ref, payRefundView(t, n, rid))
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			Expect(t, payAccountView(t, n, acct), "plan", "free")
+
+			pending := stripeRefundUpdated("evt_rf_pending_"+final, ref, rid, pi, 1900, "pending")
+			e.paySend(t, n, pending, 200)
+			Expect(t, payRefundView(t, n, rid), "status", "processing", "resolved_at", "null")
+
+			done := stripeRefundUpdated("evt_rf_"+final, ref, rid, pi, 1900, final)
+			for i := 0; i < 2; i++ {
+				e.paySend(t, n, done, 200)
+			}
+			Expect(t, payRefundView(t, n, rid), "status", final, "final_usd", "19")
+			wantPlan := "pro"
+			if final == "succeeded" {
+				wantPlan = "free"
+			}
+			Expect(t, payAccountView(t, n, acct), "plan", wantPlan)
+			billing := []string{"subscribe pro 20 succeeded", "refund pro -19 " + final}
+			payEqualStrings(t, "billing", payBilling(t, n, acct), billing)
+
+			// Later events about the settled refund change nothing.
+			settled := payRead(t, n, acct)
+			e.paySend(t, n, stripeChargeRefunded("evt_rf_charge_"+final, ref, rid, pi, 2000, 1900, final), 200)
+			e.paySend(t, n, pending, 200)
+			if l := payRead(t, n, acct); string(l.Account) != string(settled.Account) || string(l.Billing) != string(settled.Billing) {
+				t.Fatalf("events after the refund settled changed the account:\n%s\n%s", l.Account, l.Billing)
+			}
+			Expect(t, payRefundView(t, n, rid), "status", final)
+		})
+	}
+}
