@@ -19,21 +19,23 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stripe/stripe-go/v85"
 
+	"zenmux/ledger"
 	"zenmux/selfservice"
 )
 
 // Payment intent kinds (the ledger's PaymentIntent.Kind).
 const (
-	KindSubscribe = "subscribe"
-	KindUpgrade   = "upgrade"
-	KindTopUp     = "topup"
-	KindRenewal   = "renewal"
+	KindSubscribe = ledger.IntentSubscribe
+	KindUpgrade   = ledger.IntentUpgrade
+	KindTopUp     = ledger.IntentTopUp
+	KindRenewal   = ledger.IntentRenewal
 )
 
 // Outcomes of a payment event.
 const (
-	OutcomeSucceeded = "succeeded"
-	OutcomeFailed    = "failed"
+	OutcomeSucceeded = ledger.OutcomeSucceeded
+	OutcomeFailed    = ledger.OutcomeFailed
+	OutcomeExpired   = ledger.OutcomeExpired
 )
 
 // Intent is a payment the ledger asked for: its amount is the ledger's,
@@ -64,10 +66,14 @@ type NewIntent struct {
 type Event struct {
 	EventID     string
 	IntentID    string
-	ProviderRef string
+	ProviderRef string // the payment (pi_…) a refund is made against
 	MicroUSD    int64
 	Currency    string
-	Outcome     string
+	Outcome     string // OutcomeSucceeded, OutcomeFailed, OutcomeExpired
+	// Customer is the Stripe customer Checkout saved the card to, for
+	// off-session renewals.
+	Customer      string
+	PaymentMethod string
 }
 
 // Anomaly is an event the ledger could not apply, kept for the operator.

@@ -91,7 +91,30 @@ type stripeObject struct {
 	Amount         int64             `json:"amount"`          // payment intent, refund
 	AmountReceived int64             `json:"amount_received"` // payment intent
 	Currency       string            `json:"currency"`
-	Status         string            `json:"status"` // refund
+	Status         string            `json:"status"`         // refund
+	PaymentIntent  expandable        `json:"payment_intent"` // session, refund
+	Customer       expandable        `json:"customer"`       // session, payment intent
+	PaymentMethod  expandable        `json:"payment_method"` // payment intent
+}
+
+// expandable is a Stripe reference: an id, or the object (expanded)
+// whose id it keeps, or null.
+type expandable string
+
+func (e *expandable) UnmarshalJSON(b []byte) error {
+	var id string
+	if json.Unmarshal(b, &id) == nil {
+		*e = expandable(id)
+		return nil
+	}
+	var obj struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return err
+	}
+	*e = expandable(obj.ID)
+	return nil
 }
 
 // handle maps one verified event to the ledger. The error is one to
@@ -111,10 +134,11 @@ func (s *Stripe) handle(ev *stripe.Event) error {
 			return nil
 		}
 		return s.payment(ev, obj, obj.AmountTotal, OutcomeSucceeded)
-	case "checkout.session.async_payment_failed", "checkout.session.expired":
-		// Nothing was paid: the intent fails and the subscriber may start
-		// again.
+	case "checkout.session.async_payment_failed":
 		return s.payment(ev, obj, obj.AmountTotal, OutcomeFailed)
+	case "checkout.session.expired":
+		// Nothing was paid: the subscriber may start again.
+		return s.payment(ev, obj, obj.AmountTotal, OutcomeExpired)
 	case "payment_intent.succeeded", "payment_intent.payment_failed":
 		if obj.Metadata["intent_id"] == "" {
 			// A Checkout's own PaymentIntent: its session's event credits
@@ -140,7 +164,14 @@ func (s *Stripe) payment(ev *stripe.Event, obj stripeObject, cents int64, outcom
 	if id == "" {
 		return s.anomaly(Anomaly{EventID: ev.ID, Reason: AnomalyNoIntent, Detail: fmt.Sprintf("%s %s names no intent_id", ev.Type, obj.ID)})
 	}
-	err := s.ledger.ApplyEvent(Event{EventID: ev.ID, IntentID: id, ProviderRef: obj.ID, MicroUSD: cents * 10_000, Currency: obj.Currency, Outcome: outcome})
+	// A refund goes back to the payment: a session's PaymentIntent, or the
+	// PaymentIntent itself (a renewal).
+	ref := string(obj.PaymentIntent)
+	if ref == "" {
+		ref = obj.ID
+	}
+	err := s.ledger.ApplyEvent(Event{EventID: ev.ID, IntentID: id, ProviderRef: ref, MicroUSD: cents * 10_000, Currency: obj.Currency,
+		Outcome: outcome, Customer: string(obj.Customer), PaymentMethod: string(obj.PaymentMethod)})
 	return s.refused(ev, err)
 }
 

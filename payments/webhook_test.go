@@ -40,9 +40,10 @@ func deliver(s *Stripe, method, body, header string) (int, string) {
 func TestWebhook(t *testing.T) {
 	now := time.Now()
 	const (
-		paid    = `{"id":"cs_1","object":"checkout.session","payment_status":"paid","amount_total":2000,"currency":"usd","metadata":{"intent_id":"pay_1"}}`
+		paid    = `{"id":"cs_1","object":"checkout.session","payment_status":"paid","amount_total":2000,"currency":"usd","payment_intent":"pi_7","customer":"cus_7","metadata":{"intent_id":"pay_1"}}`
+		paidExp = `{"id":"cs_1","object":"checkout.session","payment_status":"paid","amount_total":2000,"currency":"usd","payment_intent":{"id":"pi_7","object":"payment_intent"},"customer":{"id":"cus_7"},"metadata":{"intent_id":"pay_1"}}`
 		unpaid  = `{"id":"cs_1","object":"checkout.session","payment_status":"unpaid","amount_total":2000,"currency":"usd","metadata":{"intent_id":"pay_1"}}`
-		renewPI = `{"id":"pi_1","object":"payment_intent","amount":10000,"amount_received":10000,"currency":"usd","metadata":{"intent_id":"pay_2"}}`
+		renewPI = `{"id":"pi_1","object":"payment_intent","amount":10000,"amount_received":10000,"currency":"usd","customer":"cus_7","payment_method":"pm_7","metadata":{"intent_id":"pay_2"}}`
 		failPI  = `{"id":"pi_1","object":"payment_intent","amount":10000,"amount_received":0,"currency":"usd","metadata":{"intent_id":"pay_2"}}`
 		ownPI   = `{"id":"pi_9","object":"payment_intent","amount":2000,"amount_received":2000,"currency":"usd","metadata":{}}`
 	)
@@ -61,16 +62,18 @@ func TestWebhook(t *testing.T) {
 		anomalies                         []Anomaly
 	}{
 		{name: "checkout paid", typ: "checkout.session.completed", object: paid, status: 200,
-			events: []Event{{EventID: "evt_x", IntentID: "pay_1", ProviderRef: "cs_1", MicroUSD: 20_000000, Currency: "usd", Outcome: OutcomeSucceeded}}},
+			events: []Event{{EventID: "evt_x", IntentID: "pay_1", ProviderRef: "pi_7", MicroUSD: 20_000000, Currency: "usd", Outcome: OutcomeSucceeded, Customer: "cus_7"}}},
 		{name: "checkout completed unpaid", typ: "checkout.session.completed", object: unpaid, status: 200},
 		{name: "async payment succeeded", typ: "checkout.session.async_payment_succeeded", object: paid, status: 200,
-			events: []Event{{EventID: "evt_x", IntentID: "pay_1", ProviderRef: "cs_1", MicroUSD: 20_000000, Currency: "usd", Outcome: OutcomeSucceeded}}},
+			events: []Event{{EventID: "evt_x", IntentID: "pay_1", ProviderRef: "pi_7", MicroUSD: 20_000000, Currency: "usd", Outcome: OutcomeSucceeded, Customer: "cus_7"}}},
 		{name: "async payment failed", typ: "checkout.session.async_payment_failed", object: unpaid, status: 200,
 			events: []Event{{EventID: "evt_x", IntentID: "pay_1", ProviderRef: "cs_1", MicroUSD: 20_000000, Currency: "usd", Outcome: OutcomeFailed}}},
 		{name: "checkout expired", typ: "checkout.session.expired", object: unpaid, status: 200,
-			events: []Event{{EventID: "evt_x", IntentID: "pay_1", ProviderRef: "cs_1", MicroUSD: 20_000000, Currency: "usd", Outcome: OutcomeFailed}}},
+			events: []Event{{EventID: "evt_x", IntentID: "pay_1", ProviderRef: "cs_1", MicroUSD: 20_000000, Currency: "usd", Outcome: OutcomeExpired}}},
+		{name: "checkout paid, references expanded", typ: "checkout.session.completed", object: paidExp, status: 200,
+			events: []Event{{EventID: "evt_x", IntentID: "pay_1", ProviderRef: "pi_7", MicroUSD: 20_000000, Currency: "usd", Outcome: OutcomeSucceeded, Customer: "cus_7"}}},
 		{name: "renewal succeeded", typ: "payment_intent.succeeded", object: renewPI, status: 200,
-			events: []Event{{EventID: "evt_x", IntentID: "pay_2", ProviderRef: "pi_1", MicroUSD: 100_000000, Currency: "usd", Outcome: OutcomeSucceeded}}},
+			events: []Event{{EventID: "evt_x", IntentID: "pay_2", ProviderRef: "pi_1", MicroUSD: 100_000000, Currency: "usd", Outcome: OutcomeSucceeded, Customer: "cus_7", PaymentMethod: "pm_7"}}},
 		{name: "renewal failed", typ: "payment_intent.payment_failed", object: failPI, status: 200,
 			events: []Event{{EventID: "evt_x", IntentID: "pay_2", ProviderRef: "pi_1", MicroUSD: 100_000000, Currency: "usd", Outcome: OutcomeFailed}}},
 		{name: "checkout's own payment intent", typ: "payment_intent.succeeded", object: ownPI, status: 200},
@@ -87,7 +90,7 @@ func TestWebhook(t *testing.T) {
 		{name: "unknown type", typ: "customer.created", object: `{"id":"cus_1","object":"customer"}`, status: 200},
 		{name: "ledger unavailable", typ: "checkout.session.completed", object: paid, down: true, status: 503, code: "unavailable"},
 		{name: "4 minutes old", typ: "checkout.session.completed", object: paid, age: 4 * time.Minute, status: 200,
-			events: []Event{{EventID: "evt_x", IntentID: "pay_1", ProviderRef: "cs_1", MicroUSD: 20_000000, Currency: "usd", Outcome: OutcomeSucceeded}}},
+			events: []Event{{EventID: "evt_x", IntentID: "pay_1", ProviderRef: "pi_7", MicroUSD: 20_000000, Currency: "usd", Outcome: OutcomeSucceeded, Customer: "cus_7"}}},
 		{name: "stale timestamp", typ: "checkout.session.completed", object: paid, age: 5*time.Minute + 10*time.Second, status: 400, code: "bad_signature"},
 		{name: "wrong secret", typ: "checkout.session.completed", object: paid, secret: "whsec_other", status: 400, code: "bad_signature"},
 		{name: "body changed after signing", typ: "checkout.session.completed", object: paid, tamper: true, status: 400, code: "bad_signature"},
