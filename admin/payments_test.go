@@ -21,7 +21,7 @@ func TestPAY4_PaymentReads(t *testing.T) {
 	intents := call(t, srv, "GET", "/admin/v1/accounts/"+fuzzAcctA+"/payment-intents", "")
 	want := `{"data":[{"id":"pay_t","account_id":"acct_a","kind":"topup","plan":null,"amount_usd":12.34,"currency":"usd","status":"pending",` +
 		`"provider_ref":null,"payment_ref":null,"customer":null,"payment_method":null,"created_at":"2026-04-01T00:00:00Z","settled_at":null,` +
-		`"event_id":null,"anomaly":null}]}` + "\n"
+		`"event_id":null,"anomaly":null,"attempts":0,"next_attempt_at":null}]}` + "\n"
 	if intents.status != 200 || string(intents.body) != want {
 		t.Fatalf("intents: %d %s\nwant %s", intents.status, intents.body, want)
 	}

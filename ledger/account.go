@@ -102,6 +102,10 @@ func (l *Ledger) dropToFree(a *Account) {
 // end renews at the (pending) plan's price, or falls back to Free when the
 // subscription was canceled or downgraded to Free.
 func (l *Ledger) settle(a *Account, now int64) {
+	if a.paid() && a.Sub.RenewalIntent != "" && now >= a.Sub.RenewalDeadline {
+		l.lapseRenewal(a, now)
+		return
+	}
 	for i := 0; a.paid() && now >= a.Sub.CycleEnd && i < maxCycles; i++ {
 		if a.Sub.Canceled {
 			l.dropToFree(a)
@@ -123,6 +127,16 @@ func (l *Ledger) settle(a *Account, now int64) {
 		s.CycleStart = s.CycleEnd
 		s.CycleEnd = addMonths(s.CycleAnchor, s.CycleIndex+1)
 		s.PaidMicroUSD, s.UsageMicroUSD, s.RefundedMicroUSD = p.PriceMicroUSD, 0, 0
+		if s.Billing == BilledByStripe {
+			// Paid when the card is (PAY5): the cycle runs meanwhile.
+			s.PaidMicroUSD = 0
+			l.askRenewal(a, p)
+			if now >= s.RenewalDeadline {
+				l.lapseRenewal(a, now)
+				return
+			}
+			continue
+		}
 		l.pay(a, Payment{Kind: "renewal", Plan: next, MicroUSD: p.PriceMicroUSD, At: s.CycleStart})
 		l.markAccount(a)
 	}
@@ -368,7 +382,9 @@ func (a *Account) applyPeriod(now int64) (int64, int64) {
 // end (S4, S5) so admission never runs on a plan that has lapsed.
 func (l *Ledger) effectivePlan(a *Account, now int64) *Plan {
 	id := a.Plan
-	if a.paid() && now >= a.Sub.CycleEnd {
+	if a.paid() && a.Sub.RenewalIntent != "" && now >= a.Sub.RenewalDeadline {
+		id = PlanFree // a card renewal never paid (PAY5)
+	} else if a.paid() && now >= a.Sub.CycleEnd {
 		switch {
 		case a.Sub.Canceled:
 			id = PlanFree

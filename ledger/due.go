@@ -34,11 +34,20 @@ func (q *dueQueue) Pop() any {
 	return e
 }
 
-// queueDue queues a's cycle end if a is paid and it changed.
+// dueAt is when a paid account next needs settling: its cycle end, or
+// the deadline of a card renewal not paid yet (PAY5), whichever is first.
+func (a *Account) dueAt() int64 {
+	if a.Sub.RenewalIntent != "" {
+		return min(a.Sub.CycleEnd, a.Sub.RenewalDeadline)
+	}
+	return a.Sub.CycleEnd
+}
+
+// queueDue queues a's due time if a is paid and it changed.
 func (l *Ledger) queueDue(a *Account) {
-	if a.paid() && a.Sub.CycleEnd != a.dueQueued {
-		a.dueQueued = a.Sub.CycleEnd
-		heap.Push(&l.due, dueEntry{end: a.Sub.CycleEnd, id: a.ID})
+	if a.paid() && a.dueAt() != a.dueQueued {
+		a.dueQueued = a.dueAt()
+		heap.Push(&l.due, dueEntry{end: a.dueQueued, id: a.ID})
 	}
 }
 
@@ -54,7 +63,7 @@ func (l *Ledger) takeDue(now int64) []string {
 			continue // left behind: a later cycle end is queued
 		}
 		a.dueQueued = 0
-		if a.paid() && a.Sub.CycleEnd == e.end {
+		if a.paid() && a.dueAt() == e.end {
 			ids = append(ids, e.id)
 		}
 	}

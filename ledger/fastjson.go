@@ -108,6 +108,12 @@ func (a *Account) appendJSON(b []byte) []byte {
 	if s.PaymentMethod != "" {
 		b = appendStringField(append(b, ','), "payment_method", s.PaymentMethod)
 	}
+	if s.RenewalIntent != "" {
+		b = appendStringField(append(b, ','), "renewal_intent", s.RenewalIntent)
+	}
+	if s.RenewalDeadline != 0 {
+		b = appendField(append(b, ','), "renewal_deadline", s.RenewalDeadline)
+	}
 	b = append(b, '}')
 	b = appendStringField(append(b, ','), "tier", a.Tier)
 	b = appendField(append(b, ','), "multiplier_ppm", a.MultiplierPPM)

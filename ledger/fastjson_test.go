@@ -11,7 +11,7 @@ func TestFastJSONMatchesEncodingJSON(t *testing.T) {
 	accounts := []Account{{}, {ID: "a\u2028", Email: "x<y>@z&\"q\"", Name: "Zoë \\ \n", CreatedAt: -1, Plan: "pro",
 		Sub: Subscription{CycleAnchor: 1, CycleIndex: 2, CycleStart: 3, CycleEnd: 4, PendingPlan: "free", Canceled: true, SubscribedAt: 5,
 			PaidMicroUSD: 6, UsageMicroUSD: 7, RefundedMicroUSD: 8,
-			Billing: BilledByStripe, Customer: "cus_\"1", PaymentMethod: "pm_<1>"},
+			Billing: BilledByStripe, Customer: "cus_\"1", PaymentMethod: "pm_<1>", RenewalIntent: "ren_1", RenewalDeadline: 13},
 		Tier: "insider", MultiplierPPM: 9, BalanceMicroUSD: -10, ExtraEnabled: true, ExtraKeyID: "k", ExtraSpentMicroUSD: 11, ExtraPeriodStart: 12,
 		W5h: Window{1, 2, 3}, Weekly: Window{4, 5, 6}, Monthly: Window{7, 8, 1 << 62}, KeyIDs: []string{"k1", "k\"2"}, PendingRefund: "rf",
 		LastLog: "0000000000000001/r", Allowances: map[string]int64{"n3": 1, "n1": -2, "n\u00e92": 3}, AllowanceAt: map[string]int64{"n1": 4}},

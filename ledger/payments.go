@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -103,7 +105,19 @@ type PaymentIntent struct {
 	// after its idempotency key is pruned, is a duplicate.
 	EventID string `json:"event_id,omitempty"`
 	Anomaly string `json:"anomaly,omitempty"`
+	// A renewal's failed charges so far, and when the driver charges it
+	// next (PAY5).
+	Attempts      int   `json:"attempts,omitempty"`
+	NextAttemptAt int64 `json:"next_attempt_at,omitempty"`
 }
+
+// RenewalRetries is when a card renewal that failed is charged again,
+// after the cycle end (PAY5); renewalGrace is how long after the cycle
+// end an unpaid renewal keeps the plan: past the last retry, time for its
+// outcome to arrive.
+var RenewalRetries = [...]time.Duration{24 * time.Hour, 3 * 24 * time.Hour, 5 * 24 * time.Hour}
+
+const renewalGrace = 7 * 24 * int64(time.Hour)
 
 // PaymentAnomaly is a payment event the ledger did not credit, for the
 // operator (PAY4).
@@ -126,6 +140,9 @@ type paymentState struct {
 	byAccount map[string][]string // account → intent ids, oldest first (derived)
 	anomalies []PaymentAnomaly
 	anomalyOf map[string]int // event id + reason → index in anomalies (derived)
+	// renewing holds the renewal intents an account waits for (derived
+	// from Subscription.RenewalIntent).
+	renewing map[string]struct{}
 }
 
 func (p *paymentState) init() {
@@ -133,6 +150,7 @@ func (p *paymentState) init() {
 		p.intents = map[string]*PaymentIntent{}
 		p.byAccount = map[string][]string{}
 		p.anomalyOf = map[string]int{}
+		p.renewing = map[string]struct{}{}
 	}
 }
 
@@ -251,6 +269,8 @@ type PaymentIntentView struct {
 	SettledAt     *string `json:"settled_at"`
 	EventID       *string `json:"event_id"`
 	Anomaly       *string `json:"anomaly"`
+	Attempts      int     `json:"attempts"`
+	NextAttemptAt *string `json:"next_attempt_at"`
 }
 
 func intentView(pi *PaymentIntent) PaymentIntentView {
@@ -258,7 +278,7 @@ func intentView(pi *PaymentIntent) PaymentIntentView {
 		AmountUSD: Micro(pi.MicroUSD), Currency: PaymentCurrency, Status: pi.Status,
 		ProviderRef: str(pi.ProviderRef), PaymentRef: str(pi.PaymentRef), Customer: str(pi.Customer),
 		PaymentMethod: str(pi.PaymentMethod), CreatedAt: rfc3339(pi.CreatedAt), SettledAt: optTime(pi.SettledAt),
-		EventID: str(pi.EventID), Anomaly: str(pi.Anomaly)}
+		EventID: str(pi.EventID), Anomaly: str(pi.Anomaly), Attempts: pi.Attempts, NextAttemptAt: optTime(pi.NextAttemptAt)}
 }
 
 // PaymentAnomalyView is an anomaly as the API shows it.
@@ -334,6 +354,9 @@ func (c *CreatePaymentIntent) apply(l *Ledger, now int64) (PaymentIntentView, er
 		l.settle(a, now)
 		if !a.paid() {
 			return PaymentIntentView{}, conflict("account is on Free; subscribe to start a paid plan")
+		}
+		if a.Sub.RenewalIntent != "" {
+			return PaymentIntentView{}, conflict("the renewal of this cycle is not paid yet (PAY5)")
 		}
 		cur := l.plans[a.Plan]
 		if target.ID == a.Plan || target.PriceMicroUSD <= cur.PriceMicroUSD {
@@ -432,6 +455,9 @@ func (c *ApplyPaymentEvent) apply(l *Ledger, now int64) (PaymentEventView, error
 		return anomaly(pi, AnomalyAlreadyPaid, "payment intent %q is %s already; this payment of %s %s is not credited",
 			pi.ID, pi.Status, Decimal(c.MicroUSD, 6), c.Currency)
 	}
+	if c.Outcome != OutcomeSucceeded && pi.Kind == IntentRenewal {
+		return l.renewalFailed(pi, c, now), nil
+	}
 	if c.Outcome != OutcomeSucceeded {
 		cp := *pi
 		cp.Status = IntentFailed
@@ -514,6 +540,22 @@ func (l *Ledger) applyIntent(pi *PaymentIntent, now int64) error {
 		return nil
 	case IntentTopUp:
 		return l.credit(a, pi.MicroUSD, now)
+	case IntentRenewal:
+		l.settle(a, now)
+		s := &a.Sub
+		if !a.paid() || s.RenewalIntent != pi.ID {
+			return conflict("the renewal %q is no longer due: the account is on %q", pi.ID, a.Plan)
+		}
+		// Renewed as S5 renews, dated at the cycle boundary.
+		s.PaidMicroUSD = pi.MicroUSD
+		s.RenewalIntent, s.RenewalDeadline = "", 0
+		if pi.Customer != "" {
+			s.Customer, s.PaymentMethod = pi.Customer, pi.PaymentMethod
+		}
+		l.pay(a, Payment{Kind: "renewal", Plan: pi.Plan, MicroUSD: pi.MicroUSD, At: s.CycleStart})
+		l.markAccount(a)
+		delete(l.paystate.renewing, pi.ID)
+		return nil
 	}
 	return invalid("payment intent kind %q", pi.Kind)
 }
@@ -669,4 +711,96 @@ func (l *Ledger) RefundParts(refundID string) ([]RefundPartView, error) {
 		left -= n
 	}
 	return out, nil
+}
+
+// renewalID names the renewal of an account's cycle: deterministic, unique
+// per run of cycles (its anchor) and short enough for an id.
+func renewalID(a *Account) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s/%d/%d", a.ID, a.Sub.CycleAnchor, a.Sub.CycleIndex))
+	return "ren_" + hex.EncodeToString(sum[:12])
+}
+
+// askRenewal asks for the card payment of the cycle a just entered at
+// plan p's price (PAY5); the driver charges it at once, off-session.
+func (l *Ledger) askRenewal(a *Account, p *Plan) {
+	s := &a.Sub
+	pi := &PaymentIntent{ID: renewalID(a), AccountID: a.ID, Kind: IntentRenewal, Plan: p.ID, MicroUSD: p.PriceMicroUSD,
+		Status: IntentPending, Customer: s.Customer, PaymentMethod: s.PaymentMethod, CycleStart: s.CycleStart,
+		CreatedAt: s.CycleStart, NextAttemptAt: s.CycleStart}
+	l.putIntent(pi)
+	l.paystate.renewing[pi.ID] = struct{}{}
+	s.RenewalIntent, s.RenewalDeadline = pi.ID, s.CycleStart+renewalGrace
+	l.markAccount(a)
+}
+
+// lapseRenewal ends a subscription whose card renewal was not paid by its
+// deadline or failed its last retry (PAY5): the account falls to Free.
+func (l *Ledger) lapseRenewal(a *Account, now int64) {
+	if pi := l.intent(a.Sub.RenewalIntent); pi != nil && pi.Status != IntentSucceeded {
+		pi.Status, pi.SettledAt, pi.NextAttemptAt = IntentFailed, now, 0
+		l.putIntent(pi)
+		delete(l.paystate.renewing, pi.ID)
+	}
+	l.dropToFree(a)
+}
+
+// renewalFailed records a failed renewal charge (PAY5): the next retry of
+// the schedule, or Free after the last. A failure that comes before the
+// next retry was due repeats one already counted and changes nothing.
+func (l *Ledger) renewalFailed(pi *PaymentIntent, c *ApplyPaymentEvent, now int64) PaymentEventView {
+	out := PaymentEventView{EventID: c.EventID, Result: EventIgnored}
+	a := l.accounts[pi.AccountID]
+	if pi.NextAttemptAt != 0 && now >= pi.NextAttemptAt && a != nil && a.Sub.RenewalIntent == pi.ID {
+		out.Result = EventFailed
+		pi.Attempts++
+		if c.ProviderRef != "" {
+			pi.PaymentRef = c.ProviderRef
+		}
+		if pi.Attempts > len(RenewalRetries) {
+			l.lapseRenewal(a, now)
+		} else {
+			pi.Status, pi.NextAttemptAt = IntentFailed, pi.CycleStart+int64(RenewalRetries[pi.Attempts-1])
+			l.putIntent(pi)
+			l.markAccount(a) // its subscription shows past due
+		}
+	}
+	iv := intentView(pi)
+	out.Intent = &iv
+	return out
+}
+
+// RenewalsDue lists the card renewals the driver is to charge by now
+// (PAY5), oldest first: it charges each off-session with an idempotency
+// key of the intent id and its attempt, so charging again before the
+// outcome arrives takes no money twice.
+func (l *Ledger) RenewalsDue(now int64) []PaymentIntentView {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var due []*PaymentIntent
+	for id := range l.paystate.renewing {
+		if pi := l.intent(id); pi != nil && pi.NextAttemptAt != 0 && pi.NextAttemptAt <= now {
+			due = append(due, pi)
+		}
+	}
+	sort.Slice(due, func(i, j int) bool {
+		if due[i].NextAttemptAt != due[j].NextAttemptAt {
+			return due[i].NextAttemptAt < due[j].NextAttemptAt
+		}
+		return due[i].ID < due[j].ID
+	})
+	out := make([]PaymentIntentView, len(due))
+	for i, pi := range due {
+		out[i] = intentView(pi)
+	}
+	return out
+}
+
+// indexRenewals rebuilds the renewals waited for from the accounts (Load).
+func (l *Ledger) indexRenewals() {
+	l.paystate.init()
+	for _, a := range l.accounts {
+		if a.Sub.RenewalIntent != "" {
+			l.paystate.renewing[a.Sub.RenewalIntent] = struct{}{}
+		}
+	}
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -299,4 +300,143 @@ func mustJSONString(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// at is a time in May 2026, UTC.
+func may(day, hour int) int64 { return time.Date(2026, 5, day, hour, 0, 0, 0, time.UTC).UnixNano() }
+
+// cardSubscriber subscribes a new account to pro by card at f.now.
+func (f *fixture) cardSubscriber() string {
+	f.t.Helper()
+	acct, _ := f.account()
+	id := f.id("pay_s")
+	f.must(&CreatePaymentIntent{ID: id, AccountID: acct, Kind: IntentSubscribe, Plan: "pro"})
+	f.must(payEvent(f.id("evt"), id, 20_000000))
+	return acct
+}
+
+func (f *fixture) renewalsDue() []string {
+	var ids []string
+	for _, v := range f.l.RenewalsDue(f.now) {
+		ids = append(ids, v.AccountID+"@"+*v.NextAttemptAt)
+	}
+	return ids
+}
+
+// rule PAY5: at a card subscription's cycle end the due queue asks for
+// the renewal; paid, it renews exactly as S5 renews a manual one.
+func TestPAY5_RenewalPaid(t *testing.T) {
+	f := newFixture(t)
+	card := f.cardSubscriber()
+	manual, _ := f.account()
+	f.must(&Subscribe{Idem: f.idem("s"), AccountID: manual, Plan: "pro"})
+	f.now = may(1, 0) - 1
+	if f.l.NextDue(f.now) {
+		t.Fatal("due before the cycle end")
+	}
+	f.now = may(1, 0)
+	if !f.l.NextDue(f.now) {
+		t.Fatal("not due at the cycle end")
+	}
+	expect(t, f.must(&Tick{}), "settled", "2")
+	due := f.l.RenewalsDue(f.now)
+	if len(due) != 1 {
+		t.Fatalf("due %+v", due)
+	}
+	r := asMap(t, due[0])
+	expect(t, r, "account_id", card, "kind", "renewal", "plan", "pro", "amount_usd", "20", "status", "pending", "customer", "cus_1",
+		"payment_method", "pm_1", "created_at", "2026-05-01T00:00:00Z", "next_attempt_at", "2026-05-01T00:00:00Z", "attempts", "0")
+	// Unpaid so far: the plan is kept, the cycle has started, nothing paid.
+	expect(t, f.acct(card), "plan", "pro", "subscription.status", "active", "subscription.cycle_start", "2026-05-01T00:00:00Z",
+		"subscription.paid_usd", "0")
+	f.now = may(1, 0) + int64(40*time.Second)
+	ev := payEvent("evt_ren", due[0].ID, 20_000000)
+	expect(t, f.must(ev), "result", "applied", "intent.status", "succeeded")
+	if a, b := f.acct(card), f.acct(manual); !reflect.DeepEqual(a["subscription"], b["subscription"]) {
+		t.Errorf("card %v, manual %v", a["subscription"], b["subscription"])
+	}
+	bill := f.billingOf(card)
+	want := `[{"id":"pay_` + card + `_0","type":"subscribe","plan":"pro","amount_usd":20,"status":"succeeded","at":"2026-04-01T00:00:00Z","refund_id":null},` +
+		`{"id":"pay_` + card + `_1","type":"renewal","plan":"pro","amount_usd":20,"status":"succeeded","at":"2026-05-01T00:00:00Z","refund_id":null}]`
+	if bill != want {
+		t.Errorf("billing %s\nwant    %s", bill, want)
+	}
+	if len(f.renewalsDue()) != 0 {
+		t.Errorf("still due: %v", f.renewalsDue())
+	}
+	// Paid twice: an anomaly, not a second renewal.
+	expect(t, f.must(payEvent("evt_ren2", due[0].ID, 20_000000)), "result", "anomaly", "anomaly.reason", "already_paid")
+	if f.billingOf(card) != want {
+		t.Errorf("billing after a second payment: %s", f.billingOf(card))
+	}
+	// An upgrade may be paid again once the renewal is.
+	f.must(&CreatePaymentIntent{ID: "pay_up", AccountID: card, Kind: IntentUpgrade, Plan: "max"})
+}
+
+// rule PAY5: a failed renewal is past due and retried 1, 3 and 5 days
+// after the cycle end; the fourth failure drops it to Free, and so does
+// the deadline, 7 days after the cycle end, when no outcome came; a retry
+// that pays renews it.
+func TestPAY5_RenewalFailed(t *testing.T) {
+	f := newFixture(t)
+	failing, silent, late := f.cardSubscriber(), f.cardSubscriber(), f.cardSubscriber()
+	f.now = may(1, 0)
+	f.must(&Tick{})
+	ren := map[string]string{}
+	for _, v := range f.l.RenewalsDue(f.now) {
+		ren[v.AccountID] = v.ID
+	}
+	if len(ren) != 3 {
+		t.Fatalf("renewals %v", ren)
+	}
+	fail := func(acct string) map[string]any {
+		return f.must(&ApplyPaymentEvent{EventID: f.id("evt"), IntentID: ren[acct], ProviderRef: f.id("pi"), Outcome: OutcomeFailed})
+	}
+	f.now = may(1, 0) + int64(time.Minute)
+	for _, acct := range []string{failing, silent, late} {
+		expect(t, fail(acct), "result", "failed", "intent.attempts", "1", "intent.next_attempt_at", "2026-05-02T00:00:00Z", "intent.status", "failed")
+		expect(t, f.acct(acct), "plan", "pro", "subscription.status", "past_due", "subscription.past_due_until", "2026-05-08T00:00:00Z")
+	}
+	// A failure before the retry is due repeats the one counted.
+	f.now = may(1, 12)
+	expect(t, fail(failing), "result", "ignored", "intent.attempts", "1")
+	if got := f.renewalsDue(); len(got) != 0 {
+		t.Fatalf("due before the retry: %v", got)
+	}
+	for i, next := range []string{"2026-05-04T00:00:00Z", "2026-05-06T00:00:00Z"} {
+		f.now = may([]int{2, 4}[i], 0)
+		// Every renewal without a newer outcome is due: the other two
+		// since May 2.
+		if got := f.renewalsDue(); len(got) != 3 || !slices.Contains(got, failing+"@"+rfc3339(f.now)) {
+			t.Fatalf("due at %s: %v", rfc3339(f.now), got)
+		}
+		f.now += int64(time.Minute)
+		expect(t, fail(failing), "result", "failed", "intent.next_attempt_at", next)
+	}
+	// late's retry on May 4 pays: renewed, dated at the cycle end.
+	expect(t, f.must(payEvent("evt_late", ren[late], 20_000000)), "result", "applied")
+	expect(t, f.acct(late), "plan", "pro", "subscription.status", "active", "subscription.paid_usd", "20", "subscription.cycle_end", "2026-06-01T00:00:00Z")
+	// The fourth failure, on May 6: Free.
+	f.now = may(6, 0) + int64(time.Minute)
+	expect(t, fail(failing), "result", "failed", "intent.status", "failed", "intent.settled_at", "2026-05-06T00:01:00Z")
+	expect(t, f.acct(failing), "plan", "free", "subscription.status", "active")
+	// silent had no outcome since May 1: Free at the deadline, by the due
+	// queue.
+	f.now = may(8, 0) - 1
+	if f.l.NextDue(f.now) {
+		t.Fatal("due before the deadline")
+	}
+	expect(t, f.acct(silent), "plan", "pro")
+	f.now = may(8, 0)
+	if !f.l.NextDue(f.now) {
+		t.Fatal("the deadline is not due")
+	}
+	expect(t, f.must(&Tick{}), "settled", "1")
+	expect(t, f.acct(silent), "plan", "free")
+	// Paid after the lapse: an anomaly, for the operator to refund.
+	expect(t, f.must(payEvent("evt_silent", ren[silent], 20_000000)), "result", "anomaly", "anomaly.reason", "not_applicable")
+	expect(t, f.acct(silent), "plan", "free")
+	if got := f.renewalsDue(); len(got) != 0 {
+		t.Fatalf("due after all: %v", got)
+	}
 }

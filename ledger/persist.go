@@ -470,6 +470,7 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 		return nil, err
 	}
 	sort.Slice(l.idemFIFO, func(i, j int) bool { return l.idemFIFO[i].at < l.idemFIFO[j].at })
+	l.indexRenewals()
 	return l, nil
 }
 

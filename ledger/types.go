@@ -88,6 +88,11 @@ type Subscription struct {
 	Billing       string `json:"billing,omitempty"`
 	Customer      string `json:"customer,omitempty"`
 	PaymentMethod string `json:"payment_method,omitempty"`
+	// RenewalIntent is the card renewal asked for at the last cycle end
+	// and not paid yet (PAY5); the account keeps its plan until
+	// RenewalDeadline, then falls to Free.
+	RenewalIntent   string `json:"renewal_intent,omitempty"`
+	RenewalDeadline int64  `json:"renewal_deadline,omitempty"`
 }
 
 // Payment is one line of the billing history.

@@ -37,6 +37,9 @@ type SubscriptionView struct {
 	CycleEnd    *string `json:"cycle_end"`
 	PendingPlan *string `json:"pending_plan"`
 	PaidUSD     Micro   `json:"paid_usd"`
+	// PastDueUntil is set while a card renewal has failed (status
+	// past_due): the plan is kept until then unless a retry pays (PAY5).
+	PastDueUntil *string `json:"past_due_until,omitempty"`
 }
 
 // AccountView is one account as the API shows it.
@@ -228,9 +231,13 @@ func (l *Ledger) subscriptionView(a *Account, now int64) SubscriptionView {
 	if a.Sub.Canceled {
 		status = "canceled"
 	}
+	var pastDue *string
+	if pi := l.intent(a.Sub.RenewalIntent); pi != nil && pi.Attempts > 0 {
+		status, pastDue = "past_due", optTime(a.Sub.RenewalDeadline)
+	}
 	return SubscriptionView{
 		Plan: a.Plan, Status: status, CycleStart: optTime(a.Sub.CycleStart), CycleEnd: optTime(a.Sub.CycleEnd),
-		PendingPlan: str(a.Sub.PendingPlan), PaidUSD: Micro(a.Sub.PaidMicroUSD),
+		PendingPlan: str(a.Sub.PendingPlan), PaidUSD: Micro(a.Sub.PaidMicroUSD), PastDueUntil: pastDue,
 	}
 }
 
