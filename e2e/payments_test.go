@@ -609,3 +609,110 @@ func TestPaymentsStripeRefundStatuses(t *testing.T) {
 		})
 	}
 }
+
+// payRenewalCharges lists the off-session charges the driver made on
+// customer for renewals, oldest first.
+func (e *payEnv) payRenewalCharges(customer string) []stripeCall {
+	var out []stripeCall
+	for _, c := range e.mock.Calls("POST", "/v1/payment_intents") {
+		if strings.HasPrefix(c.Form.Get("metadata[intent_id]"), "ren_") && c.Form.Get("customer") == customer {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// payWaitCharge waits (15 s) for acct's renewal charge number n (from 1)
+// and checks it: the plan's 2000 cents in USD, off-session, confirmed, on
+// the customer the subscribe's Checkout saved.
+func (e *payEnv) payWaitCharge(t *testing.T, acct, customer string, n int) stripeCall {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for len(e.payRenewalCharges(customer)) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: renewal charge %d on %s not made within 15 s (%d made)", acct, n, customer, len(e.payRenewalCharges(customer)))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c := e.payRenewalCharges(customer)[n-1]
+	for k, v := range map[string]string{"amount": "2000", "currency": "usd", "customer": customer, "off_session": "true", "confirm": "true"} {
+		if got := c.Form.Get(k); got != v {
+			t.Errorf("%s: renewal charge %d: %s = %q, want %q (%v)", acct, n, k, got, v, c.Form)
+		}
+	}
+	if c.Form.Get("payment_method") == "" {
+		t.Errorf("%s: renewal charge %d names no saved payment method: %v", acct, n, c.Form)
+	}
+	return c
+}
+
+// Renewal by card (PAY5), on the test clock: at the cycle's end the
+// leader charges the saved card off-session for the plan's price. One
+// account's charge succeeds: renewed, $20 paid for the new cycle, dated
+// at the boundary. The other's fails: past due, keeping Pro, charged
+// again 1, 3 and 5 days after the cycle end, each failure counted once
+// however often delivered, and after the last it falls to Free with no
+// renewal billed.
+func TestPaymentsStripeRenewal(t *testing.T) {
+	e := payStart(t, true)
+	n := e.nodes[0]
+	type sub struct{ acct, customer, cycleEnd string }
+	var subs [2]sub
+	for i, name := range []string{"card-renew-ok", "card-renew-fail"} {
+		acct, key := payAccount(t, n, name)
+		co := e.payCheckoutOf(t, acct, Get(e.payPlanRequest(t, n, key, "subscribe", "pro"), "intent_id"), 2000, true)
+		customer := fmt.Sprintf("cus_e2erenew%d", i)
+		e.paySend(t, n, stripeCheckoutCompleted("evt_ren_sub_"+name, co.SessionID, co.IntentID, acct, 2000, "usd", fmt.Sprintf("pi_e2erenewsub%d", i), customer), 200)
+		a := payAccountView(t, n, acct)
+		Expect(t, a, "plan", "pro", "subscription.paid_usd", "20")
+		subs[i] = sub{acct, customer, Get(a, "subscription.cycle_end")}
+	}
+	ok, bad := subs[0], subs[1]
+	end, err := time.Parse(time.RFC3339, bad.cycleEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	advanceTo := func(at time.Time) {
+		t.Helper()
+		if d := int64(at.Sub(payClockNow(t, n))/time.Second) + 1; d > 0 {
+			rsAdvance(t, n, d)
+		}
+	}
+	if got := len(e.payRenewalCharges(ok.customer)); got != 0 {
+		t.Fatalf("%d renewal charges before the cycle ended", got)
+	}
+	advanceTo(end.Add(time.Second))
+
+	// Paid: renewed for a new cycle starting at the old one's end.
+	c := e.payWaitCharge(t, ok.acct, ok.customer, 1)
+	Expect(t, payAccountView(t, n, ok.acct), "plan", "pro")
+	okPI := stripePaymentIntentEvent("evt_ren_ok", "payment_intent.succeeded", Get(c.Answer, "id"), c.Form.Get("metadata[intent_id]"), 2000, "usd", ok.customer)
+	e.paySend(t, n, okPI, 200)
+	e.paySend(t, n, okPI, 200)
+	Expect(t, payAccountView(t, n, ok.acct), "plan", "pro", "subscription.status", "active", "subscription.cycle_start", ok.cycleEnd, "subscription.paid_usd", "20")
+	payEqualStrings(t, "renewed billing", payBilling(t, n, ok.acct), []string{"subscribe pro 20 succeeded", "renewal pro 20 succeeded"})
+
+	// Declined: past due, retried on the schedule, then Free.
+	retries := []time.Duration{0, 24 * time.Hour, 3 * 24 * time.Hour, 5 * 24 * time.Hour}
+	for i, after := range retries {
+		advanceTo(end.Add(after))
+		c := e.payWaitCharge(t, bad.acct, bad.customer, i+1)
+		fail := stripePaymentIntentEvent(fmt.Sprintf("evt_ren_fail_%d", i), "payment_intent.payment_failed", Get(c.Answer, "id"), c.Form.Get("metadata[intent_id]"), 2000, "usd", bad.customer)
+		e.paySend(t, n, fail, 200)
+		e.paySend(t, n, fail, 200)
+		a := payAccountView(t, n, bad.acct)
+		if i < len(retries)-1 {
+			Expect(t, a, "plan", "pro", "subscription.status", "past_due", "subscription.past_due_until", end.Add(7*24*time.Hour).Format(time.RFC3339))
+			Expect(t, payIntent(t, n, bad.acct, c.Form.Get("metadata[intent_id]")), "kind", "renewal", "amount_usd", "20", "attempts", strconv.Itoa(i+1),
+				"next_attempt_at", end.Add(retries[i+1]).Format(time.RFC3339))
+		} else {
+			Expect(t, a, "plan", "free", "subscription.paid_usd", "0")
+			Expect(t, payIntent(t, n, bad.acct, c.Form.Get("metadata[intent_id]")), "status", "failed")
+		}
+	}
+	payEqualStrings(t, "declined billing", payBilling(t, n, bad.acct), []string{"subscribe pro 20 succeeded"})
+	if got := len(e.payRenewalCharges(bad.customer)); got != len(retries) {
+		t.Fatalf("%d charges of the declined renewal, want %d", got, len(retries))
+	}
+	Expect(t, payAccountView(t, n, ok.acct), "plan", "pro", "subscription.status", "active")
+}
