@@ -26,6 +26,7 @@ import (
 	"zenmux/config"
 	"zenmux/internal/zlog"
 	"zenmux/ledger"
+	"zenmux/payments"
 	"zenmux/proxy"
 	"zenmux/raftfsm"
 	"zenmux/selfservice"
@@ -134,8 +135,20 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		proxyLn.Close()
 		return err
 	}
+	// Card payments when [payments] names Stripe; else plan changes are
+	// recorded for the operator (selfservice's manual driver).
+	card, err := payments.FromConfig(cfg.Payments, rep, os.Getenv, log)
+	if err != nil {
+		adminLn.Close()
+		proxyLn.Close()
+		return err
+	}
+	var pay selfservice.Payments
+	if card != nil {
+		pay = card
+	}
 	self, err := selfservice.New(selfservice.Options{
-		Store: rep, Pages: web.Asset, Studio: gw, SessionTTL: time.Duration(cfg.SelfService.SessionTTL),
+		Store: rep, Pages: web.Asset, Studio: gw, Payments: pay, SessionTTL: time.Duration(cfg.SelfService.SessionTTL),
 		SignInPerAddress: cfg.SelfService.SignInPerAddress, SignInPerAccount: cfg.SelfService.SignInPerAccount,
 		SecureCookie: cfg.SelfService.SecureCookie, Log: log,
 	})
@@ -147,6 +160,10 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	// The proxy listener serves subscribers too: the self-service API and
 	// pages take the requests selfservice.Owns, the proxy the rest.
 	proxyHandler := func(ctx *fasthttp.RequestCtx) {
+		if card != nil && string(ctx.Path()) == payments.WebhookPath {
+			card.Webhook(ctx)
+			return
+		}
 		if selfservice.Owns(ctx.Method(), ctx.Path()) {
 			self.Handler(ctx)
 			return
