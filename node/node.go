@@ -180,6 +180,14 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	tickDone := make(chan struct{})
 	tickCtx, stopTick := context.WithCancel(ctx)
 	go func() { defer close(tickDone); rep.TickLoop(tickCtx) }()
+	payDone := make(chan struct{})
+	go func() {
+		defer close(payDone)
+		if card != nil {
+			// The leader charges due renewals and sends refunds to Stripe.
+			card.Run(tickCtx, rep.IsLeader, 0)
+		}
+	}()
 	log.Info().Str("node", cfg.Node.ID).Str("listen", proxyLn.Addr().String()).Str("admin", adminLn.Addr().String()).
 		Str("raft", cfg.Node.RaftListen).Str("advertise_admin", cfg.Node.AdminAddr()).Str("advertise_raft", cfg.Node.RaftAddr()).Msg("zenmuxd ready")
 
@@ -191,6 +199,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	log.Info().Msg("shutting down")
 	stopTick()
 	<-tickDone
+	<-payDone
 	_ = adminSrv.ShutdownWithContext(context.Background())
 	_ = proxySrv.ShutdownWithContext(context.Background())
 	return runErr

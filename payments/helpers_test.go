@@ -122,17 +122,19 @@ func startStripeMock(t *testing.T) *mockStripe {
 
 // fakeLedger records the driver's ledger calls and answers as told.
 type fakeLedger struct {
-	mu        sync.Mutex
-	kind      string // PlanPayment's answer
-	amount    int64  // CreateIntent's amount for plan kinds
-	refuse    error  // CreateIntent's and ApplyEvent's refusal
-	intents   []NewIntent
-	refs      map[string]string
-	free      []string
-	events    []Event
-	refunds   []string // "event refund status"
-	anomalies []Anomaly
-	down      bool // every command answers unavailable
+	mu         sync.Mutex
+	kind       string // PlanPayment's answer
+	amount     int64  // CreateIntent's amount for plan kinds
+	refuse     error  // CreateIntent's and ApplyEvent's refusal
+	intents    []NewIntent
+	refs       map[string]string
+	free       []string
+	events     []Event
+	refunds    []string // "refund status" moves
+	anomalies  []Anomaly
+	due        []Intent  // RenewalsDue's answer
+	processing []*Refund // the refunds processing
+	down       bool      // every command answers unavailable
 }
 
 // errDown is the store's "not now" error (no leader).
@@ -188,14 +190,49 @@ func (f *fakeLedger) ApplyEvent(e Event) error {
 	return nil
 }
 
-func (f *fakeLedger) ApplyRefundEvent(eventID, refundID, status string) error {
+func (f *fakeLedger) ApplyRefundStatus(refundID, status string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {
 		return errDown{}
 	}
-	f.refunds = append(f.refunds, eventID+" "+refundID+" "+status)
+	f.refunds = append(f.refunds, refundID+" "+status)
 	return nil
+}
+
+func (f *fakeLedger) RenewalsDue() ([]Intent, error) { return f.due, nil }
+
+func (f *fakeLedger) ProcessingRefunds() ([]Refund, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Refund
+	for _, r := range f.processing {
+		out = append(out, *r)
+	}
+	return out, nil
+}
+
+func (f *fakeLedger) Refund(id string) (Refund, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.processing {
+		if r.ID == id {
+			return *r, nil
+		}
+	}
+	return Refund{}, fmt.Errorf("%w: refund %q", ledger.ErrNotFound, id)
+}
+
+func (f *fakeLedger) SetRefundRef(refundID, ref string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.processing {
+		if r.ID == refundID {
+			r.Refs = append(r.Refs, ref)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: refund %q", ledger.ErrNotFound, refundID)
 }
 
 func (f *fakeLedger) RecordAnomaly(a Anomaly) error {

@@ -1,8 +1,6 @@
 package payments
 
 import (
-	"fmt"
-
 	"zenmux/ledger"
 )
 
@@ -21,10 +19,7 @@ type Store interface {
 // ledger: each method is one ledger command or read (docs/rules.md PAY1–PAY6).
 type LedgerStore struct{ Store Store }
 
-var (
-	_ Ledger       = LedgerStore{}
-	_ RefundLedger = LedgerStore{}
-)
+var _ Ledger = LedgerStore{}
 
 // PlanPayment: a subscribe is paid; a change is paid when the target plan
 // costs more than the current one (an upgrade, S3), else it is a
@@ -97,13 +92,90 @@ func (s LedgerStore) RecordAnomaly(a Anomaly) error {
 	return err
 }
 
-// ApplyRefundEvent proposes RefundStatus under the event's key.
-func (s LedgerStore) ApplyRefundEvent(eventID, refundID, status string) error {
+// ApplyRefundStatus proposes RefundStatus keyed by the refund and the
+// status ("stripe:refund-<id>"): every node and every path (a webhook,
+// the sweep) that settles it proposes the same command, applied once.
+func (s LedgerStore) ApplyRefundStatus(refundID, status string) error {
 	_, err := ledger.Propose(s.Store, &ledger.RefundStatus{
-		Idem:     ledger.Idem{IdemKey: ledger.EventIdemKey(eventID), Fingerprint: fmt.Sprintf("%s|%s", refundID, status)},
+		Idem:     ledger.Idem{IdemKey: ledger.EventIdemKey("refund-" + refundID), Fingerprint: status},
 		RefundID: refundID, Status: status,
 	})
 	return err
+}
+
+// SetRefundRef proposes SetRefundRef.
+func (s LedgerStore) SetRefundRef(refundID, ref string) error {
+	_, err := ledger.Propose(s.Store, &ledger.SetRefundRef{RefundID: refundID, ProviderRef: ref})
+	return err
+}
+
+// RenewalsDue reads the ledger's due renewals at the node's clock.
+func (s LedgerStore) RenewalsDue() ([]Intent, error) {
+	if err := s.Store.ReadBarrier(); err != nil {
+		return nil, err
+	}
+	views := s.Store.Ledger().RenewalsDue(s.Store.Now())
+	out := make([]Intent, len(views))
+	for i, v := range views {
+		out[i] = intentOf(v)
+	}
+	return out, nil
+}
+
+// Refund reads a refund with its card parts (RefundParts).
+func (s LedgerStore) Refund(id string) (Refund, error) {
+	l := s.Store.Ledger()
+	v, err := l.Refund(id)
+	if err != nil {
+		return Refund{}, err
+	}
+	parts, err := l.RefundParts(id)
+	if err != nil {
+		return Refund{}, err
+	}
+	r := Refund{ID: v.ID, Refs: v.ProviderRefs, Parts: make([]RefundPart, len(parts))}
+	for i, p := range parts {
+		r.Parts[i] = RefundPart{IntentID: p.IntentID, PaymentRef: p.PaymentRef, MicroUSD: int64(p.AmountUSD)}
+	}
+	return r, nil
+}
+
+// ProcessingRefunds finds the processing refunds through every account's
+// billing history: the ledger has no index of them, and the sweep runs on
+// the leader alone, every DefaultSweepEvery.
+func (s LedgerStore) ProcessingRefunds() ([]Refund, error) {
+	if err := s.Store.ReadBarrier(); err != nil {
+		return nil, err
+	}
+	l := s.Store.Ledger()
+	var out []Refund
+	for after := ""; ; {
+		page, next := l.Accounts(after, 500, s.Store.Now())
+		for _, a := range page {
+			v, ok := a.(ledger.AccountView)
+			if !ok {
+				continue
+			}
+			lines, err := l.Billing(v.ID)
+			if err != nil {
+				return nil, err
+			}
+			for _, b := range lines {
+				if b.Type != "refund" || b.Status != ledger.RefundProcessing || b.RefundID == nil {
+					continue
+				}
+				r, err := s.Refund(*b.RefundID)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, r)
+			}
+		}
+		if next == "" {
+			return out, nil
+		}
+		after = next
+	}
 }
 
 func intentOf(v ledger.PaymentIntentView) Intent {
@@ -114,5 +186,12 @@ func intentOf(v ledger.PaymentIntentView) Intent {
 	if v.ProviderRef != nil {
 		in.ProviderRef = *v.ProviderRef
 	}
+	if v.Customer != nil {
+		in.Customer = *v.Customer
+	}
+	if v.PaymentMethod != nil {
+		in.PaymentMethod = *v.PaymentMethod
+	}
+	in.Attempts = v.Attempts
 	return in
 }

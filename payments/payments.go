@@ -48,7 +48,26 @@ type Intent struct {
 	MicroUSD    int64
 	ProviderRef string // the Checkout Session (cs_…) or PaymentIntent (pi_…) id, once known
 	Status      string // pending, succeeded, failed, expired
-	CreatedAt   int64  // Unix nanoseconds
+	// Customer and PaymentMethod are the saved card a renewal is charged
+	// to; Attempts the renewal's failed charges so far.
+	Customer      string
+	PaymentMethod string
+	Attempts      int
+}
+
+// Refund is a refund the driver is returning to the card (R3, PAY6).
+type Refund struct {
+	ID string
+	// Refs are the Stripe refunds made for it, in Parts order.
+	Refs  []string
+	Parts []RefundPart
+}
+
+// RefundPart is the money a refund returns to one card payment.
+type RefundPart struct {
+	IntentID   string
+	PaymentRef string // the payment (pi_…) refunded
+	MicroUSD   int64
 }
 
 // NewIntent asks the ledger for a payment. MicroUSD is a top-up's amount;
@@ -104,6 +123,19 @@ type Ledger interface {
 	ApplyEvent(e Event) error
 	// RecordAnomaly keeps an event the driver could not apply.
 	RecordAnomaly(a Anomaly) error
+	// RenewalsDue lists the renewals to charge now (PAY5).
+	RenewalsDue() ([]Intent, error)
+	// ProcessingRefunds lists the refunds still processing.
+	ProcessingRefunds() ([]Refund, error)
+	// Refund reads one refund.
+	Refund(id string) (Refund, error)
+	// SetRefundRef records a Stripe refund made for a refund.
+	SetRefundRef(refundID, ref string) error
+	// ApplyRefundStatus moves a processing refund to status
+	// (RefundSucceeded, RefundFailed, RefundCanceled), once: the move is
+	// keyed by the refund, so a webhook and the sweep, or two nodes,
+	// settling it at once apply it once.
+	ApplyRefundStatus(refundID, status string) error
 }
 
 // Errors of the driver.

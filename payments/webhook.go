@@ -1,6 +1,7 @@
 package payments
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,12 +22,12 @@ const WebhookPath = "/api/v1/webhooks/stripe"
 // replay of a captured delivery and is refused.
 const WebhookTolerance = 5 * time.Minute
 
-// Refund statuses the ledger's RefundStatus takes from Stripe's refund
-// events; Stripe's "pending" and "requires_action" leave it processing.
+// Refund statuses the ledger's RefundStatus takes from Stripe's refunds;
+// Stripe's "pending" and "requires_action" leave it processing.
 const (
-	RefundSucceeded = "succeeded"
-	RefundFailed    = "failed"
-	RefundCanceled  = "canceled"
+	RefundSucceeded = ledger.RefundSucceeded
+	RefundFailed    = ledger.RefundFailed
+	RefundCanceled  = ledger.RefundCanceled
 )
 
 // Anomaly reasons the driver records.
@@ -35,14 +36,6 @@ const (
 	AnomalyUnknownRefund = "unknown_refund" // a refund made outside zenmux
 	AnomalyRefused       = "refused"        // the ledger refused the event
 )
-
-// RefundLedger is the part of the ledger that refund events reach; the
-// node's ledger adapter implements it with Ledger.
-type RefundLedger interface {
-	// ApplyRefundEvent moves a refund to status (RefundSucceeded,
-	// RefundFailed, RefundCanceled), exactly once per event id.
-	ApplyRefundEvent(eventID, refundID, status string) error
-}
 
 // errBadSignature is a webhook refused before anything is read from it.
 var errBadSignature = errors.New("bad_signature")
@@ -67,7 +60,7 @@ func (s *Stripe) Webhook(ctx *fasthttp.RequestCtx) {
 		apierr.Write(ctx, fasthttp.StatusBadRequest, "bad_signature", fmt.Errorf("%w: %v", errBadSignature, err))
 		return
 	}
-	if err := s.handle(&ev); err != nil {
+	if err := s.handle(ctx, &ev); err != nil {
 		status, code := fasthttp.StatusInternalServerError, "internal_error"
 		if apierr.Unavailable(err) {
 			status, code = fasthttp.StatusServiceUnavailable, "unavailable"
@@ -120,7 +113,7 @@ func (e *expandable) UnmarshalJSON(b []byte) error {
 // handle maps one verified event to the ledger. The error is one to
 // answer non-2xx for (Stripe delivers again); a ledger refusal is
 // recorded as an anomaly instead.
-func (s *Stripe) handle(ev *stripe.Event) error {
+func (s *Stripe) handle(ctx context.Context, ev *stripe.Event) error {
 	var obj stripeObject
 	if ev.Data == nil || json.Unmarshal(ev.Data.Raw, &obj) != nil {
 		return s.anomaly(Anomaly{EventID: ev.ID, Reason: AnomalyRefused, Detail: "event " + string(ev.Type) + " has no readable object"})
@@ -151,7 +144,7 @@ func (s *Stripe) handle(ev *stripe.Event) error {
 		}
 		return s.payment(ev, obj, obj.Amount, OutcomeFailed)
 	case "refund.created", "refund.updated", "refund.failed", "charge.refund.updated":
-		return s.refund(ev, obj)
+		return s.refund(ctx, ev, obj)
 	}
 	s.log.Info().Str("event", ev.ID).Str("type", string(ev.Type)).Msg("stripe event type not taken; answered 200 and ignored")
 	return nil
@@ -175,30 +168,18 @@ func (s *Stripe) payment(ev *stripe.Event, obj stripeObject, cents int64, outcom
 	return s.refused(ev, err)
 }
 
-// refund applies a Stripe refund's final status to the ledger refund its
-// metadata names.
-func (s *Stripe) refund(ev *stripe.Event, obj stripeObject) error {
+// refund settles the ledger refund a Stripe refund's metadata names, now
+// that this part of it has a status (settleRefund).
+func (s *Stripe) refund(ctx context.Context, ev *stripe.Event, obj stripeObject) error {
 	id := obj.Metadata["refund_id"]
 	if id == "" {
 		return s.anomaly(Anomaly{EventID: ev.ID, Reason: AnomalyUnknownRefund, Detail: fmt.Sprintf("refund %s of %d cents %s was not made by zenmux", obj.ID, obj.Amount, obj.Currency)})
 	}
-	var status string
-	switch obj.Status {
-	case "succeeded":
-		status = RefundSucceeded
-	case "failed":
-		status = RefundFailed
-	case "canceled":
-		status = RefundCanceled
-	default:
-		s.log.Info().Str("event", ev.ID).Str("refund", id).Str("status", obj.Status).Msg("stripe refund still processing")
-		return nil
+	r, err := s.ledger.Refund(id)
+	if err != nil {
+		return s.refused(ev, err)
 	}
-	rl, ok := s.ledger.(RefundLedger)
-	if !ok {
-		return fmt.Errorf("%w: the ledger takes no refund events", ErrConfig)
-	}
-	return s.refused(ev, rl.ApplyRefundEvent(ev.ID, id, status))
+	return s.refused(ev, s.settleRefund(ctx, r, map[string]string{obj.ID: obj.Status}))
 }
 
 // refused turns a ledger refusal into an anomaly; other errors (the

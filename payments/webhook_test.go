@@ -77,10 +77,12 @@ func TestWebhook(t *testing.T) {
 		{name: "renewal failed", typ: "payment_intent.payment_failed", object: failPI, status: 200,
 			events: []Event{{EventID: "evt_x", IntentID: "pay_2", ProviderRef: "pi_1", MicroUSD: 100_000000, Currency: "usd", Outcome: OutcomeFailed}}},
 		{name: "checkout's own payment intent", typ: "payment_intent.succeeded", object: ownPI, status: 200},
-		{name: "refund succeeded", typ: "refund.updated", object: refund("succeeded", `"refund_id":"rf_1"`), status: 200, refunds: []string{"evt_x rf_1 succeeded"}},
-		{name: "refund failed", typ: "refund.failed", object: refund("failed", `"refund_id":"rf_1"`), status: 200, refunds: []string{"evt_x rf_1 failed"}},
-		{name: "refund canceled", typ: "refund.updated", object: refund("canceled", `"refund_id":"rf_1"`), status: 200, refunds: []string{"evt_x rf_1 canceled"}},
+		{name: "refund succeeded", typ: "refund.updated", object: refund("succeeded", `"refund_id":"rf_1"`), status: 200, refunds: []string{"rf_1 succeeded"}},
+		{name: "refund failed", typ: "refund.failed", object: refund("failed", `"refund_id":"rf_1"`), status: 200, refunds: []string{"rf_1 failed"}},
+		{name: "refund canceled", typ: "refund.updated", object: refund("canceled", `"refund_id":"rf_1"`), status: 200, refunds: []string{"rf_1 canceled"}},
 		{name: "refund pending", typ: "refund.created", object: refund("pending", `"refund_id":"rf_1"`), status: 200},
+		{name: "refund of an unknown refund id", typ: "refund.updated", object: refund("succeeded", `"refund_id":"rf_9"`), status: 200,
+			anomalies: []Anomaly{{EventID: "evt_x", Reason: AnomalyRefused, Detail: `refund.updated: not_found: refund "rf_9"`}}},
 		{name: "refund made outside zenmux", typ: "refund.updated", object: refund("succeeded", ""), status: 200,
 			anomalies: []Anomaly{{EventID: "evt_x", Reason: AnomalyUnknownRefund, Detail: "refund re_1 of 1588 cents usd was not made by zenmux"}}},
 		{name: "checkout without intent", typ: "checkout.session.completed", object: `{"id":"cs_2","payment_status":"paid","amount_total":2000,"currency":"usd","metadata":{}}`, status: 200,
@@ -103,6 +105,7 @@ func TestWebhook(t *testing.T) {
 				f.refuse = errRefused
 			}
 			f.down = tc.down
+			f.processing = []*Refund{{ID: "rf_1", Refs: []string{"re_1"}, Parts: []RefundPart{{IntentID: "pay_1", PaymentRef: "pi_7", MicroUSD: 15_880000}}}}
 			s := newDriver(t, f, "")
 			secret := tc.secret
 			if secret == "" {
