@@ -69,6 +69,20 @@ func (s *Stripe) renew(ctx context.Context, in Intent) error {
 	if in.Customer == "" {
 		return fmt.Errorf("%w: renewal %s: account %s has no saved card", ErrStripe, in.ID, in.AccountID)
 	}
+	attempt := strconv.Itoa(in.Attempts)
+	if in.ProviderRef != "" {
+		// This attempt's charge may be made already, its outcome's webhook
+		// not arrived yet: charging again once the idempotency key has
+		// expired (24 h) would take the money twice.
+		pi, err := s.client.V1PaymentIntents.Retrieve(ctx, in.ProviderRef, nil)
+		if err != nil {
+			return fmt.Errorf("%w: renewal %s: %w", ErrStripe, in.ID, err)
+		}
+		if pi.Metadata["intent_id"] == in.ID && pi.Metadata["attempt"] == attempt {
+			s.log.Info().Str("intent", in.ID).Str("payment_intent", pi.ID).Str("status", string(pi.Status)).Msg("renewal charged; waiting for its webhook")
+			return nil
+		}
+	}
 	pm := in.PaymentMethod
 	if pm == "" {
 		// Checkout saved the card to the customer without naming it in
@@ -90,14 +104,17 @@ func (s *Stripe) renew(ctx context.Context, in Intent) error {
 		Customer: stripe.String(in.Customer), PaymentMethod: stripe.String(pm),
 		OffSession: stripe.Bool(true), Confirm: stripe.Bool(true),
 		Description: stripe.String(lineName(in)),
-		Metadata:    map[string]string{"intent_id": in.ID, "account_id": in.AccountID, "kind": in.Kind},
+		Metadata:    map[string]string{"intent_id": in.ID, "account_id": in.AccountID, "kind": in.Kind, "attempt": attempt},
 	}
-	params.SetIdempotencyKey("renewal-" + in.ID + "-" + strconv.Itoa(in.Attempts))
+	params.SetIdempotencyKey("renewal-" + in.ID + "-" + attempt)
 	pi, err := s.client.V1PaymentIntents.Create(ctx, params)
 	if err != nil {
 		// A declined card answers an error here too; its
 		// payment_intent.payment_failed event records the failure.
 		return fmt.Errorf("%w: renewal %s: %w", ErrStripe, in.ID, err)
+	}
+	if err := s.ledger.SetIntentRef(in.ID, pi.ID); err != nil {
+		return err
 	}
 	s.log.Info().Str("intent", in.ID).Str("payment_intent", pi.ID).Str("status", string(pi.Status)).Msg("renewal charged off-session")
 	return nil

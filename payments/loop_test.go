@@ -44,7 +44,7 @@ func TestSweepRenewal(t *testing.T) {
 			}
 			c := calls[0]
 			want := map[string]string{"amount": "10000", "currency": "usd", "customer": "cus_1", "off_session": "true", "confirm": "true",
-				"metadata[intent_id]": "ren_1", "metadata[kind]": KindRenewal, "metadata[account_id]": "acct_1"}
+				"metadata[intent_id]": "ren_1", "metadata[kind]": KindRenewal, "metadata[account_id]": "acct_1", "metadata[attempt]": strconv.Itoa(tc.attempts)}
 			for k, v := range want {
 				if got := c.Form.Get(k); got != v {
 					t.Errorf("%s = %q, want %q", k, got, v)
@@ -59,7 +59,28 @@ func TestSweepRenewal(t *testing.T) {
 			if len(f.events) != 0 {
 				t.Fatalf("the sweep applied %+v: only the webhook applies an outcome", f.events)
 			}
+			if ref := f.refs["ren_1"]; !strings.HasPrefix(ref, "pi_") {
+				t.Fatalf("renewal ref %q", ref)
+			}
 		})
+	}
+}
+
+// TestSweepRenewalCharged: an attempt whose charge is recorded is not
+// charged again (stripe-mock's PaymentIntent names no intent, so a
+// recorded charge of another attempt is charged anew).
+func TestSweepRenewalCharged(t *testing.T) {
+	m := startStripeMock(t)
+	f := newFakeLedger()
+	f.due = []Intent{{ID: "ren_1", AccountID: "acct_1", Kind: KindRenewal, Plan: "max", MicroUSD: 100_000000, Customer: "cus_1", PaymentMethod: "pm_1", ProviderRef: "pi_old", Attempts: 1}}
+	s := newDriver(t, f, m.URL)
+	before := len(m.Calls())
+	if err := s.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	calls := m.Calls()[before:]
+	if len(calls) != 2 || calls[0].Method != "GET" || calls[0].Path != "/v1/payment_intents/pi_old" || calls[1].Path != "/v1/payment_intents" {
+		t.Fatalf("calls %+v", calls)
 	}
 }
 
