@@ -42,6 +42,11 @@ type Store interface {
 type Options struct {
 	Token     []byte
 	TestClock bool
+	// Reconcile lists the differences between the ledger's card payments
+	// and refunds and the card provider's since a time, for GET
+	// /admin/v1/payments/reconcile?since=<RFC 3339>; nil (no card
+	// payments configured) leaves the route unserved.
+	Reconcile func(since time.Time) (any, error)
 }
 
 // Server is the admin HTTP handler.
@@ -160,6 +165,15 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, method, path string) (any, int,
 		})}
 	case len(seg) == 3 && seg[0] == "plan-requests" && (seg[2] == "confirm" || seg[2] == "reject"):
 		routes = map[string]handler{"POST": func() (any, int, error) { return s.decidePlanRequest(ctx, seg[1], seg[2] == "confirm") }}
+	case len(seg) == 2 && seg[0] == "payments" && seg[1] == "reconcile" && s.opts.Reconcile != nil:
+		routes = map[string]handler{"GET": func() (any, int, error) {
+			since, err := time.Parse(time.RFC3339, string(ctx.QueryArgs().Peek("since")))
+			if err != nil {
+				return nil, 0, fmt.Errorf("%w: since must be an RFC 3339 time", ledger.ErrInvalid)
+			}
+			v, err := s.opts.Reconcile(since)
+			return v, 200, err
+		}}
 	case len(seg) == 2 && seg[0] == "payments" && seg[1] == "anomalies":
 		routes = map[string]handler{"GET": s.read(func(l *ledger.Ledger) (any, error) { return list{Data: l.PaymentAnomalies()}, nil })}
 	case len(seg) == 2 && seg[0] == "refunds":

@@ -89,7 +89,19 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		adminLn.Close()
 		return fmt.Errorf("proxy listen: %w", err)
 	}
-	api := admin.New(adminStore{rep}, admin.Options{Token: token, TestClock: cfg.Node.TestClock})
+	// Card payments when [payments] names Stripe; else plan changes are
+	// recorded for the operator (selfservice's manual driver).
+	card, err := payments.FromConfig(cfg.Payments, rep, os.Getenv, log)
+	if err != nil {
+		adminLn.Close()
+		proxyLn.Close()
+		return err
+	}
+	adminOpts := admin.Options{Token: token, TestClock: cfg.Node.TestClock}
+	if card != nil {
+		adminOpts.Reconcile = func(since time.Time) (any, error) { return card.Reconcile(context.Background(), since) }
+	}
+	api := admin.New(adminStore{rep}, adminOpts)
 	adminHandler := func(ctx *fasthttp.RequestCtx) {
 		if strings.HasPrefix(string(ctx.Path()), "/internal/") {
 			rep.InternalHandler(ctx)
@@ -130,14 +142,6 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		PaygRPM: int64(cfg.Payg.RPM), PaygBurst: int64(cfg.Payg.Burst),
 		CountTokensRPM: int64(cfg.Proxy.CountTokensRPM), CountTokensBurst: int64(cfg.Proxy.CountTokensBurst), Ready: rep.Ready, Log: log, Refresh: rep.Refresh,
 	})
-	if err != nil {
-		adminLn.Close()
-		proxyLn.Close()
-		return err
-	}
-	// Card payments when [payments] names Stripe; else plan changes are
-	// recorded for the operator (selfservice's manual driver).
-	card, err := payments.FromConfig(cfg.Payments, rep, os.Getenv, log)
 	if err != nil {
 		adminLn.Close()
 		proxyLn.Close()

@@ -133,6 +133,7 @@ type fakeLedger struct {
 	refunds    []string // "refund status" moves
 	anomalies  []Anomaly
 	due        []Intent  // RenewalsDue's answer
+	listed     []Intent  // Intents' answer
 	processing []*Refund // the refunds processing
 	down       bool      // every command answers unavailable
 }
@@ -201,6 +202,8 @@ func (f *fakeLedger) ApplyRefundStatus(refundID, status string) error {
 }
 
 func (f *fakeLedger) RenewalsDue() ([]Intent, error) { return f.due, nil }
+
+func (f *fakeLedger) Intents(since int64) ([]Intent, error) { return f.listed, nil }
 
 func (f *fakeLedger) ProcessingRefunds() ([]Refund, error) {
 	f.mu.Lock()

@@ -1,6 +1,8 @@
 package payments
 
 import (
+	"time"
+
 	"zenmux/ledger"
 )
 
@@ -133,11 +135,50 @@ func (s LedgerStore) Refund(id string) (Refund, error) {
 	if err != nil {
 		return Refund{}, err
 	}
-	r := Refund{ID: v.ID, Refs: v.ProviderRefs, Parts: make([]RefundPart, len(parts))}
+	r := Refund{ID: v.ID, Status: v.Status, Refs: v.ProviderRefs, Parts: make([]RefundPart, len(parts))}
 	for i, p := range parts {
 		r.Parts[i] = RefundPart{IntentID: p.IntentID, PaymentRef: p.PaymentRef, MicroUSD: int64(p.AmountUSD)}
 	}
 	return r, nil
+}
+
+// Intents reads every account's intents created since.
+func (s LedgerStore) Intents(since int64) ([]Intent, error) {
+	if err := s.Store.ReadBarrier(); err != nil {
+		return nil, err
+	}
+	l := s.Store.Ledger()
+	var out []Intent
+	err := s.eachAccount(func(id string) error {
+		views, err := l.PaymentIntents(id)
+		for _, v := range views {
+			at, perr := time.Parse(time.RFC3339Nano, v.CreatedAt)
+			if perr == nil && at.UnixNano() >= since {
+				out = append(out, intentOf(v))
+			}
+		}
+		return err
+	})
+	return out, err
+}
+
+// eachAccount calls fn with every account id, in id order.
+func (s LedgerStore) eachAccount(fn func(id string) error) error {
+	l := s.Store.Ledger()
+	for after := ""; ; {
+		page, next := l.Accounts(after, 500, s.Store.Now())
+		for _, a := range page {
+			if v, ok := a.(ledger.AccountView); ok {
+				if err := fn(v.ID); err != nil {
+					return err
+				}
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		after = next
+	}
 }
 
 // ProcessingRefunds finds the processing refunds through every account's
@@ -149,33 +190,24 @@ func (s LedgerStore) ProcessingRefunds() ([]Refund, error) {
 	}
 	l := s.Store.Ledger()
 	var out []Refund
-	for after := ""; ; {
-		page, next := l.Accounts(after, 500, s.Store.Now())
-		for _, a := range page {
-			v, ok := a.(ledger.AccountView)
-			if !ok {
+	err := s.eachAccount(func(id string) error {
+		lines, err := l.Billing(id)
+		if err != nil {
+			return err
+		}
+		for _, b := range lines {
+			if b.Type != "refund" || b.Status != ledger.RefundProcessing || b.RefundID == nil {
 				continue
 			}
-			lines, err := l.Billing(v.ID)
+			r, err := s.Refund(*b.RefundID)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			for _, b := range lines {
-				if b.Type != "refund" || b.Status != ledger.RefundProcessing || b.RefundID == nil {
-					continue
-				}
-				r, err := s.Refund(*b.RefundID)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, r)
-			}
+			out = append(out, r)
 		}
-		if next == "" {
-			return out, nil
-		}
-		after = next
-	}
+		return nil
+	})
+	return out, err
 }
 
 func intentOf(v ledger.PaymentIntentView) Intent {

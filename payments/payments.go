@@ -57,7 +57,8 @@ type Intent struct {
 
 // Refund is a refund the driver is returning to the card (R3, PAY6).
 type Refund struct {
-	ID string
+	ID     string
+	Status string // processing, succeeded, failed, canceled
 	// Refs are the Stripe refunds made for it, in Parts order.
 	Refs  []string
 	Parts []RefundPart
@@ -131,6 +132,9 @@ type Ledger interface {
 	Refund(id string) (Refund, error)
 	// SetRefundRef records a Stripe refund made for a refund.
 	SetRefundRef(refundID, ref string) error
+	// Intents lists the payment intents created at or after since (Unix
+	// nanoseconds), for reconciliation.
+	Intents(since int64) ([]Intent, error)
 	// ApplyRefundStatus moves a processing refund to status
 	// (RefundSucceeded, RefundFailed, RefundCanceled), once: the move is
 	// keyed by the refund, so a webhook and the sweep, or two nodes,
