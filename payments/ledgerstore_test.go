@@ -1,6 +1,7 @@
 package payments
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -96,12 +97,46 @@ func TestLedgerStoreEndToEnd(t *testing.T) {
 		}
 	}
 
+	// A refund of the card-paid cycle (R2's final amount, less what R2
+	// keeps) goes back to its payment, and settles when Stripe's refund
+	// succeeded (stripe-mock's reads back so).
+	if _, err := ledger.Propose(st, &ledger.RefundSubmit{Idem: ledger.Idem{IdemKey: "rf-k", Fingerprint: "f"}, AccountID: acct, RefundID: "rf_e2e"}); err != nil {
+		t.Fatal(err)
+	}
+	pre, err := st.l.Refund("rf_e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := st.l.RefundParts("rf_e2e")
+	if err != nil || len(parts) != 1 || parts[0].IntentID != in.ID || parts[0].PaymentRef != "pi_e2e" || parts[0].AmountUSD != pre.FinalUSD || pre.FinalUSD <= 0 {
+		t.Fatalf("refund parts %+v %v, final %v", parts, err, pre.FinalUSD)
+	}
+	before := len(m.Calls())
+	if err := s.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rv, _ := st.l.Refund("rf_e2e")
+	if rv.Status != ledger.RefundSucceeded || len(rv.ProviderRefs) != 1 {
+		t.Fatalf("refund after the sweep %+v", rv)
+	}
+	if c := m.Calls()[before]; c.Path != "/v1/refunds" || c.Form.Get("payment_intent") != "pi_e2e" || c.Form.Get("amount") != fmt.Sprint(int64(parts[0].AmountUSD)/10_000) {
+		t.Fatalf("refund call %+v", c)
+	}
+	if a, _ := st.l.Account(acct, st.Now()); a.Plan != "free" {
+		t.Fatalf("plan %q after the refund (R3: Free)", a.Plan)
+	}
+
 	url, err := s.TopUp(acct, 12_340000)
 	if err != nil || url == "" {
 		t.Fatalf("top-up %q %v", url, err)
 	}
 	ins, _ := st.l.PaymentIntents(acct)
-	top := ins[len(ins)-1]
+	var top ledger.PaymentIntentView
+	for _, in := range ins {
+		if in.Kind == ledger.IntentTopUp {
+			top = in
+		}
+	}
 	body, sig = signedEvent("evt_top_wrong", "checkout.session.completed", session(top.ID, 1000), testWebhookSecret, time.Now())
 	if status, _ := deliver(s, "POST", body, sig); status != 200 {
 		t.Fatalf("mismatch status %d", status)
