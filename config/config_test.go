@@ -43,7 +43,7 @@ func TestDefault(t *testing.T) {
 		},
 		Payg:        Payg{RPM: 600, Burst: 600},
 		SelfService: SelfService{SessionTTL: Duration(7 * 24 * time.Hour), SignInPerAddress: 10, SignInPerAccount: 20},
-		Payments:    Payments{Provider: PaymentsManual},
+		Payments:    Payments{Provider: PaymentsManual, SweepEvery: Duration(30 * time.Second)},
 		Providers: []Provider{{
 			Name:             "echo",
 			Kind:             "echo",
@@ -376,6 +376,7 @@ func TestBadConfigs(t *testing.T) {
 		{"session ttl long", "[selfservice]\nsession_ttl = \"721h\"", "selfservice.session_ttl: 721h0m0s must be from 1m to 720h"},
 		{"sign-in per address zero", "[selfservice]\nsign_in_per_address = 0", "selfservice.sign_in_per_address"},
 		{"sign-in per account huge", "[selfservice]\nsign_in_per_account = 1000001", "selfservice.sign_in_per_account"},
+		{"payments sweep zero", "[payments]\nsweep_every = \"0s\"", "payments.sweep_every"},
 		{"payments provider unknown", "[payments]\nprovider = \"paypal\"", `payments.provider: "paypal" must be "manual" or "stripe"`},
 		{"payments stripe key on manual", "[payments]\nstripe_secret_key_env = \"K\"", `payments.stripe_secret_key_env: is for provider "stripe" only`},
 		{"payments stripe without secrets", "[payments]\nprovider = \"stripe\"\npublic_url = \"https://z.example\"", `payments.stripe_secret_key_env: or payments.stripe_secret_key_file must be set for provider "stripe"`},

@@ -167,6 +167,9 @@ type Payments struct {
 	// PublicURL is the address subscribers reach the proxy listener at:
 	// Checkout sends them back to its /console.
 	PublicURL string `toml:"public_url"`
+	// SweepEvery is how often the leader charges due renewals and sends
+	// refunds to Stripe.
+	SweepEvery Duration `toml:"sweep_every"`
 }
 
 // Payment providers.
@@ -463,7 +466,7 @@ func Default() *Config {
 		},
 		Payg:        Payg{RPM: 600, Burst: 600},
 		SelfService: SelfService{SessionTTL: Duration(7 * 24 * time.Hour), SignInPerAddress: 10, SignInPerAccount: 20},
-		Payments:    Payments{Provider: PaymentsManual},
+		Payments:    Payments{Provider: PaymentsManual, SweepEvery: Duration(30 * time.Second)},
 		Providers:   defaultProviders(),
 	}
 }

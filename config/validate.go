@@ -242,6 +242,7 @@ func checkSelfService(p *problems, s SelfService) {
 // webhook secret, each from one place, and the public address Checkout
 // returns to; the Stripe keys belong to provider "stripe" only.
 func checkPayments(p *problems, c Payments) {
+	checkDuration(p, "payments.sweep_every", c.SweepEvery, false, time.Hour)
 	switch c.Provider {
 	case "", PaymentsManual:
 		for _, f := range []struct{ key, v string }{

@@ -189,7 +189,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		defer close(payDone)
 		if card != nil {
 			// The leader charges due renewals and sends refunds to Stripe.
-			card.Run(tickCtx, rep.IsLeader, 0)
+			card.Run(tickCtx, rep.IsLeader)
 		}
 	}()
 	log.Info().Str("node", cfg.Node.ID).Str("listen", proxyLn.Addr().String()).Str("admin", adminLn.Addr().String()).

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -27,7 +28,7 @@ func FromConfig(c config.Payments, store Store, getenv func(string) string, log 
 		return nil, err
 	}
 	return New(Options{Ledger: LedgerStore{store}, SecretKey: key, WebhookSecret: hook, APIBase: c.StripeAPIBase, PublicURL: c.PublicURL,
-		Log: log.With().Str(zlog.NameField, "payments").Logger()})
+		SweepEvery: time.Duration(c.SweepEvery), Log: log.With().Str(zlog.NameField, "payments").Logger()})
 }
 
 // secret reads a secret from its variable or its file, trimmed; the node

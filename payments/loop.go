@@ -14,10 +14,11 @@ import (
 // sends submitted refunds to Stripe.
 const DefaultSweepEvery = 30 * time.Second
 
-// Run sweeps every period (DefaultSweepEvery when 0) while isLeader says
-// this node leads, until ctx is done: one node charges and refunds, and a
-// new leader picks up whatever the old one left half done.
-func (s *Stripe) Run(ctx context.Context, isLeader func() bool, every time.Duration) {
+// Run sweeps every Options.SweepEvery (DefaultSweepEvery when 0) while
+// isLeader says this node leads, until ctx is done: one node charges and
+// refunds, and a new leader picks up whatever the old one left half done.
+func (s *Stripe) Run(ctx context.Context, isLeader func() bool) {
+	every := s.sweepEvery
 	if every <= 0 {
 		every = DefaultSweepEvery
 	}

@@ -130,17 +130,18 @@ func TestRunOnlyOnLeader(t *testing.T) {
 	f := newFakeLedger()
 	f.due = []Intent{{ID: "ren_1", AccountID: "acct_1", Kind: KindRenewal, Plan: "max", MicroUSD: 100_000000, Customer: "cus_1", PaymentMethod: "pm_1"}}
 	s := newDriver(t, f, m.URL)
+	s.sweepEvery = 10 * time.Millisecond
 	before := len(m.Calls())
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	s.Run(ctx, func() bool { return false }, 10*time.Millisecond)
+	s.Run(ctx, func() bool { return false })
 	if n := len(m.Calls()) - before; n != 0 {
 		t.Fatalf("a follower called Stripe %d times", n)
 	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel2()
 	done := make(chan struct{})
-	go func() { s.Run(ctx2, func() bool { return true }, 10*time.Millisecond); close(done) }()
+	go func() { s.Run(ctx2, func() bool { return true }); close(done) }()
 	for len(m.Calls()) == before && ctx2.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}

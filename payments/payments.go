@@ -160,6 +160,8 @@ type Options struct {
 	// PublicURL is where subscribers reach the proxy listener; Checkout
 	// sends them back to its /console.
 	PublicURL string
+	// SweepEvery is Run's period (DefaultSweepEvery when 0).
+	SweepEvery time.Duration
 	// HTTPClient calls Stripe; nil is a client with a 30 s timeout.
 	HTTPClient *http.Client
 	Log        zerolog.Logger
@@ -171,6 +173,7 @@ type Stripe struct {
 	client        *stripe.Client
 	webhookSecret string
 	publicURL     string
+	sweepEvery    time.Duration
 	log           zerolog.Logger
 }
 
@@ -197,6 +200,7 @@ func New(opts Options) (*Stripe, error) {
 		client:        stripe.NewClient(opts.SecretKey, stripe.WithBackends(stripe.NewBackendsWithConfig(cfg))),
 		webhookSecret: opts.WebhookSecret,
 		publicURL:     strings.TrimRight(opts.PublicURL, "/"),
+		sweepEvery:    opts.SweepEvery,
 		log:           opts.Log,
 	}, nil
 }
