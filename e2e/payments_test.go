@@ -552,6 +552,7 @@ func TestPaymentsStripeRefundStatuses(t *testing.T) {
 	n := e.nodes[0]
 	for _, final := range []string{"succeeded", "failed", "canceled"} {
 		t.Run(final, func(t *testing.T) {
+			t.Parallel() // one sweep of the leader sends all three refunds
 			acct, key := payAccount(t, n, "card-refund-"+final)
 			co := e.payCheckoutOf(t, acct, Get(e.payPlanRequest(t, n, key, "subscribe", "pro"), "intent_id"), 2000, true)
 			pi := "pi_e2erefund" + final
@@ -561,7 +562,7 @@ func TestPaymentsStripeRefundStatuses(t *testing.T) {
 			r := wtWant(t, Do(t, "POST", n.Proxy+"/api/v1/me/refunds", "", "Authorization: Bearer "+key, "Idempotency-Key: rf-"+final), 201)
 			rid := Get(r, "id")
 			Expect(t, r, "status", "processing", "total_paid_usd", "20", "refundable_usd", "20", "fee_usd", "1", "final_usd", "19")
-			call := e.mock.WaitCall(t, "POST", "/v1/refunds", 10*time.Second, func(c stripeCall) bool { return c.Form.Get("metadata[refund_id]") == rid })
+			call := e.mock.WaitCall(t, "POST", "/v1/refunds", paySweep, func(c stripeCall) bool { return c.Form.Get("metadata[refund_id]") == rid })
 			if got := call.Form.Get("amount"); got != "1900" {
 				t.Fatalf("Stripe refund of %s cents, want 1900 (R2's final amount): %v", got, call.Form)
 			}
@@ -572,10 +573,10 @@ func TestPaymentsStripeRefundStatuses(t *testing.T) {
 			if !strings.HasPrefix(ref, "re_") {
 				t.Fatalf("stripe-mock's refund has id %q", ref)
 			}
-			deadline := time.Now().Add(10 * time.Second)
+			deadline := time.Now().Add(paySweep)
 			for Get(payRefundView(t, n, rid), "provider_refs.0") != ref {
 				if time.Now().After(deadline) {
-					t.Fatalf("the refund does not record Stripe's %s within 10 s: %v", ref, payRefundView(t, n, rid))
+					t.Fatalf("the refund does not record Stripe's %s within %s: %v", ref, paySweep, payRefundView(t, n, rid))
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
@@ -585,6 +586,7 @@ func TestPaymentsStripeRefundStatuses(t *testing.T) {
 			e.paySend(t, n, pending, 200)
 			Expect(t, payRefundView(t, n, rid), "status", "processing", "resolved_at", "null")
 
+			e.mock.SetRefundStatus(ref, final)
 			done := stripeRefundUpdated("evt_rf_"+final, ref, rid, pi, 1900, final)
 			for i := 0; i < 2; i++ {
 				e.paySend(t, n, done, 200)
@@ -622,15 +624,19 @@ func (e *payEnv) payRenewalCharges(customer string) []stripeCall {
 	return out
 }
 
-// payWaitCharge waits (15 s) for acct's renewal charge number n (from 1)
+// paySweep bounds the wait for the leader's payments sweep (every 30 s:
+// payments.DefaultSweepEvery), which charges renewals and sends refunds.
+const paySweep = 45 * time.Second
+
+// payWaitCharge waits (paySweep) for acct's renewal charge number n (from 1)
 // and checks it: the plan's 2000 cents in USD, off-session, confirmed, on
 // the customer the subscribe's Checkout saved.
 func (e *payEnv) payWaitCharge(t *testing.T, acct, customer string, n int) stripeCall {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(paySweep)
 	for len(e.payRenewalCharges(customer)) < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: renewal charge %d on %s not made within 15 s (%d made)", acct, n, customer, len(e.payRenewalCharges(customer)))
+			t.Fatalf("%s: renewal charge %d on %s not made within %s (%d made)", acct, n, customer, paySweep, len(e.payRenewalCharges(customer)))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

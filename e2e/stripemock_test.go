@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -127,6 +128,42 @@ type StripeMock struct {
 
 	mu    sync.Mutex
 	calls []stripeCall
+	// refunds is each Stripe refund's status as the tests set it
+	// (SetRefundStatus): stripe-mock answers every refund "succeeded",
+	// where Stripe's card refunds start "pending" and settle later.
+	refunds map[string]string
+}
+
+// SetRefundStatus makes Stripe's refund id read status from now on.
+func (m *StripeMock) SetRefundStatus(id, status string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.refunds[id] = status
+}
+
+// refundAnswer rewrites a refund's status in an answer about one: the
+// status the test set, else "pending".
+func (m *StripeMock) refundAnswer(method, path string, answer []byte) []byte {
+	if !(method == "POST" && path == "/v1/refunds" || method == "GET" && strings.HasPrefix(path, "/v1/refunds/")) {
+		return answer
+	}
+	var o map[string]any
+	if json.Unmarshal(answer, &o) != nil || o["object"] != "refund" {
+		return answer
+	}
+	id, _ := o["id"].(string)
+	m.mu.Lock()
+	status, ok := m.refunds[id]
+	m.mu.Unlock()
+	if !ok {
+		status = "pending"
+	}
+	o["status"] = status
+	b, err := json.Marshal(o)
+	if err != nil {
+		return answer
+	}
+	return b
 }
 
 // stripeCall is one API call the recorder passed on: its form (query and
@@ -166,6 +203,7 @@ func (m *StripeMock) record(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), 502)
 		return
 	}
+	answer = m.refundAnswer(r.Method, r.URL.Path, answer)
 	c := stripeCall{Method: r.Method, Path: r.URL.Path, Form: form, Status: resp.StatusCode}
 	_ = json.Unmarshal(answer, &c.Answer)
 	m.mu.Lock()
@@ -174,6 +212,7 @@ func (m *StripeMock) record(w http.ResponseWriter, r *http.Request) {
 	for k, v := range resp.Header {
 		w.Header()[k] = v
 	}
+	w.Header().Del("Content-Length")
 	w.WriteHeader(resp.StatusCode)
 	w.Write(answer)
 }
@@ -245,7 +284,7 @@ func (o *stripeMockOutput) String() string {
 func StartStripeMock(t *testing.T) *StripeMock {
 	t.Helper()
 	bin := stripeMockBinary(t)
-	m := &StripeMock{out: &stripeMockOutput{addr: make(chan string, 1)}, done: make(chan struct{})}
+	m := &StripeMock{out: &stripeMockOutput{addr: make(chan string, 1)}, done: make(chan struct{}), refunds: map[string]string{}}
 	m.cmd = exec.Command(bin, "-http-addr", "127.0.0.1:0", "-https-addr", "127.0.0.1:0")
 	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
 	if err := m.cmd.Start(); err != nil {
