@@ -42,7 +42,7 @@ func payExtra(t *testing.T, mock *StripeMock, secret string) string {
 			t.Fatal(err)
 		}
 	}
-	return fmt.Sprintf("[payments]\nprovider = \"stripe\"\nstripe_secret_key_file = %q\nstripe_webhook_secret_file = %q\nstripe_api_base = %q\npublic_url = %q\n",
+	return fmt.Sprintf("[payments]\nprovider = \"stripe\"\nstripe_secret_key_file = %q\nstripe_webhook_secret_file = %q\nstripe_api_base = %q\npublic_url = %q\nsweep_every = \"1s\"\n",
 		keyFile, secretFile, mock.URL, payPublicURL)
 }
 
@@ -552,7 +552,7 @@ func TestPaymentsStripeRefundStatuses(t *testing.T) {
 	n := e.nodes[0]
 	for _, final := range []string{"succeeded", "failed", "canceled"} {
 		t.Run(final, func(t *testing.T) {
-			t.Parallel() // one sweep of the leader sends all three refunds
+			t.Parallel()
 			acct, key := payAccount(t, n, "card-refund-"+final)
 			co := e.payCheckoutOf(t, acct, Get(e.payPlanRequest(t, n, key, "subscribe", "pro"), "intent_id"), 2000, true)
 			pi := "pi_e2erefund" + final
@@ -624,9 +624,9 @@ func (e *payEnv) payRenewalCharges(customer string) []stripeCall {
 	return out
 }
 
-// paySweep bounds the wait for the leader's payments sweep (every 30 s:
-// payments.DefaultSweepEvery), which charges renewals and sends refunds.
-const paySweep = 45 * time.Second
+// paySweep bounds the wait for the leader's payments sweep (every second
+// here: payments.sweep_every), which charges renewals and sends refunds.
+const paySweep = 15 * time.Second
 
 // payWaitCharge waits (paySweep) for acct's renewal charge number n (from 1)
 // and checks it: the plan's 2000 cents in USD, off-session, confirmed, on
