@@ -155,6 +155,15 @@ func answer(v any, err error) (any, int, error) { return v, 200, err }
 type meView struct {
 	ledger.AccountView
 	CSRFToken string `json:"csrf_token,omitempty"`
+	// Payments says how this gateway takes plan changes and top-ups, so
+	// the console can say it plainly.
+	Payments paymentsView `json:"payments"`
+}
+
+// paymentsView names the payments driver and what happens on a change.
+type paymentsView struct {
+	Driver  string `json:"driver"`
+	Message string `json:"message"`
 }
 
 func (s *Server) account(c caller) (any, int, error) {
@@ -162,7 +171,7 @@ func (s *Server) account(c caller) (any, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	out := meView{AccountView: v}
+	out := meView{AccountView: v, Payments: paymentsView{Driver: s.payments.Driver(), Message: s.payments.Message()}}
 	if c.session != nil {
 		out.CSRFToken = c.session.CSRF
 	}

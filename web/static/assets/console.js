@@ -286,8 +286,16 @@ function renderPlan(a) {
   $("plan-badge").hidden = false;
   $("sub-plan").textContent = planName(a.plan);
   const st = $("sub-status");
-  st.textContent = s.status === "canceled" ? "Cancels at cycle end" : "Active";
-  st.className = s.status === "canceled" ? "badge badge-warn" : "badge badge-ok";
+  if (s.status === "past_due") {
+    // A renewal card payment failed: the plan stays until the last retry.
+    st.textContent = s.past_due_until ? `Past due: payment retried until ${date(s.past_due_until)}` : "Past due";
+    st.className = "badge badge-warn";
+  } else {
+    st.textContent = s.status === "canceled" ? "Cancels at cycle end" : "Active";
+    st.className = s.status === "canceled" ? "badge badge-warn" : "badge badge-ok";
+  }
+  const card = a.payments && a.payments.driver === "stripe";
+  if (a.payments && a.payments.message) $("payments-notice").textContent = a.payments.message;
   $("sub-cycle").textContent = s.cycle_start ? `${date(s.cycle_start)} – ${date(s.cycle_end)}` : "Monthly from sign-up";
   $("sub-paid").textContent = usd(s.paid_usd);
   $("sub-pending").textContent = s.pending_plan ? `${planName(s.pending_plan)} from ${date(s.cycle_end)}` : "—";
@@ -295,7 +303,8 @@ function renderPlan(a) {
   const plans = state.pricing ? state.pricing.plans.filter((p) => p.id !== a.plan && Number(p.price_usd) > 0) : [];
   replace(sel, plans.map((p) => h("option", { value: p.id, text: `${p.name || p.id} — $${Number(p.price_usd)}/month` })));
   const paid = a.plan !== "free" && s.cycle_start;
-  $("plan-submit").textContent = paid ? "Request change" : "Request subscription";
+  $("plan-submit").textContent = card ? (paid ? "Change plan" : "Subscribe") : (paid ? "Request change" : "Request subscription");
+  $("plan-cancel").textContent = card ? "Cancel at cycle end" : "Request cancellation";
   $("plan-cancel").hidden = !paid || s.status === "canceled";
   const wanted = location.hash.match(/^#plan-([a-z0-9_-]+)$/);
   if (wanted && plans.some((p) => p.id === wanted[1])) {
