@@ -8,7 +8,8 @@ import (
 // PAY3 on the page: a subscriber on a Stripe-configured gateway is told
 // they pay on Stripe's page, the browser's return credits nothing, and
 // once the signed webhook is applied /console shows the plan and the
-// $20.00 payment in the billing history, to the cent.
+// $20.00 payment in the billing history, to the cent; a top-up shows on
+// the balance the same way.
 func TestBrowserPaymentsStripeSubscribe(t *testing.T) {
 	b := StartBrowser(t)
 	e := payStart(t, false)
@@ -38,4 +39,13 @@ func TestBrowserPaymentsStripeSubscribe(t *testing.T) {
 		t.Errorf("paid this cycle shows %q, want $20.00", got)
 	}
 	Expect(t, payAccountView(t, n, acct), "plan", "pro", "subscription.paid_usd", "20")
+
+	// A top-up (PAY2, E3): $12.34 on the balance, to the cent, after its
+	// webhook only.
+	top := e.payTopUp(t, n, acct, key, "12.34", 1234)
+	e.paySend(t, n, stripeCheckoutCompleted("evt_browser_topup", top.SessionID, top.IntentID, acct, top.Cents, "usd", "pi_browsertopup", "cus_browsersub"), 200)
+	b.Open(n.Proxy + "/console")
+	b.WaitFor("the topped-up balance", `document.querySelector("#balance-top").textContent === "$12.34" &&
+		document.querySelector("#billing-body").textContent.includes("$12.34")`, 10*time.Second)
+	Expect(t, payAccountView(t, n, acct), "balance_usd", "12.34")
 }
