@@ -1,13 +1,20 @@
 // Command zenmuxd runs one zenmuxd node: flags and config, then node.Run.
+//
+//	zenmuxd [-config FILE]         run a node
+//	zenmuxd check [-config FILE]   validate the config and the files it names, then exit
+//	zenmuxd version                print the build's version, revision and Go version
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	stdlog "log"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
@@ -19,6 +26,15 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "check":
+			os.Exit(check(os.Args[2:], os.Stdout, os.Stderr))
+		case "version":
+			version(os.Stdout)
+			return
+		}
+	}
 	path := flag.String("config", "", "path to a TOML config file (default: built-in defaults)")
 	flag.Parse()
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
@@ -47,4 +63,65 @@ func main() {
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
+}
+
+// check parses and validates the config as a start does and reads the
+// files a start reads before it opens anything (node.Check), without
+// opening the data dir or a listener. It prints "ok", or each problem on
+// its own line, and returns the exit code: 0, 1 for a config that cannot
+// start, 2 for bad arguments. Warnings (a provider without its key, which
+// a start logs and serves without) go to stderr and keep the code 0.
+func check(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("zenmuxd check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "path to a TOML config file (default: built-in defaults)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "zenmuxd check: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stdout, err)
+		return 1
+	}
+	problems, warnings := node.Check(cfg, os.Getenv)
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(stdout, p)
+		}
+		return 1
+	}
+	fmt.Fprintln(stdout, "ok")
+	return 0
+}
+
+// version prints the module's version and the VCS revision and time the
+// binary was built from (as the go command stamps them; "unknown" when
+// built with -buildvcs=false or outside a checkout), and the Go version:
+// "zenmuxd (devel), revision 1a2b…, committed 2026-12-07T16:00:00Z, go1.26.0".
+func version(w io.Writer) {
+	mod, rev, at, dirty := "(unknown)", "unknown", "unknown", ""
+	goVersion := runtime.Version()
+	if info, ok := debug.ReadBuildInfo(); ok {
+		mod, goVersion = info.Main.Version, info.GoVersion
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.time":
+				at = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = " (with uncommitted changes)"
+				}
+			}
+		}
+	}
+	fmt.Fprintf(w, "zenmuxd %s, revision %s%s, committed %s, %s\n", mod, rev, dirty, at, goVersion)
 }
