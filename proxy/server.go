@@ -65,8 +65,10 @@ type Options struct {
 	// exact for a single node. A cluster passes a LeaseLimiter.
 	Limiter RateLimiter
 	// Refresh, when set, brings this node's state up to the leader's (a
-	// follower's read barrier). Admission calls it once before refusing an
-	// unknown key, so a key created a moment ago on another node works.
+	// follower's read barrier). Admission calls it before refusing an
+	// unknown key, so a key created a moment ago on another node works —
+	// at most once a second (refreshEvery): a flood of bad keys costs the
+	// leader one round trip a second, not one a request.
 	Refresh func() error
 	Log     zerolog.Logger
 	// MaxUpstreamBody bounds a non-streamed upstream answer (default 64 MiB).
@@ -82,6 +84,9 @@ type Server struct {
 	reserved reservations
 	prefix   string
 	seq      atomic.Uint64
+	// refreshedAt is when an unknown key last made this node refresh
+	// (wall clock, Unix ns): a bound on leader traffic, not ledger time.
+	refreshedAt atomic.Int64
 }
 
 // ErrInvalidOptions refuses Options that cannot make a gateway.
@@ -269,6 +274,29 @@ type inflight struct {
 	x *translation
 }
 
+// refreshEvery bounds how often unknown keys make a node refresh.
+const refreshEvery = time.Second
+
+// refreshForUnknownKey refreshes the node's state before an unknown key
+// is refused, unless it did so less than refreshEvery ago; it reports
+// whether the state is now fresh. Requests that arrive together share one
+// read barrier (the cluster's), so the leader sees at most one round trip
+// a second from a node however many bad keys it gets. The price: within a
+// second of a refresh, a key created on another node after it is refused
+// until this node applies its creation (normally within a heartbeat).
+func (s *Server) refreshForUnknownKey() bool {
+	if s.o.Refresh == nil {
+		return false
+	}
+	now := time.Now().UnixNano()
+	last := s.refreshedAt.Load()
+	if last != 0 && now-last < int64(refreshEvery) {
+		return false
+	}
+	s.refreshedAt.Store(now)
+	return s.o.Refresh() == nil
+}
+
 // studioCaller is a Studio Chat call (B1): the signed-in account and the
 // billing mode its conversation chose, in place of a key.
 type studioCaller struct{ account, billing string }
@@ -330,7 +358,7 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathMod
 		}
 		hash := sha256.Sum256(secret)
 		ad, err = s.o.Ledger().Admit(hash, model, now)
-		if errors.Is(err, ledger.ErrInvalidAPIKey) && s.o.Refresh != nil && s.o.Refresh() == nil {
+		if errors.Is(err, ledger.ErrInvalidAPIKey) && s.refreshForUnknownKey() {
 			ad, err = s.o.Ledger().Admit(hash, model, now)
 		}
 	}
