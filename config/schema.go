@@ -112,6 +112,11 @@ type Proxy struct {
 	// limited (W3.5).
 	CountTokensRPM   int `toml:"count_tokens_rpm"`
 	CountTokensBurst int `toml:"count_tokens_burst"`
+	// TLSCertFile and TLSKeyFile serve the proxy listener (the API, the
+	// pages, Stripe's webhook) over TLS; both or neither. The node reads
+	// them again when either file changes, without a restart.
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
 }
 
 // Accounting is the [accounting] section: how charges are acknowledged,

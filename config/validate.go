@@ -200,6 +200,21 @@ func checkProxy(p *problems, x Proxy) {
 	}
 	checkRange(p, "proxy.count_tokens_rpm", x.CountTokensRPM, 1, maxRate)
 	checkRange(p, "proxy.count_tokens_burst", x.CountTokensBurst, 1, maxRate)
+	if x.TLSCertFile == "" && x.TLSKeyFile == "" {
+		return
+	}
+	for _, f := range []struct{ key, path string }{{"proxy.tls_cert_file", x.TLSCertFile}, {"proxy.tls_key_file", x.TLSKeyFile}} {
+		if f.path == "" {
+			p.add(f.key, "must be set when the other of proxy.tls_cert_file, proxy.tls_key_file is (both or neither)")
+			continue
+		}
+		switch st, err := os.Stat(f.path); {
+		case err != nil:
+			p.add(f.key, "%v", err)
+		case !st.Mode().IsRegular():
+			p.add(f.key, "%q is not a file", f.path)
+		}
+	}
 }
 
 // checkAccounting checks [accounting].

@@ -8,6 +8,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"zenmux/catalog"
 	"zenmux/cluster"
 	"zenmux/config"
+	"zenmux/internal/metrics"
 	"zenmux/internal/zlog"
 	"zenmux/ledger"
 	"zenmux/payments"
@@ -84,10 +86,18 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("admin listen: %w", err)
 	}
+	proxyConf, err := proxyTLS(cfg, log)
+	if err != nil {
+		adminLn.Close()
+		return err
+	}
 	proxyLn, err := net.Listen("tcp", cfg.Node.Listen)
 	if err != nil {
 		adminLn.Close()
 		return fmt.Errorf("proxy listen: %w", err)
+	}
+	if proxyConf != nil {
+		proxyLn = tls.NewListener(proxyLn, proxyConf)
 	}
 	// Card payments when [payments] names Stripe; else plan changes are
 	// recorded for the operator (selfservice's manual driver).
@@ -101,7 +111,8 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if card != nil {
 		adminOpts.Reconcile = func(since time.Time) (any, error) { return card.Reconcile(context.Background(), since) }
 	}
-	api := admin.New(adminStore{rep}, adminOpts)
+	m := metrics.New()
+	api := admin.New(adminStore{rep, m}, adminOpts)
 	adminHandler := func(ctx *fasthttp.RequestCtx) {
 		if strings.HasPrefix(string(ctx.Path()), "/internal/") {
 			rep.InternalHandler(ctx)
@@ -122,7 +133,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if cfg.Accounting.Ack == config.AckAsync {
 		batchOpts.Linger = time.Duration(cfg.Accounting.AsyncBatchWait)
 	}
-	charges := proxy.NewBatcher(rep, batchOpts)
+	charges := proxy.NewBatcher(meteredCharges{rep, m}, batchOpts)
 	defer charges.Close()
 	var limiter proxy.RateLimiter
 	var allowances *proxy.Allowances
@@ -141,6 +152,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		AckQuorum: cfg.Accounting.Ack == config.AckQuorum, Providers: providers, ProviderProblems: providerProblems, Routes: modelRoutes(cfg),
 		PaygRPM: int64(cfg.Payg.RPM), PaygBurst: int64(cfg.Payg.Burst),
 		CountTokensRPM: int64(cfg.Proxy.CountTokensRPM), CountTokensBurst: int64(cfg.Proxy.CountTokensBurst), Ready: rep.Ready, Log: log, Refresh: rep.Refresh,
+		Metrics: m,
 	})
 	if err != nil {
 		adminLn.Close()
@@ -327,8 +339,12 @@ func modelRoutes(cfg *config.Config) func(m *ledger.Model) []proxy.Route {
 	}
 }
 
-// adminStore is the replica as the admin API sees it.
-type adminStore struct{ *cluster.Replica }
+// adminStore is the replica as the admin API sees it, with the node's
+// metrics added to the replica's on /metrics.
+type adminStore struct {
+	*cluster.Replica
+	m *metrics.Metrics
+}
 
 // Cluster describes the members for GET /admin/v1/cluster.
 func (s adminStore) Cluster() (any, error) { return s.Replica.Cluster() }

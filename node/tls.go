@@ -8,6 +8,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"zenmux/config"
 )
@@ -173,4 +178,85 @@ func listenAdmin(addr string, conf *tls.Config) (net.Listener, error) {
 	s := conf.Clone()
 	s.ClientAuth = tls.VerifyClientCertIfGiven
 	return tls.NewListener(ln, s), nil
+}
+
+// certReloader serves a certificate and key from files, read again when
+// either file's modification time or size changes, looked at no more than
+// once a second (reloadEvery). A pair that no longer loads (a half-written
+// renewal, say) keeps the last good one serving and is logged; the next
+// look tries again.
+type certReloader struct {
+	certFile, keyFile string
+	log               zerolog.Logger
+	now               func() time.Time
+
+	mu        sync.Mutex
+	cert      *tls.Certificate
+	stamp     string // the files' modification times and sizes when cert was read
+	checkedAt time.Time
+}
+
+// reloadEvery bounds how often the files are looked at.
+const reloadEvery = time.Second
+
+// newCertReloader reads the pair once; a pair that does not load now is
+// the node's start failing.
+func newCertReloader(certFile, keyFile string, log zerolog.Logger, now func() time.Time) (*certReloader, error) {
+	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log, now: now}
+	stamp, err := r.stampOf()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("proxy TLS: %w", err)
+	}
+	r.cert, r.stamp, r.checkedAt = &cert, stamp, now()
+	return r, nil
+}
+
+func (r *certReloader) stampOf() (string, error) {
+	var b strings.Builder
+	for _, f := range []string{r.certFile, r.keyFile} {
+		st, err := os.Stat(f)
+		if err != nil {
+			return "", fmt.Errorf("proxy TLS: %w", err)
+		}
+		fmt.Fprintf(&b, "%d/%d;", st.ModTime().UnixNano(), st.Size())
+	}
+	return b.String(), nil
+}
+
+// GetCertificate is tls.Config's hook: the current certificate, reloaded
+// first when the files changed.
+func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now := r.now(); now.Sub(r.checkedAt) >= reloadEvery {
+		r.checkedAt = now
+		if stamp, err := r.stampOf(); err == nil && stamp != r.stamp {
+			cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+			if err != nil {
+				r.log.Error().Err(err).Str("cert", r.certFile).Msg("the proxy's new TLS certificate does not load; still serving the previous one")
+			} else {
+				r.cert, r.stamp = &cert, stamp
+				r.log.Info().Str("cert", r.certFile).Msg("proxy TLS certificate reloaded")
+			}
+		}
+	}
+	return r.cert, nil
+}
+
+// proxyTLS is the proxy listener's TLS configuration, or nil when
+// [proxy] names no certificate. HTTP/2 is not offered: fasthttp speaks
+// HTTP/1.1 only.
+func proxyTLS(cfg *config.Config, log zerolog.Logger) (*tls.Config, error) {
+	if cfg.Proxy.TLSCertFile == "" {
+		return nil, nil
+	}
+	r, err := newCertReloader(cfg.Proxy.TLSCertFile, cfg.Proxy.TLSKeyFile, log, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.GetCertificate, NextProtos: []string{"http/1.1"}}, nil
 }
