@@ -33,6 +33,9 @@ func Check(cfg *config.Config, getenv func(string) string) (problems, warnings [
 			problems = append(problems, err)
 		}
 	}
+	if _, err := proxyTLS(cfg, zerolog.Nop()); err != nil {
+		problems = append(problems, err)
+	}
 	// The Stripe driver is only built here, over no store: building it
 	// reads and checks its secrets and starts nothing.
 	if _, err := payments.FromConfig(cfg.Payments, nil, getenv, zerolog.Nop()); err != nil {
