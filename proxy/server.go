@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"zenmux/internal/metrics"
 	"zenmux/ledger"
 	"zenmux/translate"
 )
@@ -75,6 +76,9 @@ type Options struct {
 	MaxUpstreamBody int64
 	// CommitTimeout bounds the wait for a charge's commit (default 30 s).
 	CommitTimeout time.Duration
+	// Metrics receives the request, upstream and refusal series (nil
+	// records nothing).
+	Metrics *metrics.Metrics
 }
 
 // Server is the proxy's fasthttp handler.
@@ -164,6 +168,10 @@ var formats = map[string]Format{
 	"/v1/messages":              FormatMessages,
 	"/v1/messages/count_tokens": FormatCountTokens,
 }
+
+// surfaces name the formats in the metrics (the surface label).
+var surfaces = [...]string{FormatChat: "chat", FormatResponses: "responses", FormatEmbeddings: "embeddings", FormatImages: "images",
+	FormatMessages: "messages", FormatCountTokens: "count_tokens", FormatGemini: "gemini", FormatGeminiCount: "gemini_count"}
 
 // Handler serves the proxy listener.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
@@ -313,7 +321,20 @@ func (s *Server) ServeStudio(ctx *fasthttp.RequestCtx, accountID, billing string
 
 func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathModel string, pathStream bool, studio *studioCaller) {
 	sh := f.shape()
-	fail := func(e *apiError) { writeError(ctx, sh, e) }
+	fail := func(e *apiError) {
+		s.o.Metrics.Refusal(e.code)
+		writeError(ctx, sh, e)
+	}
+	// Every exit is counted with the admitted billing and model; a stream's
+	// duration is recorded when its relay ends, not here.
+	start, streaming := time.Now(), false
+	var ad ledger.Admission
+	defer func() {
+		s.o.Metrics.Request(surfaces[f], ctx.Response.StatusCode(), ad.Billing, ad.Model.ID)
+		if !streaming {
+			s.o.Metrics.Duration(surfaces[f], time.Since(start))
+		}
+	}()
 
 	body := ctx.PostBody()
 	top, err := scanTopLevel(body)
@@ -347,7 +368,6 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathMod
 		return
 	}
 	now := s.o.Now()
-	var ad ledger.Admission
 	if studio != nil {
 		ad, err = s.o.Ledger().AdmitAccount(studio.account, studio.billing, model, now)
 	} else {
@@ -416,11 +436,14 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathMod
 			in.x, call.Body = x, x.body
 		}
 		var err error
+		sent := time.Now()
 		resp, err = c.p.Do(call)
 		in.x.sent()
 		last := i == len(cands)-1
 		if err != nil {
+			s.o.Metrics.UpstreamError(c.route.Provider, 0)
 			if !last {
+				s.o.Metrics.Fallback(c.route.Provider)
 				s.o.Log.Warn().Err(err).Str("request", id).Str("provider", c.route.Provider).Msg("provider failed before answering; trying the next on the model's route")
 				continue
 			}
@@ -428,7 +451,12 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathMod
 			fail(upstreamError(err, ad.Model))
 			return
 		}
+		s.o.Metrics.UpstreamFirstByte(c.route.Provider, time.Since(sent))
+		if resp.Status >= 400 {
+			s.o.Metrics.UpstreamError(c.route.Provider, resp.Status)
+		}
 		if !last && (resp.Status == fasthttp.StatusTooManyRequests || resp.Status >= 500) {
+			s.o.Metrics.Fallback(c.route.Provider)
 			s.o.Log.Warn().Int("status", resp.Status).Str("request", id).Str("provider", c.route.Provider).Msg("provider refused; trying the next on the model's route")
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
@@ -462,7 +490,11 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathMod
 	}
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no")
-	ctx.SetBodyStreamWriter(func(w *bufio.Writer) { s.relayStream(w, in, resp, clientWantsUsage) })
+	streaming = true
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		s.relayStream(w, in, resp, clientWantsUsage)
+		s.o.Metrics.Duration(surfaces[f], time.Since(start))
+	})
 }
 
 func orDefault(s, def string) string {

@@ -1,0 +1,206 @@
+package metrics
+
+import (
+	"bytes"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+)
+
+// Metrics holds one node's series. A nil *Metrics records nothing, so a
+// gateway built without one (unit tests) needs no checks of its own.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests        *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	upstreamFirst   *prometheus.HistogramVec
+	upstreamErrors  *prometheus.CounterVec
+	fallbacks       *prometheus.CounterVec
+	refusals        *prometheus.CounterVec
+	chargedFlows    *prometheus.CounterVec
+	chargedUSD      *prometheus.CounterVec
+	charges         *prometheus.CounterVec
+	commitDuration  prometheus.Histogram
+	commitBatchSize prometheus.Histogram
+}
+
+// latencyBuckets span a cached answer (1 ms) to a long generation (5 min).
+var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+// commitBuckets span a loopback group commit (100 µs) to an election (10 s).
+var commitBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10}
+
+// batchBuckets count charges per Raft entry, up to the configured maximum.
+var batchBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096}
+
+// New returns a node's series, registered on a registry of their own (not
+// the process-wide default, so several nodes in one test process do not
+// share counts).
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zenmux_proxy_requests_total",
+			Help: "Proxied model requests by surface (endpoint), HTTP status, billing (subscription, payg, or empty before admission) and catalog model (empty before admission).",
+		}, []string{"surface", "status", "billing", "model"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "zenmux_proxy_request_duration_seconds",
+			Help:    "Time from the request read to the last byte handed to the client (a stream's end included), by surface.",
+			Buckets: latencyBuckets,
+		}, []string{"surface"}),
+		upstreamFirst: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "zenmux_upstream_first_byte_seconds",
+			Help:    "Time from sending a request to a provider to its answer's status and headers, by provider.",
+			Buckets: latencyBuckets,
+		}, []string{"provider"}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zenmux_upstream_errors_total",
+			Help: "Provider calls that failed, by provider and reason (transport: no answer; status_429, status_4xx, status_5xx: the answer's status).",
+		}, []string{"provider", "reason"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zenmux_upstream_fallbacks_total",
+			Help: "Requests moved to the next provider on a model's route, by the provider that failed.",
+		}, []string{"provider"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zenmux_proxy_refusals_total",
+			Help: "Requests zenmuxd refused itself, by error code (invalid_api_key, rate_limit_exceeded, quota_exceeded, insufficient_balance, …).",
+		}, []string{"code"}),
+		chargedFlows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zenmux_charged_micro_flows_total",
+			Help: "Flows charged by committed charges this node submitted, in micro-Flows, by billing.",
+		}, []string{"billing"}),
+		chargedUSD: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zenmux_charged_micro_usd_total",
+			Help: "US dollars charged by committed charges this node submitted, in micro-USD, by billing.",
+		}, []string{"billing"}),
+		charges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zenmux_charges_total",
+			Help: "Committed charges this node submitted, by the ledger's result (charged, exists, rejected).",
+		}, []string{"result"}),
+		commitDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "zenmux_raft_charge_commit_seconds",
+			Help:    "Time to commit and apply one charge batch proposal through Raft (one attempt; a retried batch is timed again).",
+			Buckets: commitBuckets,
+		}),
+		commitBatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "zenmux_raft_charge_batch_size",
+			Help:    "Charges per committed Raft entry.",
+			Buckets: batchBuckets,
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.upstreamFirst, m.upstreamErrors, m.fallbacks, m.refusals,
+		m.chargedFlows, m.chargedUSD, m.charges, m.commitDuration, m.commitBatchSize)
+	return m
+}
+
+// Request counts one finished model request; model and billing are the
+// admitted ones (from the catalog and the ledger, so their values are
+// bounded), never the client's text.
+func (m *Metrics) Request(surface string, status int, billing, model string) {
+	if m == nil {
+		return
+	}
+	var num [8]byte
+	m.requests.WithLabelValues(surface, string(strconv.AppendInt(num[:0], int64(status), 10)), billing, model).Inc()
+}
+
+// Duration records a request's total time on the proxy.
+func (m *Metrics) Duration(surface string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.duration.WithLabelValues(surface).Observe(d.Seconds())
+}
+
+// UpstreamFirstByte records how long a provider took to answer's headers.
+func (m *Metrics) UpstreamFirstByte(provider string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.upstreamFirst.WithLabelValues(provider).Observe(d.Seconds())
+}
+
+// UpstreamError counts a failed provider call: status 0 means no answer.
+func (m *Metrics) UpstreamError(provider string, status int) {
+	if m == nil {
+		return
+	}
+	reason := "transport"
+	switch {
+	case status == 429:
+		reason = "status_429"
+	case status >= 500:
+		reason = "status_5xx"
+	case status >= 400:
+		reason = "status_4xx"
+	}
+	m.upstreamErrors.WithLabelValues(provider, reason).Inc()
+}
+
+// Fallback counts a request moved past a failing provider.
+func (m *Metrics) Fallback(provider string) {
+	if m == nil {
+		return
+	}
+	m.fallbacks.WithLabelValues(provider).Inc()
+}
+
+// Refusal counts a request zenmuxd refused, by its error code.
+func (m *Metrics) Refusal(code string) {
+	if m == nil {
+		return
+	}
+	m.refusals.WithLabelValues(code).Inc()
+}
+
+// Charge is one committed charge's outcome as the metrics read it.
+type Charge struct {
+	Billing    string
+	Result     string // the ledger's: charged, exists, rejected
+	MicroUSD   int64
+	MicroFlows int64
+}
+
+// Committed records one committed charge batch: its commit time, its size,
+// and the money of the charges the ledger charged (a retried charge that
+// already existed is counted once, as its first commit counted it).
+func (m *Metrics) Committed(d time.Duration, charges []Charge) {
+	if m == nil {
+		return
+	}
+	m.commitDuration.Observe(d.Seconds())
+	m.commitBatchSize.Observe(float64(len(charges)))
+	for i := range charges {
+		c := &charges[i]
+		m.charges.WithLabelValues(c.Result).Inc()
+		if c.Result != "charged" {
+			continue
+		}
+		m.chargedFlows.WithLabelValues(c.Billing).Add(float64(c.MicroFlows))
+		m.chargedUSD.WithLabelValues(c.Billing).Add(float64(c.MicroUSD))
+	}
+}
+
+// Gauge registers a value read at scrape time (for example a Raft index).
+func (m *Metrics) Gauge(name, help string, value func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, value))
+}
+
+// Append appends the series in Prometheus text format (0.0.4), for the
+// admin listener's /metrics next to its own lines.
+func (m *Metrics) Append(b []byte) ([]byte, error) {
+	families, err := m.reg.Gather()
+	if err != nil {
+		return b, err
+	}
+	buf := bytes.NewBuffer(b)
+	for _, f := range families {
+		if _, err := expfmt.MetricFamilyToText(buf, f); err != nil {
+			return buf.Bytes(), err
+		}
+	}
+	return buf.Bytes(), nil
+}
