@@ -1,0 +1,71 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// A nil *Metrics records nothing and does not panic: a gateway without
+// metrics (unit tests) calls it unguarded.
+func TestNilRecordsNothing(t *testing.T) {
+	var m *Metrics
+	m.Request("chat", 200, "payg", "zenmux/echo")
+	m.Duration("chat", time.Millisecond)
+	m.UpstreamFirstByte("echo", time.Millisecond)
+	m.UpstreamError("echo", 502)
+	m.Fallback("echo")
+	m.Refusal("invalid_api_key")
+	m.Committed(time.Millisecond, []Charge{{Billing: "payg", Result: "charged", MicroUSD: 1, MicroFlows: 1}})
+}
+
+// Append writes the exact series recorded, after the bytes it is given;
+// only charged results add money, and status classes name the reason.
+func TestAppendExact(t *testing.T) {
+	m := New()
+	m.Request("chat", 200, "subscription", "zenmux/echo")
+	m.Request("chat", 200, "subscription", "zenmux/echo")
+	m.Request("messages", 401, "", "")
+	m.UpstreamError("a", 0)
+	m.UpstreamError("a", 429)
+	m.UpstreamError("a", 503)
+	m.UpstreamError("a", 404)
+	m.Fallback("a")
+	m.Refusal("quota_exceeded")
+	m.Committed(time.Millisecond, []Charge{
+		{Billing: "payg", Result: "charged", MicroUSD: 1500, MicroFlows: 0},
+		{Billing: "subscription", Result: "charged", MicroUSD: 20, MicroFlows: 1005},
+		{Billing: "subscription", Result: "exists", MicroUSD: 20, MicroFlows: 1005},
+	})
+	m.Gauge("zenmux_test_gauge", "A test gauge.", func() float64 { return 7 })
+	b, err := m.Append([]byte("before 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(b)
+	if !strings.HasPrefix(out, "before 1\n") {
+		t.Errorf("Append dropped what it was given: %q", out[:min(20, len(out))])
+	}
+	for _, line := range []string{
+		`zenmux_proxy_requests_total{billing="subscription",model="zenmux/echo",status="200",surface="chat"} 2`,
+		`zenmux_proxy_requests_total{billing="",model="",status="401",surface="messages"} 1`,
+		`zenmux_upstream_errors_total{provider="a",reason="transport"} 1`,
+		`zenmux_upstream_errors_total{provider="a",reason="status_429"} 1`,
+		`zenmux_upstream_errors_total{provider="a",reason="status_5xx"} 1`,
+		`zenmux_upstream_errors_total{provider="a",reason="status_4xx"} 1`,
+		`zenmux_upstream_fallbacks_total{provider="a"} 1`,
+		`zenmux_proxy_refusals_total{code="quota_exceeded"} 1`,
+		`zenmux_charges_total{result="charged"} 2`,
+		`zenmux_charges_total{result="exists"} 1`,
+		`zenmux_charged_micro_usd_total{billing="payg"} 1500`,
+		`zenmux_charged_micro_usd_total{billing="subscription"} 20`,
+		`zenmux_charged_micro_flows_total{billing="subscription"} 1005`,
+		`zenmux_raft_charge_batch_size_sum 3`,
+		`zenmux_raft_charge_commit_seconds_count 1`,
+		`zenmux_test_gauge 7`,
+	} {
+		if !strings.Contains(out, "\n"+line+"\n") {
+			t.Errorf("missing %s in:\n%s", line, out)
+		}
+	}
+}
