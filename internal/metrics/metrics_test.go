@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +68,48 @@ func TestAppendExact(t *testing.T) {
 	} {
 		if !strings.Contains(out, "\n"+line+"\n") {
 			t.Errorf("missing %s in:\n%s", line, out)
+		}
+	}
+}
+
+// Every series the Grafana dashboard queries is one zenmuxd writes: this
+// package's, or the admin API's and the replica's own lines.
+func TestDashboardNamesExist(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/grafana-zenmuxd.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New()
+	m.Request("chat", 200, "", "")
+	m.Duration("chat", time.Millisecond)
+	m.UpstreamFirstByte("echo", time.Millisecond)
+	m.UpstreamError("echo", 0)
+	m.Fallback("echo")
+	m.Refusal("quota_exceeded")
+	m.Committed(time.Millisecond, []Charge{{Billing: "payg", Result: "charged", MicroUSD: 1, MicroFlows: 1}})
+	b, err := m.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{"zenmux_admin_requests_total": true, "zenmux_admin_errors_total": true, "zenmux_raft_leader": true, "zenmux_raft_applied_index": true}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[1] == "TYPE" {
+			known[f[2]] = true
+		}
+	}
+	used := regexp.MustCompile(`zenmux_[a-z_]+`).FindAllString(string(raw), -1)
+	if len(used) == 0 {
+		t.Fatal("the dashboard queries no zenmux series")
+	}
+	for _, name := range used {
+		base := name
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if b, ok := strings.CutSuffix(name, suffix); ok && known[b] {
+				base = b
+			}
+		}
+		if !known[base] {
+			t.Errorf("the dashboard queries %s, which zenmuxd does not write", name)
 		}
 	}
 }
