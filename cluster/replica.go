@@ -135,6 +135,16 @@ func (r *Replica) ReleaseAllowances() {
 // Close stops Raft and closes the store.
 func (r *Replica) Close() error { return r.store.Close() }
 
+// HandOff passes leadership to another voter before this node stops, so
+// the cluster elects no one by timeout; on a single node, or a follower,
+// it does nothing.
+func (r *Replica) HandOff() error {
+	if r.Mode() != Clustered {
+		return nil
+	}
+	return r.store.TransferLeadership()
+}
+
 // ID is this node's id.
 func (r *Replica) ID() string { return r.opts.Raft.NodeID }
 

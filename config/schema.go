@@ -59,6 +59,9 @@ type Node struct {
 	// less often, which a node committing tens of thousands of charges a
 	// second needs, and cost that much more memory.
 	MemtableMB int `toml:"memtable_mb"`
+	// DrainGrace is how long a stopping node (SIGTERM) lets requests and
+	// streams in flight finish before it closes them, (0, 1h].
+	DrainGrace Duration `toml:"drain_grace"`
 }
 
 // AdminAddr is the address peers dial for this node's admin API.
@@ -454,6 +457,7 @@ func Default() *Config {
 			ID:          "n1",
 			DataDir:     "./zenmux-data",
 			MemtableMB:  8,
+			DrainGrace:  Duration(30 * time.Second),
 			Listen:      "127.0.0.1:8080",
 			AdminListen: "127.0.0.1:8081",
 			RaftListen:  "127.0.0.1:8300",

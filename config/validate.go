@@ -101,6 +101,9 @@ func (c *Cluster) Clustered() bool {
 // checkNode checks [node]: the id, the data directory, three distinct
 // listeners, and addresses peers can dial.
 func checkNode(p *problems, n *Node, clustered bool) {
+	if g := time.Duration(n.DrainGrace); g <= 0 || g > time.Hour {
+		p.add("node.drain_grace", "%s must be in (0, 1h]", g)
+	}
 	switch {
 	case n.ID == "":
 		p.add("node.id", "must not be empty")

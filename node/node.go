@@ -212,13 +212,33 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
-	log.Info().Msg("shutting down")
+	drain(log, time.Duration(cfg.Node.DrainGrace), proxySrv, charges, rep)
 	stopTick()
 	<-tickDone
 	<-payDone
 	_ = adminSrv.ShutdownWithContext(context.Background())
-	_ = proxySrv.ShutdownWithContext(context.Background())
 	return runErr
+}
+
+// drain stops a node gracefully: the proxy listener takes no new
+// connections while the requests and streams in flight finish, up to
+// grace; their charges are committed (the batcher's queue emptied); then a
+// leader hands leadership to a follower, so the cluster does not wait an
+// election timeout. The admin listener, which peers use to forward and to
+// read, stays up until after the hand-off.
+func drain(log zerolog.Logger, grace time.Duration, proxySrv *fasthttp.Server, charges *proxy.Batcher, rep *cluster.Replica) {
+	log.Info().Dur("grace", grace).Msg("draining: no new connections; waiting for requests in flight")
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := proxySrv.ShutdownWithContext(ctx); err != nil {
+		log.Warn().Err(err).Msg("drain grace elapsed: closing the requests still open")
+	}
+	charges.Close()
+	if err := rep.HandOff(); err != nil {
+		log.Warn().Err(err).Msg("leadership hand-off failed; the followers elect a leader by timeout")
+	} else {
+		log.Info().Msg("drained")
+	}
 }
 
 // adminToken returns the admin token: ZENMUX_ADMIN_TOKEN, else the

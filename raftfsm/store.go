@@ -443,6 +443,16 @@ func (s *Store) watchLeader() {
 func (s *Store) LeaderChanged() <-chan struct{} { return *s.leaderCh.Load() }
 
 // Close shuts Raft down and closes the database.
+// TransferLeadership hands leadership to the most up-to-date follower
+// and waits for it to take over; a node that does not lead has nothing to
+// hand over.
+func (s *Store) TransferLeadership() error {
+	if s.raft == nil || s.raft.State() != raft.Leader {
+		return nil
+	}
+	return s.raft.LeadershipTransfer().Error()
+}
+
 func (s *Store) Close() error {
 	var err error
 	if s.raft != nil {

@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"bufio"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// drainProviders makes echo stream slowly: 20 words at 10 a second keep a
+// stream open about 2 s, so a SIGTERM lands in the middle of it.
+const drainProviders = `
+[[providers]]
+name = "echo"
+kind = "echo"
+tokens_per_second = 10
+`
+
+// A SIGTERM drains the node: a stream in flight finishes whole (the client
+// reads its [DONE]) and is charged; new connections are refused; the node
+// exits cleanly, and after a restart the charge is in the request log.
+func TestGracefulDrainFinishesStreams(t *testing.T) {
+	n := StartNode(t, NodeOptions{Extra: drainProviders})
+	acct := wtAccount(t, n, "drain@example.com")
+	key := Get(wtWant(t, n.AdminDo("POST", "/admin/v1/accounts/"+acct+"/keys", `{"kind":"subscription","name":"d"}`), 201), "key")
+	words := strings.TrimSpace(strings.Repeat("word ", 19))
+	req, _ := http.NewRequest("POST", n.Proxy+"/v1/chat/completions",
+		strings.NewReader(`{"model":"zenmux/echo","stream":true,"messages":[{"role":"user","content":"`+words+`"}]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatalf("first event: %v", err)
+	}
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); n.Stop() }()
+	var rest strings.Builder
+	for i := 0; i < 1000; i++ {
+		line, err := r.ReadString('\n')
+		rest.WriteString(line)
+		if err != nil {
+			break
+		}
+	}
+	if !strings.Contains(rest.String(), "data: [DONE]") {
+		t.Fatalf("the stream in flight was cut by the drain:\n%s", rest.String())
+	}
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the node did not exit after draining")
+	}
+	if _, err := (&http.Client{Timeout: 2 * time.Second}).Get(n.Proxy + "/healthz"); err == nil {
+		t.Fatal("the stopped node still answers")
+	}
+	log, _ := os.ReadFile(n.logPath)
+	if !strings.Contains(string(log), "draining") || !strings.Contains(string(log), `"drained"`) {
+		t.Errorf("the log does not show the drain:\n%s", tail(string(log), 2000))
+	}
+	n.Start()
+	logs := wtWant(t, n.AdminDo("GET", "/admin/v1/accounts/"+acct+"/requests", ""), 200)
+	if entries, _ := logs["data"].([]any); len(entries) != 1 || Get(logs, "data.0.status") != "ok" || Get(logs, "data.0.output_tokens") != "20" {
+		t.Fatalf("after the restart the request log is %v, want the one stream, ok", logs)
+	}
+}
+
+// A leader that is stopped hands leadership over before it exits: the
+// other nodes know a leader the moment it is gone, without waiting an
+// election timeout.
+func TestGracefulDrainHandsOffLeadership(t *testing.T) {
+	nodes := startCluster(t, 3)
+	Expect(t, nodes[1].AdminDo("GET", "/admin/v1/cluster", "").JSON(t), "leader_id", "n1")
+	nodes[0].Stop()
+	c := nodes[1].AdminDo("GET", "/admin/v1/cluster", "").JSON(t)
+	if got := Get(c, "leader_id"); got != "n2" && got != "n3" {
+		t.Fatalf("right after the leader stopped, n2 sees leader %q, want n2 or n3 (handed over): %v", got, c)
+	}
+	log, _ := os.ReadFile(nodes[0].logPath)
+	if !strings.Contains(string(log), `"drained"`) {
+		t.Errorf("the stopped leader's log does not say it drained and handed over:\n%s", tail(string(log), 2000))
+	}
+}
