@@ -212,6 +212,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
+	log.Info().Msg("shutting down")
 	drain(log, time.Duration(cfg.Node.DrainGrace), proxySrv, charges, rep)
 	stopTick()
 	<-tickDone
