@@ -1,20 +1,17 @@
 package selfservice
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strconv"
-	"strings"
 
 	"github.com/valyala/fasthttp"
 
 	"zenmux/internal/apierr"
-	"zenmux/internal/tagname"
+	"zenmux/internal/strictjson"
 	"zenmux/ledger"
 )
 
@@ -84,39 +81,15 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetBody(append(b, '\n'))
 }
 
-// decodeBody parses a JSON object strictly: unknown fields (letter for
-// letter), trailing data and wrong types are refused, and so is a body
-// over maxBody. An empty body counts as {}.
+// decodeBody parses the body strictly (strictjson: unknown fields at
+// every depth, trailing data and wrong types refused; an empty body counts
+// as {}), and refuses a body over maxBody.
 func decodeBody(ctx *fasthttp.RequestCtx, dst any) error {
-	body := bytes.TrimSpace(ctx.PostBody())
+	body := ctx.PostBody()
 	if len(body) > maxBody {
 		return fmt.Errorf("%w: the body is over %d bytes", errTooLarge, maxBody)
 	}
-	if len(body) == 0 {
-		body = []byte("{}")
-	}
-	if body[0] != '{' {
-		return fmt.Errorf("%w: the body must be a JSON object", ledger.ErrInvalid)
-	}
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.DisallowUnknownFields()
-	if err := d.Decode(dst); err != nil {
-		return fmt.Errorf("%w: %s", ledger.ErrInvalid, strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if len(bytes.TrimSpace(body[d.InputOffset():])) != 0 {
-		return fmt.Errorf("%w: trailing data after the JSON object", ledger.ErrInvalid)
-	}
-	// encoding/json also takes a name that differs only in case.
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(body, &obj) == nil {
-		t := reflect.TypeOf(dst).Elem()
-		for name := range obj {
-			if _, ok := tagname.Field(t, "json", name); !ok {
-				return fmt.Errorf("%w: unknown field %q (field names are lower case)", ledger.ErrInvalid, name)
-			}
-		}
-	}
-	return nil
+	return strictjson.Decode(body, dst)
 }
 
 // randomBytes returns n random bytes.
