@@ -4,6 +4,7 @@
 package admin
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sort"
@@ -475,15 +476,11 @@ func (s *Server) cancel(ctx *fasthttp.RequestCtx, id string) (any, int, error) {
 	return propose(s.store, &ledger.Cancel{AccountID: id}, 200)
 }
 
-// newSecret makes a key secret (K1): prefix + 64 hex chars of 32 random
-// bytes. Only its hash enters the ledger.
+// newSecret makes a key secret of kind from fresh random bytes (K1).
 func newSecret(kind string) (secret string, hash [32]byte, last4 string) {
-	prefix := ledger.PrefixSubscription
-	if kind == ledger.KindPayg {
-		prefix = ledger.PrefixPayg
-	}
-	secret = prefix + randomHex(32)
-	return secret, ledger.HashSecret(secret), secret[len(secret)-4:]
+	var r [32]byte
+	_, _ = rand.Read(r[:]) // never fails (crypto/rand)
+	return ledger.NewSecret(kind, r)
 }
 
 func (s *Server) createKey(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {

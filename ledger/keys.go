@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"crypto/subtle"
+	"encoding/hex"
 	"slices"
 )
 
@@ -119,4 +120,17 @@ func (l *Ledger) KeyByHash(h [32]byte) (accountID, keyID string, ok bool) {
 		return "", "", false
 	}
 	return k.AccountID, k.ID, true
+}
+
+// NewSecret makes a key secret from 32 random bytes the caller draws (the
+// ledger reads no randomness): the kind's prefix and 64 hex characters
+// (K1), with the hash the ledger keeps and the last four characters it
+// shows.
+func NewSecret(kind string, random [32]byte) (secret string, hash [32]byte, last4 string) {
+	prefix := PrefixSubscription
+	if kind == KindPayg {
+		prefix = PrefixPayg
+	}
+	secret = prefix + hex.EncodeToString(random[:])
+	return secret, HashSecret(secret), secret[len(secret)-4:]
 }

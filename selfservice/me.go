@@ -2,6 +2,7 @@ package selfservice
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -244,15 +245,11 @@ func propose[R any](store Store, cmd ledger.Cmd[R], status int) (any, int, error
 	return v, status, nil
 }
 
-// newSecret makes a key secret (K1): prefix + 64 hex chars of 32 random
-// bytes. Only its hash enters the ledger.
+// newSecret makes a key secret of kind from fresh random bytes (K1).
 func newSecret(kind string) (secret string, hash [32]byte, last4 string) {
-	prefix := ledger.PrefixSubscription
-	if kind == ledger.KindPayg {
-		prefix = ledger.PrefixPayg
-	}
-	secret = prefix + randomHex(32)
-	return secret, ledger.HashSecret(secret), secret[len(secret)-4:]
+	var r [32]byte
+	_, _ = rand.Read(r[:]) // never fails (crypto/rand)
+	return ledger.NewSecret(kind, r)
 }
 
 func (s *Server) createKey(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
