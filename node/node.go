@@ -27,7 +27,6 @@ import (
 	"zenmux/config"
 	"zenmux/internal/metrics"
 	"zenmux/internal/zlog"
-	"zenmux/ledger"
 	"zenmux/payments"
 	"zenmux/proxy"
 	"zenmux/raftfsm"
@@ -329,12 +328,12 @@ func providerKey(p config.Provider, getenv func(string) string) (string, error) 
 	return "", nil
 }
 
-// modelRoutes is the proxy's Routes: a model that names its provider
-// (config) is served by that provider alone; a catalog model by the
+// modelRoutes is the proxy's Routes for catalog models (a model that
+// names its provider is served by it alone, in the proxy): the
 // configured providers of each preset on its catalog route, in route order
 // and, within a preset, in config order. Providers that are not built on
 // this node stay listed: the proxy skips them and reports why.
-func modelRoutes(cfg *config.Config) func(m *ledger.Model) []proxy.Route {
+func modelRoutes(cfg *config.Config) func(modelID string) []proxy.Route {
 	byPreset := map[string][]string{}
 	for _, p := range cfg.Providers {
 		if p.Preset != "" {
@@ -352,12 +351,7 @@ func modelRoutes(cfg *config.Config) func(m *ledger.Model) []proxy.Route {
 		}
 		routes[m.ID] = rs
 	}
-	return func(m *ledger.Model) []proxy.Route {
-		if m.Provider != "" {
-			return []proxy.Route{{Provider: m.Provider, Upstream: m.Upstream}}
-		}
-		return routes[m.ID]
-	}
+	return func(modelID string) []proxy.Route { return routes[modelID] }
 }
 
 // adminStore is the replica as the admin API sees it, with the node's

@@ -158,7 +158,11 @@ upstream = "echo"
 		ledger.EchoModelID:           {{Provider: "echo", Upstream: "echo"}},
 	} {
 		m := models[id]
-		if got := routes(&m); !reflect.DeepEqual(got, want) {
+		got := routes(m.ID)
+		if m.Provider != "" { // the proxy serves it by its own provider alone, not asking Routes
+			got = []proxy.Route{{Provider: m.Provider, Upstream: m.Upstream}}
+		}
+		if !reflect.DeepEqual(got, want) {
 			t.Errorf("routes(%s) = %v, want %v", id, got, want)
 		}
 	}

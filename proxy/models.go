@@ -131,7 +131,8 @@ func (s *Server) pricing(ctx *fasthttp.RequestCtx) {
 // servable reports whether a provider on the model's route is one this
 // node has (configured, with its key).
 func (s *Server) servable(m *ledger.Model) bool {
-	for _, r := range s.routes(m) {
+	var own [1]Route
+	for _, r := range s.routes(m, &own) {
 		if s.o.Providers[r.Provider] != nil {
 			return true
 		}

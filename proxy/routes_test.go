@@ -19,13 +19,34 @@ import (
 // each test runs a second gateway over the harness's ledger and batcher,
 // with the providers and routes it needs.
 
-// routed starts a gateway whose models all take routes, and returns its
-// URL.
+// routed starts a gateway whose models all take routes (the harness's
+// models are put back without their own provider, as catalog models are),
+// and returns its URL.
 func routed(t *testing.T, g *gateway, providers map[string]Provider, routes []Route) string {
+	t.Helper()
+	models := ledger.DefaultModels()
+	for _, m := range []struct {
+		id    string
+		plans []string
+	}{{modelGPT, []string{"free", "pro", "max", "ultra"}}, {modelClaude, []string{"free", "pro", "max", "ultra"}}, {modelMax, []string{"max", "ultra"}}} {
+		pm := testPrices
+		pm.ID, pm.Plans = m.id, m.plans
+		models = append(models, pm)
+	}
+	for _, m := range models {
+		m.Provider, m.Upstream = "", ""
+		g.apply(&ledger.PutModel{Model: m})
+	}
+	return routedServer(t, g, providers, routes)
+}
+
+// routedServer starts a second gateway over the harness's ledger with
+// these providers and routes, and returns its URL.
+func routedServer(t *testing.T, g *gateway, providers map[string]Provider, routes []Route) string {
 	t.Helper()
 	s, err := New(Options{
 		NodeID: "t2", Ledger: func() *ledger.Ledger { return g.L }, Now: g.now.Load, Charges: g.charges, AckQuorum: true,
-		Providers: providers, Routes: func(*ledger.Model) []Route { return routes },
+		Providers: providers, Routes: func(string) []Route { return routes },
 		ProviderProblems: map[string]string{"keyless": "has no API key on this node"},
 		PaygRPM:          600, PaygBurst: 600, CountTokensRPM: 100, CountTokensBurst: 20, Ready: func() bool { return true }, Log: zerolog.New(io.Discard),
 	})
@@ -295,4 +316,20 @@ func TestPricingAvailable(t *testing.T) {
 	if resp.StatusCode != 503 || !strings.Contains(string(body), `no provider that serves it is configured on this node`) {
 		t.Fatalf("answer %d %s", resp.StatusCode, body)
 	}
+}
+
+// A model that names its provider (a config or admin model) is served by
+// that provider alone: Options.Routes, the catalog's, is not asked.
+func TestRouteOwnProviderFirst(t *testing.T) {
+	g := newGateway(t, gatewayOptions{})
+	g.OpenAI.Handle(answerWith(200, chatCompletion("own", routeUsage)))
+	url := routedServer(t, g, map[string]Provider{"oai": newTestProvider(t, "openai", g.OpenAI.URL), "other": newTestProvider(t, "openai", closedURL(t))},
+		[]Route{{Provider: "other", Upstream: "nope"}})
+	acct, key, _ := g.account("pro")
+	resp, body := rawPost(t, url+"/v1/chat/completions", key, `{"model":"test/gpt","messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "own") || !strings.Contains(string(g.OpenAI.request(t, 0)), `"model":"up-gpt"`) {
+		t.Fatalf("answer %d %s", resp.StatusCode, body)
+	}
+	usd, flows := priced(1000, 300, 200, 0)
+	g.oneCharge(t, acct, want{in: 1000, out: 300, cr: 200, flows: flows, usd: usd, status: "ok"})
 }

@@ -41,10 +41,11 @@ type Options struct {
 	AckQuorum bool
 	// Providers by name, as the catalog's models and Routes name them.
 	Providers map[string]Provider
-	// Routes lists, in order, the providers that may serve a model (the
-	// first configured one serves; a failure before the first byte moves
-	// to the next). Nil means the model's own Provider and Upstream.
-	Routes func(m *ledger.Model) []Route
+	// Routes lists, in order, the providers that may serve a catalog model
+	// (the first configured one serves; a failure before the first byte
+	// moves to the next). A model that names its Provider is served by it
+	// alone, without asking; nil Routes means every model does.
+	Routes func(modelID string) []Route
 	// ProviderProblems says, by provider name, why a configured provider
 	// cannot serve on this node (for example "has no API key on this
 	// node"); the node reports it at start, and its models are refused

@@ -30,12 +30,15 @@ type candidate struct {
 	up Format
 }
 
-// routes are the model's routes: Options.Routes, or its own provider.
-func (s *Server) routes(m *ledger.Model) []Route {
-	if s.o.Routes != nil {
-		return s.o.Routes(m)
+// routes are the model's routes: its own provider when it names one (a
+// config or admin model), else Options.Routes (the catalog's). own is
+// the caller's room for the single route, so a request allocates none.
+func (s *Server) routes(m *ledger.Model, own *[1]Route) []Route {
+	if m.Provider != "" || s.o.Routes == nil {
+		own[0] = Route{Provider: m.Provider, Upstream: m.Upstream}
+		return own[:]
 	}
-	return []Route{{Provider: m.Provider, Upstream: m.Upstream}}
+	return s.o.Routes(m.ID)
 }
 
 // candidates appends to dst the providers on the model's route that this
@@ -44,7 +47,8 @@ func (s *Server) routes(m *ledger.Model) []Route {
 // exist but cannot take this endpoint at all (an embedding on an
 // Anthropic upstream) are a 400.
 func (s *Server) candidates(dst []candidate, f Format, m *ledger.Model) ([]candidate, *apiError) {
-	routes := s.routes(m)
+	var own [1]Route
+	routes := s.routes(m, &own)
 	unfit := ""
 	for _, r := range routes {
 		p := s.o.Providers[r.Provider]
