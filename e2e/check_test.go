@@ -64,6 +64,7 @@ func TestCheckGoodConfig(t *testing.T) {
 	ca := clusterCA(t)
 	cert, key := ca.Issue(t, "n1", nil)
 	data := filepath.Join(dir, "data")
+	ports := freePorts(t, 2)
 	cfg := fmt.Sprintf(`[node]
 id = "n1"
 data_dir = %q
@@ -86,7 +87,7 @@ name = "up"
 kind = "openai"
 base_url = "http://127.0.0.1:9/v1"
 api_key_file = %q
-`, data, held.Addr().String(), freePort(t), freePort(t),
+`, data, held.Addr().String(), ports[0], ports[1],
 		writeFile(t, dir, "admin.token", []byte("0123456789abcdef0123456789abcdef\n")),
 		writeFile(t, dir, "cluster.secret", []byte("fedcba9876543210fedcba9876543210\n")),
 		writeFile(t, dir, "node.pem", cert), writeFile(t, dir, "node.key", key), writeFile(t, dir, "ca.pem", ca.PEM),
@@ -133,6 +134,7 @@ idle_timeout = "0s"
 	ca := clusterCA(t)
 	cert, _ := ca.Issue(t, "n1", nil)
 	_, otherKey := ca.Issue(t, "n2", nil)
+	ports := freePorts(t, 3)
 	files := fmt.Sprintf(`[node]
 data_dir = %q
 listen = "127.0.0.1:%d"
@@ -150,7 +152,7 @@ name = "up"
 kind = "openai"
 base_url = "http://127.0.0.1:9/v1"
 api_key_env = "ZENMUX_CHECK_TEST_UNSET"
-`, filepath.Join(dir, "data"), freePort(t), freePort(t), freePort(t),
+`, filepath.Join(dir, "data"), ports[0], ports[1], ports[2],
 		writeFile(t, dir, "cluster.secret", []byte("short\n")),
 		writeFile(t, dir, "node.pem", cert), writeFile(t, dir, "node.key", otherKey), writeFile(t, dir, "ca.pem", ca.PEM))
 	stdout, stderr, code := runBinary(t, "check", "-config", writeFile(t, dir, "files.toml", []byte(files)))

@@ -82,12 +82,25 @@ func readSources() {
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns n distinct TCP ports on 127.0.0.1 that were free a
+// moment ago: every listener stays open until all n are picked, so the
+// kernel cannot hand the same port out twice (picking one at a time and
+// closing it between picks did, once, in CI).
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // Node is one zenmuxd process under test.
@@ -177,7 +190,8 @@ func StartNode(t *testing.T, o NodeOptions) *Node {
 		}
 	})
 	for attempt := 1; ; attempt++ {
-		pp, ap, rp := freePort(t), freePort(t), freePort(t)
+		ports := freePorts(t, 3)
+		pp, ap, rp := ports[0], ports[1], ports[2]
 		n.Proxy = fmt.Sprintf("http://127.0.0.1:%d", pp)
 		n.Admin = fmt.Sprintf("%s://127.0.0.1:%d", scheme, ap)
 		n.RaftAddr = fmt.Sprintf("127.0.0.1:%d", rp)
