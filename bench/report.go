@@ -190,25 +190,26 @@ func (r *Report) checks() {
 func (r *Report) singleChecks(add func(name string, pass bool, detail string)) {
 	const async, quorum, low = "zenmuxd-async", "zenmuxd-quorum", "rate1000"
 
-	// The CPU bound is checked at max throughput, where the issue's own
-	// reference (a do-nothing proxy: 27 µs per request) was taken; at a
-	// fixed low rate every process pays per-request wake-ups that dwarf
-	// its work, which the 1000 req/s column shows separately.
+	// The bounds are #13's (item 9), each judged against the do-nothing
+	// proxy measured in the same run. The CPU bound is checked at max
+	// throughput, where the reference (noproxy: ~26 µs per request) was
+	// taken; at a fixed low rate every process pays per-request wake-ups
+	// that dwarf its work, which the 1000 req/s column shows separately.
 	if p := r.get(async, "max"); p != nil && p.CPUMicrosPerReq != nil {
 		detail := fmt.Sprintf("%.1f µs/req", *p.CPUMicrosPerReq)
 		if n := r.get("noproxy", "max"); n != nil && n.CPUMicrosPerReq != nil {
 			detail += fmt.Sprintf(" (noproxy %.1f)", *n.CPUMicrosPerReq)
 		}
-		add("zenmuxd-async CPU ≤ 50 µs/req (at max throughput)", *p.CPUMicrosPerReq <= 50, detail)
+		add("zenmuxd-async CPU ≤ 35 µs/req (at max throughput)", *p.CPUMicrosPerReq <= 35, detail)
 	} else {
-		add("zenmuxd-async CPU ≤ 50 µs/req (at max throughput)", false, "no data")
+		add("zenmuxd-async CPU ≤ 35 µs/req (at max throughput)", false, "no data")
 	}
 
 	if a, d := r.get(async, "max"), r.get("direct", "max"); a != nil && d != nil && d.ReqPerSec > 0 {
 		pct := 100 * a.ReqPerSec / d.ReqPerSec
-		add("zenmuxd-async max throughput ≥ 20% of direct", pct >= 20, fmt.Sprintf("%.1f%% (%.0f of %.0f req/s)", pct, a.ReqPerSec, d.ReqPerSec))
+		add("zenmuxd-async max throughput ≥ 28% of direct", pct >= 28, fmt.Sprintf("%.1f%% (%.0f of %.0f req/s)", pct, a.ReqPerSec, d.ReqPerSec))
 	} else {
-		add("zenmuxd-async max throughput ≥ 20% of direct", false, "no data")
+		add("zenmuxd-async max throughput ≥ 28% of direct", false, "no data")
 	}
 
 	// The noproxy baseline is clamped at 0: noise can make it negative,
@@ -231,15 +232,15 @@ func (r *Report) singleChecks(add func(name string, pass bool, detail string)) {
 	}
 
 	if q99, ok := r.added(quorum, low, p99); ok {
-		add("zenmuxd-quorum added p99 at 1000 req/s ≤ 3 ms", q99 <= 3000, fmt.Sprintf("%.0f µs", q99))
+		add("zenmuxd-quorum added p99 at 1000 req/s ≤ 2 ms", q99 <= 2000, fmt.Sprintf("%.0f µs", q99))
 	} else {
-		add("zenmuxd-quorum added p99 at 1000 req/s ≤ 3 ms", false, "no data")
+		add("zenmuxd-quorum added p99 at 1000 req/s ≤ 2 ms", false, "no data")
 	}
 
 	for _, t := range []string{async, quorum} {
-		name := t + " RSS at 1000 req/s ≤ 64 MiB"
+		name := t + " RSS at 1000 req/s ≤ 48 MiB"
 		if p := r.get(t, low); p != nil && p.RSSMaxMiB != nil {
-			add(name, *p.RSSMaxMiB <= 64, fmt.Sprintf("max %.1f MiB", *p.RSSMaxMiB))
+			add(name, *p.RSSMaxMiB <= 48, fmt.Sprintf("max %.1f MiB", *p.RSSMaxMiB))
 		} else {
 			add(name, false, "no data")
 		}
