@@ -346,6 +346,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	r := bufio.NewReader(rc)
+	if _, err := readStreamHeader(r); err != nil {
+		return fmt.Errorf("raftfsm: restore: %w", err)
+	}
 	for {
 		k, v, err := readFrame(r)
 		if err == io.EOF {
@@ -410,9 +413,13 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 	return sink.Close()
 }
 
-// writeState writes the applied index and every state record of r as
-// frames: uvarint key length, key, uvarint value length, value.
+// writeState writes the stream header (snapstore.go), then the applied
+// index and every state record of r as frames: uvarint key length, key,
+// uvarint value length, value.
 func writeState(w *bufio.Writer, r pebble.Reader) error {
+	if err := writeStreamHeader(w); err != nil {
+		return err
+	}
 	if v, closer, err := r.Get(appliedKey); err == nil {
 		werr := writeFrame(w, appliedKey, v)
 		closer.Close()

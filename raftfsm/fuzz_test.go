@@ -238,6 +238,9 @@ func FuzzRestore(f *testing.F) {
 	// So the base stream is no seed, but each small record in it is.
 	var records [][]byte
 	r := bufio.NewReader(bytes.NewReader(base))
+	if _, err := readStreamHeader(r); err != nil {
+		f.Fatal(err)
+	}
 	for {
 		k, v, err := readFrame(r)
 		if err == io.EOF {
@@ -256,6 +259,8 @@ func FuzzRestore(f *testing.F) {
 		{},
 		two,
 		two[:len(two)-1],
+		append(frame("", streamMagic+"\x02"), two...),
+		append(frame("", streamMagic+"\x03"), two...),
 		frame("s/nosuchkind/x", "{}"),
 		frame("s/acct/a1", "{not json"),
 		frame(string(appliedKey), "short"),

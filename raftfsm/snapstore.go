@@ -3,6 +3,7 @@ package raftfsm
 import (
 	"bufio"
 	"cmp"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,58 @@ const (
 type snapMeta struct {
 	raft.SnapshotMeta
 	Checkpoint bool `json:"checkpoint,omitempty"`
+}
+
+// The snapshot stream (writeState's frames; what a leader sends and
+// state.bin holds) has carried a header since version 2: a frame with an
+// empty key whose value is streamMagic then the version byte. The previous
+// release wrote the same frames without it: a stream that does not start
+// with a zero byte (an empty key; every other frame's key is the applied
+// index or a state key) is version 1, so a node of this build restores an
+// old leader's snapshot. An old node refuses a stream with a header (its
+// empty key is outside the state) and keeps its state (invariant 5).
+const (
+	streamMagic = "zenmux-snapshot"
+	// streamVersion is the version this build writes and the newest it
+	// reads; it reads every version from 1.
+	streamVersion = 2
+)
+
+// errSnapshotStream refuses a stream header this build cannot read.
+var errSnapshotStream = errors.New("snapshot stream")
+
+// writeStreamHeader starts a stream: the header frame of streamVersion.
+func writeStreamHeader(w *bufio.Writer) error {
+	return writeFrame(w, nil, append([]byte(streamMagic), streamVersion))
+}
+
+// readStreamHeader reads a stream's header, if it has one, and returns the
+// stream's version: 1 when there is none (an empty stream included).
+func readStreamHeader(r *bufio.Reader) (byte, error) {
+	if b, err := r.Peek(1); err == io.EOF || (err == nil && b[0] != 0) {
+		return 1, nil
+	} else if err != nil {
+		return 0, err
+	}
+	r.ReadByte() // the empty key's length, peeked above
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return 0, fmt.Errorf("%w: header length: %w", errSnapshotStream, err)
+	}
+	if n != uint64(len(streamMagic))+1 {
+		return 0, fmt.Errorf("%w: a %d-byte header", errSnapshotStream, n)
+	}
+	hdr := make([]byte, n)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return 0, fmt.Errorf("%w: header: %w", errSnapshotStream, err)
+	}
+	if string(hdr[:len(streamMagic)]) != streamMagic {
+		return 0, fmt.Errorf("%w: header %q", errSnapshotStream, hdr)
+	}
+	if v := hdr[len(streamMagic)]; v < 2 || v > streamVersion {
+		return 0, fmt.Errorf("%w: version %d; this build reads 1 to %d", errSnapshotStream, v, streamVersion)
+	}
+	return hdr[len(streamMagic)], nil
 }
 
 func newSnapStore(dir string, retain int) (*snapStore, error) {

@@ -1,11 +1,14 @@
 package raftfsm
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -158,5 +161,73 @@ func TestSnapshotStoreStreams(t *testing.T) {
 	}
 	if _, err := store.Create(2, 1, 1, conf, 1, nil); err == nil {
 		t.Fatal("created a version 2 snapshot")
+	}
+}
+
+// Every stream this build writes starts with the version-2 header; a
+// stream without one is the previous release's version 1 (the same
+// frames) and restores to the same state, so a node of this build catches
+// up from an old leader's snapshot.
+func TestSnapshotStreamVersions(t *testing.T) {
+	fsm := memFSM(t)
+	ledgerState(t, fsm)
+	hash, applied, err := fsm.StateHash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := stateStream(t, fsm)
+	header := "\x00\x10" + streamMagic + "\x02"
+	if !bytes.HasPrefix(stream, []byte(header)) {
+		t.Fatalf("stream starts %q, want the header %q", stream[:min(len(stream), 20)], header)
+	}
+	for name, s := range map[string][]byte{"version 2": stream, "version 1 (no header)": stream[len(header):]} {
+		other := memFSM(t)
+		if err := other.Restore(io.NopCloser(bytes.NewReader(s))); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if h, i, _ := other.StateHash(); h != hash || i != applied {
+			t.Errorf("%s restores to %x@%d, want %x@%d", name, h, i, hash, applied)
+		}
+	}
+	v, err := readStreamHeader(bufio.NewReader(bytes.NewReader(nil)))
+	if v != 1 || err != nil {
+		t.Errorf("an empty stream reads as version %d (%v), want 1", v, err)
+	}
+}
+
+// A header this build cannot read (a later version, a wrong magic, a cut
+// header) refuses the stream and leaves the state as it was (invariant 5).
+func TestRestoreRefusesAStreamVersionItDoesNotKnow(t *testing.T) {
+	fsm := memFSM(t)
+	ledgerState(t, fsm)
+	hash, applied, _ := fsm.StateHash()
+	body := stateStream(t, fsm)[len(streamMagic)+3:]
+	for name, s := range map[string][]byte{
+		"version 3":   append(frame("", streamMagic+"\x03"), body...),
+		"version 1":   append(frame("", streamMagic+"\x01"), body...),
+		"wrong magic": append(frame("", "zenmux-snapshoX\x02"), body...),
+		"long header": append(frame("", streamMagic+"\x02\x00"), body...),
+		"cut header":  []byte("\x00\x10zenmux"),
+	} {
+		err := fsm.Restore(io.NopCloser(bytes.NewReader(s)))
+		if !errors.Is(err, errSnapshotStream) {
+			t.Errorf("%s: Restore = %v, want errSnapshotStream", name, err)
+		}
+		if h, i, _ := fsm.StateHash(); h != hash || i != applied {
+			t.Fatalf("%s: a refused stream changed the state", name)
+		}
+	}
+}
+
+// The previous release reads a stream frame by frame with the readFrame of
+// this build (unchanged since): its first frame, the header's empty key, is
+// outside the state, so an old node refuses a new leader's snapshot before
+// it commits anything and keeps its state.
+func TestPreviousReleaseRefusesAVersion2Stream(t *testing.T) {
+	fsm := memFSM(t)
+	ledgerState(t, fsm)
+	_, _, err := readFrame(bufio.NewReader(bytes.NewReader(stateStream(t, fsm))))
+	if err == nil || !strings.Contains(err.Error(), `snapshot key "" outside the state`) {
+		t.Fatalf("the old frame reader on a version-2 stream: %v, want a refusal of the empty key", err)
 	}
 }
