@@ -40,6 +40,7 @@ type options struct {
 	clusterOnly bool     // only the cluster
 	clusterAcks []string // one cluster per ack mode, in this order
 	commit      bool     // only the group-commit benchmark (commit.go)
+	streams     bool     // only the streams against a relay (streams.go)
 	commitOpts  commitOptions
 }
 
@@ -93,6 +94,7 @@ func run() int {
 	flag.IntVar(&o.commitOpts.accounts, "commit-accounts", 1000, "-commit: accounts the charges are spread over")
 	flag.IntVar(&o.commitOpts.memtableMB, "commit-memtable-mb", 16, "-commit: the nodes' node.memtable_mb (the config default is 8)")
 	flag.StringVar(&o.commitOpts.cpuProfile, "commit-cpuprofile", "", "-commit: write a CPU profile of the measured window to this file")
+	flag.BoolVar(&o.streams, "streams", false, "only the streams against a relay: 8-event streams, spaced (2 ms, 1,000/s) and at once (64 connections), through noproxy and zenmuxd-async")
 	acks := flag.String("cluster-ack", "quorum", "the clusters' [accounting] ack modes, comma-separated, one cluster each: quorum, async or quorum,async")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -196,9 +198,13 @@ func run() int {
 		return 0
 	}
 
+	if o.streams {
+		return runStreamsOnly(ctx, o, tmp, root)
+	}
+
 	steps := 0
 	if !o.clusterOnly {
-		steps += len(singlePhases(o))*len(singleTargets) + len(ssSingleTargets)
+		steps += len(singlePhases(o))*len(singleTargets) + len(ssSingleTargets) + streamsSteps()
 	}
 	if o.cluster {
 		steps += len(o.clusterAcks) * (len(clusterTargets) + len(ssClusterTargets))
@@ -426,7 +432,10 @@ func runSingle(ctx context.Context, o options, tmp, zbin, nbin string, st *stub,
 			}
 		}
 	}
-	return runSelfServiceSingle(ctx, o, nodes, rep, prog, step)
+	if err := runSelfServiceSingle(ctx, o, nodes, rep, prog, step); err != nil {
+		return err
+	}
+	return runStreams(ctx, o, st, direct, noproxy, nodes["zenmuxd-async"], rep, prog, step)
 }
 
 // measure runs one phase against one target for d.

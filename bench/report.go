@@ -24,6 +24,9 @@ type Report struct {
 	SelfService []*SelfServiceResult `json:"self_service,omitempty"`
 	Checks      []Check              `json:"checks"`
 	Errors      []string             `json:"errors,omitempty"`
+
+	// the streams against a relay (streams.go)
+	Streams *StreamsResult `json:"streams,omitempty"`
 }
 
 // Meta describes the run.
@@ -141,7 +144,8 @@ func (r *Report) badAnswers() int64 {
 	for _, s := range r.SelfService {
 		n += s.All.bad()
 	}
-	return n
+	sb, _ := r.streamsBad()
+	return n + sb
 }
 
 func (p *PhaseResult) bad() int64 {
@@ -183,6 +187,7 @@ func (r *Report) checks() {
 		r.singleChecks(add)
 	}
 	r.selfServiceChecks(add)
+	r.streamsChecks(add)
 	r.answerCheck(add)
 }
 
@@ -273,6 +278,8 @@ func (r *Report) answerCheck(add func(name string, pass bool, detail string)) {
 			where = append(where, fmt.Sprintf("self-service %s: %d non-200 %v, %d errors %q", s.name(), p.Non200+p.WarmupNon200, p.Statuses, p.Errors+p.WarmupErrors, p.ErrorSamples))
 		}
 	}
+	_, sw := r.streamsBad()
+	where = append(where, sw...)
 	detail := "0 (warm-ups included)"
 	if bad > 0 {
 		detail = fmt.Sprintf("%d: %s", bad, strings.Join(where, "; "))
@@ -314,6 +321,9 @@ func (r *Report) print(w io.Writer, out string) {
 	}
 	if len(r.SelfService) > 0 {
 		r.printSelfService(w)
+	}
+	if r.Streams != nil {
+		r.printStreams(w)
 	}
 	fmt.Fprintln(w)
 	for _, c := range r.Checks {

@@ -13,13 +13,13 @@ import (
 )
 
 // stub is the upstream: an OpenAI Chat Completions endpoint that answers
-// at once with a fixed body, or streams N chunks, flushing each.
+// at once with a fixed body, or streams N chunks, flushing each, with a
+// pause between two chunks if one is set.
 type stub struct {
-	key        []byte // the Authorization header value it requires
-	chunks     [][]byte
-	chunkDelay time.Duration
-	srv        *fasthttp.Server
-	ln         net.Listener
+	key   []byte // the Authorization header value it requires
+	shape atomic.Pointer[streamShape]
+	srv   *fasthttp.Server
+	ln    net.Listener
 
 	unary, streams, refused atomic.Int64
 }
@@ -51,12 +51,26 @@ func stubChunks(n int) [][]byte {
 	return out
 }
 
+// streamShape is what a streamed answer is: its events and the pause
+// between two of them.
+type streamShape struct {
+	chunks [][]byte
+	delay  time.Duration
+}
+
+// setStream sets the streamed answers from now on: chunks content chunks,
+// delay apart (streams already started keep their shape).
+func (s *stub) setStream(chunks int, delay time.Duration) {
+	s.shape.Store(&streamShape{chunks: stubChunks(chunks), delay: delay})
+}
+
 func startStub(key string, chunks int, chunkDelay time.Duration) (*stub, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	s := &stub{key: []byte("Bearer " + key), chunks: stubChunks(chunks), chunkDelay: chunkDelay, ln: ln}
+	s := &stub{key: []byte("Bearer " + key), ln: ln}
+	s.setStream(chunks, chunkDelay)
 	s.srv = &fasthttp.Server{Handler: s.handle, Name: "bench-stub", NoDefaultServerHeader: true, NoDefaultDate: true,
 		ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	go func() { _ = s.srv.Serve(ln) }()
@@ -100,7 +114,8 @@ func (s *stub) handle(ctx *fasthttp.RequestCtx) {
 	s.streams.Add(1)
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
-	chunks, delay := s.chunks, s.chunkDelay
+	sh := s.shape.Load()
+	chunks, delay := sh.chunks, sh.delay
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		for i, c := range chunks {
 			if i > 0 && delay > 0 {

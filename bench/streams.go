@@ -1,0 +1,427 @@
+package main
+
+// Streams against a relay (#13): what a streamed answer costs zenmuxd
+// next to noproxy, a relay that flushes every upstream read and keeps
+// nothing, with the stub answering 8-event streams. Two loads: events 2 ms
+// apart offered open-loop at 1,000 streams a second (the gateway wakes per
+// event), and events sent at once from 64 closed-loop connections (the
+// gateway's work per event, at saturation). The zenmuxd target streams
+// with an account of its own, so that after the run its usage must equal
+// the streams it answered times the stub's tokens: metering exact.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+)
+
+// The streams measurement's shape (the issue's figures).
+const (
+	streamsEvents  = 8                    // content events a stream
+	streamsSpacing = 2 * time.Millisecond // the stub's pause between events, spaced
+	streamsRate    = 1000                 // streams a second, spaced
+	streamsConns   = 64                   // closed-loop connections, at once
+	// The stub's usage chunk for streamsEvents content events.
+	streamsInputTokens  = 14
+	streamsOutputTokens = streamsEvents
+	// Bounds on zenmuxd's CPU per stream against the relay's.
+	streamsSpacedBound = 1.2
+	streamsAtOnceBound = 2.0
+)
+
+// streamsTargets are the targets, in order; the relay is noproxy.
+var streamsTargets = []string{"direct", "noproxy", "zenmuxd-async"}
+
+// streamsPhases are the two loads.
+var streamsPhases = []struct{ Key, Label string }{
+	{"spaced", fmt.Sprintf("%d events %s apart, %d streams/s", streamsEvents, streamsSpacing, streamsRate)},
+	{"at_once", fmt.Sprintf("%d events at once, %d connections", streamsEvents, streamsConns)},
+}
+
+// StreamsResult is the streams measurement in the JSON.
+type StreamsResult struct {
+	Events    int     `json:"events"`
+	SpacingMS float64 `json:"spacing_ms"`
+	Rate      float64 `json:"spaced_rate"`
+	Conns     int     `json:"at_once_conns"`
+	// phase (spaced, at_once) → target → result
+	Results  map[string]map[string]*PhaseResult `json:"results"`
+	Metering *StreamsMetering                   `json:"metering,omitempty"`
+	Error    string                             `json:"error,omitempty"`
+}
+
+// StreamsMetering compares what zenmuxd's ledger holds for the streams
+// account with what its answers carried.
+type StreamsMetering struct {
+	Streams          int64  `json:"streams_answered"`
+	Requests         int64  `json:"ledger_requests"`
+	InputTokens      int64  `json:"ledger_input_tokens"`
+	OutputTokens     int64  `json:"ledger_output_tokens"`
+	WantInputTokens  int64  `json:"want_input_tokens"`
+	WantOutputTokens int64  `json:"want_output_tokens"`
+	Exact            bool   `json:"exact"`
+	Detail           string `json:"detail,omitempty"`
+}
+
+// streamsSteps is the progress steps runStreams takes.
+func streamsSteps() int { return len(streamsPhases) * len(streamsTargets) }
+
+// runStreams measures both loads against direct, noproxy and zenmuxd
+// (async), then checks zenmuxd's metering. z's node gets a fresh account
+// for it. The stub's stream shape is set here and put back after.
+func runStreams(ctx context.Context, o options, st *stub, direct, noproxy *target, z *zenmuxd, rep *Report, prog *progress, step *int) error {
+	res := &StreamsResult{Events: streamsEvents, SpacingMS: float64(streamsSpacing) / 1e6, Rate: streamsRate, Conns: streamsConns,
+		Results: map[string]map[string]*PhaseResult{}}
+	rep.Streams = res
+	prog.setup("streams: a fresh account on zenmuxd-async")
+	hc := &http.Client{Timeout: 10 * time.Second}
+	key, err := z.provision(hc, 9)
+	if err != nil {
+		return fmt.Errorf("streams: %w", err)
+	}
+	zt := newTarget("zenmuxd-async", z.proxyAddr, key, "bench/stub", z.p, streamsConns+o.workers+16)
+	targets := []*target{direct, noproxy, zt}
+	defer st.setStream(o.chunks, o.chunkDelay)
+	timeout := o.timeout + streamsEvents*streamsSpacing
+	var zAnswered int64
+	self := os.Getpid()
+	for _, ph := range streamsPhases {
+		res.Results[ph.Key] = map[string]*PhaseResult{}
+		delay := time.Duration(0)
+		if ph.Key == "spaced" {
+			delay = streamsSpacing
+		}
+		st.setStream(streamsEvents, delay)
+		run := func(t *target, d time.Duration) *runStats {
+			if ph.Key == "spaced" {
+				return openLoop(ctx, t, streamsRate, d, o.workers, true, timeout)
+			}
+			return closedStreams(ctx, t, streamsConns, d, timeout)
+		}
+		for _, t := range targets {
+			*step++
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if t.proc != nil && !t.proc.alive() {
+				return fmt.Errorf("streams: %s exited: %v\n%s", t.Name, t.proc.waitErr, t.proc.logTail(2000))
+			}
+			label := fmt.Sprintf("%s · streams, %s", t.Name, ph.Label)
+			prog.step(*step, label+" · warm-up")
+			warm := run(t, o.warmup)
+			prog.step(*step, label)
+			var cpu0 time.Duration
+			if t.proc != nil {
+				cpu0, _ = cpuTime(t.proc.pid())
+			}
+			self0, _ := cpuTime(self)
+			s := run(t, o.duration)
+			self1, _ := cpuTime(self)
+			mode := "closed"
+			if ph.Key == "spaced" {
+				mode = "stream"
+			}
+			r := phaseResult(phase{Key: ph.Key, Label: ph.Label, Mode: mode, Rate: streamsRate}, options{conns: streamsConns}, s, warm)
+			r.BenchCPUPercent = 100 * (self1 - self0).Seconds() / s.Window.Seconds()
+			if t.proc != nil {
+				if cpu1, err := cpuTime(t.proc.pid()); err == nil {
+					cpuS := (cpu1 - cpu0).Seconds()
+					r.CPUSeconds = &cpuS
+					if answered := s.OK + s.Non200; answered > 0 {
+						v := cpuS * 1e6 / float64(answered)
+						r.CPUMicrosPerReq = &v
+					}
+				}
+			}
+			if t == zt {
+				zAnswered += s.OK + warm.OK
+			}
+			res.Results[ph.Key][t.Name] = r
+		}
+	}
+	prog.setup("streams: reading zenmuxd's usage")
+	res.Metering = streamsMetering(ctx, zt, zAnswered)
+	return nil
+}
+
+// closedStreams runs conns workers, each sending its next streamed
+// request as soon as the last one has ended, for d.
+func closedStreams(ctx context.Context, t *target, conns int, d, timeout time.Duration) *runStats {
+	base := time.Now()
+	var wg sync.WaitGroup
+	var samples atomic.Int64
+	ts := make([]*tally, conns)
+	sent := make([]int64, conns)
+	for w := range conns {
+		ts[w] = &tally{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50_000_000 && ctx.Err() == nil; i++ { // bounded by time, and by count
+				start := time.Since(base)
+				if start >= d {
+					return
+				}
+				sent[w]++
+				ts[w].add(t.doStream(base, timeout), start, true, &samples)
+			}
+		}()
+	}
+	wg.Wait()
+	var n int64
+	for _, x := range sent {
+		n += x
+	}
+	return merge(ts, time.Since(base), n, true)
+}
+
+var errUsageShort = errors.New("the ledger's usage does not match the streams answered")
+
+// streamsMetering waits (at most 10 s: with async ack the last charges
+// commit a moment after their answers) until the streams account's usage
+// counts every stream answered, then compares its tokens with the stub's
+// usage chunk times the streams.
+func streamsMetering(ctx context.Context, t *target, answered int64) *StreamsMetering {
+	m := &StreamsMetering{Streams: answered, WantInputTokens: answered * streamsInputTokens, WantOutputTokens: answered * streamsOutputTokens}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(10 * time.Second)
+	var err error
+	for i := 0; i < 1000 && ctx.Err() == nil; i++ { // bounded by the deadline; the count is a backstop
+		err = m.read(hc, t)
+		if err == nil && m.Requests >= answered || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	switch {
+	case err != nil:
+		m.Detail = err.Error()
+	case m.Requests != answered || m.InputTokens != m.WantInputTokens || m.OutputTokens != m.WantOutputTokens:
+		m.Detail = fmt.Errorf("%w: %d requests, %d/%d tokens in/out; want %d, %d/%d", errUsageShort,
+			m.Requests, m.InputTokens, m.OutputTokens, answered, m.WantInputTokens, m.WantOutputTokens).Error()
+	default:
+		m.Exact = true
+	}
+	return m
+}
+
+// read fetches the account's usage through the self-service API with its
+// own key and sums its by_model rows.
+func (m *StreamsMetering) read(hc *http.Client, t *target) error {
+	req, err := http.NewRequest("GET", "http://"+t.Addr+"/api/v1/me/usage", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", t.auth)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /api/v1/me/usage: %d %s", resp.StatusCode, b)
+	}
+	var u struct {
+		ByModel []struct {
+			Requests     int64 `json:"requests"`
+			InputTokens  int64 `json:"input_tokens"`
+			OutputTokens int64 `json:"output_tokens"`
+		} `json:"by_model"`
+	}
+	if err := json.Unmarshal(b, &u); err != nil {
+		return fmt.Errorf("GET /api/v1/me/usage: %w", err)
+	}
+	m.Requests, m.InputTokens, m.OutputTokens = 0, 0, 0
+	for _, r := range u.ByModel {
+		m.Requests += r.Requests
+		m.InputTokens += r.InputTokens
+		m.OutputTokens += r.OutputTokens
+	}
+	return nil
+}
+
+// streamsCPURatio is zenmuxd's CPU per stream over the relay's in a phase.
+func (r *Report) streamsCPURatio(ph string) (z, relay, ratio float64, ok bool) {
+	if r.Streams == nil {
+		return 0, 0, 0, false
+	}
+	zr, nr := r.Streams.Results[ph]["zenmuxd-async"], r.Streams.Results[ph]["noproxy"]
+	if zr == nil || nr == nil || zr.CPUMicrosPerReq == nil || nr.CPUMicrosPerReq == nil || *nr.CPUMicrosPerReq <= 0 {
+		return 0, 0, 0, false
+	}
+	return *zr.CPUMicrosPerReq, *nr.CPUMicrosPerReq, *zr.CPUMicrosPerReq / *nr.CPUMicrosPerReq, true
+}
+
+// streamsChecks are #13's streaming criteria: zenmuxd's CPU per stream
+// against the relay's in both loads, and its metering exact. The answers
+// themselves count in answerCheck.
+func (r *Report) streamsChecks(add func(name string, pass bool, detail string)) {
+	if r.Streams == nil {
+		return
+	}
+	for _, c := range []struct {
+		ph    string
+		bound float64
+	}{{"spaced", streamsSpacedBound}, {"at_once", streamsAtOnceBound}} {
+		name := fmt.Sprintf("streams %s: zenmuxd-async CPU per stream ≤ %g × the relay's", c.ph, c.bound)
+		if z, n, ratio, ok := r.streamsCPURatio(c.ph); ok {
+			add(name, ratio <= c.bound, fmt.Sprintf("%.0f vs %.0f µs (%.2f×)", z, n, ratio))
+		} else {
+			add(name, false, "no data")
+		}
+	}
+	if m := r.Streams.Metering; m != nil {
+		detail := fmt.Sprintf("%d streams: %d requests, %d/%d tokens in/out in the ledger", m.Streams, m.Requests, m.InputTokens, m.OutputTokens)
+		if !m.Exact {
+			detail = m.Detail
+		}
+		add("streams: zenmuxd's usage is every stream's, exactly", m.Exact, detail)
+	} else {
+		add("streams: zenmuxd's usage is every stream's, exactly", false, "no data")
+	}
+}
+
+// streamsBad counts the streams measurement's wrong answers, warm-ups
+// included.
+func (r *Report) streamsBad() (n int64, where []string) {
+	if r.Streams == nil {
+		return 0, nil
+	}
+	for _, ph := range streamsPhases {
+		for _, t := range streamsTargets {
+			if p := r.Streams.Results[ph.Key][t]; p.bad() > 0 {
+				n += p.bad()
+				where = append(where, fmt.Sprintf("streams %s %s: %d non-200 %v, %d errors %q", ph.Key, t, p.Non200+p.WarmupNon200, p.Statuses, p.Errors+p.WarmupErrors, p.ErrorSamples))
+			}
+		}
+	}
+	return n, where
+}
+
+// printStreams writes the streams table.
+func (r *Report) printStreams(w io.Writer) {
+	s := r.Streams
+	fmt.Fprintf(w, "\nstreams of %d events (µs; latencies from the scheduled send): spaced = %s apart at %g streams/s, open loop; at once = no pause, %d connections, closed loop\n\n",
+		s.Events, time.Duration(s.SpacingMS*1e6), s.Rate, s.Conns)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "load\ttarget\tstreams/s\t% direct\tTTFB p50/p99\ttotal p50/p99\tCPU µs/stream\t× relay\tnon-200+err\t")
+	for _, ph := range streamsPhases {
+		d := s.Results[ph.Key]["direct"]
+		for _, t := range streamsTargets {
+			p := s.Results[ph.Key][t]
+			if p == nil {
+				continue
+			}
+			row := []string{ph.Key, t, fmt.Sprintf("%.0f", p.ReqPerSec), "-", "-", "-", "-", "-", fmt.Sprint(p.bad())}
+			if d != nil && d.ReqPerSec > 0 {
+				row[3] = fmt.Sprintf("%.2f", p.ReqPerSec/d.ReqPerSec)
+			}
+			if p.TTFB != nil {
+				row[4] = fmt.Sprintf("%.0f/%.0f", p.TTFB.P50, p.TTFB.P99)
+			}
+			if p.Latency != nil {
+				row[5] = fmt.Sprintf("%.0f/%.0f", p.Latency.P50, p.Latency.P99)
+			}
+			if p.CPUMicrosPerReq != nil {
+				row[6] = fmt.Sprintf("%.0f", *p.CPUMicrosPerReq)
+			}
+			if t == "zenmuxd-async" {
+				if _, _, ratio, ok := r.streamsCPURatio(ph.Key); ok {
+					row[7] = fmt.Sprintf("%.2f", ratio)
+				}
+			}
+			fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+		}
+	}
+	tw.Flush()
+	if m := s.Metering; m != nil {
+		fmt.Fprintf(w, "zenmuxd-async metering: %d streams answered, the ledger holds %d requests, %d/%d tokens in/out (want %d/%d)\n",
+			m.Streams, m.Requests, m.InputTokens, m.OutputTokens, m.WantInputTokens, m.WantOutputTokens)
+	}
+}
+
+// runStreamsOnly is -streams: build zenmuxd and noproxy, start the stub,
+// noproxy and one zenmuxd (async), measure the streams, report.
+func runStreamsOnly(ctx context.Context, o options, tmp, root string) int {
+	prog := newProgress(streamsSteps(), time.Duration(streamsSteps())*(o.warmup+o.duration+50*time.Millisecond))
+	defer prog.finish()
+	rep := newReport(o, root)
+	fail := func(err error) int {
+		prog.finish()
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "bench: interrupted")
+			return 130
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	prog.setup("building zenmuxd and noproxy")
+	zbin, nbin := filepath.Join(tmp, "zenmuxd"), filepath.Join(tmp, "noproxy")
+	for pkg, out := range map[string]string{"./cmd/zenmuxd": zbin, "./bench/noproxy": nbin} {
+		if err := buildBinary(ctx, root, pkg, out); err != nil {
+			return fail(err)
+		}
+	}
+	stubKey := "sk-stub-" + randomHex(16)
+	st, err := startStub(stubKey, o.chunks, o.chunkDelay)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { stopAll(3 * time.Second); st.close() }()
+	maxConns := max(streamsConns, o.workers) + 16
+	direct := newTarget("direct", st.addr(), stubKey, "stub-model", nil, maxConns)
+	prog.setup("starting noproxy")
+	port, err := freePort()
+	if err != nil {
+		return fail(err)
+	}
+	npAddr := fmt.Sprintf("127.0.0.1:%d", port)
+	np, err := startProc("noproxy", nbin, []string{"-listen", npAddr, "-upstream", st.addr()}, os.Environ(), filepath.Join(tmp, "noproxy.log"))
+	if err != nil {
+		return fail(err)
+	}
+	if err := waitTCP(ctx, np, npAddr, 15*time.Second); err != nil {
+		return fail(err)
+	}
+	noproxy := newTarget("noproxy", npAddr, stubKey, "stub-model", np, maxConns)
+	prog.setup("starting zenmuxd-async")
+	z, err := startZenmuxd(ctx, zbin, filepath.Join(tmp, "zenmuxd-async"), "zenmuxd-async", "async", st.addr(), stubKey)
+	if err != nil {
+		return fail(err)
+	}
+	for _, t := range []*target{direct, noproxy} {
+		if err := sanity(t, o.timeout); err != nil {
+			return fail(err)
+		}
+	}
+	rep.Meta.LoadAvgStart = loadAvg()
+	step := 0
+	if err := runStreams(ctx, o, st, direct, noproxy, z, rep, prog, &step); err != nil {
+		return fail(err)
+	}
+	rep.Meta.LoadAvgEnd = loadAvg()
+	prog.finish()
+	rep.checks()
+	if err := rep.write(o.out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: write results:", err)
+	}
+	rep.print(os.Stdout, o.out)
+	switch {
+	case rep.badAnswers() > 0:
+		return 1
+	case o.strict && !rep.allPass():
+		return 3
+	}
+	return 0
+}
