@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -31,12 +32,17 @@ type commitOptions struct {
 	cpuProfile string
 }
 
+// commitFSM is registered here rather than in main.go's flag list: it
+// only chooses what the three nodes' FSMs do.
+var commitFSM = flag.String("commit-fsm", "real", "-commit: the nodes' FSM: real (the ledger) or null (charge batches left unapplied and answered charged: the replication floor)")
+
 // CommitReport is what -commit measures, written as JSON.
 type CommitReport struct {
 	StartedAt       string  `json:"started_at"`
 	GitHead         string  `json:"git_head"`
 	NumCPU          int     `json:"num_cpu"`
 	Nodes           int     `json:"nodes"`
+	FSM             string  `json:"fsm"`
 	Accounts        int     `json:"accounts"`
 	MemtableMB      int     `json:"memtable_mb"`
 	OfferedPerS     int     `json:"offered_charges_per_s"`
@@ -87,6 +93,10 @@ const (
 // zenmuxd processes would have (3 × NumCPU), so a node's background work
 // does not hold back another's request path more than the kernel would.
 func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitReport, error) {
+	if *commitFSM != "real" && *commitFSM != "null" {
+		return nil, fmt.Errorf("commit bench: -commit-fsm %q: real or null", *commitFSM)
+	}
+	null := *commitFSM == "null"
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3 * runtime.NumCPU()))
 	defaults := config.Default()
 	secret := []byte("bench-commit-cluster-secret-0123456789")
@@ -103,7 +113,7 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		s, err := raftfsm.Open(raftfsm.Options{NodeID: fmt.Sprint("n", i), Dir: filepath.Join(tmp, fmt.Sprint("commit-n", i)), RaftAddr: addr,
-			Bootstrap: i == 1, Secret: secret, SnapshotEvery: uint64(defaults.Cluster.SnapshotEntries), MemTableMB: o.memtableMB})
+			Bootstrap: i == 1, Secret: secret, SnapshotEvery: uint64(defaults.Cluster.SnapshotEntries), MemTableMB: o.memtableMB, SkipCharges: null})
 		if err != nil {
 			return nil, err
 		}
@@ -153,7 +163,7 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 	// submitted and proposed, and ns its entry took to commit.
 	submitLag, proposed, inEntry := make([]int64, total), make([]int64, total), make([]int64, total)
 	for i, s := range stores {
-		p := &benchProposer{leader: leader, local: s == leader, firstAdmitted: now, proposedAt: proposed, inEntry: inEntry}
+		p := &benchProposer{leader: leader, local: s == leader, null: null, firstAdmitted: now, proposedAt: proposed, inEntry: inEntry}
 		proposers[i] = p
 		batchers[i] = proxy.NewBatcher(p, proxy.BatcherOptions{MaxCharges: defaults.Accounting.BatchMaxCharges, MaxQueue: defaults.Accounting.MaxQueuedCharges})
 	}
@@ -264,7 +274,7 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 	// window's start to the last of them committed.
 	span := time.Duration(lastDone.Load())
 	rep := &CommitReport{StartedAt: time.Now().UTC().Format(time.RFC3339), GitHead: gitHead(root), NumCPU: runtime.NumCPU(), Nodes: len(stores),
-		GOMAXPROCS: runtime.GOMAXPROCS(0), Accounts: o.accounts, MemtableMB: o.memtableMB, OfferedPerS: o.rate, DurationS: o.duration.Seconds(), Submitted: submitted,
+		GOMAXPROCS: runtime.GOMAXPROCS(0), FSM: *commitFSM, Accounts: o.accounts, MemtableMB: o.memtableMB, OfferedPerS: o.rate, DurationS: o.duration.Seconds(), Submitted: submitted,
 		CommittedPerS: float64(len(window)) / span.Seconds(),
 		Latency:       dist(window), Charged: charged.Load(),
 		LatencyIs: "from each charge's scheduled submit time to its committed result (quorum-acknowledged and applied on the leader)"}
@@ -311,6 +321,9 @@ func runCommit(ctx context.Context, o commitOptions, tmp, root string) (*CommitR
 type benchProposer struct {
 	leader *raftfsm.Store
 	local  bool
+	// null: the FSM skips charges (-commit-fsm null), so the proposer
+	// answers every committed charge "charged" itself.
+	null bool
 	// A charge's index is its AdmittedAt minus firstAdmitted; the
 	// proposer records, by index, when it proposed the charge (ns since
 	// the epoch) and how long the entry took (ns).
@@ -350,6 +363,13 @@ func (p *benchProposer) ProposeCharges(b *ledger.ChargeBatch) ([]ledger.ChargeRe
 	if err != nil {
 		return nil, err
 	}
+	if p.null {
+		out := make([]ledger.ChargeResult, len(b.Charges))
+		for i := range out {
+			out[i].Status = "charged"
+		}
+		return out, nil
+	}
 	return ledger.Answer(b, v.(ledger.Result))
 }
 
@@ -360,8 +380,8 @@ func (r *CommitReport) print(w io.Writer, out string) {
 		}
 		return "FAIL"
 	}
-	fmt.Fprintf(w, "\ngroup commit, %d-node cluster in one process over loopback TCP, %d CPUs, %d accounts, memtable_mb %d, offered %d charges/s for %.0f s\n",
-		r.Nodes, r.NumCPU, r.Accounts, r.MemtableMB, r.OfferedPerS, r.DurationS)
+	fmt.Fprintf(w, "\ngroup commit, %s FSM, %d-node cluster in one process over loopback TCP, %d CPUs, %d accounts, memtable_mb %d, offered %d charges/s for %.0f s\n",
+		r.FSM, r.Nodes, r.NumCPU, r.Accounts, r.MemtableMB, r.OfferedPerS, r.DurationS)
 	l, e := r.Latency, r.EntryLatency
 	fmt.Fprintf(w, "  committed %.0f charges/s   commit latency p50 %.2f ms  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
 		r.CommittedPerS, l.P50/1e3, l.P90/1e3, l.P99/1e3, l.P999/1e3, l.Max/1e3)

@@ -56,6 +56,8 @@ type FSM struct {
 	// inflight, when not nil, is the last checkpoint's encode and commit,
 	// which run beside the applies that follow it.
 	inflight *checkpointRun
+	// skipCharges: Options.SkipCharges (the benchmark floor only).
+	skipCharges bool
 }
 
 // CheckpointEvery is how long applied state may go untaken by a checkpoint
@@ -193,7 +195,11 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		if err != nil {
 			panic(fmt.Sprintf("raftfsm: entry %d: %v", lg.Index, err))
 		}
-		if cb, ok := cmd.(*ledger.ChargeBatch); ok && cb.Retry {
+		cb, isCharges := cmd.(*ledger.ChargeBatch)
+		if isCharges && f.skipCharges {
+			continue
+		}
+		if isCharges && cb.Retry {
 			// A retried batch looks its ids up in Pebble; the ledger has
 			// already forgotten the ones a checkpoint in flight carries.
 			f.awaitCommit()

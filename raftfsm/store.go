@@ -50,6 +50,11 @@ type Options struct {
 	ElectionTimeout  time.Duration
 	SnapshotEvery    uint64 // entries between snapshots
 	MemTableMB       int    // the state database's memtable (default 8)
+	// SkipCharges exists for the benchmark floor (bench -commit-fsm null)
+	// and nothing else: the FSM leaves charge batches unapplied and
+	// answers them nil, so a run measures Raft, the log store and the
+	// transport without the ledger's work. No configuration sets it.
+	SkipCharges bool
 }
 
 // The Raft timeouts a node runs with unless Options set others (tests do):
@@ -121,6 +126,7 @@ func Open(o Options) (*Store, error) {
 	if s.fsm, err = NewFSM(s.db); err != nil {
 		return nil, err
 	}
+	s.fsm.skipCharges = o.SkipCharges
 	logger := zlog.Hclog(o.Log, "raft", hclog.Warn)
 	snaps, err := newSnapStore(filepath.Join(o.Dir, "snapshots"), 2)
 	if err != nil {
