@@ -75,6 +75,12 @@ func (n *Node) RaftAddr() string { return cmp.Or(n.AdvertiseRaft, n.RaftListen) 
 // generated at first start into <data_dir>/admin.token.
 type Admin struct {
 	TokenFile string `toml:"token_file"`
+	// TLSCertFile and TLSKeyFile serve the admin listener to operators
+	// over TLS with their own certificate (a public CA's, say); both or
+	// neither. The node reads them again when either file changes, without
+	// a restart. Peers keep getting the cluster certificate (node/tls.go).
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
 }
 
 // Cluster is the [cluster] section.

@@ -82,6 +82,7 @@ func (c *Config) validate(defined func(i int, key string) bool) error {
 	checkCluster(&p, &c.Cluster)
 	checkFlow(&p, c.Flow)
 	checkProxy(&p, c.Proxy)
+	checkAdmin(&p, c.Admin, &c.Cluster)
 	checkAccounting(&p, c.Accounting)
 	checkPayg(&p, c.Payg)
 	checkSelfService(&p, c.SelfService)
@@ -203,12 +204,30 @@ func checkProxy(p *problems, x Proxy) {
 	}
 	checkRange(p, "proxy.count_tokens_rpm", x.CountTokensRPM, 1, maxRate)
 	checkRange(p, "proxy.count_tokens_burst", x.CountTokensBurst, 1, maxRate)
-	if x.TLSCertFile == "" && x.TLSKeyFile == "" {
+	checkTLSPair(p, "proxy", x.TLSCertFile, x.TLSKeyFile)
+}
+
+// checkAdmin checks [admin]'s TLS pair. Peers call a clustered node's
+// admin listener too, and authenticate it by the cluster CA: an https
+// admin listener in a cluster needs the [cluster] TLS files, whose
+// certificate it serves to peers.
+func checkAdmin(p *problems, a Admin, c *Cluster) {
+	checkTLSPair(p, "admin", a.TLSCertFile, a.TLSKeyFile)
+	if a.TLSCertFile != "" && c.Clustered() && !c.TLSEnabled() {
+		p.add("admin.tls_cert_file", "needs cluster TLS (cluster.tls_cert_file, tls_key_file, tls_ca_file) on a clustered node: peers call the admin listener too, over TLS with the cluster certificate")
+	}
+}
+
+// checkTLSPair checks a section's tls_cert_file and tls_key_file: both or
+// neither, existing files. The node loads them when it starts.
+func checkTLSPair(p *problems, section, certFile, keyFile string) {
+	if certFile == "" && keyFile == "" {
 		return
 	}
-	for _, f := range []struct{ key, path string }{{"proxy.tls_cert_file", x.TLSCertFile}, {"proxy.tls_key_file", x.TLSKeyFile}} {
+	certKey, keyKey := section+".tls_cert_file", section+".tls_key_file"
+	for _, f := range []struct{ key, path string }{{certKey, certFile}, {keyKey, keyFile}} {
 		if f.path == "" {
-			p.add(f.key, "must be set when the other of proxy.tls_cert_file, proxy.tls_key_file is (both or neither)")
+			p.add(f.key, "must be set when the other of %s, %s is (both or neither)", certKey, keyKey)
 			continue
 		}
 		switch st, err := os.Stat(f.path); {

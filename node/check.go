@@ -11,8 +11,9 @@ import (
 )
 
 // Check reads every file a start of cfg would read before it opens the
-// data dir — the [cluster] TLS files, the cluster secret, the admin token
-// file, the Stripe secrets — and checks them as Run does, without opening
+// data dir — the [cluster] TLS files, the proxy's and the admin
+// listener's TLS pairs, the cluster secret, the admin token file, the
+// Stripe secrets — and checks them as Run does, without opening
 // the data dir, a listener or a peer. It returns the problems that would
 // stop the node, each naming its key, and warnings: provider keys that
 // are missing, whose models a started node answers with 503
@@ -34,6 +35,9 @@ func Check(cfg *config.Config, getenv func(string) string) (problems, warnings [
 		}
 	}
 	if _, err := proxyTLS(cfg, zerolog.Nop()); err != nil {
+		problems = append(problems, err)
+	}
+	if _, err := adminTLS(cfg, nil, zerolog.Nop()); err != nil {
 		problems = append(problems, err)
 	}
 	// The Stripe driver is only built here, over no store: building it

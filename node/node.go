@@ -81,7 +81,11 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	}
 	rep.ReleaseAllowances()
 
-	adminLn, err := listenAdmin(cfg.Node.AdminListen, peerTLS)
+	adminConf, err := adminTLS(cfg, peerTLS, log)
+	if err != nil {
+		return err
+	}
+	adminLn, err := listenAdmin(cfg.Node.AdminListen, adminConf)
 	if err != nil {
 		return fmt.Errorf("admin listen: %w", err)
 	}

@@ -21,7 +21,7 @@ func TestProxyCertReloads(t *testing.T) {
 	certA, keyA := ca.Issue(t, "proxy-a", nil)
 	certFile, keyFile := testca.WriteFile(t, dir, "proxy.pem", certA), testca.WriteFile(t, dir, "proxy.key", keyA)
 	clock := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
-	r, err := newCertReloader(certFile, keyFile, zerolog.New(io.Discard), func() time.Time { return clock })
+	r, err := newCertReloader("proxy", certFile, keyFile, zerolog.New(io.Discard), func() time.Time { return clock })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestProxyCertReloads(t *testing.T) {
 		t.Fatalf("after a broken renewal: serving %q, want proxy-b", got)
 	}
 	// A node starting with that pair does not start.
-	if _, err := newCertReloader(certFile, keyFile, zerolog.New(io.Discard), time.Now); err == nil {
+	if _, err := newCertReloader("proxy", certFile, keyFile, zerolog.New(io.Discard), time.Now); err == nil {
 		t.Fatal("a start with a pair that does not load must fail")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +40,29 @@ import (
 // (/internal/v1) show both their certificate and the cluster token derived
 // from the secret.
 //
-// Certificates are read once at start; rotating them needs a restart.
+// The cluster certificates are read once at start; rotating them needs a
+// restart.
+//
+// # The admin listener with the operator's certificate
+//
+// [admin] tls_cert_file and tls_key_file give the admin listener a second
+// certificate, the operator's (a public CA's, say, for the names operators
+// type), reloaded like the proxy's (certReloader). Peers dial the same
+// listener at node.advertise_admin, often an IP no public CA certifies,
+// and trust the cluster CA alone; so the listener serves two certificates
+// and chooses per connection by ALPN: every node-to-node TLS client offers
+// the protocol "zenmux-peer" (peerALPN), and a ClientHello that offers it
+// gets the cluster configuration (the node's certificate, a client
+// certificate of the cluster CA required); any other (curl, a browser, an
+// SDK) gets the operator's certificate and is asked for no client
+// certificate, though one of the cluster CA is still verified when given.
+// /internal/v1 keeps requiring a verified cluster client certificate
+// (cluster.InternalHandler) whichever certificate the server showed, so
+// the choice by ALPN decides only what the client is shown, never what it
+// may do. ALPN rather than the server name: peers send the host they
+// dial, which operators may dial too. A node of an older release offers no
+// ALPN and would be shown the operator's certificate: set [admin] tls_*
+// once every node runs a release with this.
 
 // ErrClusterTLS is a [cluster] TLS file that cannot serve: unreadable, not
 // PEM, a key that does not match, a certificate the CA does not sign for
@@ -137,8 +160,13 @@ func clusterTLS(cfg *config.Config) (*tls.Config, error) {
 		RootCAs:      pool,
 		ClientCAs:    pool,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
+		NextProtos:   []string{peerALPN},
 	}, nil
 }
+
+// peerALPN is the ALPN protocol node-to-node TLS clients offer, by which
+// the admin listener tells a peer from an operator.
+const peerALPN = "zenmux-peer"
 
 // errNoCertificate is a PEM file without a CERTIFICATE block.
 var errNoCertificate = errors.New("no PEM certificate found")
@@ -175,17 +203,53 @@ func listenAdmin(addr string, conf *tls.Config) (net.Listener, error) {
 	if err != nil || conf == nil {
 		return ln, err
 	}
-	s := conf.Clone()
-	s.ClientAuth = tls.VerifyClientCertIfGiven
-	return tls.NewListener(ln, s), nil
+	return tls.NewListener(ln, conf), nil
+}
+
+// adminTLS is the admin listener's TLS configuration from the cluster's
+// (peer, nil without cluster TLS) and the operator's [admin] pair; nil
+// when neither is set. A ClientHello offering peerALPN gets the cluster
+// configuration, any other the operator's certificate, or the cluster's
+// when [admin] names none (see the package comment on this file).
+func adminTLS(cfg *config.Config, peer *tls.Config, log zerolog.Logger) (*tls.Config, error) {
+	var operator *tls.Config
+	if cfg.Admin.TLSCertFile != "" {
+		r, err := newCertReloader("admin", cfg.Admin.TLSCertFile, cfg.Admin.TLSKeyFile, log, time.Now)
+		if err != nil {
+			return nil, err
+		}
+		operator = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.GetCertificate, NextProtos: []string{"http/1.1"}}
+		if peer != nil {
+			operator.ClientCAs, operator.ClientAuth = peer.ClientCAs, tls.VerifyClientCertIfGiven
+		}
+	}
+	switch {
+	case peer == nil:
+		return operator, nil
+	case operator == nil:
+		// Today's listener: the cluster certificate for everyone, a client
+		// certificate verified when given. ALPN is not negotiated (curl's
+		// h2 and http/1.1 would match no protocol of a peer's).
+		operator = peer.Clone()
+		operator.ClientAuth, operator.NextProtos = tls.VerifyClientCertIfGiven, nil
+	}
+	peers := peer.Clone()
+	peers.ClientAuth = tls.RequireAndVerifyClientCert
+	return &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		if slices.Contains(h.SupportedProtos, peerALPN) {
+			return peers, nil
+		}
+		return operator, nil
+	}}, nil
 }
 
 // certReloader serves a certificate and key from files, read again when
 // either file's modification time or size changes, looked at no more than
 // once a second (reloadEvery). A pair that no longer loads (a half-written
 // renewal, say) keeps the last good one serving and is logged; the next
-// look tries again.
+// look tries again. The proxy and the admin listener each have one.
 type certReloader struct {
+	listener          string // "proxy" or "admin", in errors and logs
 	certFile, keyFile string
 	log               zerolog.Logger
 	now               func() time.Time
@@ -201,15 +265,15 @@ const reloadEvery = time.Second
 
 // newCertReloader reads the pair once; a pair that does not load now is
 // the node's start failing.
-func newCertReloader(certFile, keyFile string, log zerolog.Logger, now func() time.Time) (*certReloader, error) {
-	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log, now: now}
+func newCertReloader(listener, certFile, keyFile string, log zerolog.Logger, now func() time.Time) (*certReloader, error) {
+	r := &certReloader{listener: listener, certFile: certFile, keyFile: keyFile, log: log, now: now}
 	stamp, err := r.stampOf()
 	if err != nil {
 		return nil, err
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("proxy TLS: %w", err)
+		return nil, fmt.Errorf("%s TLS: %w", listener, err)
 	}
 	r.cert, r.stamp, r.checkedAt = &cert, stamp, now()
 	return r, nil
@@ -220,7 +284,7 @@ func (r *certReloader) stampOf() (string, error) {
 	for _, f := range []string{r.certFile, r.keyFile} {
 		st, err := os.Stat(f)
 		if err != nil {
-			return "", fmt.Errorf("proxy TLS: %w", err)
+			return "", fmt.Errorf("%s TLS: %w", r.listener, err)
 		}
 		fmt.Fprintf(&b, "%d/%d;", st.ModTime().UnixNano(), st.Size())
 	}
@@ -237,10 +301,10 @@ func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 		if stamp, err := r.stampOf(); err == nil && stamp != r.stamp {
 			cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
 			if err != nil {
-				r.log.Error().Err(err).Str("cert", r.certFile).Msg("the proxy's new TLS certificate does not load; still serving the previous one")
+				r.log.Error().Err(err).Str("listener", r.listener).Str("cert", r.certFile).Msg("the listener's new TLS certificate does not load; still serving the previous one")
 			} else {
 				r.cert, r.stamp = &cert, stamp
-				r.log.Info().Str("cert", r.certFile).Msg("proxy TLS certificate reloaded")
+				r.log.Info().Str("listener", r.listener).Str("cert", r.certFile).Msg("TLS certificate reloaded")
 			}
 		}
 	}
@@ -254,7 +318,7 @@ func proxyTLS(cfg *config.Config, log zerolog.Logger) (*tls.Config, error) {
 	if cfg.Proxy.TLSCertFile == "" {
 		return nil, nil
 	}
-	r, err := newCertReloader(cfg.Proxy.TLSCertFile, cfg.Proxy.TLSKeyFile, log, time.Now)
+	r, err := newCertReloader("proxy", cfg.Proxy.TLSCertFile, cfg.Proxy.TLSKeyFile, log, time.Now)
 	if err != nil {
 		return nil, err
 	}
