@@ -48,6 +48,10 @@ type Options struct {
 	// /admin/v1/payments/reconcile?since=<RFC 3339>; nil (no card
 	// payments configured) leaves the route unserved.
 	Reconcile func(since time.Time) (any, error)
+	// Backup opens a consistent copy of the replicated state for GET
+	// /admin/v1/backup, after a read barrier; nil leaves the route
+	// unserved.
+	Backup func() (Backup, error)
 }
 
 // Server is the admin HTTP handler.
@@ -91,6 +95,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s.metrics(ctx)
+		return
+	}
+	if path == "/admin/v1/backup" && s.opts.Backup != nil {
+		s.backup(ctx)
 		return
 	}
 	v, status, err := s.route(ctx, string(ctx.Method()), path)
