@@ -327,13 +327,15 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathMod
 		writeError(ctx, sh, e)
 	}
 	// Every exit is counted with the admitted billing and model; a stream's
-	// duration is recorded when its relay ends, not here.
+	// duration is recorded when its relay ends, not here. upstream is the
+	// time providers took to answer, which zenmuxd did not add.
 	start, streaming := time.Now(), false
+	var upstream time.Duration
 	var ad ledger.Admission
 	defer func() {
 		s.o.Metrics.Request(surfaces[f], ctx.Response.StatusCode(), ad.Billing, ad.Model.ID)
 		if !streaming {
-			s.o.Metrics.Duration(surfaces[f], time.Since(start))
+			s.o.Metrics.Duration(surfaces[f], time.Since(start), upstream)
 		}
 	}()
 
@@ -439,6 +441,7 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathMod
 		var err error
 		sent := time.Now()
 		resp, err = c.p.Do(call)
+		upstream += time.Since(sent)
 		in.x.sent()
 		last := i == len(cands)-1
 		if err != nil {
@@ -493,8 +496,10 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathMod
 	ctx.Response.Header.Set("X-Accel-Buffering", "no")
 	streaming = true
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		relay := time.Now()
 		s.relayStream(w, in, resp, clientWantsUsage)
-		s.o.Metrics.Duration(surfaces[f], time.Since(start))
+		end := time.Now()
+		s.o.Metrics.Duration(surfaces[f], end.Sub(start), upstream+end.Sub(relay))
 	})
 }
 
@@ -865,7 +870,14 @@ func (r *sseReader) next() (raw []byte, name string, data []byte, err error) {
 // it, holds the final event until the charge is committed (C2), and
 // charges what was produced if either side stops early (Q7).
 func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clientWantsUsage bool) {
-	defer resp.Body.Close()
+	ended := false // the upstream sent its final event: its body is drained, not cut
+	defer func() {
+		if ended {
+			go drainUpstream(resp.Body)
+			return
+		}
+		resp.Body.Close()
+	}()
 	m := newMeter(in.upFormat)
 	defer m.release()
 	r := sseReader{br: bufio.NewReaderSize(resp.Body, 32<<10)}
@@ -899,6 +911,7 @@ func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clie
 			}
 		}
 		if held != nil || outcome == "client_closed" || err != nil {
+			ended = held != nil && err == nil
 			break
 		}
 	}
@@ -923,6 +936,20 @@ func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clie
 	}
 	_, _ = w.Write(held)
 	_ = w.Flush()
+}
+
+// maxDrain bounds what drainUpstream reads after a stream's final event.
+const maxDrain = 64 << 10
+
+// drainUpstream reads an upstream stream past its final event to its end
+// (normally just the end of its chunked body) and closes it: a stream
+// read to its end gives its connection back to the provider's pool, one
+// closed early costs the next call a new connection. It runs after the
+// client has its last bytes, so an upstream that keeps the stream open
+// holds only itself, until its idle timeout or maxDrain bytes.
+func drainUpstream(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrain))
+	body.Close()
 }
 
 // passEvent relays one event of a stream that passes through: the event
