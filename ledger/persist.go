@@ -97,6 +97,9 @@ type Writer interface {
 
 // Key layout of the durable state (all relative to raftfsm's prefix):
 //
+// Records are JSON but for the ones every charge changes: accounts, totals
+// (binary, record_codec.go) and request-log entries (binary, LogEntry).
+//
 //	meta                      rate history, ledger time, clock, options
 //	plan/<id>  model/<id>  acct/<id>  key/<id>  refund/<id>  member/<id>
 //	day/<acct>/<yyyy-mm-dd>   daily totals
@@ -204,14 +207,14 @@ func (c *Changes) SizeHint() int {
 		r := &c.records[i]
 		switch {
 		case r.acct != nil:
-			n += 800
+			n += 256
 		case r.tot != nil:
-			n += 200
+			n += 48
 		}
 		n += 2*len(r.key) + len(r.val) + 16
 	}
 	for _, e := range c.logs {
-		n += 3*len(e.suffix) + len(e.AccountID) + len(e.KeyID) + len(e.Model) + 96
+		n += 2*len(e.suffix) + len(e.AccountID) + len(e.KeyID) + len(e.Model) + 64
 	}
 	return n
 }
@@ -233,10 +236,10 @@ func (c *Changes) Write(w Writer) error {
 		var err error
 		switch {
 		case r.acct != nil:
-			val = r.acct.appendJSON(val[:0])
+			val = r.acct.appendBinary(val[:0])
 			err = w.Set(key, val)
 		case r.tot != nil:
-			val = r.tot.appendJSON(val[:0])
+			val = r.tot.appendBinary(val[:0])
 			err = w.Set(key, val)
 		case r.val != nil:
 			err = w.Set(key, r.val)
@@ -376,8 +379,8 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 				l.models[m.ID] = m
 			}
 		case "acct":
-			a := new(Account)
-			if err = json.Unmarshal(v, a); err == nil {
+			var a *Account
+			if a, err = decodeAccount(v); err == nil {
 				l.accounts[a.ID] = a
 				l.emails[a.Email] = a.ID
 				l.queueDue(a)
@@ -406,7 +409,7 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 			}
 		case "day":
 			acct, day, _ := strings.Cut(id, "/")
-			err = json.Unmarshal(v, l.totals(l.days, acct, day))
+			err = decodeTotals(v, l.totals(l.days, acct, day))
 		case "bucket":
 			var tat int64
 			if err = json.Unmarshal(v, &tat); err == nil {
@@ -414,7 +417,7 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 			}
 		case "bymodel":
 			acct, model, _ := strings.Cut(id, "/")
-			err = json.Unmarshal(v, l.totals(l.byModel, acct, model))
+			err = decodeTotals(v, l.totals(l.byModel, acct, model))
 		case "pay":
 			acct, _, _ := strings.Cut(id, "/")
 			var p Payment

@@ -25,7 +25,21 @@ var (
 	statePrefix = []byte("s/")
 	stateUpper  = []byte("s0")
 	appliedKey  = []byte("s\x00applied")
+	// formatKey holds recordFormat once every record is in this build's
+	// encoding (migrate). Outside "s/", it is in no state hash or snapshot
+	// stream: it describes this database, not the replicated state.
+	formatKey = []byte("s\x00format")
 )
+
+// recordFormat is the encoding of the ledger's records this build writes:
+// 2 has binary account and totals records and version-2 request-log
+// entries (ledger.Recode); 1, in a database without formatKey, is the
+// earlier builds' JSON records and version-1 entries.
+const recordFormat = 2
+
+// migrateBatchBytes bounds one batch of recoded records: a long request
+// log is recoded in several.
+const migrateBatchBytes = 32 << 20
 
 // FSM is a thin adapter from hashicorp/raft to the ledger. It decodes each
 // entry and applies it to the ledger in memory; the ledger's changed
@@ -68,6 +82,9 @@ const CheckpointEvery = 100 * time.Millisecond
 // NewFSM loads the ledger and applied index from db.
 func NewFSM(db *pebble.DB) (*FSM, error) {
 	f := &FSM{db: db, every: CheckpointEvery}
+	if err := migrate(db); err != nil {
+		return nil, err
+	}
 	l, err := loadLedger(db, durable{db})
 	if err != nil {
 		return nil, err
@@ -87,6 +104,75 @@ func (f *FSM) Ledger() *ledger.Ledger { return f.ledger.Load() }
 
 // AppliedIndex is the last raft index reflected in state.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// migrate recodes every record an earlier build wrote into this build's
+// encoding (ledger.Recode), the applied index unchanged, before the
+// ledger is loaded: StateHash hashes stored bytes, so a replica holding
+// the same state in another encoding would disagree with its peers. It
+// runs once per database: the last batch sets formatKey. The state has no
+// WAL, so a crash before the next flush may lose recoded records; the
+// flush order keeps formatKey from reaching disk before them, and the next
+// open recodes what is left (a recoded record reads as the same state).
+func migrate(db *pebble.DB) error {
+	v, closer, err := db.Get(formatKey)
+	if err == nil {
+		var format uint64
+		if len(v) == 8 {
+			format = binary.BigEndian.Uint64(v)
+		}
+		closer.Close()
+		if format == 0 {
+			return fmt.Errorf("raftfsm: record format %x", v)
+		}
+		if format == recordFormat {
+			return nil
+		}
+		if format > recordFormat {
+			return fmt.Errorf("raftfsm: state records in format %d, this build reads up to %d: %w", format, recordFormat, ErrNewerFormat)
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: statePrefix, UpperBound: stateUpper})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	b := db.NewBatch()
+	defer func() { b.Close() }()
+	for it.First(); it.Valid(); it.Next() {
+		nv, changed, err := ledger.Recode(it.Key()[len(statePrefix):], it.Value())
+		if err != nil {
+			return fmt.Errorf("raftfsm: migrate: %w", err)
+		}
+		if !changed {
+			continue
+		}
+		if err := b.Set(it.Key(), nv, nil); err != nil {
+			return err
+		}
+		if b.Len() >= migrateBatchBytes {
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return err
+			}
+			b.Close()
+			b = db.NewBatch()
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	var format [8]byte
+	binary.BigEndian.PutUint64(format[:], recordFormat)
+	if err := b.Set(formatKey, format[:], nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.NoSync)
+}
+
+// ErrNewerFormat refuses a database a later build wrote in a record
+// format this one cannot read.
+var ErrNewerFormat = errors.New("state written by a newer build")
 
 // loadLedger reads every state record except the request log and the
 // charge dedupe records, which the ledger consults through durable lookups
@@ -362,6 +448,13 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		}
 		if err != nil {
 			return fmt.Errorf("raftfsm: restore: %w", err)
+		}
+		if string(k[:min(len(k), len(statePrefix))]) == string(statePrefix) {
+			// A stream from an earlier build's leader holds records in
+			// its encoding: store them in this build's (migrate).
+			if v, _, err = ledger.Recode(k[len(statePrefix):], v); err != nil {
+				return fmt.Errorf("raftfsm: restore: %w", err)
+			}
 		}
 		if err := b.Set(k, v, nil); err != nil {
 			return err

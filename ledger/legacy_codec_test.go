@@ -1,15 +1,19 @@
 package ledger
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
+	"testing"
 )
 
-// The records a charge changes — its account and the per-day and
-// per-model totals — are encoded by hand: byte for byte what encoding/json
-// writes (TestFastJSONMatchesEncodingJSON), at a fraction of its cost at
-// every checkpoint.
+// The JSON encoders of the account and totals records that builds before
+// the binary records (record_codec.go) wrote at every checkpoint, byte for
+// byte what encoding/json writes (TestFastJSONMatchesEncodingJSON). Kept
+// here to write state as an earlier build did, so tests can check that a
+// replica opening it recodes it to the bytes it would write itself.
 
 func appendField(b []byte, name string, v int64) []byte {
 	b = append(b, '"')
@@ -61,8 +65,8 @@ func (w *Window) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-// appendInt64Map writes a map with sorted keys, as encoding/json does.
-func appendInt64Map(b []byte, name string, m map[string]int64) []byte {
+// appendJSONInt64Map writes a map with sorted keys, as encoding/json does.
+func appendJSONInt64Map(b []byte, name string, m map[string]int64) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
 	b = append(b, '"', ':', '{')
@@ -143,10 +147,10 @@ func (a *Account) appendJSON(b []byte) []byte {
 		b = appendStringField(append(b, ','), "last_log", a.LastLog)
 	}
 	if len(a.Allowances) > 0 {
-		b = appendInt64Map(b, "allowances", a.Allowances)
+		b = appendJSONInt64Map(b, "allowances", a.Allowances)
 	}
 	if len(a.AllowanceAt) > 0 {
-		b = appendInt64Map(b, "allowance_at", a.AllowanceAt)
+		b = appendJSONInt64Map(b, "allowance_at", a.AllowanceAt)
 	}
 	return append(b, '}')
 }
@@ -162,4 +166,82 @@ func (t *Totals) appendJSON(b []byte) []byte {
 	b = appendField(append(b, ','), "micro_flows", t.MicroFlows)
 	b = appendField(append(b, ','), "micro_usd", t.MicroUSD)
 	return append(b, '}')
+}
+
+// The hand-written encoders write exactly what encoding/json writes, so
+// records are the same bytes whichever wrote them (replicas must agree).
+func TestFastJSONMatchesEncodingJSON(t *testing.T) {
+	accounts := []Account{{}, {ID: "a\u2028", Email: "x<y>@z&\"q\"", Name: "Zoë \\ \n", CreatedAt: -1, Plan: "pro",
+		Sub: Subscription{CycleAnchor: 1, CycleIndex: 2, CycleStart: 3, CycleEnd: 4, PendingPlan: "free", Canceled: true, SubscribedAt: 5,
+			PaidMicroUSD: 6, UsageMicroUSD: 7, RefundedMicroUSD: 8,
+			Billing: BilledByStripe, Customer: "cus_\"1", PaymentMethod: "pm_<1>", RenewalIntent: "ren_1", RenewalDeadline: 13},
+		Tier: "insider", MultiplierPPM: 9, BalanceMicroUSD: -10, ExtraEnabled: true, ExtraKeyID: "k", ExtraSpentMicroUSD: 11, ExtraPeriodStart: 12,
+		W5h: Window{1, 2, 3}, Weekly: Window{4, 5, 6}, Monthly: Window{7, 8, 1 << 62}, KeyIDs: []string{"k1", "k\"2"}, PendingRefund: "rf",
+		LastLog: "0000000000000001/r", Allowances: map[string]int64{"n3": 1, "n1": -2, "n\u00e92": 3}, AllowanceAt: map[string]int64{"n1": 4}},
+		{KeyIDs: []string{}, Allowances: map[string]int64{}}}
+	for i := range accounts {
+		want, _ := json.Marshal(&accounts[i])
+		if got := accounts[i].appendJSON(nil); string(got) != string(want) {
+			t.Errorf("account %d\n got  %s\n want %s", i, got, want)
+		}
+	}
+	tot := Totals{Requests: 3, InputTokens: 1 << 40, OutputTokens: -1, CacheReadTokens: 0, CacheWriteTokens: 7, MicroFlows: 123456789, MicroUSD: -42}
+	for _, c := range []struct {
+		got  []byte
+		want any
+	}{{tot.appendJSON(nil), &tot}} {
+		want, _ := json.Marshal(c.want)
+		if string(c.got) != string(want) {
+			t.Errorf("\n got  %s\n want %s", c.got, want)
+		}
+	}
+}
+
+// appendBinaryV1 encodes e as earlier builds did (request-log version 1).
+func (e *LogEntry) appendBinaryV1(b []byte) []byte {
+	b = append(b, logEntryV1)
+	for _, s := range [...]string{e.ID, e.AccountID, e.KeyID, e.Model, e.Billing, e.Status, e.Prev} {
+		b = appendString(b, s)
+	}
+	for _, n := range [...]int64{e.At, e.AdmittedAt, e.InputTokens, e.OutputTokens, e.CacheReadTokens,
+		e.CacheWriteTokens, e.Images, e.MicroFlows, e.MicroUSD} {
+		b = binary.AppendVarint(b, n)
+	}
+	var flags byte
+	if e.Estimated {
+		flags |= logV1Estimated
+	}
+	return append(b, flags)
+}
+
+// legacyRecords re-encodes native records as an earlier build wrote them:
+// JSON accounts and totals, version-1 request-log entries.
+func legacyRecords(t testing.TB, native memWriter) memWriter {
+	t.Helper()
+	old := memWriter{}
+	for k, v := range native {
+		kind, _, _ := strings.Cut(k, "/")
+		switch kind {
+		case "acct":
+			a, err := decodeAccount(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v = a.appendJSON(nil)
+		case "day", "bymodel":
+			var tot Totals
+			if err := decodeTotals(v, &tot); err != nil {
+				t.Fatal(err)
+			}
+			v = tot.appendJSON(nil)
+		case "rlog":
+			e, err := DecodeLogEntry(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v = e.appendBinaryV1(nil)
+		}
+		old[k] = v
+	}
+	return old
 }
