@@ -866,9 +866,57 @@ func (r *sseReader) next() (raw []byte, name string, data []byte, err error) {
 	}
 }
 
-// relayStream relays an SSE answer event by event, flushing each, meters
-// it, holds the final event until the charge is committed (C2), and
-// charges what was produced if either side stops early (Q7).
+// flushReader is the upstream's body as the SSE reader reads it: before
+// every read of the upstream it flushes what was written to the client, so
+// the client gets the events of one upstream read in one write, as soon as
+// they were relayed, and never waits on the upstream for an event already
+// read. err is the client's write error, which ends the stream.
+type flushReader struct {
+	r   io.Reader
+	w   *bufio.Writer
+	err error
+}
+
+// errClientWrite stops the SSE reader when the client cannot be written.
+var errClientWrite = errors.New("client write failed")
+
+func (f *flushReader) Read(p []byte) (int, error) {
+	if f.w.Buffered() > 0 {
+		if f.err = f.w.Flush(); f.err != nil {
+			return 0, errClientWrite
+		}
+	}
+	return f.r.Read(p)
+}
+
+// streamState is a stream relay's buffers, pooled: the upstream reader's
+// 32 KiB buffer and the SSE reader's line, event and data buffers.
+type streamState struct {
+	fr flushReader
+	r  sseReader
+}
+
+var streamStates = sync.Pool{New: func() any {
+	st := &streamState{}
+	st.r.br = bufio.NewReaderSize(&st.fr, 32<<10)
+	return st
+}}
+
+// maxPooledEvent bounds the SSE buffers a pooled streamState keeps.
+const maxPooledEvent = 64 << 10
+
+func (st *streamState) release() {
+	st.fr = flushReader{}
+	if cap(st.r.line) > maxPooledEvent || cap(st.r.raw) > maxPooledEvent || cap(st.r.data) > maxPooledEvent {
+		st.r.line, st.r.raw, st.r.data = nil, nil, nil
+	}
+	streamStates.Put(st)
+}
+
+// relayStream relays an SSE answer event by event, written as read and
+// flushed before each read of the upstream (flushReader), meters it,
+// holds the final event until the charge is committed (C2), and charges
+// what was produced if either side stops early (Q7).
 func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clientWantsUsage bool) {
 	ended := false // the upstream sent its final event: its body is drained, not cut
 	defer func() {
@@ -880,7 +928,11 @@ func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clie
 	}()
 	m := newMeter(in.upFormat)
 	defer m.release()
-	r := sseReader{br: bufio.NewReaderSize(resp.Body, 32<<10)}
+	st := streamStates.Get().(*streamState)
+	defer st.release()
+	st.fr = flushReader{r: resp.Body, w: w}
+	st.r.br.Reset(&st.fr)
+	r := &st.r
 	outcome := "upstream_cut"
 	var held []byte
 	var x *streamTranslation
@@ -898,17 +950,18 @@ func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clie
 				if end || action == terminal {
 					held, action = append(held, out...), terminal
 				} else if len(out) > 0 {
-					if _, werr = w.Write(out); werr == nil {
-						werr = w.Flush()
-					}
+					_, werr = w.Write(out)
 				}
 			} else {
 				action = m.onEvent(name, data, clientWantsUsage)
-				werr = s.passEvent(w, in, &r, action, name, data, raw, &held)
+				werr = s.passEvent(w, in, r, action, name, data, raw, &held)
 			}
 			if werr != nil {
 				outcome = "client_closed"
 			}
+		}
+		if st.fr.err != nil {
+			outcome = "client_closed"
 		}
 		if held != nil || outcome == "client_closed" || err != nil {
 			ended = held != nil && err == nil
@@ -924,13 +977,18 @@ func (s *Server) relayStream(w *bufio.Writer, in *inflight, resp *Response, clie
 	u, status, est, ok := m.charge(in.requestBytes, outcome)
 	if !ok {
 		s.release(in)
+		_ = w.Flush()
 		return
 	}
 	wait := in.submit(u, status, est)
 	if held == nil {
 		return
 	}
+	if s.o.AckQuorum {
+		_ = w.Flush() // the events before the final one go out while the charge commits
+	}
 	if err := wait(); err != nil {
+		_ = w.Flush()
 		s.o.Log.Error().Err(err).Str("request", in.id).Msg("charge not committed; final event withheld")
 		return
 	}
@@ -954,7 +1012,8 @@ func drainUpstream(body io.ReadCloser) {
 
 // passEvent relays one event of a stream that passes through: the event
 // as the client gets it is head, the client's model where the upstream
-// named its own, tail. A terminal event goes to held instead.
+// named its own, tail; flushReader flushes it. A terminal event goes to
+// held instead.
 func (s *Server) passEvent(w *bufio.Writer, in *inflight, r *sseReader, action eventAction, name string, data, raw []byte, held *[]byte) error {
 	head, model, tail := raw, []byte(nil), []byte(nil)
 	if action != drop && r.dataAt >= 0 {
@@ -968,9 +1027,6 @@ func (s *Server) passEvent(w *bufio.Writer, in *inflight, r *sseReader, action e
 		if werr == nil && model != nil {
 			_, _ = w.Write(model)
 			_, werr = w.Write(tail)
-		}
-		if werr == nil {
-			werr = w.Flush()
 		}
 		return werr
 	case terminal:
