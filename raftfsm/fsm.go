@@ -122,7 +122,7 @@ func migrate(db *pebble.DB) error {
 		}
 		closer.Close()
 		if format == 0 {
-			return fmt.Errorf("raftfsm: record format %x", v)
+			return errors.New("raftfsm: the record format key is not 8 bytes")
 		}
 		if format == recordFormat {
 			return nil
