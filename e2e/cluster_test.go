@@ -26,6 +26,7 @@ type clusterSpec struct {
 	tail        string // TOML after the [cluster] table, from a table header on
 	tls         bool   // cluster TLS (NodeOptions.ClusterTLS)
 	advertise   string // NodeOptions.AdvertiseHost
+	binary      string // NodeOptions.Binary
 }
 
 // startClusterSpec starts real zenmuxd processes on 127.0.0.1: n1
@@ -45,10 +46,10 @@ func startClusterSpec(t *testing.T, s clusterSpec) []*Node {
 	config := func(cluster string) string {
 		return fmt.Sprintf("%s\n[admin]\ntoken_file = %q\n[cluster]\n%ssecret_file = %q\n%s%s", s.head, token, cluster, secret, s.clusterKeys, s.tail)
 	}
-	nodes := []*Node{StartNode(t, NodeOptions{ID: "n1", Token: tok, ClusterTLS: s.tls, AdvertiseHost: s.advertise, Extra: config("bootstrap = true\n")})}
+	nodes := []*Node{StartNode(t, NodeOptions{ID: "n1", Token: tok, ClusterTLS: s.tls, AdvertiseHost: s.advertise, Binary: s.binary, Extra: config("bootstrap = true\n")})}
 	_, join, _ := strings.Cut(nodes[0].Admin, "://")
 	for i := 2; i <= s.nodes; i++ {
-		nodes = append(nodes, StartNode(t, NodeOptions{ID: fmt.Sprintf("n%d", i), Token: tok, ClusterTLS: s.tls, AdvertiseHost: s.advertise,
+		nodes = append(nodes, StartNode(t, NodeOptions{ID: fmt.Sprintf("n%d", i), Token: tok, ClusterTLS: s.tls, AdvertiseHost: s.advertise, Binary: s.binary,
 			Extra: config(fmt.Sprintf("bootstrap = false\njoin = [%q]\n", join))}))
 	}
 	return nodes

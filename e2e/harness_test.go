@@ -113,6 +113,9 @@ type Node struct {
 	Proxy    string // http://127.0.0.1:port
 	Admin    string
 	Token    string
+	// Binary is the zenmuxd executable Start runs: the package's build
+	// when empty (the upgrade test swaps it between restarts).
+	Binary string
 	// peer calls /internal/v1 as another node would: with cluster TLS,
 	// a client that shows a certificate of the cluster CA.
 	peer    *http.Client
@@ -135,6 +138,8 @@ type NodeOptions struct {
 	// AdvertiseHost, when set, is the host of node.advertise_admin and
 	// node.advertise_raft (the listeners stay on 127.0.0.1).
 	AdvertiseHost string
+	// Binary is Node.Binary: another zenmuxd build to run.
+	Binary string
 }
 
 // StartNode writes a config with fresh loopback ports and a data dir under
@@ -150,7 +155,7 @@ func StartNode(t *testing.T, o NodeOptions) *Node {
 	if id == "" {
 		id = "n1"
 	}
-	n.ID, n.Token, n.peer = id, o.Token, client
+	n.ID, n.Token, n.peer, n.Binary = id, o.Token, client, o.Binary
 	scheme := "http"
 	if o.ClusterTLS {
 		scheme = "https"
@@ -251,7 +256,11 @@ func (n *Node) start() error {
 		return err
 	}
 	logStart, _ := logf.Seek(0, io.SeekEnd)
-	n.cmd = exec.Command(binary, "-config", n.Config)
+	bin := n.Binary
+	if bin == "" {
+		bin = binary
+	}
+	n.cmd = exec.Command(bin, "-config", n.Config)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	n.cmd.Env = append(os.Environ(), "ZENMUX_ADMIN_TOKEN=")
 	if err := n.cmd.Start(); err != nil {

@@ -1,0 +1,358 @@
+package e2e
+
+// A rolling upgrade from the previous release (docs/operations.md,
+// "Upgrades"): three nodes of the release named in
+// testdata/previous-release are replaced one at a time by this build while
+// clients keep sending requests.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// upgradeEnv turns TestRollingUpgrade on: it builds a second zenmuxd.
+const upgradeEnv = "ZENMUX_UPGRADE"
+
+// upgradeModel is priced so that each request costs a whole, non-zero
+// number of micro-Flows; the echo provider answers it.
+const upgradeModel = `
+[[models]]
+id = "upgrade/echo"
+provider = "echo"
+upstream = "echo"
+input_usd_per_mtok = 3
+output_usd_per_mtok = 15
+plans = ["chaos"]
+`
+
+const upgradeBody = `{"model":"upgrade/echo","max_tokens":4,"messages":[{"role":"user","content":"rolling upgrade"}]}`
+
+// previousRelease is the commit in testdata/previous-release.
+func previousRelease(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "previous-release"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := strings.TrimSpace(string(b))
+	if len(hash) != 40 || strings.Trim(hash, "0123456789abcdef") != "" {
+		t.Fatalf("testdata/previous-release holds %q, want a full 40-hex commit hash", hash)
+	}
+	return hash
+}
+
+// buildRelease builds zenmuxd from the repository's commit hash (git
+// archive into a temporary tree, go build there with the same module and
+// build caches) and returns the binary's path.
+func buildRelease(t *testing.T, hash string) string {
+	t.Helper()
+	root := ".."
+	if out, err := exec.Command("git", "-C", root, "cat-file", "-e", hash+"^{commit}").CombinedOutput(); err != nil {
+		t.Fatalf("the previous release %s is not in this clone (a shallow clone? git fetch --unshallow): %v %s", hash, err, out)
+	}
+	dir := t.TempDir()
+	src, tarball, bin := filepath.Join(dir, "src"), filepath.Join(dir, "src.tar"), filepath.Join(dir, "zenmuxd-"+hash[:12])
+	if err := os.Mkdir(src, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*exec.Cmd{
+		exec.Command("git", "-C", root, "archive", "-o", tarball, hash),
+		exec.Command("tar", "-x", "-f", tarball, "-C", src),
+	} {
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v %s", strings.Join(c.Args, " "), err, out)
+		}
+	}
+	build := exec.Command("go", "build", "-o", bin, "./cmd/zenmuxd")
+	build.Dir = src
+	build.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the previous release %s: %v\n%s", hash, err, out)
+	}
+	return bin
+}
+
+// upgradeLoad is what the clients of TestRollingUpgrade saw.
+type upgradeLoad struct {
+	mu        sync.Mutex
+	acked     []string    // request ids answered 200 with a whole body
+	ackedAt   []time.Time // when each was
+	retried   map[string]int
+	uncertain int      // attempts that may have reached a node and got no whole answer
+	lost      []string // requests no node answered 200 within their budget
+	bad       []string // unclean refusals
+}
+
+// send makes one request, retried on the next node after a refusal or a
+// transport failure, up to 20 attempts in 30 s.
+func (l *upgradeLoad) send(ctx context.Context, nodes []*Node, key string, first int) {
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for attempt := 0; attempt < 20 && time.Now().Before(deadline) && ctx.Err() == nil; attempt++ {
+		n := nodes[(first+attempt)%len(nodes)]
+		r, err := chaosTry(ctx, upgradeHTTP, "POST", n.Proxy+"/v1/chat/completions", upgradeBody, "Authorization: Bearer "+key)
+		switch {
+		case err == nil && r.Status == 200:
+			l.mu.Lock()
+			l.acked = append(l.acked, r.Header.Get("x-zenmux-request-id"))
+			l.ackedAt = append(l.ackedAt, time.Now())
+			l.mu.Unlock()
+			return
+		case err != nil:
+			// A refused connection never reached zenmuxd; anything else
+			// (a reset, a cut answer) may have been served and charged.
+			last = fmt.Sprintf("%s: %v", n.ID, err)
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				l.mu.Lock()
+				l.uncertain++
+				l.mu.Unlock()
+			}
+		default:
+			code, clean := chaosCleanError(r.Status, r.Body)
+			last = fmt.Sprintf("%s: %d %.200s", n.ID, r.Status, r.Body)
+			l.mu.Lock()
+			if !clean {
+				l.bad = append(l.bad, last)
+			}
+			l.retried[fmt.Sprintf("%d %s", r.Status, code)]++
+			l.mu.Unlock()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ctx.Err() == nil {
+		l.mu.Lock()
+		l.lost = append(l.lost, last)
+		l.mu.Unlock()
+	}
+}
+
+// upgradeHTTP is the load's client: it never replays a request itself.
+var upgradeHTTP = chaosHTTP(20 * time.Second)
+
+// upgradeUsedFlows is an account's monthly used Flows in micro-Flows, read
+// through n.
+func upgradeUsedFlows(t *testing.T, n *Node, acct string) int64 {
+	t.Helper()
+	r := n.AdminDo("GET", "/admin/v1/accounts/"+acct+"/usage", "")
+	if r.Status != 200 {
+		t.Fatalf("usage on %s: %d %s", n.ID, r.Status, r.Body)
+	}
+	used, err := chaosMicro(Get(r.JSON(t), "monthly.used_flows"))
+	if err != nil {
+		t.Fatalf("usage on %s: monthly.used_flows: %v", n.ID, err)
+	}
+	return used
+}
+
+// upgradeCaughtUp waits (bounded: 60 s) until n has applied as much as the
+// other running nodes had when it was called.
+func upgradeCaughtUp(t *testing.T, n *Node, nodes []*Node) uint64 {
+	t.Helper()
+	var target uint64
+	for _, o := range nodes {
+		if o != n {
+			target = max(target, chaosApplied(t, o))
+		}
+	}
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if chaosApplied(t, n) >= target {
+			return target
+		}
+	}
+	t.Fatalf("%s did not reach applied index %d within 60 s of its restart", n.ID, target)
+	return 0
+}
+
+// TestRollingUpgrade starts three nodes on the previous release, then,
+// under load through all three proxies, replaces them one at a time with
+// this build: SIGTERM (a drain), the same config and data dir on the new
+// binary, ready and caught up, next; followers first, the leader last. The
+// first follower stays down until the old leader has taken a snapshot past
+// it, so it catches up from an old leader's snapshot stream (version 1).
+// A refused or failed request is retried on another node. Afterwards no
+// request was lost, every request answered 200 is in the request log
+// exactly once, the account's used Flows are exactly the logged requests'
+// Flows, and the three state hashes agree.
+func TestRollingUpgrade(t *testing.T) {
+	if os.Getenv(upgradeEnv) != "1" {
+		t.Skipf("set %s=1 to run: it builds the previous release's zenmuxd from git", upgradeEnv)
+	}
+	const trailing = 64
+	start := time.Now()
+	hash := previousRelease(t)
+	old := buildRelease(t, hash)
+	t.Logf("built the previous release %s in %s", hash[:12], time.Since(start).Round(time.Millisecond))
+
+	nodes := startClusterSpec(t, clusterSpec{nodes: 3, binary: old,
+		clusterKeys: fmt.Sprintf("snapshot_entries = %d\n", trailing), tail: chaosConfig("") + upgradeModel})
+	acct, key := chaosAccount(t, nodes[0])
+	load := &upgradeLoad{retried: map[string]int{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range nodes { // one request through each node, to price one
+		load.send(ctx, nodes, key, i)
+	}
+	if len(load.acked) != len(nodes) {
+		t.Fatalf("warm-up on the previous release: %d of %d answered 200: %v %v", len(load.acked), len(nodes), load.lost, load.bad)
+	}
+	waitSameState(t, nodes)
+	used := upgradeUsedFlows(t, nodes[0], acct)
+	perRequest := used / int64(len(nodes))
+	if perRequest <= 0 || perRequest*int64(len(nodes)) != used {
+		t.Fatalf("%d requests used %d µFlows: not a whole, non-zero number each", len(nodes), used)
+	}
+
+	var (
+		wg   sync.WaitGroup
+		seq  atomic.Int64
+		stop atomic.Bool
+	)
+	loadDeadline := time.Now().Add(4 * time.Minute)
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() && ctx.Err() == nil && time.Now().Before(loadDeadline) {
+				load.send(ctx, nodes, key, int(seq.Add(1)))
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+	}
+	defer func() { cancel(); wg.Wait() }() // on a t.Fatal below, stop the load first
+	acked := func() int {
+		load.mu.Lock()
+		defer load.mu.Unlock()
+		return len(load.acked)
+	}
+	time.Sleep(time.Second)
+
+	leader := chaosLeader(t, nodes)
+	var order []*Node
+	for _, n := range nodes {
+		if n != leader {
+			order = append(order, n)
+		}
+	}
+	order = append(order, leader)
+	loadStart := time.Now()
+	for i, n := range order {
+		before := acked()
+		stoppedAt := chaosApplied(t, n)
+		n.Stop()
+		down := time.Now()
+		snapshot := ""
+		if i == 0 {
+			// Down until the old leader's log no longer holds what this
+			// node lacks: it must install the old leader's snapshot.
+			var idx []uint64
+			for deadline := time.Now().Add(40 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+				if idx = chaosSnapshotIndexes(leader.Dir); len(idx) > 0 && idx[len(idx)-1] > stoppedAt+trailing+1 {
+					break
+				}
+			}
+			if len(idx) == 0 || idx[len(idx)-1] <= stoppedAt+trailing+1 {
+				t.Fatalf("the old leader %s took no snapshot past %s's index %d within 40 s (its snapshots: %v)", leader.ID, n.ID, stoppedAt, idx)
+			}
+			snapshot = fmt.Sprintf(", the old leader's snapshot at %d to install", idx[len(idx)-1])
+		}
+		n.Binary = binary
+		n.Start()
+		caught := upgradeCaughtUp(t, n, nodes)
+		t.Logf("t=%.1fs %s upgraded (stopped at index %d%s): down %s, caught up to %d; %d requests answered meanwhile",
+			time.Since(loadStart).Seconds(), n.ID, stoppedAt, snapshot, time.Since(down).Round(time.Millisecond), caught, acked()-before)
+		if i == 0 {
+			if s := chaosSnapshotIndexes(n.Dir); len(s) == 0 || s[len(s)-1] <= stoppedAt {
+				t.Errorf("%s caught up without installing the old leader's snapshot (its snapshots: %v)", n.ID, s)
+			}
+		}
+		if acked() == before {
+			t.Errorf("no request was answered 200 while %s was upgraded", n.ID)
+		}
+	}
+	newLeader := chaosLeader(t, nodes)
+	time.Sleep(time.Second) // the whole cluster on this build, under load
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("load over %.1fs; leader %s → %s", time.Since(loadStart).Seconds(), leader.ID, newLeader.ID)
+
+	chaosWaitStable(t, nodes, 60*time.Second)
+	load.mu.Lock()
+	defer load.mu.Unlock()
+	var maxGap time.Duration
+	for i := 1; i < len(load.ackedAt); i++ {
+		maxGap = max(maxGap, load.ackedAt[i].Sub(load.ackedAt[i-1]))
+	}
+	entries := chaosRequestLog(t, nodes[1], acct, len(load.acked)/1000+20)
+	logged := make(map[string]int, len(entries))
+	var dups, missing, extra []string
+	for _, e := range entries {
+		if logged[e.ID]++; logged[e.ID] == 2 {
+			dups = append(dups, e.ID)
+		}
+	}
+	ackedSet := make(map[string]bool, len(load.acked))
+	for _, id := range load.acked {
+		if ackedSet[id] {
+			t.Errorf("two answers carried request id %s", id)
+		}
+		ackedSet[id] = true
+		if logged[id] == 0 {
+			missing = append(missing, id)
+		}
+	}
+	for id := range logged {
+		if !ackedSet[id] {
+			extra = append(extra, id)
+		}
+	}
+	t.Logf("%d requests answered 200 (longest gap between answers %s), %d refusals retried %v, %d uncertain attempts; request log %d entries; %d µFlows each",
+		len(load.acked), maxGap.Round(time.Millisecond), sumCounts(load.retried), load.retried, load.uncertain, len(entries), perRequest)
+	if len(load.lost) > 0 {
+		t.Errorf("%d requests got no 200 from any node: %s", len(load.lost), chaosSample(load.lost, 5))
+	}
+	if len(load.bad) > 0 {
+		t.Errorf("unclean refusals: %s", chaosSample(load.bad, 5))
+	}
+	if len(missing) > 0 || len(dups) > 0 {
+		t.Errorf("rule C2: answered 200 but not in the request log: %s; logged twice: %s", chaosSample(missing, 10), chaosSample(dups, 10))
+	}
+	if len(extra) > load.uncertain {
+		t.Errorf("rule Q7: %d logged requests were never answered 200, more than the %d attempts that got no whole answer: %s",
+			len(extra), load.uncertain, chaosSample(extra, 10))
+	}
+	for _, n := range nodes {
+		if got, want := upgradeUsedFlows(t, n, acct), int64(len(entries))*perRequest; got != want {
+			t.Errorf("rule C2: %s says %d µFlows used, want %d requests × %d = %d", n.ID, got, len(entries), perRequest, want)
+		}
+		if reqs, _, _ := chaosModelUsage(t, n, acct, "upgrade/echo"); reqs != int64(len(entries)) {
+			t.Errorf("rule C2: %s counts %d requests by model, the request log %d", n.ID, reqs, len(entries))
+		}
+	}
+	if maxGap > 5*time.Second {
+		t.Errorf("rule C3: no request was answered for %s during the upgrade", maxGap)
+	}
+	hashes, same := stateHashes(t, nodes)
+	if !same {
+		t.Errorf("rule C1: state hashes differ after the upgrade: %v", hashes)
+	}
+	t.Logf("whole test %s", time.Since(start).Round(time.Millisecond))
+}
+
+// sumCounts adds a map's counts.
+func sumCounts(m map[string]int) int {
+	s := 0
+	for _, c := range m {
+		s += c
+	}
+	return s
+}
