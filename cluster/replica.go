@@ -316,6 +316,10 @@ func (r *Replica) Metrics(b []byte) []byte {
 	return b
 }
 
+// RaftStats returns Raft's leader changes, apply lag and snapshot counts
+// for the node's metrics, which read them at scrape time.
+func (r *Replica) RaftStats() raftfsm.Stats { return r.store.Stats() }
+
 // ProposeCharges commits one charge batch for the proxy's batcher. An
 // error means the outcome is unknown; the batcher proposes the same batch
 // again and the ledger applies each request id at most once (C2).

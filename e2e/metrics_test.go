@@ -37,7 +37,9 @@ func scrape(t *testing.T, n *Node) map[string]float64 {
 
 // Traffic through a real node shows on /metrics with exact counts: four
 // answered chat completions, one unknown key (401) and one request over
-// the plan's burst (429), next to the admin API's own series (#13).
+// the plan's burst (429), each with its added time; a good and a bad
+// sign-in and the session the good one opened; the node's one leader
+// change; next to the admin API's own series (#13).
 func TestMetricsAfterTraffic(t *testing.T) {
 	n := StartNode(t, NodeOptions{})
 	wtWant(t, n.AdminDo("PUT", "/admin/v1/plans/pro", `{"name":"Pro","price_usd":25,"window_5h_flows":50,"weekly_flows":213.37,"monthly_flows":914.443,"rpm":1,"burst":4}`), 200)
@@ -55,6 +57,14 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 	if r := chat(t, n, key, "zenmux/echo", "one too many"); r.Status != 429 || !strings.Contains(string(r.Body), "rate_limit_exceeded") {
 		t.Fatalf("fifth request within the burst of 4: %d %s, want 429 rate_limit_exceeded", r.Status, r.Body)
+	}
+	for _, in := range []struct {
+		key    string
+		status int
+	}{{key, 200}, {"sk-zm-not-a-key", 401}} {
+		if r := Do(t, "POST", n.Proxy+"/api/v1/sign-in", `{"key":"`+in.key+`"}`); r.Status != in.status {
+			t.Fatalf("sign-in: %d %s, want %d", r.Status, r.Body, in.status)
+		}
 	}
 	logged := requestLog(t, n, acct, 4)
 	var flows, usd float64
@@ -88,6 +98,19 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		`zenmux_charged_micro_flows_total{billing="subscription"}`:                                            math.Round(flows * 1e6),
 		`zenmux_charged_micro_usd_total{billing="subscription"}`:                                              math.Round(usd * 1e6),
 		`zenmux_raft_leader{node="n1"}`:                                                                       1,
+		// Every request has its added time, zenmuxd's own.
+		`zenmux_proxy_added_seconds_count{surface="chat"}`:            6,
+		`zenmux_selfservice_sign_ins_total{result="ok"}`:              1,
+		`zenmux_selfservice_sign_ins_total{result="bad_credentials"}`: 1,
+		`zenmux_selfservice_sessions_active`:                          1,
+		`zenmux_raft_leader_changes_total`:                            1,
+		`zenmux_raft_snapshots_taken_total`:                           0,
+		`zenmux_raft_snapshots_installed_total`:                       0,
+		// A single node leases nothing.
+		`zenmux_rate_leases_held`:         0,
+		`zenmux_rate_leased_requests`:     0,
+		`zenmux_quota_leases_held`:        0,
+		`zenmux_quota_leased_micro_flows`: 0,
 	}
 	for series, v := range want {
 		got, ok := m[series]
@@ -110,9 +133,56 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if batched != 4 {
 		t.Errorf("charges in committed batches: %v, want 4", batched)
 	}
-	for _, s := range []string{"zenmux_admin_requests_total", "zenmux_admin_errors_total", `zenmux_raft_applied_index{node="n1"}`} {
+	if m[`zenmux_proxy_added_seconds_sum{surface="chat"}`] > m[`zenmux_proxy_request_duration_seconds_sum{surface="chat"}`] {
+		t.Errorf("added time %v s is more than the requests' duration %v s", m[`zenmux_proxy_added_seconds_sum{surface="chat"}`], m[`zenmux_proxy_request_duration_seconds_sum{surface="chat"}`])
+	}
+	for _, s := range []string{"zenmux_admin_requests_total", "zenmux_admin_errors_total", `zenmux_raft_applied_index{node="n1"}`, "zenmux_raft_apply_lag"} {
 		if _, ok := m[s]; !ok {
 			t.Errorf("%s is missing from /metrics", s)
+		}
+	}
+}
+
+// waitSeries scrapes n until series has value want (at most 15 s) and
+// returns the last value read.
+func waitSeries(t *testing.T, n *Node, series string, want float64) float64 {
+	t.Helper()
+	var got float64
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		got = scrape(t, n)[series]
+		if got == want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// In a three-node cluster every node has seen one leader take over (the
+// first election); when the leader stops (SIGTERM hands leadership over)
+// the two others count exactly one more, and apply everything they know
+// committed (#13).
+func TestMetricsLeaderChanges(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := chaosLeader(t, nodes)
+	for _, n := range nodes {
+		if got := waitSeries(t, n, "zenmux_raft_leader_changes_total", 1); got != 1 {
+			t.Fatalf("%s: zenmux_raft_leader_changes_total = %v, want 1", n.ID, got)
+		}
+	}
+	leader.Stop()
+	var rest []*Node
+	for _, n := range nodes {
+		if n != leader {
+			rest = append(rest, n)
+		}
+	}
+	chaosLeader(t, rest)
+	for _, n := range rest {
+		if got := waitSeries(t, n, "zenmux_raft_leader_changes_total", 2); got != 2 {
+			t.Errorf("%s: zenmux_raft_leader_changes_total = %v after the hand-off, want 2", n.ID, got)
+		}
+		if got := waitSeries(t, n, "zenmux_raft_apply_lag", 0); got != 0 {
+			t.Errorf("%s: zenmux_raft_apply_lag = %v at rest, want 0", n.ID, got)
 		}
 	}
 }

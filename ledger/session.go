@@ -233,6 +233,20 @@ func hashOf(id string) [32]byte {
 func (l *Ledger) markSession(h [32]byte) { l.dirty["sess/"+hex.EncodeToString(h[:])] = struct{}{} }
 func (l *Ledger) markLink(h [32]byte)    { l.dirty["link/"+hex.EncodeToString(h[:])] = struct{}{} }
 
+// ActiveSessions counts the sessions that have not expired at now (the
+// node's metrics read it at scrape time).
+func (l *Ledger) ActiveSessions(now int64) int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	n := 0
+	for _, s := range l.sessions {
+		if now < s.ExpiresAt {
+			n++
+		}
+	}
+	return n
+}
+
 // Session returns the session a token hash names, if it exists and has
 // not expired at now (it is valid while now < ExpiresAt).
 func (l *Ledger) Session(tokenHash [32]byte, now int64) (Session, bool) {

@@ -139,16 +139,18 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	charges := proxy.NewBatcher(meteredCharges{rep, m}, batchOpts)
 	defer charges.Close()
 	var limiter proxy.RateLimiter
+	var leases *proxy.LeaseLimiter
 	var allowances *proxy.Allowances
 	if rep.Mode() == cluster.Clustered {
 		// In a cluster the rate bucket and the quota windows are shared:
 		// nodes lease requests and Flows from the replicated state.
-		ll := proxy.NewLeaseLimiter(rep, rep.Size, proxy.LeaseOptions{Now: rep.Now})
-		defer ll.Close()
-		limiter = ll
+		leases = proxy.NewLeaseLimiter(rep, rep.Size, proxy.LeaseOptions{Now: rep.Now})
+		defer leases.Close()
+		limiter = leases
 		allowances = proxy.NewAllowances(rep, proxy.LeaseOptions{Now: rep.Now})
 		defer allowances.Close()
 	}
+	scraped(m, rep, leases, allowances)
 	gw, err := proxy.New(proxy.Options{
 		Limiter: limiter, Allowances: allowances,
 		NodeID: cfg.Node.ID, Ledger: rep.Ledger, Now: rep.Now, Charges: charges,
@@ -169,7 +171,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	self, err := selfservice.New(selfservice.Options{
 		Store: rep, Pages: web.Asset, Studio: gw, Payments: pay, SessionTTL: time.Duration(cfg.SelfService.SessionTTL),
 		SignInPerAddress: cfg.SelfService.SignInPerAddress, SignInPerAccount: cfg.SelfService.SignInPerAccount,
-		SecureCookie: cfg.SelfService.SecureCookie, Log: log,
+		SecureCookie: cfg.SelfService.SecureCookie, SignIns: m, Log: log,
 	})
 	if err != nil {
 		adminLn.Close()

@@ -69,6 +69,10 @@ func (a *Allowances) Settle(acct string, est, charged int64) {
 	al.mu.Unlock()
 }
 
+// Held counts the accounts this node holds quota allowance of, and the
+// allowance, unspent, in micro-Flows (read at scrape time).
+func (a *Allowances) Held() (accounts int, microFlows int64) { return a.c.held() }
+
 // Close stops returning allowance. What is unspent stays counted for this
 // node until it starts again (ResetNode) or goes stale in the ledger.
 func (a *Allowances) Close() {

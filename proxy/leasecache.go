@@ -138,6 +138,30 @@ func (c *leaseCache[S]) returnLoop(every time.Duration) {
 	}
 }
 
+// held counts the keys holding an unspent lease and the amount they hold,
+// for the node's metrics at scrape time. An entry busy with a lease round
+// trip counts as a key holding one, its amount unread: the scrape waits
+// for no round trip.
+func (c *leaseCache[S]) held() (keys int, amount int64) {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for _, e := range s.m {
+			if !e.mu.TryLock() {
+				keys++
+				continue
+			}
+			if e.amount > 0 {
+				keys++
+				amount += e.amount
+			}
+			e.mu.Unlock()
+		}
+		s.mu.Unlock()
+	}
+	return keys, amount
+}
+
 // close stops the return loop.
 func (c *leaseCache[S]) close() {
 	close(c.stop)

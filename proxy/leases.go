@@ -88,6 +88,10 @@ func (l *LeaseLimiter) Take(key string, rpm, burst, _ int64) Decision {
 	return d
 }
 
+// Held counts the rate buckets this node holds leased requests of, and
+// the requests, unspent (read at scrape time).
+func (l *LeaseLimiter) Held() (buckets int, requests int64) { return l.c.held() }
+
 // Close stops the return loop and gives back every unspent lease, so a
 // node that stops cleanly strands nothing. (A node that dies strands at
 // most one lease per bucket, which the bucket refills at its rate.)

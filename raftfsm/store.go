@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -86,6 +87,9 @@ type Store struct {
 	leaderCh atomic.Pointer[chan struct{}]
 	observer *raft.Observer
 	observed chan raft.Observation
+	// leaders, taken and installed count for Stats: leaders seen taking
+	// over, snapshots persisted, snapshots restored from a leader.
+	leaders, taken, installed atomic.Uint64
 }
 
 // Open opens (or creates) the store and starts Raft.
@@ -192,7 +196,7 @@ func Open(o Options) (*Store, error) {
 			}
 		}
 	}
-	s.raft, err = raft.NewRaft(cfg, s.fsm, s.logs, s.logs, snaps, s.trans)
+	s.raft, err = raft.NewRaft(cfg, countingFSM{s.fsm, &s.taken, &s.installed}, s.logs, s.logs, snaps, s.trans)
 	if err != nil {
 		return nil, err
 	}
@@ -436,11 +440,78 @@ func (s *Store) watchLeader() {
 	})
 	s.raft.RegisterObserver(s.observer)
 	go func() {
-		for range s.observed {
+		for o := range s.observed {
+			if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != "" {
+				s.leaders.Add(1)
+			}
 			next := make(chan struct{})
 			close(*s.leaderCh.Swap(&next))
 		}
 	}()
+}
+
+// Stats are Raft's figures for the node's metrics, read at scrape time.
+type Stats struct {
+	// LeaderChanges counts the leaders this node has seen take over since
+	// it started (the first election included; a stretch without a
+	// leader between two is not one).
+	LeaderChanges uint64
+	// CommitIndex is the last entry this node knows committed; ApplyLag
+	// is how many of those Raft has not applied yet.
+	CommitIndex, ApplyLag uint64
+	// SnapshotsTaken counts the snapshots this node persisted (its log
+	// compacted); SnapshotsInstalled those it restored from a leader's.
+	SnapshotsTaken, SnapshotsInstalled uint64
+}
+
+// Stats returns the counts since the store opened, and the indexes now.
+func (s *Store) Stats() Stats {
+	// Raft's applied index, not the FSM's: the FSM never sees Raft's own
+	// entries (a new leader's no-op, barriers), which would stay as lag.
+	commit, applied := s.raft.CommitIndex(), s.raft.AppliedIndex()
+	return Stats{LeaderChanges: s.leaders.Load(), CommitIndex: commit, ApplyLag: commit - min(applied, commit),
+		SnapshotsTaken: s.taken.Load(), SnapshotsInstalled: s.installed.Load()}
+}
+
+// countingFSM is the FSM as Raft drives it, counting the snapshots Raft
+// persists and installs for Stats (the start's own catch-up restores the
+// FSM directly and is not counted).
+type countingFSM struct {
+	*FSM
+	taken, installed *atomic.Uint64
+}
+
+// Snapshot counts the snapshot once Raft has persisted it.
+func (c countingFSM) Snapshot() (raft.FSMSnapshot, error) {
+	snap, err := c.FSM.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return countedSnapshot{snap, c.taken}, nil
+}
+
+// Restore counts a snapshot installed from the leader.
+func (c countingFSM) Restore(rc io.ReadCloser) error {
+	err := c.FSM.Restore(rc)
+	if err == nil {
+		c.installed.Add(1)
+	}
+	return err
+}
+
+// countedSnapshot counts a persisted snapshot.
+type countedSnapshot struct {
+	raft.FSMSnapshot
+	taken *atomic.Uint64
+}
+
+// Persist writes the snapshot, and counts it when it is written.
+func (c countedSnapshot) Persist(sink raft.SnapshotSink) error {
+	err := c.FSMSnapshot.Persist(sink)
+	if err == nil {
+		c.taken.Add(1)
+	}
+	return err
 }
 
 // LeaderChanged returns a channel that is closed when the leader this node

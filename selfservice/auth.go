@@ -167,6 +167,28 @@ func (s *Server) signIn(ctx *fasthttp.RequestCtx) (any, int, error) {
 	return signInAnswer{AccountID: sess.AccountID, CSRFToken: csrf, ExpiresAt: rfc3339(expires)}, 200, nil
 }
 
+// countSignIn counts a sign-in attempt's result (Options.SignIns) and
+// passes its answer on.
+func (s *Server) countSignIn(v any, status int, err error) (any, int, error) {
+	if s.signIns == nil {
+		return v, status, err
+	}
+	result := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, errCredentials):
+		result = "bad_credentials"
+	case errors.Is(err, errTooMany):
+		result = "rate_limited"
+	case errors.Is(err, ledger.ErrInvalid), errors.Is(err, errTooLarge):
+		result = "invalid"
+	default:
+		result = "error"
+	}
+	s.signIns.SignIn(result)
+	return v, status, err
+}
+
 // errBadCredentials is every refused key or link, with one message.
 var errBadCredentials = fmt.Errorf("%w: the key or sign-in link is not valid", errCredentials)
 

@@ -32,7 +32,7 @@ func (s *Server) api(ctx *fasthttp.RequestCtx, path string) {
 	var err error
 	switch path {
 	case "/api/v1/sign-in":
-		v, status, err = dispatch(ctx, map[string]handler{"POST": func() (any, int, error) { return s.signIn(ctx) }})
+		v, status, err = dispatch(ctx, map[string]handler{"POST": func() (any, int, error) { return s.countSignIn(s.signIn(ctx)) }})
 	case "/api/v1/sign-out":
 		v, status, err = dispatch(ctx, map[string]handler{"POST": func() (any, int, error) { return s.signOut(ctx) }})
 	default:

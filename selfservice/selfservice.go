@@ -91,8 +91,15 @@ type Options struct {
 	// listener sits behind a proxy that terminates TLS. A TLS connection
 	// always gets Secure cookies.
 	SecureCookie bool
-	Log          zerolog.Logger
+	// SignIns counts sign-in attempts by result; nil counts none.
+	SignIns SignInCounter
+	Log     zerolog.Logger
 }
+
+// SignInCounter counts sign-in attempts by result: ok, bad_credentials
+// (a key or link that is not valid), rate_limited, invalid (a malformed
+// body) or error (the store could not answer). The node's metrics are one.
+type SignInCounter interface{ SignIn(result string) }
 
 // Defaults of Options.
 const (
@@ -117,6 +124,7 @@ type Server struct {
 	secure    bool
 	byAddress *limiter
 	byAccount *limiter
+	signIns   SignInCounter
 	log       zerolog.Logger
 }
 
@@ -142,7 +150,7 @@ func New(opts Options) (*Server, error) {
 	}
 	return &Server{
 		store: opts.Store, studio: opts.Studio, payments: opts.Payments, pages: opts.Pages,
-		ttl: opts.SessionTTL, secure: opts.SecureCookie, log: opts.Log,
+		ttl: opts.SessionTTL, secure: opts.SecureCookie, signIns: opts.SignIns, log: opts.Log,
 		byAddress: newLimiter(opts.SignInPerAddress, opts.SignInPerAddress),
 		byAccount: newLimiter(opts.SignInPerAccount, opts.SignInPerAccount),
 	}, nil

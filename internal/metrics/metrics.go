@@ -16,6 +16,7 @@ type Metrics struct {
 
 	requests        *prometheus.CounterVec
 	duration        *prometheus.HistogramVec
+	added           *prometheus.HistogramVec
 	upstreamFirst   *prometheus.HistogramVec
 	upstreamErrors  *prometheus.CounterVec
 	fallbacks       *prometheus.CounterVec
@@ -25,10 +26,16 @@ type Metrics struct {
 	charges         *prometheus.CounterVec
 	commitDuration  prometheus.Histogram
 	commitBatchSize prometheus.Histogram
+	signIns         *prometheus.CounterVec
 }
 
 // latencyBuckets span a cached answer (1 ms) to a long generation (5 min).
 var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+// addedBuckets span zenmuxd's own time on a request: tens of µs of
+// admission and relay to the tens of ms of a charge committed before the
+// answer ends (accounting.ack = "quorum") or a slow election.
+var addedBuckets = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5}
 
 // commitBuckets span a loopback group commit (100 µs) to an election (10 s).
 var commitBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10}
@@ -50,6 +57,11 @@ func New() *Metrics {
 			Name:    "zenmux_proxy_request_duration_seconds",
 			Help:    "Time from the request read to the last byte handed to the client (a stream's end included), by surface.",
 			Buckets: latencyBuckets,
+		}, []string{"surface"}),
+		added: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "zenmux_proxy_added_seconds",
+			Help:    "zenmuxd's own time on a request, by surface: its duration less the time providers took to answer (each attempt's status and headers) and, for a relayed stream, the relay (the provider generating): so a stream counts its time to the relay's start.",
+			Buckets: addedBuckets,
 		}, []string{"surface"}),
 		upstreamFirst: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "zenmux_upstream_first_byte_seconds",
@@ -90,9 +102,13 @@ func New() *Metrics {
 			Help:    "Charges per committed Raft entry.",
 			Buckets: batchBuckets,
 		}),
+		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zenmux_selfservice_sign_ins_total",
+			Help: "Sign-in attempts on this node's self-service API, by result (ok, bad_credentials, rate_limited, invalid, error).",
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.upstreamFirst, m.upstreamErrors, m.fallbacks, m.refusals,
-		m.chargedFlows, m.chargedUSD, m.charges, m.commitDuration, m.commitBatchSize)
+	m.reg.MustRegister(m.requests, m.duration, m.added, m.upstreamFirst, m.upstreamErrors, m.fallbacks, m.refusals,
+		m.chargedFlows, m.chargedUSD, m.charges, m.commitDuration, m.commitBatchSize, m.signIns)
 	return m
 }
 
@@ -107,12 +123,14 @@ func (m *Metrics) Request(surface string, status int, billing, model string) {
 	m.requests.WithLabelValues(surface, string(strconv.AppendInt(num[:0], int64(status), 10)), billing, model).Inc()
 }
 
-// Duration records a request's total time on the proxy.
-func (m *Metrics) Duration(surface string, d time.Duration) {
+// Duration records a request's total time on the proxy, and zenmuxd's
+// own share of it: total less upstream, the time spent on providers.
+func (m *Metrics) Duration(surface string, total, upstream time.Duration) {
 	if m == nil {
 		return
 	}
-	m.duration.WithLabelValues(surface).Observe(d.Seconds())
+	m.duration.WithLabelValues(surface).Observe(total.Seconds())
+	m.added.WithLabelValues(surface).Observe(max(total-upstream, 0).Seconds())
 }
 
 // UpstreamFirstByte records how long a provider took to answer's headers.
@@ -184,9 +202,23 @@ func (m *Metrics) Committed(d time.Duration, charges []Charge) {
 	}
 }
 
+// SignIn counts one self-service sign-in attempt by its result.
+func (m *Metrics) SignIn(result string) {
+	if m == nil {
+		return
+	}
+	m.signIns.WithLabelValues(result).Inc()
+}
+
 // Gauge registers a value read at scrape time (for example a Raft index).
 func (m *Metrics) Gauge(name, help string, value func() float64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, value))
+}
+
+// Counter registers a count kept elsewhere (for example Raft's leader
+// changes), read at scrape time; value must never decrease.
+func (m *Metrics) Counter(name, help string, value func() float64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, value))
 }
 
 // Append appends the series in Prometheus text format (0.0.4), for the

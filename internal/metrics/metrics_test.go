@@ -13,9 +13,10 @@ import (
 func TestNilRecordsNothing(t *testing.T) {
 	var m *Metrics
 	m.Request("chat", 200, "payg", "zenmux/echo")
-	m.Duration("chat", time.Millisecond)
+	m.Duration("chat", time.Millisecond, 0)
 	m.UpstreamFirstByte("echo", time.Millisecond)
 	m.UpstreamError("echo", 502)
+	m.SignIn("ok")
 	m.Fallback("echo")
 	m.Refusal("invalid_api_key")
 	m.Committed(time.Millisecond, []Charge{{Billing: "payg", Result: "charged", MicroUSD: 1, MicroFlows: 1}})
@@ -28,6 +29,11 @@ func TestAppendExact(t *testing.T) {
 	m.Request("chat", 200, "subscription", "zenmux/echo")
 	m.Request("chat", 200, "subscription", "zenmux/echo")
 	m.Request("messages", 401, "", "")
+	m.Duration("chat", 3*time.Millisecond, 2*time.Millisecond)
+	m.Duration("chat", time.Millisecond, 2*time.Millisecond)
+	m.SignIn("ok")
+	m.SignIn("bad_credentials")
+	m.SignIn("bad_credentials")
 	m.UpstreamError("a", 0)
 	m.UpstreamError("a", 429)
 	m.UpstreamError("a", 503)
@@ -40,6 +46,7 @@ func TestAppendExact(t *testing.T) {
 		{Billing: "subscription", Result: "exists", MicroUSD: 20, MicroFlows: 1005},
 	})
 	m.Gauge("zenmux_test_gauge", "A test gauge.", func() float64 { return 7 })
+	m.Counter("zenmux_test_total", "A test counter.", func() float64 { return 3 })
 	b, err := m.Append([]byte("before 1\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +72,16 @@ func TestAppendExact(t *testing.T) {
 		`zenmux_raft_charge_batch_size_sum 3`,
 		`zenmux_raft_charge_commit_seconds_count 1`,
 		`zenmux_test_gauge 7`,
+		"# TYPE zenmux_test_total counter",
+		`zenmux_test_total 3`,
+		`zenmux_proxy_request_duration_seconds_count{surface="chat"} 2`,
+		`zenmux_proxy_request_duration_seconds_sum{surface="chat"} 0.004`,
+		// 3 ms less 2 upstream, and 1 ms less 2 (no less than nothing).
+		`zenmux_proxy_added_seconds_count{surface="chat"} 2`,
+		`zenmux_proxy_added_seconds_sum{surface="chat"} 0.001`,
+		`zenmux_proxy_added_seconds_bucket{surface="chat",le="5e-05"} 1`,
+		`zenmux_selfservice_sign_ins_total{result="ok"} 1`,
+		`zenmux_selfservice_sign_ins_total{result="bad_credentials"} 2`,
 	} {
 		if !strings.Contains(out, "\n"+line+"\n") {
 			t.Errorf("missing %s in:\n%s", line, out)
@@ -81,9 +98,10 @@ func TestDashboardNamesExist(t *testing.T) {
 	}
 	m := New()
 	m.Request("chat", 200, "", "")
-	m.Duration("chat", time.Millisecond)
+	m.Duration("chat", time.Millisecond, 0)
 	m.UpstreamFirstByte("echo", time.Millisecond)
 	m.UpstreamError("echo", 0)
+	m.SignIn("ok")
 	m.Fallback("echo")
 	m.Refusal("quota_exceeded")
 	m.Committed(time.Millisecond, []Charge{{Billing: "payg", Result: "charged", MicroUSD: 1, MicroFlows: 1}})
