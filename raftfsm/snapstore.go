@@ -65,10 +65,15 @@ type snapMeta struct {
 // index or a state key) is version 1, so a node of this build restores an
 // old leader's snapshot. An old node refuses a stream with a header (its
 // empty key is outside the state) and keeps its state (invariant 5).
+//
+// A release that changes the state records' format (recordFormat) bumps
+// streamVersion with it, so an older node refuses the stream at its
+// header, not at a record it cannot load.
 const (
 	streamMagic = "zenmux-snapshot"
 	// streamVersion is the version this build writes and the newest it
-	// reads; it reads every version from 1.
+	// reads; it reads every version from 1. Version 2 carries records of
+	// recordFormat 2 or earlier (Restore recodes them).
 	streamVersion = 2
 )
 
