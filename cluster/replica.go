@@ -435,11 +435,41 @@ func (r *Replica) AddNode(id, raftAddr, adminAddr string) error {
 		}
 		return r.join(ledger.Member{ID: id, RaftAddr: raftAddr, AdminAddr: adminAddr})
 	}
+	if err := r.refreshOwnMember(); err != nil {
+		return err
+	}
 	if err := r.store.AddVoter(id, raftAddr, r.opts.ProposeTimeout); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	_, err := ledger.Propose(r, &ledger.SetMember{Member: ledger.Member{ID: id, RaftAddr: raftAddr, AdminAddr: adminAddr}})
 	return err
+}
+
+// refreshOwnMember makes the leader's member record name the addresses it
+// runs with before a node joins: followers read it to reach the leader. A
+// cluster restored from a backup starts with the record of the node the
+// backup came from (zenmuxd restore keeps the state as it was), and an
+// operator may have moved a node; otherwise the record is already right
+// and nothing is written.
+func (r *Replica) refreshOwnMember() error {
+	me := ledger.Member{ID: r.ID(), RaftAddr: r.opts.RaftAddr, AdminAddr: r.opts.AdminAddr}
+	for _, m := range r.store.Ledger().Members() {
+		if m == me {
+			return nil
+		}
+	}
+	_, err := ledger.Propose(r, &ledger.SetMember{Member: me})
+	return err
+}
+
+// OpenBackup pins a copy of the state for GET /admin/v1/backup after a
+// read barrier, so it holds every write acknowledged before the call, on
+// a follower as on the leader.
+func (r *Replica) OpenBackup() (*raftfsm.Backup, error) {
+	if err := r.ReadBarrier(); err != nil {
+		return nil, err
+	}
+	return r.store.OpenBackup()
 }
 
 // RemoveNode removes a member; a follower asks the leader.

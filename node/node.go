@@ -110,7 +110,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		proxyLn.Close()
 		return err
 	}
-	adminOpts := admin.Options{Token: token, TestClock: cfg.Node.TestClock}
+	adminOpts := admin.Options{Token: token, TestClock: cfg.Node.TestClock, Backup: backupOpener(rep)}
 	if card != nil {
 		adminOpts.Reconcile = func(since time.Time) (any, error) { return card.Reconcile(context.Background(), since) }
 	}

@@ -3,6 +3,10 @@
 //	zenmuxd [-config FILE]         run a node
 //	zenmuxd check [-config FILE]   validate the config and the files it names, then exit
 //	zenmuxd version                print the build's version, revision and Go version
+//	zenmuxd backup -admin URL -token-file F [-ca-file CA -cert-file C -key-file K] -out FILE
+//	                               write a running cluster's state to FILE, verified
+//	zenmuxd restore -config FILE -from BACKUP
+//	                               prepare a new cluster's first node from a backup
 package main
 
 import (
@@ -33,6 +37,10 @@ func main() {
 		case "version":
 			version(os.Stdout)
 			return
+		case "backup":
+			os.Exit(node.BackupCommand(os.Args[2:], os.Stdout, os.Stderr))
+		case "restore":
+			os.Exit(node.RestoreCommand(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	path := flag.String("config", "", "path to a TOML config file (default: built-in defaults)")
