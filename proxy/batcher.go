@@ -21,8 +21,12 @@ var ErrBatcherClosed = errors.New("charge batcher closed")
 // commit): one batch is in flight at a time, and the charges that arrive
 // while it commits form the next one, up to MaxCharges. An idle batcher
 // proposes a lone charge at once, so batching never adds a wait of its own;
-// under load the batch size grows with the commit latency. The queue is bounded: Submit blocks when MaxQueue
-// charges are waiting, which slows responses instead of dropping usage.
+// under load the batch size grows with the commit latency. The queue is
+// bounded: Submit blocks when MaxQueue charges are waiting, which slows
+// responses instead of dropping usage. The queue's memory follows the
+// load, not the bound: a node at 1,000 requests a second holds a few
+// dozen charges, not MaxQueue of them (16,000 by default: ~3 MB of heap
+// live for good, and the garbage collector's goal twice that).
 //
 // A batch whose commit fails with an unknown outcome is proposed again,
 // unchanged: every charge carries its request id, so the ledger applies it
@@ -30,6 +34,7 @@ var ErrBatcherClosed = errors.New("charge batcher closed")
 type Batcher struct {
 	prop     ChargeProposer
 	maxBatch int
+	maxQueue int
 	linger   time.Duration
 	retry    time.Duration
 
@@ -64,16 +69,14 @@ type BatcherOptions struct {
 
 // NewBatcher starts a batcher over prop.
 func NewBatcher(prop ChargeProposer, o BatcherOptions) *Batcher {
-	b := &Batcher{prop: prop, maxBatch: o.MaxCharges, linger: o.Linger, retry: 50 * time.Millisecond, done: make(chan struct{})}
+	b := &Batcher{prop: prop, maxBatch: o.MaxCharges, maxQueue: o.MaxQueue, linger: o.Linger, retry: 50 * time.Millisecond, done: make(chan struct{})}
 	if b.maxBatch <= 0 {
 		b.maxBatch = 1000
 	}
-	queue := o.MaxQueue
-	if queue <= 0 {
-		queue = 16 * b.maxBatch
+	if b.maxQueue <= 0 {
+		b.maxQueue = 16 * b.maxBatch
 	}
 	b.cond = sync.NewCond(&b.mu)
-	b.pending = make([]pendingCharge, 0, queue)
 	go b.run()
 	return b
 }
@@ -84,7 +87,7 @@ func NewBatcher(prop ChargeProposer, o BatcherOptions) *Batcher {
 func (b *Batcher) Submit(c ledger.Charge, done func(ChargeOutcome)) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for !b.closed && len(b.pending) >= cap(b.pending) {
+	for !b.closed && len(b.pending) >= b.maxQueue {
 		b.cond.Wait()
 	}
 	if b.closed {
@@ -97,7 +100,9 @@ func (b *Batcher) Submit(c ledger.Charge, done func(ChargeOutcome)) error {
 
 func (b *Batcher) run() {
 	defer close(b.done)
-	batch := make([]pendingCharge, 0, b.maxBatch)
+	// batch and b.pending trade backing arrays: a queue that fits one
+	// batch is taken whole, without a copy.
+	var batch []pendingCharge
 	for {
 		b.mu.Lock()
 		for len(b.pending) == 0 && !b.closed {
@@ -112,14 +117,24 @@ func (b *Batcher) run() {
 			time.Sleep(b.linger)
 			b.mu.Lock()
 		}
-		n := min(len(b.pending), b.maxBatch)
-		batch = append(batch[:0], b.pending[:n]...)
-		rest := copy(b.pending, b.pending[n:])
-		clear(b.pending[rest:])
-		b.pending = b.pending[:rest]
+		if len(b.pending) <= b.maxBatch {
+			batch, b.pending = b.pending, batch[:0]
+		} else {
+			batch = append(batch[:0], b.pending[:b.maxBatch]...)
+			rest := copy(b.pending, b.pending[b.maxBatch:])
+			clear(b.pending[rest:])
+			b.pending = b.pending[:rest]
+		}
 		b.cond.Broadcast()
 		b.mu.Unlock()
 		b.commit(batch)
+		// The committed charges' strings and callbacks go; an array a
+		// backlog grew past two batches goes too, so a burst's queue is
+		// not kept.
+		clear(batch)
+		if cap(batch) > 2*b.maxBatch {
+			batch = nil
+		}
 	}
 }
 
