@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
+	"sync"
 
 	"github.com/valyala/fastjson"
 
@@ -137,16 +139,92 @@ type meter struct {
 	status    string
 	terminal  bool // the stream's final event arrived
 	failed    bool // an error event arrived
+
+	// pending holds, length-prefixed, the events that count only text
+	// delivered (and, in chat, an error): read when the charge needs them
+	// (laterText), which a stream that ends with its usage never does.
+	pending []byte
 }
 
-var parsers fastjson.ParserPool
+// maxPending bounds the events a meter holds unread: past it they are
+// read at once, so a long stream's memory stays bounded.
+const maxPending = 64 << 10
 
-// newMeter returns a meter with a pooled parser; release returns it.
-func newMeter(f Format) *meter { return &meter{format: f, p: parsers.Get()} }
+// laterText keeps a text-only event to be read if the charge needs it.
+func (m *meter) laterText(data []byte) {
+	if len(m.pending)+4+len(data) > maxPending {
+		m.readPending()
+		if 4+len(data) > maxPending {
+			m.textEvent(data)
+			return
+		}
+	}
+	m.pending = binary.LittleEndian.AppendUint32(m.pending, uint32(len(data)))
+	m.pending = append(m.pending, data...)
+}
+
+// readPending reads the held events, in order.
+func (m *meter) readPending() {
+	for p := m.pending; len(p) >= 4; {
+		n := binary.LittleEndian.Uint32(p)
+		m.textEvent(p[4 : 4+n])
+		p = p[4+n:]
+	}
+	m.pending = m.pending[:0]
+}
+
+// textEvent meters a text-only event: the text (or tool input) it
+// delivered, and in chat whether it was an error.
+func (m *meter) textEvent(data []byte) {
+	v, err := m.p.ParseBytes(data)
+	if err != nil {
+		return
+	}
+	switch m.format {
+	case FormatChat:
+		if v.Exists("error") {
+			m.failed = true
+			return
+		}
+		m.chatText(v)
+	case FormatResponses:
+		m.textBytes += int64(len(v.GetStringBytes("delta")))
+	case FormatMessages:
+		d := v.Get("delta")
+		m.textBytes += int64(len(d.GetStringBytes("text")) + len(d.GetStringBytes("partial_json")) + len(d.GetStringBytes("thinking")))
+	}
+}
+
+// chatText counts the text, reasoning and tool arguments of a chat chunk.
+func (m *meter) chatText(v *fastjson.Value) {
+	for _, ch := range v.GetArray("choices") {
+		m.textBytes += int64(len(ch.GetStringBytes("delta", "content")) + len(ch.GetStringBytes("delta", "reasoning_content")))
+		for _, tc := range ch.GetArray("delta", "tool_calls") {
+			m.textBytes += int64(len(tc.GetStringBytes("function", "arguments")))
+		}
+	}
+}
+
+var (
+	parsers fastjson.ParserPool
+	meters  = sync.Pool{New: func() any { return new(meter) }}
+)
+
+// newMeter returns a pooled meter with a pooled parser; release returns
+// both.
+func newMeter(f Format) *meter {
+	m := meters.Get().(*meter)
+	*m = meter{format: f, p: parsers.Get(), pending: m.pending[:0]}
+	return m
+}
 
 func (m *meter) release() {
 	parsers.Put(m.p)
 	m.p = nil
+	if cap(m.pending) > 2*maxPending {
+		m.pending = nil
+	}
+	meters.Put(m)
 }
 
 // nonStream reads a complete (non-streamed) answer's usage. The whole body
@@ -224,7 +302,10 @@ func (m *meter) onEvent(name string, data []byte, clientWantsUsage bool) eventAc
 			}
 			return terminal
 		}
-		if !bytes.Contains(data, usageKey) && !bytes.Contains(data, textDeltaKey) {
+		if !bytes.Contains(data, usageKey) {
+			if bytes.Contains(data, textDeltaKey) {
+				m.laterText(data)
+			}
 			return relay
 		}
 		v, err := m.p.ParseBytes(data)
@@ -235,12 +316,7 @@ func (m *meter) onEvent(name string, data []byte, clientWantsUsage bool) eventAc
 			m.failed = true
 			return relay
 		}
-		for _, ch := range v.GetArray("choices") {
-			m.textBytes += int64(len(ch.GetStringBytes("delta", "content")) + len(ch.GetStringBytes("delta", "reasoning_content")))
-			for _, tc := range ch.GetArray("delta", "tool_calls") {
-				m.textBytes += int64(len(tc.GetStringBytes("function", "arguments")))
-			}
-		}
+		m.chatText(v)
 		if u := v.Get("usage"); u != nil && u.Type() == fastjson.TypeObject {
 			m.usage, m.haveUsage = chatUsage(u), true
 			if ch := v.Get("choices"); !clientWantsUsage && (ch == nil || ch.Type() == fastjson.TypeNull || len(ch.GetArray()) == 0) {
@@ -262,10 +338,8 @@ func (m *meter) onEvent(name string, data []byte, clientWantsUsage bool) eventAc
 		case "error":
 			m.failed = true
 		default:
-			if bytes.HasSuffix([]byte(name), []byte(".delta")) {
-				if v, err := m.p.ParseBytes(data); err == nil {
-					m.textBytes += int64(len(v.GetStringBytes("delta")))
-				}
+			if len(name) >= 6 && name[len(name)-6:] == ".delta" {
+				m.laterText(data)
 			}
 		}
 		return relay
@@ -286,10 +360,7 @@ func (m *meter) onEvent(name string, data []byte, clientWantsUsage bool) eventAc
 				}
 			}
 		case "content_block_delta":
-			if v, err := m.p.ParseBytes(data); err == nil {
-				d := v.Get("delta")
-				m.textBytes += int64(len(d.GetStringBytes("text")) + len(d.GetStringBytes("partial_json")) + len(d.GetStringBytes("thinking")))
-			}
+			m.laterText(data)
 		case evMessageStop:
 			m.terminal = true
 			m.status = "ok"
@@ -318,6 +389,9 @@ func estimateTokens(n int64) int64 { return (n + 3) / 4 }
 // end normally. It returns false when nothing is charged: an upstream that
 // failed before any output (Q7).
 func (m *meter) charge(requestBytes int64, outcome string) (Usage, string, bool, bool) {
+	if !m.terminal || !m.haveUsage { // the text delivered counts
+		m.readPending()
+	}
 	status := m.status
 	if !m.terminal {
 		status = outcome
