@@ -2,7 +2,10 @@ package metrics
 
 import (
 	"bytes"
+	"maps"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +30,16 @@ type Metrics struct {
 	commitDuration  prometheus.Histogram
 	commitBatchSize prometheus.Histogram
 	signIns         *prometheus.CounterVec
+
+	// surfaces holds each surface's duration and added-time histograms,
+	// resolved once (copied on write under mu): a request then observes
+	// both without hashing its label twice.
+	surfaces atomic.Pointer[map[string]surfaceSeries]
+	mu       sync.Mutex
 }
+
+// surfaceSeries are one surface's histograms.
+type surfaceSeries struct{ duration, added prometheus.Observer }
 
 // latencyBuckets span a cached answer (1 ms) to a long generation (5 min).
 var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
@@ -107,6 +119,7 @@ func New() *Metrics {
 			Help: "Sign-in attempts on this node's self-service API, by result (ok, bad_credentials, rate_limited, invalid, error).",
 		}, []string{"result"}),
 	}
+	m.surfaces.Store(&map[string]surfaceSeries{})
 	m.reg.MustRegister(m.requests, m.duration, m.added, m.upstreamFirst, m.upstreamErrors, m.fallbacks, m.refusals,
 		m.chargedFlows, m.chargedUSD, m.charges, m.commitDuration, m.commitBatchSize, m.signIns)
 	return m
@@ -129,8 +142,29 @@ func (m *Metrics) Duration(surface string, total, upstream time.Duration) {
 	if m == nil {
 		return
 	}
-	m.duration.WithLabelValues(surface).Observe(total.Seconds())
-	m.added.WithLabelValues(surface).Observe(max(total-upstream, 0).Seconds())
+	s, ok := (*m.surfaces.Load())[surface]
+	if !ok {
+		s = m.resolve(surface)
+	}
+	s.duration.Observe(total.Seconds())
+	s.added.Observe(max(total-upstream, 0).Seconds())
+}
+
+// resolve adds a surface's histograms to surfaces. The proxy's surfaces
+// are a handful of constants, so the map stays small.
+func (m *Metrics) resolve(surface string) surfaceSeries {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.surfaces.Load()
+	if s, ok := old[surface]; ok {
+		return s
+	}
+	next := make(map[string]surfaceSeries, len(old)+1)
+	maps.Copy(next, old)
+	s := surfaceSeries{m.duration.WithLabelValues(surface), m.added.WithLabelValues(surface)}
+	next[surface] = s
+	m.surfaces.Store(&next)
+	return s
 }
 
 // UpstreamFirstByte records how long a provider took to answer's headers.
