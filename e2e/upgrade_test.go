@@ -6,18 +6,24 @@ package e2e
 // clients keep sending requests.
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"zenmux/ledger"
 )
 
 // upgradeEnv turns TestRollingUpgrade on: it builds a second zenmuxd.
@@ -53,15 +59,16 @@ func previousRelease(t *testing.T) string {
 
 // buildRelease builds zenmuxd from the repository's commit hash (git
 // archive into a temporary tree, go build there with the same module and
-// build caches) and returns the binary's path.
-func buildRelease(t *testing.T, hash string) string {
+// build caches) and returns the binary's path and the tree.
+func buildRelease(t *testing.T, hash string) (bin, src string) {
 	t.Helper()
 	root := ".."
 	if out, err := exec.Command("git", "-C", root, "cat-file", "-e", hash+"^{commit}").CombinedOutput(); err != nil {
 		t.Fatalf("the previous release %s is not in this clone (a shallow clone? git fetch --unshallow): %v %s", hash, err, out)
 	}
 	dir := t.TempDir()
-	src, tarball, bin := filepath.Join(dir, "src"), filepath.Join(dir, "src.tar"), filepath.Join(dir, "zenmuxd-"+hash[:12])
+	tarball := filepath.Join(dir, "src.tar")
+	src, bin = filepath.Join(dir, "src"), filepath.Join(dir, "zenmuxd-"+hash[:12])
 	if err := os.Mkdir(src, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +86,126 @@ func buildRelease(t *testing.T, hash string) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the previous release %s: %v\n%s", hash, err, out)
 	}
-	return bin
+	return bin, src
+}
+
+// decodeCheck is a program built in the previous release's tree: for each
+// hex line on stdin, that release's ledger.Decode, then its Encode of what
+// it decoded ("ok <hex>"), or "err <reason>".
+const decodeCheck = `package main
+
+import (
+	"bufio"
+	"encoding/hex"
+	"fmt"
+	"os"
+
+	"zenmux/ledger"
+)
+
+func main() {
+	sc := bufio.NewScanner(os.Stdin)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		b, err := hex.DecodeString(sc.Text())
+		if err == nil {
+			var cmd ledger.Command
+			var ts int64
+			if cmd, ts, err = ledger.Decode(b); err == nil {
+				if b, err = ledger.Encode(cmd, ts); err == nil {
+					fmt.Println("ok", hex.EncodeToString(b))
+					continue
+				}
+			}
+		}
+		fmt.Println("err", err)
+	}
+}
+`
+
+// checkPreviousDecodes holds the rule of docs/operations.md, "Upgrades":
+// nothing this build proposes may be undecodable by the previous release
+// while a voter still runs it. Every command type this build decodes is
+// encoded as this build would propose it (the zero value of each JSON
+// command, a charge batch with every field set) and handed to the previous
+// release (src, its tree): it must decode each one and encode it back to
+// the same command, so no type, version or field is new to it. A release
+// that adds one fails here until it gates the new form on every voter's
+// build.
+func checkPreviousDecodes(t *testing.T, src string) {
+	t.Helper()
+	const ts = 1767225600_000000000
+	var cmds [][]byte
+	for typ := 1; typ < 256; typ++ {
+		env := append([]byte{byte(typ), 1}, make([]byte, 8)...)
+		cmd, _, err := ledger.Decode(append(env, "{}"...))
+		switch {
+		case err == nil:
+		case strings.HasSuffix(err.Error(), fmt.Sprintf("type %d", typ)):
+			continue // not a command of this build
+		case typ == int((*ledger.ChargeBatch)(nil).Type()):
+			cmd = &ledger.ChargeBatch{Retry: true, Charges: []ledger.Charge{{ReqID: "req_1", Node: "n2", AccountID: "acct_1", KeyID: "key_1",
+				Model: "upgrade/echo", Billing: ledger.BillingPayg, ViaExtra: true, Status: "upstream_cut", Estimated: true, AdmittedAt: ts - 1,
+				InputTokens: 1, OutputTokens: 2, CacheReadTokens: 3, CacheWriteTokens: 4, Images: 5}}}
+		default:
+			t.Fatalf("command type %d decodes from neither {} nor a charge batch's form: teach checkPreviousDecodes to build one (%v)", typ, err)
+		}
+		b, err := ledger.Encode(cmd, ts)
+		if err != nil {
+			t.Fatalf("%T: %v", cmd, err)
+		}
+		cmds = append(cmds, b)
+	}
+	dir := filepath.Join(src, "cmd", "decodecheck")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(decodeCheck), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var in strings.Builder
+	for _, b := range cmds {
+		in.WriteString(hex.EncodeToString(b) + "\n")
+	}
+	run := exec.Command("go", "run", "./cmd/decodecheck")
+	run.Dir, run.Env, run.Stdin = src, append(os.Environ(), "GOWORK=off"), strings.NewReader(in.String())
+	out, err := run.Output()
+	if err != nil {
+		t.Fatalf("the previous release's decoder: %v", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(lines) != len(cmds) {
+		t.Fatalf("the previous release's decoder answered %d lines for %d commands", len(lines), len(cmds))
+	}
+	same := 0
+	for i, line := range lines {
+		b := cmds[i]
+		back, err := hex.DecodeString(strings.TrimPrefix(line, "ok "))
+		if !strings.HasPrefix(line, "ok ") || err != nil {
+			t.Errorf("rule (docs/operations.md, Upgrades): the previous release cannot decode command type %d, version %d as this build proposes it: %s", b[0], b[1], line)
+			continue
+		}
+		if !sameCommand(b, back) {
+			t.Errorf("rule (docs/operations.md, Upgrades): the previous release reads command type %d, version %d as something else: %x, back %x", b[0], b[1], b, back)
+			continue
+		}
+		same++
+	}
+	t.Logf("the previous release decodes %d of the %d command types as this build proposes them", same, len(cmds))
+}
+
+// sameCommand compares two encoded commands: the same envelope, and the
+// same payload (JSON compared as values, so field order does not matter).
+func sameCommand(a, b []byte) bool {
+	const header = 10
+	if len(a) < header || len(b) < header || !bytes.Equal(a[:header], b[:header]) {
+		return false
+	}
+	var x, y any
+	if json.Unmarshal(a[header:], &x) == nil && json.Unmarshal(b[header:], &y) == nil {
+		return reflect.DeepEqual(x, y)
+	}
+	return bytes.Equal(a[header:], b[header:])
 }
 
 // upgradeLoad is what the clients of TestRollingUpgrade saw.
@@ -190,8 +316,9 @@ func TestRollingUpgrade(t *testing.T) {
 	const trailing = 64
 	start := time.Now()
 	hash := previousRelease(t)
-	old := buildRelease(t, hash)
+	old, src := buildRelease(t, hash)
 	t.Logf("built the previous release %s in %s", hash[:12], time.Since(start).Round(time.Millisecond))
+	checkPreviousDecodes(t, src)
 
 	nodes := startClusterSpec(t, clusterSpec{nodes: 3, binary: old,
 		clusterKeys: fmt.Sprintf("snapshot_entries = %d\n", trailing), tail: chaosConfig("") + upgradeModel})
