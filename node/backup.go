@@ -176,7 +176,11 @@ func RestoreCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "zenmuxd restore:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "restored index %d, state hash %x, %d records (from node %s at %s) into %s as node %s; start it with this config and [cluster] bootstrap = true, then let the others join\n",
-		info.Index, info.Hash, info.Records, info.Node, info.Created.Format(time.RFC3339), cfg.Node.DataDir, cfg.Node.ID)
+	recoded := ""
+	if info.Restored != info.Hash {
+		recoded = fmt.Sprintf(" (recoded to this build's record format: state hash %x)", info.Restored)
+	}
+	fmt.Fprintf(stdout, "restored index %d, state hash %x, %d records%s (from node %s at %s) into %s as node %s; start it with this config and [cluster] bootstrap = true, then let the others join\n",
+		info.Index, info.Hash, info.Records, recoded, info.Node, info.Created.Format(time.RFC3339), cfg.Node.DataDir, cfg.Node.ID)
 	return 0
 }

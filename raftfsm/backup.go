@@ -64,6 +64,13 @@ type BackupInfo struct {
 	Hash    [32]byte `json:"-"`
 	Records int64    `json:"-"`
 	Bytes   int64    `json:"-"`
+	// Stream is the version of the snapshot stream inside (its record
+	// format: readStreamHeader).
+	Stream byte `json:"-"`
+	// Restored is, after RestoreBackup, the hash of the state it wrote:
+	// Hash, unless the backup is of an earlier record format, which
+	// FSM.Restore recodes as it does an old leader's snapshot.
+	Restored [32]byte `json:"-"`
 }
 
 // BackupMember is one voter of the cluster a backup came from.
@@ -117,33 +124,40 @@ func (b *Backup) Close() error { return b.snap.Close() }
 // hash is a second pass over the same snapshot, so it is exactly the hash
 // of the records written.
 func (b *Backup) WriteTo(w io.Writer) (int64, error) {
-	sum := &hashWriter{w: w, h: sha256.New()}
-	head, err := json.Marshal(b.info)
+	return writeBackup(w, b.info, func(bw *bufio.Writer) error { return writeState(bw, b.snap) },
+		func() ([32]byte, error) { return hashState(b.snap) })
+}
+
+// writeBackup writes a backup file of info's header, the snapshot stream
+// stream writes and the state hash sum returns once it has.
+func writeBackup(w io.Writer, info BackupInfo, stream func(*bufio.Writer) error, sum func() ([32]byte, error)) (int64, error) {
+	hw := &hashWriter{w: w, h: sha256.New()}
+	head, err := json.Marshal(info)
 	if err != nil {
 		return 0, err
 	}
 	var hdr []byte
 	hdr = append(append(hdr, backupMagic...), backupVersion)
 	hdr = binary.AppendUvarint(hdr, uint64(len(head)))
-	if _, err := sum.Write(append(hdr, head...)); err != nil {
-		return sum.n, err
+	if _, err := hw.Write(append(hdr, head...)); err != nil {
+		return hw.n, err
 	}
-	bw := bufio.NewWriterSize(&chunkWriter{w: sum}, 256<<10)
-	if err := writeState(bw, b.snap); err != nil {
-		return sum.n, err
+	bw := bufio.NewWriterSize(&chunkWriter{w: hw}, 256<<10)
+	if err := stream(bw); err != nil {
+		return hw.n, err
 	}
 	if err := bw.Flush(); err != nil {
-		return sum.n, err
+		return hw.n, err
 	}
-	h, err := hashState(b.snap)
+	h, err := sum()
 	if err != nil {
-		return sum.n, err
+		return hw.n, err
 	}
-	if _, err := sum.Write(append([]byte{0}, h[:]...)); err != nil { // the chunks' end, the hash
-		return sum.n, err
+	if _, err := hw.Write(append([]byte{0}, h[:]...)); err != nil { // the chunks' end, the hash
+		return hw.n, err
 	}
-	n, err := w.Write(sum.h.Sum(nil))
-	return sum.n + int64(n), err
+	n, err := w.Write(hw.h.Sum(nil))
+	return hw.n + int64(n), err
 }
 
 // hashState is FSM.StateHash's hash of the state records in r (the
@@ -347,7 +361,7 @@ func VerifyBackup(r io.Reader) (BackupInfo, error) {
 	fr := bufio.NewReaderSize(b.state(), 64<<10)
 	var applied uint64
 	seen := false
-	if _, err := readStreamHeader(fr); err != nil {
+	if b.info.Stream, err = readStreamHeader(fr); err != nil {
 		return BackupInfo{}, backupStateError(err)
 	}
 	for {
@@ -365,8 +379,10 @@ func VerifyBackup(r io.Reader) (BackupInfo, error) {
 			applied, seen = binary.BigEndian.Uint64(v), true
 			continue
 		}
-		hashRecord(h, k, v)
-		b.info.Records++
+		if bytes.HasPrefix(k, statePrefix) { // what StateHash covers
+			hashRecord(h, k, v)
+			b.info.Records++
+		}
 	}
 	if err := b.finish(); err != nil {
 		return BackupInfo{}, err
@@ -391,7 +407,9 @@ func backupStateError(err error) error {
 
 // RestoreBackup prepares dir, which must be absent or empty, as the data
 // dir of the first node of a new cluster holding exactly the backup's
-// state: the state database at the backup's index, and a Raft snapshot at
+// state (recoded to this build's record format if it is of an earlier
+// one, as FSM.Restore does a snapshot stream): the state database at the
+// backup's index, and a Raft snapshot at
 // that index (term 1) whose configuration names this node alone, at
 // raftAddr, the address peers dial. Raft then starts after the backup's
 // index, so the new cluster's first entries are applied, none is skipped
@@ -415,7 +433,7 @@ func RestoreBackup(path, dir, nodeID, raftAddr string) (BackupInfo, error) {
 		return BackupInfo{}, err
 	}
 	tmp := filepath.Join(dir, ".restore.tmp")
-	err = restoreInto(path, tmp, nodeID, raftAddr, info)
+	err = restoreInto(path, tmp, nodeID, raftAddr, &info)
 	if err == nil {
 		err = moveInto(tmp, dir)
 	}
@@ -458,8 +476,9 @@ func verifyFile(path string) (BackupInfo, error) {
 	return VerifyBackup(f)
 }
 
-// restoreInto writes the backup's state and the Raft snapshot under tmp.
-func restoreInto(path, tmp, nodeID, raftAddr string, want BackupInfo) (err error) {
+// restoreInto writes the backup's state and the Raft snapshot under tmp,
+// and sets want.Restored.
+func restoreInto(path, tmp, nodeID, raftAddr string, want *BackupInfo) (err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -496,9 +515,10 @@ func restoreInto(path, tmp, nodeID, raftAddr string, want BackupInfo) (err error
 	if err != nil {
 		return err
 	}
-	if h != want.Hash || idx != want.Index || b.info.Hash != want.Hash {
+	if b.info.Hash != want.Hash || idx != want.Index || (h != want.Hash && want.Stream == streamVersion) {
 		return fmt.Errorf("%w: the file changed while it was restored", ErrBackup)
 	}
+	want.Restored = h
 	snaps, err := newSnapStore(filepath.Join(tmp, "snapshots"), 2)
 	if err != nil {
 		return err

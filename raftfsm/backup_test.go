@@ -1,7 +1,9 @@
 package raftfsm
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -76,8 +78,8 @@ func TestBackupRestoreStartsPastTheBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Hash != hash || got.Index != idx {
-		t.Fatalf("restored %x@%d, want %x@%d", got.Hash, got.Index, hash, idx)
+	if got.Hash != hash || got.Restored != hash || got.Index != idx || got.Stream != streamVersion {
+		t.Fatalf("restored %x (file %x) at %d, stream version %d; want %x at %d, version %d", got.Restored, got.Hash, got.Index, got.Stream, hash, idx, streamVersion)
 	}
 	r := openStore(t, dir, addr, 0)
 	if h, i, _ := r.StateHash(); h != hash || i < idx {
@@ -163,5 +165,52 @@ func TestBackupRefusesDamage(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Fatalf("a refused restore changed the data dir: %v", entries)
+	}
+}
+
+// A backup whose stream is of an earlier record format (here the previous
+// release's version-1 frames, testdata/format1.frames) verifies against
+// the hash of the records it holds, and restores recoded, as an old
+// leader's snapshot does: to the state hash of the same commands applied
+// by this build.
+func TestRestoreRecodesAnEarlierFormat(t *testing.T) {
+	native, ndb := applyFixture(t)
+	defer ndb.Close()
+	want, idx, err := native.StateHash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, keys, values := readFixture(t)
+	h := sha256.New()
+	for i, k := range keys {
+		if bytes.HasPrefix(k, statePrefix) {
+			hashRecord(h, k, values[i])
+		}
+	}
+	var old [32]byte
+	copy(old[:], h.Sum(nil))
+	var file bytes.Buffer
+	if _, err := writeBackup(&file, BackupInfo{Index: idx, Node: "n1", Members: []BackupMember{}},
+		func(w *bufio.Writer) error { _, err := w.Write(raw); return err },
+		func() ([32]byte, error) { return old, nil }); err != nil {
+		t.Fatal(err)
+	}
+	info, err := VerifyBackup(bytes.NewReader(file.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Stream != 1 || info.Hash != old || old == want {
+		t.Fatalf("verified stream version %d, hash %x (the file's %x, the recoded state's %x)", info.Stream, info.Hash, old, want)
+	}
+	path := filepath.Join(t.TempDir(), "old.backup")
+	if err := os.WriteFile(path, file.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := RestoreBackup(path, filepath.Join(t.TempDir(), "data"), "n1", "127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Hash != old || got.Restored != want || got.Index != idx {
+		t.Fatalf("restored %x (file %x) at %d; want %x (file %x) at %d", got.Restored, got.Hash, got.Index, want, old, idx)
 	}
 }
