@@ -44,39 +44,22 @@ func (p meteredCharges) ProposeCharges(b *ledger.ChargeBatch) ([]ledger.ChargeRe
 	return res, err
 }
 
-// scraped registers the series read at scrape time, so the request path
-// pays nothing for them: Raft's leader changes, apply lag and snapshots,
-// the rate and quota leases this node holds (none on a single node, ll and
-// al nil), and the sessions open in the ledger.
+// scraped has /metrics read, at scrape time, Raft's leader changes, apply
+// lag and snapshots, the rate and quota leases this node holds (none on a
+// single node: ll and al nil), and the sessions open in the ledger.
 func scraped(m *metrics.Metrics, rep *cluster.Replica, ll *proxy.LeaseLimiter, al *proxy.Allowances) {
-	m.Counter("zenmux_raft_leader_changes_total", "Leaders this node has seen take over since it started (its first election included).",
-		func() float64 { return float64(rep.RaftStats().LeaderChanges) })
-	m.Gauge("zenmux_raft_apply_lag", "Entries this node knows committed and has not applied yet.",
-		func() float64 { return float64(rep.RaftStats().ApplyLag) })
-	m.Counter("zenmux_raft_snapshots_taken_total", "Snapshots this node persisted (its Raft log compacted) since it started.",
-		func() float64 { return float64(rep.RaftStats().SnapshotsTaken) })
-	m.Counter("zenmux_raft_snapshots_installed_total", "Snapshots this node installed from a leader since it started.",
-		func() float64 { return float64(rep.RaftStats().SnapshotsInstalled) })
-	held := func(f func() (int, int64)) (func() float64, func() float64) {
-		if f == nil {
-			zero := func() float64 { return 0 }
-			return zero, zero
-		}
-		return func() float64 { n, _ := f(); return float64(n) }, func() float64 { _, v := f(); return float64(v) }
+	src := metrics.Sources{
+		Raft: func() metrics.Raft {
+			st := rep.RaftStats()
+			return metrics.Raft{LeaderChanges: st.LeaderChanges, ApplyLag: st.ApplyLag, SnapshotsTaken: st.SnapshotsTaken, SnapshotsInstalled: st.SnapshotsInstalled}
+		},
+		Sessions: func() int { return rep.Ledger().ActiveSessions(rep.Now()) },
 	}
-	var rate, quota func() (int, int64)
 	if ll != nil {
-		rate = ll.Held
+		src.RateLeases = ll.Held
 	}
 	if al != nil {
-		quota = al.Held
+		src.QuotaLeases = al.Held
 	}
-	buckets, requests := held(rate)
-	accounts, flows := held(quota)
-	m.Gauge("zenmux_rate_leases_held", "Rate buckets this node holds leased, unspent requests of.", buckets)
-	m.Gauge("zenmux_rate_leased_requests", "Requests this node holds leased and unspent, over all rate buckets.", requests)
-	m.Gauge("zenmux_quota_leases_held", "Accounts this node holds leased, unspent quota allowance of.", accounts)
-	m.Gauge("zenmux_quota_leased_micro_flows", "Quota allowance this node holds leased and unspent, in micro-Flows, over all accounts.", flows)
-	m.Gauge("zenmux_selfservice_sessions_active", "Self-service sessions open in the ledger (every node's, not expired).",
-		func() float64 { return float64(rep.Ledger().ActiveSessions(rep.Now())) })
+	m.Read(src)
 }

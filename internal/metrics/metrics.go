@@ -244,15 +244,76 @@ func (m *Metrics) SignIn(result string) {
 	m.signIns.WithLabelValues(result).Inc()
 }
 
-// Gauge registers a value read at scrape time (for example a Raft index).
-func (m *Metrics) Gauge(name, help string, value func() float64) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, value))
+// Sources are values kept outside the request path that /metrics reads
+// when scraped, so requests pay nothing for them. A nil func reads as 0
+// (a single node holds no leases).
+type Sources struct {
+	// Raft returns Raft's counts since the node started and its lag now.
+	Raft func() Raft
+	// RateLeases returns the rate buckets this node holds leased
+	// requests of, and the requests, unspent.
+	RateLeases func() (buckets int, requests int64)
+	// QuotaLeases returns the accounts this node holds quota allowance
+	// of, and the allowance, unspent, in micro-Flows.
+	QuotaLeases func() (accounts int, microFlows int64)
+	// Sessions returns the self-service sessions open now.
+	Sessions func() int
 }
 
-// Counter registers a count kept elsewhere (for example Raft's leader
-// changes), read at scrape time; value must never decrease.
-func (m *Metrics) Counter(name, help string, value func() float64) {
-	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, value))
+// Raft is what Sources.Raft reads.
+type Raft struct {
+	LeaderChanges      uint64 // leaders seen taking over (the first election included)
+	ApplyLag           uint64 // entries known committed and not applied yet
+	SnapshotsTaken     uint64 // snapshots persisted (the log compacted)
+	SnapshotsInstalled uint64 // snapshots installed from a leader
+}
+
+// Read registers the series read from src at scrape time; call it once.
+func (m *Metrics) Read(src Sources) {
+	raft := func(f func(Raft) uint64) func() float64 {
+		return func() float64 {
+			if src.Raft == nil {
+				return 0
+			}
+			return float64(f(src.Raft()))
+		}
+	}
+	pair := func(f func() (int, int64)) (func() float64, func() float64) {
+		if f == nil {
+			zero := func() float64 { return 0 }
+			return zero, zero
+		}
+		return func() float64 { n, _ := f(); return float64(n) }, func() float64 { _, v := f(); return float64(v) }
+	}
+	buckets, requests := pair(src.RateLeases)
+	accounts, flows := pair(src.QuotaLeases)
+	sessions := func() float64 {
+		if src.Sessions == nil {
+			return 0
+		}
+		return float64(src.Sessions())
+	}
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	m.reg.MustRegister(
+		counter("zenmux_raft_leader_changes_total", "Leaders this node has seen take over since it started (its first election included).",
+			raft(func(r Raft) uint64 { return r.LeaderChanges })),
+		gauge("zenmux_raft_apply_lag", "Raft entries this node knows committed and has not applied yet.",
+			raft(func(r Raft) uint64 { return r.ApplyLag })),
+		counter("zenmux_raft_snapshots_taken_total", "Snapshots this node persisted (its Raft log compacted) since it started.",
+			raft(func(r Raft) uint64 { return r.SnapshotsTaken })),
+		counter("zenmux_raft_snapshots_installed_total", "Snapshots this node installed from a leader since it started.",
+			raft(func(r Raft) uint64 { return r.SnapshotsInstalled })),
+		gauge("zenmux_rate_leases_held", "Rate buckets this node holds leased, unspent requests of.", buckets),
+		gauge("zenmux_rate_leased_requests", "Requests this node holds leased and unspent, over all rate buckets.", requests),
+		gauge("zenmux_quota_leases_held", "Accounts this node holds leased, unspent quota allowance of.", accounts),
+		gauge("zenmux_quota_leased_micro_flows", "Quota allowance this node holds leased and unspent, in micro-Flows, over all accounts.", flows),
+		gauge("zenmux_selfservice_sessions_active", "Self-service sessions open in the ledger (every node's, not expired).", sessions),
+	)
 }
 
 // Append appends the series in Prometheus text format (0.0.4), for the

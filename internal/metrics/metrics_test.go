@@ -45,8 +45,11 @@ func TestAppendExact(t *testing.T) {
 		{Billing: "subscription", Result: "charged", MicroUSD: 20, MicroFlows: 1005},
 		{Billing: "subscription", Result: "exists", MicroUSD: 20, MicroFlows: 1005},
 	})
-	m.Gauge("zenmux_test_gauge", "A test gauge.", func() float64 { return 7 })
-	m.Counter("zenmux_test_total", "A test counter.", func() float64 { return 3 })
+	m.Read(Sources{
+		Raft:        func() Raft { return Raft{LeaderChanges: 3, ApplyLag: 2, SnapshotsTaken: 5, SnapshotsInstalled: 1} },
+		QuotaLeases: func() (int, int64) { return 2, 7_500_000 },
+		Sessions:    func() int { return 4 },
+	})
 	b, err := m.Append([]byte("before 1\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -71,9 +74,18 @@ func TestAppendExact(t *testing.T) {
 		`zenmux_charged_micro_flows_total{billing="subscription"} 1005`,
 		`zenmux_raft_charge_batch_size_sum 3`,
 		`zenmux_raft_charge_commit_seconds_count 1`,
-		`zenmux_test_gauge 7`,
-		"# TYPE zenmux_test_total counter",
-		`zenmux_test_total 3`,
+		"# TYPE zenmux_raft_leader_changes_total counter",
+		`zenmux_raft_leader_changes_total 3`,
+		"# TYPE zenmux_raft_apply_lag gauge",
+		`zenmux_raft_apply_lag 2`,
+		`zenmux_raft_snapshots_taken_total 5`,
+		`zenmux_raft_snapshots_installed_total 1`,
+		// RateLeases is nil: a node that holds none reads 0.
+		`zenmux_rate_leases_held 0`,
+		`zenmux_rate_leased_requests 0`,
+		`zenmux_quota_leases_held 2`,
+		`zenmux_quota_leased_micro_flows 7.5e+06`,
+		`zenmux_selfservice_sessions_active 4`,
 		`zenmux_proxy_request_duration_seconds_count{surface="chat"} 2`,
 		`zenmux_proxy_request_duration_seconds_sum{surface="chat"} 0.004`,
 		// 3 ms less 2 upstream, and 1 ms less 2 (no less than nothing).
@@ -105,6 +117,7 @@ func TestDashboardNamesExist(t *testing.T) {
 	m.Fallback("echo")
 	m.Refusal("quota_exceeded")
 	m.Committed(time.Millisecond, []Charge{{Billing: "payg", Result: "charged", MicroUSD: 1, MicroFlows: 1}})
+	m.Read(Sources{})
 	b, err := m.Append(nil)
 	if err != nil {
 		t.Fatal(err)
