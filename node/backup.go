@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"zenmux/admin"
@@ -127,7 +128,12 @@ func backup(adminURL, tokenFile, caFile, certFile, keyFile, out string) (info ra
 	}()
 	// VerifyBackup reads to the end of the file, so every byte of the
 	// answer passes through the tee into the file.
-	if info, err = raftfsm.VerifyBackup(io.TeeReader(resp.Body, f)); err != nil {
+	body := newIdleReader(resp.Body, backupIdle)
+	defer body.stop()
+	if info, err = raftfsm.VerifyBackup(io.TeeReader(body, f)); err != nil {
+		if body.fired.Load() {
+			err = fmt.Errorf("the node sent nothing for %s", backupIdle)
+		}
 		return info, err
 	}
 	if err = f.Sync(); err != nil {
@@ -145,6 +151,33 @@ func backup(adminURL, tokenFile, caFile, certFile, keyFile, out string) (info ra
 	}
 	return info, err
 }
+
+// backupIdle is how long the backup's body may send nothing before the
+// command gives up (the node cuts off a reader that stalls for 30 s).
+const backupIdle = time.Minute
+
+// idleReader closes rc when no read has returned for idle, so a node
+// that stops sending mid-file fails the backup instead of hanging it.
+type idleReader struct {
+	rc    io.ReadCloser
+	idle  time.Duration
+	timer *time.Timer
+	fired atomic.Bool // the timer closed rc
+}
+
+func newIdleReader(rc io.ReadCloser, idle time.Duration) *idleReader {
+	r := &idleReader{rc: rc, idle: idle}
+	r.timer = time.AfterFunc(idle, func() { r.fired.Store(true); rc.Close() })
+	return r
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	r.timer.Reset(r.idle)
+	return n, err
+}
+
+func (r *idleReader) stop() { r.timer.Stop() }
 
 // RestoreCommand runs `zenmuxd restore -config FILE -from BACKUP`: it
 // prepares the config's node.data_dir, which must be absent or empty, as
