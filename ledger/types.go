@@ -7,7 +7,8 @@ import (
 
 // The replicated state. Every field is an integer or a string so that state
 // encodes the same on every replica; JSON is the storage form (versionable,
-// readable in a dump) and views.go renders the API shapes.
+// readable in a dump) but for accounts and totals, which every charge
+// rewrites (binary, record_codec.go), and views.go renders the API shapes.
 
 // Plan is a subscription plan (P1). Amounts are micro-units.
 type Plan struct {
