@@ -249,12 +249,16 @@ func (b *backupReader) ReadByte() (byte, error) {
 	return c, err
 }
 
-// cut turns a premature end of the file into ErrBackup.
+// cut is ErrBackup for a failed read of the file's part what: a
+// premature end says so; a malformed length or a failed read is named.
 func cut(err error, what string) error {
+	if err == nil {
+		return nil
+	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%w: the file ends inside the %s (cut short?)", ErrBackup, what)
 	}
-	return err
+	return fmt.Errorf("%w: the %s: %w", ErrBackup, what, err)
 }
 
 // openBackup reads a backup file's magic, version and header.
@@ -287,7 +291,7 @@ func openBackup(r io.Reader) (*backupReader, error) {
 	return b, nil
 }
 
-// state reads the state stream's bytes; io.EOF once its chunks end.
+// stateReader reads the state stream's bytes; io.EOF once its chunks end.
 type stateReader struct{ b *backupReader }
 
 func (s stateReader) Read(p []byte) (int, error) {
