@@ -186,3 +186,57 @@ func TestMetricsLeaderChanges(t *testing.T) {
 		}
 	}
 }
+
+// A follower stopped while the others write past its log's end plus
+// snapshot_entries catches up from the leader's snapshot: once restarted
+// it counts exactly one snapshot installed, and the leader at least one
+// taken; the follower that stayed up installed none (#13).
+func TestMetricsSnapshots(t *testing.T) {
+	const trailing = 16
+	nodes := startClusterSpec(t, clusterSpec{nodes: 3, clusterKeys: fmt.Sprintf("snapshot_entries = %d\n", trailing)})
+	leader := chaosLeader(t, nodes)
+	var stopped, up *Node
+	for _, n := range nodes {
+		switch {
+		case n == leader:
+		case stopped == nil:
+			stopped = n
+		default:
+			up = n
+		}
+	}
+	waitSameState(t, nodes)
+	stoppedAt := chaosApplied(t, stopped)
+	stopped.Stop()
+	// Raft looks at the threshold every 5–10 s: write until the leader's
+	// newest snapshot is past what the stopped follower holds (at most
+	// 60 s), so that it must install one.
+	written := 0
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		idx := chaosSnapshotIndexes(leader.Dir)
+		if len(idx) > 0 && idx[len(idx)-1] > stoppedAt+trailing+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader took no snapshot past index %d within 60 s (%d accounts written; snapshots at %v)", stoppedAt+trailing+1, written, idx)
+		}
+		for range 40 {
+			written++
+			wtWant(t, leader.AdminDo("POST", "/admin/v1/accounts", fmt.Sprintf(`{"email":"snap%d@example.com","name":"S"}`, written)), 201)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if got := scrape(t, leader)["zenmux_raft_snapshots_taken_total"]; got < 1 {
+		t.Errorf("leader %s: zenmux_raft_snapshots_taken_total = %v, want at least 1", leader.ID, got)
+	}
+	stopped.Start()
+	waitSameState(t, nodes)
+	if got := waitSeries(t, stopped, "zenmux_raft_snapshots_installed_total", 1); got != 1 {
+		t.Errorf("restarted %s: zenmux_raft_snapshots_installed_total = %v, want 1", stopped.ID, got)
+	}
+	for _, n := range []*Node{leader, up} {
+		if got := scrape(t, n)["zenmux_raft_snapshots_installed_total"]; got != 0 {
+			t.Errorf("%s: zenmux_raft_snapshots_installed_total = %v, want 0", n.ID, got)
+		}
+	}
+}
