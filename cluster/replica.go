@@ -117,6 +117,11 @@ func (r *Replica) Start(ctx context.Context) error {
 		}
 		r.log.Warn().Msg("no raft leader yet")
 	}
+	if r.store.IsLeader() && r.store.Ledger().Seeded() {
+		if err := r.refreshOwnMember(); err != nil {
+			r.log.Warn().Err(err).Msg("could not record this node's addresses")
+		}
+	}
 	return nil
 }
 
@@ -446,11 +451,11 @@ func (r *Replica) AddNode(id, raftAddr, adminAddr string) error {
 }
 
 // refreshOwnMember makes the leader's member record name the addresses it
-// runs with before a node joins: followers read it to reach the leader. A
-// cluster restored from a backup starts with the record of the node the
-// backup came from (zenmuxd restore keeps the state as it was), and an
-// operator may have moved a node; otherwise the record is already right
-// and nothing is written.
+// runs with, at start and before a node joins: followers read it to reach
+// the leader. A cluster restored from a backup starts with the record of
+// the node the backup came from (zenmuxd restore keeps the state as it
+// was), and an operator may have moved a node; otherwise the record is
+// already right and nothing is written.
 func (r *Replica) refreshOwnMember() error {
 	me := ledger.Member{ID: r.ID(), RaftAddr: r.opts.RaftAddr, AdminAddr: r.opts.AdminAddr}
 	for _, m := range r.store.Ledger().Members() {

@@ -234,6 +234,9 @@ func restoredCluster(t *testing.T, file, head string) (nodes []*Node, index, has
 		t.Fatalf("zenmuxd restore exited %d: %q %q", code, stdout, stderr)
 	}
 	n1.Start()
+	// The restored node names its own addresses, not the backed-up node's.
+	Expect(t, n1.AdminDo("GET", "/admin/v1/cluster", "").JSON(t), "leader_id", "n1", "nodes.0.id", "n1",
+		"nodes.0.admin_addr", strings.TrimPrefix(n1.Admin, "http://"), "nodes.0.raft_addr", n1.RaftAddr, "nodes.1.id", "<missing>")
 	nodes = []*Node{n1}
 	_, join, _ := strings.Cut(n1.Admin, "://")
 	for i := 2; i <= 3; i++ {
