@@ -42,6 +42,10 @@ type options struct {
 	commit      bool     // only the group-commit benchmark (commit.go)
 	streams     bool     // only the streams against a relay (streams.go)
 	commitOpts  commitOptions
+
+	// streamsRounds: each streams load is measured this many times, every
+	// target in turn each time
+	streamsRounds int
 }
 
 // phase is one measurement, run against every target in turn.
@@ -95,6 +99,7 @@ func run() int {
 	flag.IntVar(&o.commitOpts.memtableMB, "commit-memtable-mb", 16, "-commit: the nodes' node.memtable_mb (the config default is 8)")
 	flag.StringVar(&o.commitOpts.cpuProfile, "commit-cpuprofile", "", "-commit: write a CPU profile of the measured window to this file")
 	flag.BoolVar(&o.streams, "streams", false, "only the streams against a relay: 8-event streams, spaced (2 ms, 1,000/s) and at once (64 connections), through noproxy and zenmuxd-async")
+	flag.IntVar(&o.streamsRounds, "streams-rounds", 1, "the streams loads: rounds, each measuring every target in turn for -duration (default 3 with -streams, 1 with -quick or in the whole run)")
 	acks := flag.String("cluster-ack", "quorum", "the clusters' [accounting] ack modes, comma-separated, one cluster each: quorum, async or quorum,async")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -115,6 +120,9 @@ func run() int {
 	if o.quick && !set["duration"] {
 		o.duration = time.Second
 	}
+	if o.streams && !o.quick && !set["streams-rounds"] {
+		o.streamsRounds = 3
+	}
 	if o.commit && !set["duration"] {
 		o.duration = 10 * time.Second
 		if o.quick {
@@ -128,7 +136,7 @@ func run() int {
 	}
 	if o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.warmup > time.Minute || o.conns < 1 || o.conns > 10000 ||
 		o.workers < 1 || o.workers > 20000 || o.streamRate <= 0 || o.streamRate > 100000 || o.chunks < 1 || o.chunks > 10000 ||
-		o.chunkDelay < 0 || o.chunkDelay > 10*time.Second || o.timeout <= 0 || o.timeout > 10*time.Minute {
+		o.chunkDelay < 0 || o.chunkDelay > 10*time.Second || o.timeout <= 0 || o.timeout > 10*time.Minute || o.streamsRounds < 1 || o.streamsRounds > 100 {
 		fmt.Fprintln(os.Stderr, "bench: a flag is out of range (see -h)")
 		return 2
 	}
@@ -204,7 +212,7 @@ func run() int {
 
 	steps := 0
 	if !o.clusterOnly {
-		steps += len(singlePhases(o))*len(singleTargets) + len(ssSingleTargets) + streamsSteps()
+		steps += len(singlePhases(o))*len(singleTargets) + len(ssSingleTargets) + streamsSteps(o)
 	}
 	if o.cluster {
 		steps += len(o.clusterAcks) * (len(clusterTargets) + len(ssClusterTargets))

@@ -8,6 +8,12 @@ package main
 // gateway's work per event, at saturation). The zenmuxd target streams
 // with an account of its own, so that after the run its usage must equal
 // the streams it answered times the stub's tokens: metering exact.
+//
+// CPU per stream on a shared 2-core machine moves with whatever else
+// runs, so each load is measured in rounds (-streams-rounds), every
+// target in turn in each round, and a target's CPU per stream is its CPU
+// over all rounds divided by its streams over all rounds: a change in the
+// machine's load falls on every target alike.
 
 import (
 	"context"
@@ -18,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,10 +61,12 @@ type StreamsResult struct {
 	SpacingMS float64 `json:"spacing_ms"`
 	Rate      float64 `json:"spaced_rate"`
 	Conns     int     `json:"at_once_conns"`
-	// phase (spaced, at_once) → target → result
-	Results  map[string]map[string]*PhaseResult `json:"results"`
-	Metering *StreamsMetering                   `json:"metering,omitempty"`
-	Error    string                             `json:"error,omitempty"`
+	Rounds    int     `json:"rounds"`
+	// phase (spaced, at_once) → target → one result a round
+	Results map[string]map[string][]*PhaseResult `json:"results"`
+	// phase → target → CPU µs per stream over all rounds
+	CPUMicrosPerStream map[string]map[string]float64 `json:"cpu_us_per_stream"`
+	Metering           *StreamsMetering              `json:"metering,omitempty"`
 }
 
 // StreamsMetering compares what zenmuxd's ledger holds for the streams
@@ -74,14 +83,14 @@ type StreamsMetering struct {
 }
 
 // streamsSteps is the progress steps runStreams takes.
-func streamsSteps() int { return len(streamsPhases) * len(streamsTargets) }
+func streamsSteps(o options) int { return len(streamsPhases) * len(streamsTargets) * o.streamsRounds }
 
 // runStreams measures both loads against direct, noproxy and zenmuxd
 // (async), then checks zenmuxd's metering. z's node gets a fresh account
 // for it. The stub's stream shape is set here and put back after.
 func runStreams(ctx context.Context, o options, st *stub, direct, noproxy *target, z *zenmuxd, rep *Report, prog *progress, step *int) error {
 	res := &StreamsResult{Events: streamsEvents, SpacingMS: float64(streamsSpacing) / 1e6, Rate: streamsRate, Conns: streamsConns,
-		Results: map[string]map[string]*PhaseResult{}}
+		Rounds: o.streamsRounds, Results: map[string]map[string][]*PhaseResult{}, CPUMicrosPerStream: map[string]map[string]float64{}}
 	rep.Streams = res
 	prog.setup("streams: a fresh account on zenmuxd-async")
 	hc := &http.Client{Timeout: 10 * time.Second}
@@ -96,7 +105,8 @@ func runStreams(ctx context.Context, o options, st *stub, direct, noproxy *targe
 	var zAnswered int64
 	self := os.Getpid()
 	for _, ph := range streamsPhases {
-		res.Results[ph.Key] = map[string]*PhaseResult{}
+		res.Results[ph.Key] = map[string][]*PhaseResult{}
+		cpu, streams := map[string]float64{}, map[string]int64{}
 		delay := time.Duration(0)
 		if ph.Key == "spaced" {
 			delay = streamsSpacing
@@ -108,45 +118,55 @@ func runStreams(ctx context.Context, o options, st *stub, direct, noproxy *targe
 			}
 			return closedStreams(ctx, t, streamsConns, d, timeout)
 		}
-		for _, t := range targets {
-			*step++
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if t.proc != nil && !t.proc.alive() {
-				return fmt.Errorf("streams: %s exited: %v\n%s", t.Name, t.proc.waitErr, t.proc.logTail(2000))
-			}
-			label := fmt.Sprintf("%s · streams, %s", t.Name, ph.Label)
-			prog.step(*step, label+" · warm-up")
-			warm := run(t, o.warmup)
-			prog.step(*step, label)
-			var cpu0 time.Duration
-			if t.proc != nil {
-				cpu0, _ = cpuTime(t.proc.pid())
-			}
-			self0, _ := cpuTime(self)
-			s := run(t, o.duration)
-			self1, _ := cpuTime(self)
-			mode := "closed"
-			if ph.Key == "spaced" {
-				mode = "stream"
-			}
-			r := phaseResult(phase{Key: ph.Key, Label: ph.Label, Mode: mode, Rate: streamsRate}, options{conns: streamsConns}, s, warm)
-			r.BenchCPUPercent = 100 * (self1 - self0).Seconds() / s.Window.Seconds()
-			if t.proc != nil {
-				if cpu1, err := cpuTime(t.proc.pid()); err == nil {
-					cpuS := (cpu1 - cpu0).Seconds()
-					r.CPUSeconds = &cpuS
-					if answered := s.OK + s.Non200; answered > 0 {
-						v := cpuS * 1e6 / float64(answered)
-						r.CPUMicrosPerReq = &v
+		for round := range o.streamsRounds {
+			for _, t := range targets {
+				*step++
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if t.proc != nil && !t.proc.alive() {
+					return fmt.Errorf("streams: %s exited: %v\n%s", t.Name, t.proc.waitErr, t.proc.logTail(2000))
+				}
+				label := fmt.Sprintf("%s · streams, %s · round %d/%d", t.Name, ph.Label, round+1, o.streamsRounds)
+				prog.step(*step, label+" · warm-up")
+				warm := run(t, o.warmup)
+				prog.step(*step, label)
+				var cpu0 time.Duration
+				if t.proc != nil {
+					cpu0, _ = cpuTime(t.proc.pid())
+				}
+				self0, _ := cpuTime(self)
+				s := run(t, o.duration)
+				self1, _ := cpuTime(self)
+				mode := "closed"
+				if ph.Key == "spaced" {
+					mode = "stream"
+				}
+				r := phaseResult(phase{Key: ph.Key, Label: ph.Label, Mode: mode, Rate: streamsRate}, options{conns: streamsConns}, s, warm)
+				r.BenchCPUPercent = 100 * (self1 - self0).Seconds() / s.Window.Seconds()
+				if t.proc != nil {
+					if cpu1, err := cpuTime(t.proc.pid()); err == nil {
+						cpuS := (cpu1 - cpu0).Seconds()
+						r.CPUSeconds = &cpuS
+						if answered := s.OK + s.Non200; answered > 0 {
+							v := cpuS * 1e6 / float64(answered)
+							r.CPUMicrosPerReq = &v
+						}
+						cpu[t.Name] += cpuS
+						streams[t.Name] += s.OK + s.Non200
 					}
 				}
+				if t == zt {
+					zAnswered += s.OK + warm.OK
+				}
+				res.Results[ph.Key][t.Name] = append(res.Results[ph.Key][t.Name], r)
 			}
-			if t == zt {
-				zAnswered += s.OK + warm.OK
+		}
+		res.CPUMicrosPerStream[ph.Key] = map[string]float64{}
+		for name, c := range cpu {
+			if streams[name] > 0 {
+				res.CPUMicrosPerStream[ph.Key][name] = c * 1e6 / float64(streams[name])
 			}
-			res.Results[ph.Key][t.Name] = r
 		}
 	}
 	prog.setup("streams: reading zenmuxd's usage")
@@ -251,16 +271,18 @@ func (m *StreamsMetering) read(hc *http.Client, t *target) error {
 	return nil
 }
 
-// streamsCPURatio is zenmuxd's CPU per stream over the relay's in a phase.
-func (r *Report) streamsCPURatio(ph string) (z, relay, ratio float64, ok bool) {
+// streamsCPURatio is zenmuxd's CPU per stream over the relay's in a
+// phase, each over all rounds.
+func (r *Report) streamsCPURatio(ph string) (z, relay float64, ratio float64, ok bool) {
 	if r.Streams == nil {
 		return 0, 0, 0, false
 	}
-	zr, nr := r.Streams.Results[ph]["zenmuxd-async"], r.Streams.Results[ph]["noproxy"]
-	if zr == nil || nr == nil || zr.CPUMicrosPerReq == nil || nr.CPUMicrosPerReq == nil || *nr.CPUMicrosPerReq <= 0 {
+	z, ok1 := r.Streams.CPUMicrosPerStream[ph]["zenmuxd-async"]
+	relay, ok2 := r.Streams.CPUMicrosPerStream[ph]["noproxy"]
+	if !ok1 || !ok2 || relay <= 0 {
 		return 0, 0, 0, false
 	}
-	return *zr.CPUMicrosPerReq, *nr.CPUMicrosPerReq, *zr.CPUMicrosPerReq / *nr.CPUMicrosPerReq, true
+	return z, relay, z / relay, true
 }
 
 // streamsChecks are #13's streaming criteria: zenmuxd's CPU per stream
@@ -300,41 +322,85 @@ func (r *Report) streamsBad() (n int64, where []string) {
 	}
 	for _, ph := range streamsPhases {
 		for _, t := range streamsTargets {
-			if p := r.Streams.Results[ph.Key][t]; p.bad() > 0 {
-				n += p.bad()
-				where = append(where, fmt.Sprintf("streams %s %s: %d non-200 %v, %d errors %q", ph.Key, t, p.Non200+p.WarmupNon200, p.Statuses, p.Errors+p.WarmupErrors, p.ErrorSamples))
+			for i, p := range r.Streams.Results[ph.Key][t] {
+				if p.bad() > 0 {
+					n += p.bad()
+					where = append(where, fmt.Sprintf("streams %s %s round %d: %d non-200 %v, %d errors %q", ph.Key, t, i+1, p.Non200+p.WarmupNon200, p.Statuses, p.Errors+p.WarmupErrors, p.ErrorSamples))
+				}
 			}
 		}
 	}
 	return n, where
 }
 
+// streamsRate is a target's streams a second over all rounds of a phase.
+func (s *StreamsResult) streamsRate(ph, t string) float64 {
+	var ok int64
+	var window float64
+	for _, p := range s.Results[ph][t] {
+		ok += p.OK
+		window += p.WindowS
+	}
+	if window <= 0 {
+		return 0
+	}
+	return float64(ok) / window
+}
+
+// medianOf is the median of the rounds' values of pick (nil when none
+// has it).
+func medianOf(ps []*PhaseResult, pick func(*PhaseResult) *Dist, q func(*Dist) float64) *float64 {
+	var xs []float64
+	for _, p := range ps {
+		if d := pick(p); d != nil {
+			xs = append(xs, q(d))
+		}
+	}
+	if len(xs) == 0 {
+		return nil
+	}
+	slices.Sort(xs)
+	m := xs[len(xs)/2]
+	if len(xs)%2 == 0 {
+		m = (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
+	}
+	return &m
+}
+
 // printStreams writes the streams table.
 func (r *Report) printStreams(w io.Writer) {
 	s := r.Streams
-	fmt.Fprintf(w, "\nstreams of %d events (µs; latencies from the scheduled send): spaced = %s apart at %g streams/s, open loop; at once = no pause, %d connections, closed loop\n\n",
-		s.Events, time.Duration(s.SpacingMS*1e6), s.Rate, s.Conns)
+	fmt.Fprintf(w, "\nstreams of %d events (µs; latencies from the scheduled send, median of %d round(s)): spaced = %s apart at %g streams/s, open loop; at once = no pause, %d connections, closed loop; CPU over all rounds\n\n",
+		s.Events, s.Rounds, time.Duration(s.SpacingMS*1e6), s.Rate, s.Conns)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "load\ttarget\tstreams/s\t% direct\tTTFB p50/p99\ttotal p50/p99\tCPU µs/stream\t× relay\tnon-200+err\t")
+	ttfb := func(p *PhaseResult) *Dist { return p.TTFB }
+	lat := func(p *PhaseResult) *Dist { return p.Latency }
+	pair := func(ps []*PhaseResult, pick func(*PhaseResult) *Dist) string {
+		a, b := medianOf(ps, pick, p50), medianOf(ps, pick, p99)
+		if a == nil || b == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f/%.0f", *a, *b)
+	}
 	for _, ph := range streamsPhases {
-		d := s.Results[ph.Key]["direct"]
+		direct := s.streamsRate(ph.Key, "direct")
 		for _, t := range streamsTargets {
-			p := s.Results[ph.Key][t]
-			if p == nil {
+			ps := s.Results[ph.Key][t]
+			if len(ps) == 0 {
 				continue
 			}
-			row := []string{ph.Key, t, fmt.Sprintf("%.0f", p.ReqPerSec), "-", "-", "-", "-", "-", fmt.Sprint(p.bad())}
-			if d != nil && d.ReqPerSec > 0 {
-				row[3] = fmt.Sprintf("%.2f", p.ReqPerSec/d.ReqPerSec)
+			var bad int64
+			for _, p := range ps {
+				bad += p.bad()
 			}
-			if p.TTFB != nil {
-				row[4] = fmt.Sprintf("%.0f/%.0f", p.TTFB.P50, p.TTFB.P99)
+			rate := s.streamsRate(ph.Key, t)
+			row := []string{ph.Key, t, fmt.Sprintf("%.0f", rate), "-", pair(ps, ttfb), pair(ps, lat), "-", "-", fmt.Sprint(bad)}
+			if direct > 0 {
+				row[3] = fmt.Sprintf("%.2f", rate/direct)
 			}
-			if p.Latency != nil {
-				row[5] = fmt.Sprintf("%.0f/%.0f", p.Latency.P50, p.Latency.P99)
-			}
-			if p.CPUMicrosPerReq != nil {
-				row[6] = fmt.Sprintf("%.0f", *p.CPUMicrosPerReq)
+			if c, ok := s.CPUMicrosPerStream[ph.Key][t]; ok {
+				row[6] = fmt.Sprintf("%.0f", c)
 			}
 			if t == "zenmuxd-async" {
 				if _, _, ratio, ok := r.streamsCPURatio(ph.Key); ok {
@@ -354,7 +420,7 @@ func (r *Report) printStreams(w io.Writer) {
 // runStreamsOnly is -streams: build zenmuxd and noproxy, start the stub,
 // noproxy and one zenmuxd (async), measure the streams, report.
 func runStreamsOnly(ctx context.Context, o options, tmp, root string) int {
-	prog := newProgress(streamsSteps(), time.Duration(streamsSteps())*(o.warmup+o.duration+50*time.Millisecond))
+	prog := newProgress(streamsSteps(o), time.Duration(streamsSteps(o))*(o.warmup+o.duration+50*time.Millisecond))
 	defer prog.finish()
 	rep := newReport(o, root)
 	fail := func(err error) int {
