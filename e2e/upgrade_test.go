@@ -350,7 +350,9 @@ func upgradeCaughtUp(t *testing.T, n *Node, nodes []*Node) uint64 {
 // A refused or failed request is retried on another node. Afterwards no
 // request was lost, every request answered 200 is in the request log
 // exactly once, the account's used Flows are exactly the logged requests'
-// Flows, and the three state hashes agree.
+// Flows, and the three state hashes agree. Last, the previous release
+// refuses to start on an upgraded data dir: there is no going back in
+// place. Before the cluster starts, checkPreviousDecodes.
 func TestRollingUpgrade(t *testing.T) {
 	if os.Getenv(upgradeEnv) != "1" {
 		t.Skipf("set %s=1 to run: it builds the previous release's zenmuxd from git", upgradeEnv)
@@ -513,6 +515,17 @@ func TestRollingUpgrade(t *testing.T) {
 	hashes, same := stateHashes(t, nodes)
 	if !same {
 		t.Errorf("rule C1: state hashes differ after the upgrade: %v", hashes)
+	}
+
+	// No going back in place (docs/operations.md, "Upgrades"): the previous
+	// release does not start on a data dir this build has opened.
+	back := nodes[2]
+	back.Stop()
+	back.Binary = old
+	if err := back.start(); err == nil {
+		t.Errorf("the previous release started on %s's upgraded data dir", back.ID)
+	} else {
+		t.Logf("the previous release on %s's upgraded data dir: %s", back.ID, tail(err.Error(), 300))
 	}
 	t.Logf("whole test %s", time.Since(start).Round(time.Millisecond))
 }
