@@ -42,6 +42,7 @@ output_usd_per_mtok = 15
 plans = ["chaos"]
 `
 
+// upgradeBody is every load request: the same body, so the same Flows.
 const upgradeBody = `{"model":"upgrade/echo","max_tokens":4,"messages":[{"role":"user","content":"rolling upgrade"}]}`
 
 // previousRelease is the commit in testdata/previous-release.
@@ -169,10 +170,11 @@ func checkPreviousDecodes(t *testing.T, src string) {
 		in.WriteString(hex.EncodeToString(b) + "\n")
 	}
 	run := exec.Command("go", "run", "./cmd/decodecheck")
-	run.Dir, run.Env, run.Stdin = src, append(os.Environ(), "GOWORK=off"), strings.NewReader(in.String())
+	var stderr bytes.Buffer
+	run.Dir, run.Env, run.Stdin, run.Stderr = src, append(os.Environ(), "GOWORK=off"), strings.NewReader(in.String()), &stderr
 	out, err := run.Output()
 	if err != nil {
-		t.Fatalf("the previous release's decoder: %v", err)
+		t.Fatalf("the previous release's decoder: %v\n%s", err, stderr.Bytes())
 	}
 	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
 	if len(lines) != len(cmds) {
