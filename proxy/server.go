@@ -658,10 +658,12 @@ var includeUsage = []byte(`"stream_options":{"include_usage":true},`)
 // stream reports usage (W2.3). It reports whether the client had
 // asked for the usage chunk itself.
 func upstreamBody(body []byte, top topLevel, upstream string, chatStream bool) ([]byte, bool) {
-	name := appendJSONString(make([]byte, 0, len(upstream)+2), upstream)
-	if !chatStream {
-		return splice(body, top.model, name), true
+	if !chatStream { // the body with the name written in place: one allocation
+		out := make([]byte, 0, len(body)-(top.model.end-top.model.start)+len(upstream)+2)
+		out = appendModelName(append(out, body[:top.model.start]...), upstream)
+		return append(out, body[top.model.end:]...), true
 	}
+	name := appendModelName(make([]byte, 0, len(upstream)+2), upstream)
 	if !top.streamOptions.ok() {
 		out := splice(body, top.model, name)
 		i := bytes.IndexByte(out, '{')
@@ -681,6 +683,19 @@ func upstreamBody(body []byte, top topLevel, upstream string, chatStream bool) (
 		first, second, firstRepl, secondRepl = second, first, secondRepl, firstRepl
 	}
 	return splice(splice(body, second, secondRepl), first, firstRepl), asked
+}
+
+// appendModelName appends a provider's model name as a JSON string,
+// byte for byte as appendJSONString writes it; a name that needs no
+// escaping (every catalog name) is copied between quotes, without
+// encoding/json's reflection and buffers on every request.
+func appendModelName(b []byte, name string) []byte {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return appendJSONString(b, name)
+		}
+	}
+	return append(append(append(b, '"'), name...), '"')
 }
 
 // upstreamError maps a failed call (no answer at all) to 502/504.
@@ -708,27 +723,24 @@ func (in *inflight) submit(u Usage, status string, estimated bool) func() error 
 	}
 	reservation, flows, acct := in.reservation, in.flowEstimate, in.ad.AccountID
 	in.reservation, in.flowEstimate = 0, 0
-	settle := func(o ChargeOutcome) {
-		s.reserved.release(acct, reservation)
-		if flows != 0 {
-			s.o.Allowances.Settle(acct, flows, o.Result.MicroFlows)
-		}
-	}
+	// A callback only where there is something to wait for or to settle:
+	// an async charge without reservations (a subscription on one node)
+	// hands the batcher its charge and nothing else.
 	var done chan error
 	var callback func(ChargeOutcome)
 	switch {
 	case s.o.AckQuorum:
 		done = make(chan error, 1)
 		callback = func(o ChargeOutcome) {
-			settle(o)
+			s.settle(acct, reservation, flows, o)
 			done <- o.Err
 		}
 	case reservation != 0 || flows != 0:
-		callback = settle
+		callback = func(o ChargeOutcome) { s.settle(acct, reservation, flows, o) }
 	}
 	err := s.o.Charges.Submit(c, callback)
 	if err != nil {
-		settle(ChargeOutcome{})
+		s.settle(acct, reservation, flows, ChargeOutcome{})
 		s.o.Log.Error().Err(err).Str("request", in.id).Msg("charge not queued")
 		return func() error { return err }
 	}
@@ -744,6 +756,15 @@ func (in *inflight) submit(u Usage, status string, estimated bool) func() error 
 		case <-t.C:
 			return errors.New("charge commit timed out")
 		}
+	}
+}
+
+// settle releases a charge's pay-as-you-go reservation and replaces its
+// Flow estimate in this node's allowance with what the charge cost.
+func (s *Server) settle(acct string, reservation, flows int64, o ChargeOutcome) {
+	s.reserved.release(acct, reservation)
+	if flows != 0 {
+		s.o.Allowances.Settle(acct, flows, o.Result.MicroFlows)
 	}
 }
 
