@@ -651,7 +651,12 @@ func (s *Server) release(in *inflight) {
 	}
 }
 
-var includeUsage = []byte(`"stream_options":{"include_usage":true},`)
+var (
+	includeUsage = []byte(`"stream_options":{"include_usage":true},`)
+	// usageAsked is stream_options as most clients that want the usage
+	// chunk write it: the body goes as it is but for the model.
+	usageAsked = []byte(`{"include_usage":true}`)
+)
 
 // upstreamBody rewrites the model to the provider's name and, for a
 // streamed chat completion, forces stream_options.include_usage so the
@@ -668,6 +673,9 @@ func upstreamBody(body []byte, top topLevel, upstream string, chatStream bool) (
 		out := splice(body, top.model, name)
 		i := bytes.IndexByte(out, '{')
 		return append(append(append(make([]byte, 0, len(out)+len(includeUsage)), out[:i+1]...), includeUsage...), out[i+1:]...), false
+	}
+	if bytes.Equal(body[top.streamOptions.start:top.streamOptions.end], usageAsked) {
+		return splice(body, top.model, name), true
 	}
 	var opts map[string]any
 	if json.Unmarshal(body[top.streamOptions.start:top.streamOptions.end], &opts) != nil || opts == nil {
