@@ -68,3 +68,21 @@ func BenchmarkEncodeChargeBatch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAdmit is the ledger's part of admitting one request: a key with
+// a free-plan subscription whose 5-hour and weekly windows are running, as on every
+// proxied request.
+func BenchmarkAdmit(b *testing.B) {
+	f := newFixture(b)
+	acct, h := f.account()
+	if r := f.charge(acct, h, 3, BillingSubscription); r.Status != "charged" {
+		b.Fatalf("charge: %+v", r)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := f.l.Admit(h, EchoModelID, f.now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

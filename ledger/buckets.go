@@ -79,14 +79,13 @@ func (l *Ledger) remainingFlows(a *Account, now int64) (int64, *QuotaError) {
 	if qe := l.exhausted(a, p, now); qe != nil {
 		return 0, qe
 	}
-	rem := windowAt(a.W5h, p.Window5hMicroFlows, now).RemainingFlows
-	rem = min(rem, windowAt(a.Weekly, p.WeeklyMicroFlows, now).RemainingFlows)
+	rem := min(windowRemaining(a.W5h, p.Window5hMicroFlows, now), windowRemaining(a.Weekly, p.WeeklyMicroFlows, now))
 	start, _ := a.period(now)
 	used := int64(0)
 	if a.Monthly.StartedAt == start {
 		used = a.Monthly.UsedMicroFlows
 	}
-	return min(int64(rem), p.MonthlyMicroFlows-used), nil
+	return min(rem, p.MonthlyMicroFlows-used), nil
 }
 
 func (c *LeaseFlows) apply(l *Ledger, now int64) (FlowLease, error) {

@@ -290,12 +290,10 @@ func (l *Ledger) admit(a *Account, keyID, kind, modelID string, now int64) (Admi
 // exhausted returns the first window with nothing remaining at now (Q4):
 // 5 h, then weekly, then monthly.
 func (l *Ledger) exhausted(a *Account, p *Plan, now int64) *QuotaError {
-	w5 := windowAt(a.W5h, p.Window5hMicroFlows, now)
-	if w5.RemainingFlows <= 0 {
+	if windowRemaining(a.W5h, p.Window5hMicroFlows, now) <= 0 {
 		return &QuotaError{Window: "window_5h", ResetsAt: a.W5h.ResetsAt}
 	}
-	wk := windowAt(a.Weekly, p.WeeklyMicroFlows, now)
-	if wk.RemainingFlows <= 0 {
+	if windowRemaining(a.Weekly, p.WeeklyMicroFlows, now) <= 0 {
 		return &QuotaError{Window: "weekly", ResetsAt: a.Weekly.ResetsAt}
 	}
 	start, end := a.period(now)

@@ -281,17 +281,31 @@ func resetRFC3339(nanos int64) string {
 // inactive with nothing used (Q1, Q2); an active one's resets_at is never
 // before its real end.
 func windowAt(w Window, limit, now int64) WindowView {
-	used := w.UsedMicroFlows
 	v := WindowView{LimitFlows: Micro(limit)}
-	if w.StartedAt == 0 || now >= w.ResetsAt {
-		used = 0
-	} else {
+	used := windowUsed(w, now)
+	if w.StartedAt != 0 && now < w.ResetsAt {
 		resets := resetRFC3339(w.ResetsAt)
 		v.StartedAt, v.ResetsAt = optTime(w.StartedAt), &resets
 	}
 	v.UsedFlows = Micro(used)
-	v.RemainingFlows = Micro(max(0, limit-used))
+	v.RemainingFlows = Micro(windowRemaining(w, limit, now))
 	return v
+}
+
+// windowUsed is what w has used at now: nothing once it has reset or before
+// it started.
+func windowUsed(w Window, now int64) int64 {
+	if w.StartedAt == 0 || now >= w.ResetsAt {
+		return 0
+	}
+	return w.UsedMicroFlows
+}
+
+// windowRemaining is what w has left of limit at now, never below 0; the
+// admission path asks it on every request, so it formats no times (a
+// WindowView formats two).
+func windowRemaining(w Window, limit, now int64) int64 {
+	return max(0, limit-windowUsed(w, now))
 }
 
 func (l *Ledger) usageView(a *Account, now int64) UsageView {
