@@ -869,7 +869,7 @@ func (r *sseReader) next() (raw []byte, name string, data []byte, err error) {
 				continue // stray blank line between events
 			}
 			r.raw = append(r.raw, line...)
-			return r.raw, string(r.name), r.data, nil
+			return r.raw, eventName(r.name), r.data, nil
 		}
 		r.raw = append(r.raw, line...)
 		if len(r.raw) > maxEventBytes {
@@ -893,6 +893,37 @@ func (r *sseReader) next() (raw []byte, name string, data []byte, err error) {
 			return r.raw, string(r.name), r.data, err
 		}
 	}
+}
+
+// eventName is an event's name as a string: the names upstreams send on
+// every event of a stream are constants, so a stream of hundreds of
+// events does not allocate one each; others are copied.
+func eventName(b []byte) string {
+	switch string(b) {
+	case "":
+		return ""
+	case "content_block_delta":
+		return "content_block_delta"
+	case "content_block_start":
+		return "content_block_start"
+	case "content_block_stop":
+		return "content_block_stop"
+	case "message_start":
+		return "message_start"
+	case "message_delta":
+		return "message_delta"
+	case "message_stop":
+		return "message_stop"
+	case "ping":
+		return "ping"
+	case "response.output_text.delta":
+		return "response.output_text.delta"
+	case "response.function_call_arguments.delta":
+		return "response.function_call_arguments.delta"
+	case "response.reasoning_summary_text.delta":
+		return "response.reasoning_summary_text.delta"
+	}
+	return string(b)
 }
 
 // flushReader is the upstream's body as the SSE reader reads it: before
