@@ -76,8 +76,7 @@ type FSM struct {
 
 // CheckpointEvery is how long applied state may go untaken by a checkpoint
 // while entries are being applied (an idle FSM takes none until it is asked
-// to), or longer while the previous checkpoint is still being written; a
-// taken checkpoint reaches disk with the next memtable flush.
+// to); a taken checkpoint reaches disk with the next memtable flush.
 const CheckpointEvery = 100 * time.Millisecond
 
 // NewFSM loads the ledger and applied index from db.
@@ -294,10 +293,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		out[i] = led.Apply(cmd, ts)
 	}
 	f.applied.Store(last)
-	if time.Since(f.savedAt) >= f.every && !f.inflight.running() {
-		// Not while the last one is still being written: waiting for it
-		// here would stall Raft's applies behind Pebble (a flush, a
-		// starved CPU); the next one takes both intervals' changes.
+	if time.Since(f.savedAt) >= f.every {
 		f.checkpointLocked(false)
 	}
 	return out
@@ -372,19 +368,6 @@ func (r *checkpointRun) wait() {
 	<-r.done
 	if r.err != nil {
 		panic(fmt.Sprintf("raftfsm: checkpoint: %v", r.err))
-	}
-}
-
-// running reports whether r (nil: none) is still being written.
-func (r *checkpointRun) running() bool {
-	if r == nil {
-		return false
-	}
-	select {
-	case <-r.done:
-		return false
-	default:
-		return true
 	}
 }
 
