@@ -272,9 +272,9 @@ func merge(ts []*tally, window time.Duration, sent int64, stream bool) *runStats
 	return s
 }
 
-// closedLoop runs conns workers, each sending its next request as soon as
-// the previous one is answered, for d.
-func closedLoop(ctx context.Context, t *target, conns int, d, timeout time.Duration) *runStats {
+// closedLoop runs conns workers, each sending its next request (streamed
+// or not) as soon as the previous one is answered, for d.
+func closedLoop(ctx context.Context, t *target, conns int, d, timeout time.Duration, stream bool) *runStats {
 	base := time.Now()
 	var wg sync.WaitGroup
 	var samples atomic.Int64
@@ -292,7 +292,13 @@ func closedLoop(ctx context.Context, t *target, conns int, d, timeout time.Durat
 					return
 				}
 				sent[w]++
-				ts[w].add(t.doUnary(base, timeout), start, false, &samples)
+				var r result
+				if stream {
+					r = t.doStream(base, timeout)
+				} else {
+					r = t.doUnary(base, timeout)
+				}
+				ts[w].add(r, start, stream, &samples)
 			}
 		}()
 	}
@@ -301,7 +307,7 @@ func closedLoop(ctx context.Context, t *target, conns int, d, timeout time.Durat
 	for _, x := range sent {
 		n += x
 	}
-	return merge(ts, time.Since(base), n, false)
+	return merge(ts, time.Since(base), n, stream)
 }
 
 // openLoop sends rate requests a second for d on a fixed schedule, whatever

@@ -224,15 +224,7 @@ func run() int {
 	if o.cluster {
 		rep.Meta.ClusterAcks = o.clusterAcks
 	}
-	fail := func(err error) int {
-		prog.finish()
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(os.Stderr, "bench: interrupted")
-			return 130
-		}
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 1
-	}
+	fail := func(err error) int { return failed(prog, err) }
 
 	// 1. Build zenmuxd and noproxy (in parallel; noproxy only for the
 	// single-node targets).
@@ -453,7 +445,7 @@ func measure(ctx context.Context, t *target, ph phase, o options, d time.Duratio
 	}
 	switch ph.Mode {
 	case "closed":
-		return closedLoop(ctx, t, o.conns, d, o.timeout)
+		return closedLoop(ctx, t, o.conns, d, o.timeout, false)
 	case "stream":
 		return openLoop(ctx, t, ph.Rate, d, o.workers, true, o.timeout)
 	default:
@@ -484,3 +476,15 @@ func gitHead(root string) string {
 }
 
 func goVersion() string { return runtime.Version() }
+
+// failed ends the progress display and reports err: exit code 130 for an
+// interrupt, 1 otherwise.
+func failed(prog *progress, err error) int {
+	prog.finish()
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "bench: interrupted")
+		return 130
+	}
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	return 1
+}

@@ -26,8 +26,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 )
@@ -116,7 +114,7 @@ func runStreams(ctx context.Context, o options, st *stub, direct, noproxy *targe
 			if ph.Key == "spaced" {
 				return openLoop(ctx, t, streamsRate, d, o.workers, true, timeout)
 			}
-			return closedStreams(ctx, t, streamsConns, d, timeout)
+			return closedLoop(ctx, t, streamsConns, d, timeout, true)
 		}
 		for round := range o.streamsRounds {
 			for _, t := range targets {
@@ -172,37 +170,6 @@ func runStreams(ctx context.Context, o options, st *stub, direct, noproxy *targe
 	prog.setup("streams: reading zenmuxd's usage")
 	res.Metering = streamsMetering(ctx, zt, zAnswered)
 	return nil
-}
-
-// closedStreams runs conns workers, each sending its next streamed
-// request as soon as the last one has ended, for d.
-func closedStreams(ctx context.Context, t *target, conns int, d, timeout time.Duration) *runStats {
-	base := time.Now()
-	var wg sync.WaitGroup
-	var samples atomic.Int64
-	ts := make([]*tally, conns)
-	sent := make([]int64, conns)
-	for w := range conns {
-		ts[w] = &tally{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 50_000_000 && ctx.Err() == nil; i++ { // bounded by time, and by count
-				start := time.Since(base)
-				if start >= d {
-					return
-				}
-				sent[w]++
-				ts[w].add(t.doStream(base, timeout), start, true, &samples)
-			}
-		}()
-	}
-	wg.Wait()
-	var n int64
-	for _, x := range sent {
-		n += x
-	}
-	return merge(ts, time.Since(base), n, true)
 }
 
 var errUsageShort = errors.New("the ledger's usage does not match the streams answered")
@@ -423,15 +390,7 @@ func runStreamsOnly(ctx context.Context, o options, tmp, root string) int {
 	prog := newProgress(streamsSteps(o), time.Duration(streamsSteps(o))*(o.warmup+o.duration+50*time.Millisecond))
 	defer prog.finish()
 	rep := newReport(o, root)
-	fail := func(err error) int {
-		prog.finish()
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(os.Stderr, "bench: interrupted")
-			return 130
-		}
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 1
-	}
+	fail := func(err error) int { return failed(prog, err) }
 	prog.setup("building zenmuxd and noproxy")
 	zbin, nbin := filepath.Join(tmp, "zenmuxd"), filepath.Join(tmp, "noproxy")
 	for pkg, out := range map[string]string{"./cmd/zenmuxd": zbin, "./bench/noproxy": nbin} {
