@@ -25,7 +25,7 @@ func TestDefault(t *testing.T) {
 		Node: Node{
 			ID:          "n1",
 			DataDir:     "./zenmux-data",
-			MemtableMB:  8,
+			MemtableMB:  4,
 			DrainGrace:  Duration(30 * time.Second),
 			Listen:      "127.0.0.1:8080",
 			AdminListen: "127.0.0.1:8081",
