@@ -133,3 +133,61 @@ func BenchmarkDurationBefore(b *testing.B) {
 }
 
 var surfacesBench = [4]string{"chat", "messages", "responses", "embeddings"}
+
+// The per-request counter and the per-batch charge series as the proxy and
+// the batcher call them, against the label lookups they replaced
+// (bench/README.md, "Metrics client (#13)").
+func BenchmarkRequest(b *testing.B) {
+	m := New()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		l := &benchLabels[i&15]
+		m.Request(l[0], 200+i&3, "subscription", l[2])
+		i++
+	}
+}
+
+func BenchmarkRequestBefore(b *testing.B) {
+	m := New()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		l := &benchLabels[i&15]
+		var num [8]byte
+		m.requests.WithLabelValues(l[0], string(strconv.AppendInt(num[:0], int64(200+i&3), 10)), "subscription", l[2]).Inc()
+		i++
+	}
+}
+
+var benchBatch = func() []Charge {
+	out := make([]Charge, 16)
+	for i := range out {
+		out[i] = Charge{Billing: "subscription", Result: "charged", MicroUSD: 1234, MicroFlows: 5678}
+	}
+	out[3].Billing, out[9].Result = "payg", "exists"
+	return out
+}()
+
+func BenchmarkCommitted16(b *testing.B) {
+	m := New()
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Committed(time.Millisecond, benchBatch)
+	}
+}
+
+func BenchmarkCommitted16Before(b *testing.B) {
+	m := New()
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range benchBatch {
+			c := &benchBatch[i]
+			m.charges.WithLabelValues(c.Result).Inc()
+			if c.Result == "charged" {
+				m.chargedFlows.WithLabelValues(c.Billing).Add(float64(c.MicroFlows))
+				m.chargedUSD.WithLabelValues(c.Billing).Add(float64(c.MicroUSD))
+			}
+		}
+	}
+}

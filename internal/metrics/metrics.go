@@ -36,6 +36,17 @@ type Metrics struct {
 	// both without hashing its label twice.
 	surfaces atomic.Pointer[map[string]surfaceSeries]
 	mu       sync.Mutex
+	// counters holds each requests_total series once resolved (a
+	// requestLabels → prometheus.Counter): the map's hash of four short
+	// values costs less than client_golang's label hashing and checks,
+	// and the status needs no string.
+	counters sync.Map
+}
+
+// requestLabels are one requests_total series' label values.
+type requestLabels struct {
+	surface, billing, model string
+	status                  int
 }
 
 // surfaceSeries are one surface's histograms.
@@ -132,8 +143,14 @@ func (m *Metrics) Request(surface string, status int, billing, model string) {
 	if m == nil {
 		return
 	}
-	var num [8]byte
-	m.requests.WithLabelValues(surface, string(strconv.AppendInt(num[:0], int64(status), 10)), billing, model).Inc()
+	k := requestLabels{surface, billing, model, status}
+	if c, ok := m.counters.Load(k); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c := m.requests.WithLabelValues(surface, strconv.Itoa(status), billing, model)
+	m.counters.Store(k, c)
+	c.Inc()
 }
 
 // Duration records a request's total time on the proxy, and zenmuxd's
@@ -225,15 +242,56 @@ func (m *Metrics) Committed(d time.Duration, charges []Charge) {
 	}
 	m.commitDuration.Observe(d.Seconds())
 	m.commitBatchSize.Observe(float64(len(charges)))
+	// A batch holds a few results and billings: each series is looked up
+	// once per batch, not once per charge.
+	var rbuf [3]resultCount
+	var bbuf [2]billingSum
+	results, money := rbuf[:0], bbuf[:0]
 	for i := range charges {
 		c := &charges[i]
-		m.charges.WithLabelValues(c.Result).Inc()
-		if c.Result != "charged" {
-			continue
+		results = countResult(results, c.Result)
+		if c.Result == "charged" {
+			money = addBilling(money, c)
 		}
-		m.chargedFlows.WithLabelValues(c.Billing).Add(float64(c.MicroFlows))
-		m.chargedUSD.WithLabelValues(c.Billing).Add(float64(c.MicroUSD))
 	}
+	for _, r := range results {
+		m.charges.WithLabelValues(r.result).Add(float64(r.n))
+	}
+	for _, b := range money {
+		m.chargedFlows.WithLabelValues(b.billing).Add(float64(b.microFlows))
+		m.chargedUSD.WithLabelValues(b.billing).Add(float64(b.microUSD))
+	}
+}
+
+type resultCount struct {
+	result string
+	n      int
+}
+
+func countResult(rs []resultCount, result string) []resultCount {
+	for i := range rs {
+		if rs[i].result == result {
+			rs[i].n++
+			return rs
+		}
+	}
+	return append(rs, resultCount{result, 1})
+}
+
+type billingSum struct {
+	billing              string
+	microFlows, microUSD int64
+}
+
+func addBilling(bs []billingSum, c *Charge) []billingSum {
+	for i := range bs {
+		if bs[i].billing == c.Billing {
+			bs[i].microFlows += c.MicroFlows
+			bs[i].microUSD += c.MicroUSD
+			return bs
+		}
+	}
+	return append(bs, billingSum{c.Billing, c.MicroFlows, c.MicroUSD})
 }
 
 // SignIn counts one self-service sign-in attempt by its result.
