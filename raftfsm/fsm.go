@@ -2,7 +2,6 @@ package raftfsm
 
 import (
 	"bufio"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -597,20 +596,6 @@ func (f *FSM) StateHash() ([32]byte, uint64, error) {
 	if err != nil {
 		return [32]byte{}, 0, err
 	}
-	h := sha256.New()
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: statePrefix, UpperBound: stateUpper})
-	if err != nil {
-		return [32]byte{}, 0, err
-	}
-	defer it.Close()
-	var n [binary.MaxVarintLen64]byte
-	for it.First(); it.Valid(); it.Next() {
-		for _, part := range [][]byte{it.Key(), it.Value()} {
-			h.Write(n[:binary.PutUvarint(n[:], uint64(len(part)))])
-			h.Write(part)
-		}
-	}
-	var out [32]byte
-	copy(out[:], h.Sum(nil))
-	return out, idx, it.Error()
+	h, err := hashState(snap)
+	return h, idx, err
 }
