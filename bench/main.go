@@ -96,7 +96,7 @@ func run() int {
 	flag.BoolVar(&o.commit, "commit", false, "only the group-commit benchmark: a 3-node cluster in this process, charges offered at -commit-rate through one batcher per node")
 	flag.IntVar(&o.commitOpts.rate, "commit-rate", 55000, "-commit: charges offered per second, over the three nodes")
 	flag.IntVar(&o.commitOpts.accounts, "commit-accounts", 1000, "-commit: accounts the charges are spread over")
-	flag.IntVar(&o.commitOpts.memtableMB, "commit-memtable-mb", 16, "-commit: the nodes' node.memtable_mb (the config default is 8)")
+	flag.IntVar(&o.commitOpts.memtableMB, "commit-memtable-mb", 16, "-commit: the nodes' node.memtable_mb (the config default is 4)")
 	flag.StringVar(&o.commitOpts.cpuProfile, "commit-cpuprofile", "", "-commit: write a CPU profile of the measured window to this file")
 	flag.BoolVar(&o.streams, "streams", false, "only the streams against a relay: 8-event streams, spaced (2 ms, 1,000/s) and at once (64 connections), through noproxy and zenmuxd-async")
 	flag.IntVar(&o.streamsRounds, "streams-rounds", 1, "the streams loads: rounds, each measuring every target in turn for -duration (default 3 with -streams, 1 with -quick or in the whole run)")
