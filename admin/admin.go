@@ -72,20 +72,20 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
 	switch path {
 	case "/healthz":
-		writeJSON(ctx, 200, map[string]string{"status": "ok"})
+		apierr.WriteJSON(ctx, 200, map[string]string{"status": "ok"})
 		return
 	case "/readyz":
 		if why := s.store.NotReady(); why == "" {
-			writeJSON(ctx, 200, map[string]string{"status": "ready"})
+			apierr.WriteJSON(ctx, 200, map[string]string{"status": "ready"})
 		} else {
-			writeJSON(ctx, 503, map[string]string{"status": "not ready", "reason": why})
+			apierr.WriteJSON(ctx, 503, map[string]string{"status": "not ready", "reason": why})
 		}
 		return
 	}
 	if !checkToken(ctx, s.opts.Token) {
 		s.errors.Add(1)
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="zenmuxd admin"`)
-		writeError(ctx, fmt.Errorf("%w: a valid admin token is required as Authorization: Bearer <token>", errUnauthorized))
+		writeError(ctx, fmt.Errorf("%w: a valid admin token is required as Authorization: Bearer <token>", apierr.ErrUnauthorized))
 		return
 	}
 	if path == "/metrics" {
@@ -111,7 +111,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(status)
 		return
 	}
-	writeJSON(ctx, status, v)
+	apierr.WriteJSON(ctx, status, v)
 }
 
 type list struct {
@@ -122,12 +122,12 @@ type list struct {
 func (s *Server) route(ctx *fasthttp.RequestCtx, method, path string) (any, int, error) {
 	rest, ok := strings.CutPrefix(path, "/admin/v1/")
 	if !ok {
-		return nil, 0, errRoute
+		return nil, 0, apierr.ErrRoute
 	}
 	seg := strings.Split(strings.TrimSuffix(rest, "/"), "/")
 	for _, p := range seg {
 		if p == "" {
-			return nil, 0, errRoute
+			return nil, 0, apierr.ErrRoute
 		}
 	}
 	type handler func() (any, int, error)
@@ -196,7 +196,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, method, path string) (any, int,
 		}
 	}
 	if routes == nil {
-		return nil, 0, errRoute
+		return nil, 0, apierr.ErrRoute
 	}
 	h := routes[method]
 	if h == nil {
@@ -269,7 +269,7 @@ func (s *Server) accountRoute(ctx *fasthttp.RequestCtx, method, id string, rest 
 	if len(allow) > 0 {
 		return nil, 0, methodNotAllowed(ctx, allow)
 	}
-	return nil, 0, errRoute
+	return nil, 0, apierr.ErrRoute
 }
 
 // read runs a read after the store's read barrier, so it sees every write
@@ -277,7 +277,7 @@ func (s *Server) accountRoute(ctx *fasthttp.RequestCtx, method, id string, rest 
 func (s *Server) read(f func(*ledger.Ledger) (any, error)) func() (any, int, error) {
 	return func() (any, int, error) {
 		if err := s.store.ReadBarrier(); err != nil {
-			return nil, 0, notNow(err)
+			return nil, 0, apierr.NotNow(err)
 		}
 		v, err := f(s.store.Ledger())
 		return v, 200, err
@@ -414,12 +414,12 @@ func (s *Server) putModel(ctx *fasthttp.RequestCtx) (any, int, error) {
 }
 
 func (s *Server) listAccounts(ctx *fasthttp.RequestCtx) (any, int, error) {
-	limit, err := queryInt(ctx, "limit", 100, 1, 1000)
+	limit, err := apierr.QueryInt(ctx, "limit", 100, 1, 1000)
 	if err != nil {
 		return nil, 0, err
 	}
 	if err := s.store.ReadBarrier(); err != nil {
-		return nil, 0, notNow(err)
+		return nil, 0, apierr.NotNow(err)
 	}
 	data, next := s.store.Ledger().Accounts(string(ctx.QueryArgs().Peek("cursor")), limit, s.store.Now())
 	out := list{Data: data}
@@ -513,7 +513,7 @@ func (s *Server) rotateKey(ctx *fasthttp.RequestCtx, keyID string) (any, int, er
 		return nil, 0, err
 	}
 	if err := s.store.ReadBarrier(); err != nil {
-		return nil, 0, notNow(err)
+		return nil, 0, apierr.NotNow(err)
 	}
 	acct, err := s.store.Ledger().KeyAccount(keyID)
 	if err != nil {
@@ -578,12 +578,12 @@ func (s *Server) setExtra(ctx *fasthttp.RequestCtx, acct string) (any, int, erro
 }
 
 func (s *Server) requestLog(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
-	limit, err := queryInt(ctx, "limit", 50, 1, 1000)
+	limit, err := apierr.QueryInt(ctx, "limit", 50, 1, 1000)
 	if err != nil {
 		return nil, 0, err
 	}
 	if err := s.store.ReadBarrier(); err != nil {
-		return nil, 0, notNow(err)
+		return nil, 0, apierr.NotNow(err)
 	}
 	if _, err := s.store.Ledger().Account(acct, s.store.Now()); err != nil {
 		return nil, 0, err
@@ -704,11 +704,11 @@ func recoverJSON(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// methodNotAllowed sets the Allow header (RFC 9110) and returns errMethod.
+// methodNotAllowed sets the Allow header (RFC 9110) and returns apierr.ErrMethod.
 func methodNotAllowed(ctx *fasthttp.RequestCtx, allow []string) error {
 	sort.Strings(allow)
 	ctx.Response.Header.Set("Allow", strings.Join(allow, ", "))
-	return fmt.Errorf("%w: %s answers %s", errMethod, ctx.Path(), strings.Join(allow, ", "))
+	return fmt.Errorf("%w: %s answers %s", apierr.ErrMethod, ctx.Path(), strings.Join(allow, ", "))
 }
 
 // TransportError answers errors fasthttp raises before a handler runs (a

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"zenmux/internal/apierr"
 )
 
 // Backup is one consistent copy of the replicated state, pinned when it
@@ -41,7 +43,7 @@ func (s *Server) backup(ctx *fasthttp.RequestCtx) {
 	b, err := s.opts.Backup()
 	if err != nil {
 		s.errors.Add(1)
-		writeError(ctx, notNow(err))
+		writeError(ctx, apierr.NotNow(err))
 		return
 	}
 	ctx.SetContentType("application/octet-stream")

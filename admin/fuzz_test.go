@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"zenmux/config"
+	"zenmux/internal/apierr"
 	"zenmux/ledger"
 )
 
@@ -53,7 +54,7 @@ func (s *ledgerStore) Propose(cmd ledger.Command) (ledger.Result, error) {
 	if err != nil {
 		// On a node the FSM would panic on this entry, on every replica.
 		s.broken = fmt.Errorf("%T encoded but does not decode: %v", cmd, err)
-		return ledger.Result{}, fmt.Errorf("%w: %v", errUnavailable, err)
+		return ledger.Result{}, fmt.Errorf("%w: %v", apierr.ErrUnavailable, err)
 	}
 	return s.l.Apply(dec, ts), nil
 }
@@ -236,7 +237,7 @@ var fuzzEndpoints = []endpoint{
 	{"GET", "/readyz", "", false, true},
 }
 
-// statusCodes are the error codes statusOf and TransportError answer, by
+// statusCodes are the error codes apierr.Status and TransportError answer, by
 // status (docs/api.md, "Errors on the admin API": errors are {"error":{"code","message"}}).
 var statusCodes = map[int][]string{
 	400: {"invalid_request"},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"zenmux/internal/apierr"
 	"zenmux/ledger"
 )
 
@@ -58,22 +59,22 @@ func bearer(ctx *fasthttp.RequestCtx) []byte {
 // CSRF token.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (caller, error) {
 	if err := s.store.ReadBarrier(); err != nil {
-		return caller{}, notNow(err)
+		return caller{}, apierr.NotNow(err)
 	}
 	if key := bearer(ctx); key != nil {
 		acct, _, ok := s.store.Ledger().KeyByHash(ledger.HashSecret(string(key)))
 		if !ok {
-			return caller{}, fmt.Errorf("%w: the key is not valid", errUnauthorized)
+			return caller{}, fmt.Errorf("%w: the key is not valid", apierr.ErrUnauthorized)
 		}
 		return caller{accountID: acct}, nil
 	}
 	h, ok := tokenHash(ctx.Request.Header.Cookie(sessionCookie))
 	if !ok {
-		return caller{}, fmt.Errorf("%w: sign in, or send one of the account's keys as Authorization: Bearer <key>", errUnauthorized)
+		return caller{}, fmt.Errorf("%w: sign in, or send one of the account's keys as Authorization: Bearer <key>", apierr.ErrUnauthorized)
 	}
 	sess, ok := s.store.Ledger().Session(h, s.store.Now())
 	if !ok {
-		return caller{}, fmt.Errorf("%w: the session has ended; sign in again", errUnauthorized)
+		return caller{}, fmt.Errorf("%w: the session has ended; sign in again", apierr.ErrUnauthorized)
 	}
 	if !safeMethod(ctx) {
 		got := ctx.Request.Header.Peek(csrfHeader)
@@ -141,7 +142,7 @@ func (s *Server) signIn(ctx *fasthttp.RequestCtx) (any, int, error) {
 		if !ok {
 			// Created a moment ago on another node?
 			if err := s.store.ReadBarrier(); err != nil {
-				return nil, 0, notNow(err)
+				return nil, 0, apierr.NotNow(err)
 			}
 			acct, keyID, ok = s.store.Ledger().KeyByHash(secret)
 		}
@@ -161,7 +162,7 @@ func (s *Server) signIn(ctx *fasthttp.RequestCtx) (any, int, error) {
 	}
 	sess, ok := s.store.Ledger().Session(hash, s.store.Now())
 	if !ok {
-		return nil, 0, fmt.Errorf("%w: the new session is not readable on this node yet", errUnavailable)
+		return nil, 0, fmt.Errorf("%w: the new session is not readable on this node yet", apierr.ErrUnavailable)
 	}
 	s.setCookies(ctx, token, csrf, s.ttl)
 	return signInAnswer{AccountID: sess.AccountID, CSRFToken: csrf, ExpiresAt: rfc3339(expires)}, 200, nil
@@ -222,7 +223,7 @@ func (s *Server) signOut(ctx *fasthttp.RequestCtx) (any, int, error) {
 	}
 	c, err := s.authenticate(ctx)
 	switch {
-	case errors.Is(err, errUnauthorized):
+	case errors.Is(err, apierr.ErrUnauthorized):
 	case err != nil:
 		return nil, 0, err
 	case c.session != nil:

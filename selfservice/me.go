@@ -1,10 +1,7 @@
 package selfservice
 
 import (
-	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"zenmux/internal/apierr"
 	"zenmux/ledger"
 )
 
@@ -46,7 +44,7 @@ func (s *Server) api(ctx *fasthttp.RequestCtx, path string) {
 		}
 	}
 	if err != nil {
-		if errors.Is(err, errUnauthorized) {
+		if errors.Is(err, apierr.ErrUnauthorized) {
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="zenmux"`)
 		}
 		writeError(ctx, err)
@@ -56,7 +54,7 @@ func (s *Server) api(ctx *fasthttp.RequestCtx, path string) {
 		ctx.SetStatusCode(status)
 		return
 	}
-	writeJSON(ctx, status, v)
+	apierr.WriteJSON(ctx, status, v)
 }
 
 // dispatch runs the handler of the request's method, or refuses it with
@@ -71,7 +69,7 @@ func dispatch(ctx *fasthttp.RequestCtx, routes map[string]handler) (any, int, er
 	}
 	sort.Strings(allow)
 	ctx.Response.Header.Set("Allow", strings.Join(allow, ", "))
-	return nil, 0, fmt.Errorf("%w: %s answers %s", errMethod, ctx.Path(), strings.Join(allow, ", "))
+	return nil, 0, fmt.Errorf("%w: %s answers %s", apierr.ErrMethod, ctx.Path(), strings.Join(allow, ", "))
 }
 
 // me routes /api/v1/me/…: every handler is given the caller's account and
@@ -88,7 +86,7 @@ func (s *Server) me(ctx *fasthttp.RequestCtx, c caller, rest string) (any, int, 
 	}
 	for _, p := range seg {
 		if p == "" {
-			return nil, 0, errRoute
+			return nil, 0, apierr.ErrRoute
 		}
 	}
 	var routes map[string]handler
@@ -143,7 +141,7 @@ func (s *Server) me(ctx *fasthttp.RequestCtx, c caller, rest string) (any, int, 
 		}
 	}
 	if routes == nil {
-		return nil, 0, errRoute
+		return nil, 0, apierr.ErrRoute
 	}
 	return dispatch(ctx, routes)
 }
@@ -197,7 +195,7 @@ func (s *Server) breakdown(acct string) (any, int, error) {
 // not a page of this account's log — another account's, or none at all —
 // is not_found alike.
 func (s *Server) requestLog(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
-	limit, err := queryInt(ctx, "limit", 50, 1, 1000)
+	limit, err := apierr.QueryInt(ctx, "limit", 50, 1, 1000)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -315,19 +313,14 @@ func (s *Server) revokeKey(acct, keyID string) (any, int, error) {
 // account: ledger keys are global, and two accounts sending the same
 // Idempotency-Key for the same path and body must not share an answer.
 func idempotency(ctx *fasthttp.RequestCtx, acct string) (ledger.Idem, error) {
-	key := string(ctx.Request.Header.Peek("Idempotency-Key"))
+	key, err := apierr.IdempotencyKey(ctx)
+	if err != nil {
+		return ledger.Idem{}, err
+	}
 	if key == "" {
 		key = "auto-" + randomHex(16)
-	} else if len(key) > 255 || strings.ContainsFunc(key, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
-		return ledger.Idem{}, fmt.Errorf("%w: Idempotency-Key must be 1-255 printable ASCII characters", ledger.ErrInvalid)
 	}
-	h := sha256.New()
-	h.Write(ctx.Method())
-	h.Write([]byte{' '})
-	h.Write(ctx.Path())
-	h.Write([]byte{'\n'})
-	h.Write(bytes.TrimSpace(ctx.PostBody()))
-	return ledger.Idem{IdemKey: "me-" + acct + "-" + key, Fingerprint: hex.EncodeToString(h.Sum(nil)[:16])}, nil
+	return ledger.Idem{IdemKey: "me-" + acct + "-" + key, Fingerprint: apierr.Fingerprint(ctx)}, nil
 }
 
 func (s *Server) submitRefund(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
@@ -443,7 +436,7 @@ func (s *Server) studioChat(ctx *fasthttp.RequestCtx, c caller) {
 		return
 	}
 	if s.studio == nil {
-		writeError(ctx, fmt.Errorf("%w: Studio is not served on this node", errUnavailable))
+		writeError(ctx, fmt.Errorf("%w: Studio is not served on this node", apierr.ErrUnavailable))
 		return
 	}
 	delete(body, "billing")

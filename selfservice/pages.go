@@ -5,6 +5,8 @@ import (
 	"path"
 
 	"github.com/valyala/fasthttp"
+
+	"zenmux/internal/apierr"
 )
 
 // page serves a page or an asset. /console and /studio need a session:
@@ -12,7 +14,7 @@ import (
 func (s *Server) page(ctx *fasthttp.RequestCtx, p string) {
 	if !ctx.IsGet() && !ctx.IsHead() {
 		ctx.Response.Header.Set("Allow", "GET, HEAD")
-		writeError(ctx, fmt.Errorf("%w: %s answers GET, HEAD", errMethod, p))
+		writeError(ctx, fmt.Errorf("%w: %s answers GET, HEAD", apierr.ErrMethod, p))
 		return
 	}
 	if (p == "/console" || p == "/studio") && !s.pageSession(ctx) {
@@ -27,7 +29,7 @@ func (s *Server) page(ctx *fasthttp.RequestCtx, p string) {
 		body, ctype, ok = s.pages(p)
 	}
 	if !ok {
-		writeError(ctx, fmt.Errorf("%w: no such page: %s", errRoute, p))
+		writeError(ctx, fmt.Errorf("%w: no such page: %s", apierr.ErrRoute, p))
 		return
 	}
 	// Pages are small and change with the binary: revalidated each time.

@@ -1,17 +1,46 @@
-// Package apierr is the error answer the admin API and the node-to-node
-// API (/internal/v1) share: {"error":{"code":…,"message":…}} with the
-// status of its code, and the one mapping from the ledger's rejections and
-// "not now" errors to those statuses. Each API adds only its own kinds.
+// Package apierr is what the JSON APIs (admin, self-service, and the
+// node-to-node /internal/v1) share on the wire: the error answer
+// {"error":{"code":…,"message":…}} with the status of its code, the one
+// mapping from the ledger's rejections, the refusals every API makes and
+// "not now" errors to those statuses, the success answer, and the request
+// parts they all parse alike (a query integer, an Idempotency-Key and the
+// fingerprint of the request it guards). Each API adds only its own kinds.
 package apierr
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 
 	"zenmux/ledger"
 )
+
+// The refusals every API makes, mapped by Status.
+var (
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrUnavailable is a read barrier or cluster view that cannot be had
+	// now (no leader, a timeout); the cause is wrapped in it.
+	ErrUnavailable = errors.New("unavailable")
+	ErrMethod      = errors.New("method_not_allowed")
+	ErrRoute       = errors.New("route_not_found")
+)
+
+// NotNow is a store error that stops a read (a read barrier, the cluster
+// view) as unavailable: as it is when it says so itself, else wrapped in
+// ErrUnavailable.
+func NotNow(err error) error {
+	if Unavailable(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
 
 // Unavailable reports an error that says of itself, through an
 // Unavailable() true method anywhere in its chain, that it means "not now,
@@ -23,11 +52,19 @@ func Unavailable(err error) bool {
 	return errors.As(err, &u) && u.Unavailable()
 }
 
-// Status maps an error to its HTTP status and code: the ledger's
-// rejections, then unavailable errors; anything else is 500
+// Status maps an error to its HTTP status and code: the shared refusals,
+// the ledger's rejections, then unavailable errors; anything else is 500
 // internal_error.
 func Status(err error) (int, string) {
 	switch {
+	case errors.Is(err, ErrUnauthorized):
+		return fasthttp.StatusUnauthorized, "unauthorized"
+	case errors.Is(err, ErrMethod):
+		return fasthttp.StatusMethodNotAllowed, "method_not_allowed"
+	case errors.Is(err, ErrRoute):
+		return fasthttp.StatusNotFound, "not_found"
+	case errors.Is(err, ErrUnavailable):
+		return fasthttp.StatusServiceUnavailable, "unavailable"
 	case errors.Is(err, ledger.ErrInvalid), errors.Is(err, ledger.ErrBadCommand), errors.Is(err, ledger.ErrTooLarge):
 		return fasthttp.StatusBadRequest, "invalid_request"
 	case errors.Is(err, ledger.ErrNotFound):
@@ -61,4 +98,58 @@ func Write(ctx *fasthttp.RequestCtx, status int, code string, err error) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(append(b, '\n'))
+}
+
+// WriteJSON answers v as JSON with status; a json.RawMessage is sent as
+// it is. A value that does not marshal is a 500.
+func WriteJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, ok := v.(json.RawMessage)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			Write(ctx, fasthttp.StatusInternalServerError, "internal_error", err)
+			return
+		}
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+	ctx.Write([]byte("\n"))
+}
+
+// QueryInt reads the query parameter name as an integer in lo..hi, def
+// when it is absent.
+func QueryInt(ctx *fasthttp.RequestCtx, name string, def, lo, hi int) (int, error) {
+	raw := ctx.QueryArgs().Peek(name)
+	if len(raw) == 0 {
+		return def, nil
+	}
+	n, err := strconv.Atoi(string(raw))
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%w: %s must be an integer in %d..%d", ledger.ErrInvalid, name, lo, hi)
+	}
+	return n, nil
+}
+
+// IdempotencyKey returns the request's Idempotency-Key header, "" when it
+// has none, refusing one that is not 1-255 printable ASCII characters.
+func IdempotencyKey(ctx *fasthttp.RequestCtx) (string, error) {
+	key := string(ctx.Request.Header.Peek("Idempotency-Key"))
+	if len(key) > 255 || strings.ContainsFunc(key, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return "", fmt.Errorf("%w: Idempotency-Key must be 1-255 printable ASCII characters", ledger.ErrInvalid)
+	}
+	return key, nil
+}
+
+// Fingerprint identifies the request an idempotency key guards: its
+// method, path and trimmed body, so a key reused for another request is
+// told apart (ledger.ErrIdempotencyConflict).
+func Fingerprint(ctx *fasthttp.RequestCtx) string {
+	h := sha256.New()
+	h.Write(ctx.Method())
+	h.Write([]byte{' '})
+	h.Write(ctx.Path())
+	h.Write([]byte{'\n'})
+	h.Write(bytes.TrimSpace(ctx.PostBody()))
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
