@@ -2,10 +2,8 @@ package metrics
 
 import (
 	"bytes"
-	"maps"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,16 +29,23 @@ type Metrics struct {
 	commitBatchSize prometheus.Histogram
 	signIns         *prometheus.CounterVec
 
-	// surfaces holds each surface's duration and added-time histograms,
-	// resolved once (copied on write under mu): a request then observes
-	// both without hashing its label twice.
-	surfaces atomic.Pointer[map[string]surfaceSeries]
-	mu       sync.Mutex
-	// counters holds each requests_total series once resolved (a
-	// requestLabels → prometheus.Counter): the map's hash of four short
-	// values costs less than client_golang's label hashing and checks,
-	// and the status needs no string.
-	counters sync.Map
+	// The series a request touches, each resolved once by its label
+	// values (resolved): a sync.Map lookup costs less than
+	// client_golang's label hashing and checks, and a surface's two
+	// histograms and a status need no second lookup and no string.
+	counters  sync.Map // requestLabels → prometheus.Counter
+	surfaces  sync.Map // surface → surfaceSeries
+	firstByte sync.Map // provider → prometheus.Observer
+}
+
+// resolved returns the series cached in m under k, resolving it with
+// series the first time.
+func resolved[K comparable, V any](m *sync.Map, k K, series func() V) V {
+	if v, ok := m.Load(k); ok {
+		return v.(V)
+	}
+	v, _ := m.LoadOrStore(k, series())
+	return v.(V)
 }
 
 // requestLabels are one requests_total series' label values.
@@ -130,7 +135,6 @@ func New() *Metrics {
 			Help: "Sign-in attempts on this node's self-service API, by result (ok, bad_credentials, rate_limited, invalid, error).",
 		}, []string{"result"}),
 	}
-	m.surfaces.Store(&map[string]surfaceSeries{})
 	m.reg.MustRegister(m.requests, m.duration, m.added, m.upstreamFirst, m.upstreamErrors, m.fallbacks, m.refusals,
 		m.chargedFlows, m.chargedUSD, m.charges, m.commitDuration, m.commitBatchSize, m.signIns)
 	return m
@@ -143,14 +147,9 @@ func (m *Metrics) Request(surface string, status int, billing, model string) {
 	if m == nil {
 		return
 	}
-	k := requestLabels{surface, billing, model, status}
-	if c, ok := m.counters.Load(k); ok {
-		c.(prometheus.Counter).Inc()
-		return
-	}
-	c := m.requests.WithLabelValues(surface, strconv.Itoa(status), billing, model)
-	m.counters.Store(k, c)
-	c.Inc()
+	resolved(&m.counters, requestLabels{surface, billing, model, status}, func() prometheus.Counter {
+		return m.requests.WithLabelValues(surface, strconv.Itoa(status), billing, model)
+	}).Inc()
 }
 
 // Duration records a request's total time on the proxy, and zenmuxd's
@@ -159,29 +158,11 @@ func (m *Metrics) Duration(surface string, total, upstream time.Duration) {
 	if m == nil {
 		return
 	}
-	s, ok := (*m.surfaces.Load())[surface]
-	if !ok {
-		s = m.resolve(surface)
-	}
+	s := resolved(&m.surfaces, surface, func() surfaceSeries {
+		return surfaceSeries{m.duration.WithLabelValues(surface), m.added.WithLabelValues(surface)}
+	})
 	s.duration.Observe(total.Seconds())
 	s.added.Observe(max(total-upstream, 0).Seconds())
-}
-
-// resolve adds a surface's histograms to surfaces. The proxy's surfaces
-// are a handful of constants, so the map stays small.
-func (m *Metrics) resolve(surface string) surfaceSeries {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	old := *m.surfaces.Load()
-	if s, ok := old[surface]; ok {
-		return s
-	}
-	next := make(map[string]surfaceSeries, len(old)+1)
-	maps.Copy(next, old)
-	s := surfaceSeries{m.duration.WithLabelValues(surface), m.added.WithLabelValues(surface)}
-	next[surface] = s
-	m.surfaces.Store(&next)
-	return s
 }
 
 // UpstreamFirstByte records how long a provider took to answer's headers.
@@ -189,7 +170,9 @@ func (m *Metrics) UpstreamFirstByte(provider string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.upstreamFirst.WithLabelValues(provider).Observe(d.Seconds())
+	resolved(&m.firstByte, provider, func() prometheus.Observer {
+		return m.upstreamFirst.WithLabelValues(provider)
+	}).Observe(d.Seconds())
 }
 
 // UpstreamError counts a failed provider call: status 0 means no answer.
