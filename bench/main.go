@@ -290,6 +290,13 @@ func run() int {
 	prog.finish()
 
 	// 4. Report.
+	return report(rep, o)
+}
+
+// report judges, writes and prints rep, and returns the exit code: 1 for
+// a broken run (a target failed, an answer was not a whole 200), 3 for a
+// failed check with -strict.
+func report(rep *Report, o options) int {
 	rep.checks()
 	if err := rep.write(o.out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: write results:", err)

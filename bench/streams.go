@@ -437,16 +437,5 @@ func runStreamsOnly(ctx context.Context, o options, tmp, root string) int {
 	}
 	rep.Meta.LoadAvgEnd = loadAvg()
 	prog.finish()
-	rep.checks()
-	if err := rep.write(o.out); err != nil {
-		fmt.Fprintln(os.Stderr, "bench: write results:", err)
-	}
-	rep.print(os.Stdout, o.out)
-	switch {
-	case rep.badAnswers() > 0:
-		return 1
-	case o.strict && !rep.allPass():
-		return 3
-	}
-	return 0
+	return report(rep, o)
 }
