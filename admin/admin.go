@@ -4,7 +4,6 @@
 package admin
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"zenmux/internal/apierr"
+	"zenmux/internal/mint"
 	"zenmux/ledger"
 )
 
@@ -440,7 +440,7 @@ func (s *Server) createAccount(ctx *fasthttp.RequestCtx) (any, int, error) {
 	if err := required("email", in.Email); err != nil {
 		return nil, 0, err
 	}
-	return propose(s.store, &ledger.CreateAccount{ID: "acct_" + randomHex(8), Email: in.Email, Name: in.Name}, 201)
+	return propose(s.store, &ledger.CreateAccount{ID: "acct_" + mint.Hex(8), Email: in.Email, Name: in.Name}, 201)
 }
 
 func (s *Server) setFlowValue(ctx *fasthttp.RequestCtx, id string) (any, int, error) {
@@ -484,13 +484,6 @@ func (s *Server) cancel(ctx *fasthttp.RequestCtx, id string) (any, int, error) {
 	return propose(s.store, &ledger.Cancel{AccountID: id}, 200)
 }
 
-// newSecret makes a key secret of kind from fresh random bytes (K1).
-func newSecret(kind string) (secret string, hash [32]byte, last4 string) {
-	var r [32]byte
-	_, _ = rand.Read(r[:]) // never fails (crypto/rand)
-	return ledger.NewSecret(kind, r)
-}
-
 func (s *Server) createKey(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
 	var in struct {
 		Kind string `json:"kind"`
@@ -499,12 +492,10 @@ func (s *Server) createKey(ctx *fasthttp.RequestCtx, acct string) (any, int, err
 	if err := decodeBody(ctx, &in); err != nil {
 		return nil, 0, err
 	}
-	secret, hash, last4 := newSecret(in.Kind)
-	kv, err := ledger.Propose(s.store, &ledger.CreateKey{AccountID: acct, KeyID: "key_" + randomHex(8), Kind: in.Kind, Name: in.Name, Hash: hash, Last4: last4})
+	kv, err := mint.CreateKey(s.store, acct, in.Kind, in.Name)
 	if err != nil {
 		return nil, 0, err
 	}
-	kv.Key = secret
 	return kv, 201, nil
 }
 
@@ -529,7 +520,7 @@ func (s *Server) rotateKey(ctx *fasthttp.RequestCtx, keyID string) (any, int, er
 			kind = k.Kind
 		}
 	}
-	secret, hash, last4 := newSecret(kind)
+	secret, hash, last4 := mint.Secret(kind)
 	kv, err := ledger.Propose(s.store, &ledger.RotateKey{KeyID: keyID, Hash: hash, Last4: last4})
 	if err != nil {
 		return nil, 0, err
@@ -607,7 +598,7 @@ func (s *Server) submitRefund(ctx *fasthttp.RequestCtx, acct string) (any, int, 
 	if err != nil {
 		return nil, 0, err
 	}
-	return propose(s.store, &ledger.RefundSubmit{Idem: idem, AccountID: acct, RefundID: "rf_" + randomHex(8)}, 201)
+	return propose(s.store, &ledger.RefundSubmit{Idem: idem, AccountID: acct, RefundID: "rf_" + mint.Hex(8)}, 201)
 }
 
 func (s *Server) refundStatus(ctx *fasthttp.RequestCtx, id string) (any, int, error) {
@@ -633,7 +624,7 @@ func (s *Server) createSignInLink(ctx *fasthttp.RequestCtx, acct string) (any, i
 	if err := decodeBody(ctx, &struct{}{}); err != nil {
 		return nil, 0, err
 	}
-	token := SignInLinkPrefix + randomHex(32)
+	token := SignInLinkPrefix + mint.Hex(32)
 	expires := s.store.Now() + ledger.SignInLinkTTL
 	if _, err := ledger.Propose(s.store, &ledger.CreateSignInLink{AccountID: acct, LinkHash: ledger.HashSecret(token), ExpiresAt: expires}); err != nil {
 		return nil, 0, err

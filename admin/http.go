@@ -1,10 +1,8 @@
 package admin
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"strconv"
@@ -13,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"zenmux/internal/apierr"
+	"zenmux/internal/mint"
 	"zenmux/internal/strictjson"
 	"zenmux/ledger"
 )
@@ -76,15 +75,6 @@ func required(name, v string) error {
 	return nil
 }
 
-// randomHex returns n random bytes as hex.
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 // checkToken compares the bearer token in constant time.
 func checkToken(ctx *fasthttp.RequestCtx, token []byte) bool {
 	h := ctx.Request.Header.Peek("Authorization")
@@ -106,7 +96,7 @@ func idempotency(ctx *fasthttp.RequestCtx) (ledger.Idem, error) {
 		return ledger.Idem{}, err
 	}
 	if key == "" {
-		key = "auto-" + randomHex(16)
+		key = "auto-" + mint.Hex(16)
 	} else {
 		key = "user-" + key
 	}

@@ -3,6 +3,7 @@ package payments
 import (
 	"time"
 
+	"zenmux/internal/mint"
 	"zenmux/ledger"
 )
 
@@ -61,7 +62,7 @@ func (s LedgerStore) ApplyFreeChange(accountID, action, plan string) (any, error
 	if action == ledger.ActionCancel {
 		return ledger.Propose(s.Store, &ledger.Cancel{AccountID: accountID})
 	}
-	key := "card-change-" + randomHex(12)
+	key := "card-change-" + mint.Hex(12)
 	return ledger.Propose(s.Store, &ledger.ChangePlan{Idem: ledger.Idem{IdemKey: key, Fingerprint: key}, AccountID: accountID, Plan: plan})
 }
 

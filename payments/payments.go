@@ -8,8 +8,6 @@ package payments
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stripe/stripe-go/v85"
 
+	"zenmux/internal/mint"
 	"zenmux/ledger"
 	"zenmux/selfservice"
 )
@@ -240,7 +239,7 @@ func (s *Stripe) TopUp(accountID string, microUSD int64) (string, error) {
 // the two. The session carries the intent id in its metadata, so its
 // webhook finds the intent even if the link was not recorded.
 func (s *Stripe) checkout(ni NewIntent) (Intent, string, error) {
-	ni.ID = "pay_" + randomHex(12)
+	ni.ID = "pay_" + mint.Hex(12)
 	in, err := s.ledger.CreateIntent(ni)
 	if err != nil {
 		return Intent{}, "", err
@@ -300,12 +299,4 @@ func toCents(microUSD int64) (int64, error) {
 		return 0, fmt.Errorf("%w: %d micro-USD", ErrAmount, microUSD)
 	}
 	return microUSD / 10_000, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
 }

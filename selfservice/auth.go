@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"zenmux/internal/apierr"
+	"zenmux/internal/mint"
 	"zenmux/ledger"
 )
 
@@ -131,10 +132,10 @@ func (s *Server) signIn(ctx *fasthttp.RequestCtx) (any, int, error) {
 	if err := s.limit(ctx, s.byAddress, ctx.RemoteIP().String(), now); err != nil {
 		return nil, 0, err
 	}
-	raw := randomBytes(32)
+	raw := mint.Bytes(32)
 	token := base64.RawURLEncoding.EncodeToString(raw)
 	hash := sha256.Sum256(raw)
-	csrf := randomHex(16)
+	csrf := mint.Hex(16)
 	expires := now + int64(s.ttl)
 	if in.Key != "" {
 		secret := ledger.HashSecret(in.Key)

@@ -1,8 +1,6 @@
 package selfservice
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -56,14 +54,3 @@ func decodeBody(ctx *fasthttp.RequestCtx, dst any) error {
 	}
 	return strictjson.Decode(body, dst)
 }
-
-// randomBytes returns n random bytes.
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func randomHex(n int) string { return hex.EncodeToString(randomBytes(n)) }

@@ -1,7 +1,6 @@
 package selfservice
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"zenmux/internal/apierr"
+	"zenmux/internal/mint"
 	"zenmux/ledger"
 )
 
@@ -243,13 +243,6 @@ func propose[R any](store Store, cmd ledger.Cmd[R], status int) (any, int, error
 	return v, status, nil
 }
 
-// newSecret makes a key secret of kind from fresh random bytes (K1).
-func newSecret(kind string) (secret string, hash [32]byte, last4 string) {
-	var r [32]byte
-	_, _ = rand.Read(r[:]) // never fails (crypto/rand)
-	return ledger.NewSecret(kind, r)
-}
-
 func (s *Server) createKey(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
 	var in struct {
 		Kind string `json:"kind"`
@@ -258,12 +251,10 @@ func (s *Server) createKey(ctx *fasthttp.RequestCtx, acct string) (any, int, err
 	if err := decodeBody(ctx, &in); err != nil {
 		return nil, 0, err
 	}
-	secret, hash, last4 := newSecret(in.Kind)
-	kv, err := ledger.Propose(s.store, &ledger.CreateKey{AccountID: acct, KeyID: "key_" + randomHex(8), Kind: in.Kind, Name: in.Name, Hash: hash, Last4: last4})
+	kv, err := mint.CreateKey(s.store, acct, in.Kind, in.Name)
 	if err != nil {
 		return nil, 0, err
 	}
-	kv.Key = secret
 	return kv, 201, nil
 }
 
@@ -290,7 +281,7 @@ func (s *Server) rotateKey(ctx *fasthttp.RequestCtx, acct, keyID string) (any, i
 	if err != nil {
 		return nil, 0, err
 	}
-	secret, hash, last4 := newSecret(k.Kind)
+	secret, hash, last4 := mint.Secret(k.Kind)
 	kv, err := ledger.Propose(s.store, &ledger.RotateKey{KeyID: keyID, Hash: hash, Last4: last4})
 	if err != nil {
 		return nil, 0, err
@@ -318,7 +309,7 @@ func idempotency(ctx *fasthttp.RequestCtx, acct string) (ledger.Idem, error) {
 		return ledger.Idem{}, err
 	}
 	if key == "" {
-		key = "auto-" + randomHex(16)
+		key = "auto-" + mint.Hex(16)
 	}
 	return ledger.Idem{IdemKey: "me-" + acct + "-" + key, Fingerprint: apierr.Fingerprint(ctx)}, nil
 }
@@ -331,7 +322,7 @@ func (s *Server) submitRefund(ctx *fasthttp.RequestCtx, acct string) (any, int, 
 	if err != nil {
 		return nil, 0, err
 	}
-	return propose(s.store, &ledger.RefundSubmit{Idem: idem, AccountID: acct, RefundID: "rf_" + randomHex(8)}, 201)
+	return propose(s.store, &ledger.RefundSubmit{Idem: idem, AccountID: acct, RefundID: "rf_" + mint.Hex(8)}, 201)
 }
 
 // refund answers one of the account's refunds; another account's is

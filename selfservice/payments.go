@@ -3,6 +3,7 @@ package selfservice
 import (
 	"fmt"
 
+	"zenmux/internal/mint"
 	"zenmux/ledger"
 )
 
@@ -12,7 +13,7 @@ import (
 type recordPayments struct{ store Store }
 
 func (p recordPayments) RequestPlanChange(accountID, action, plan string) (PlanChange, error) {
-	v, err := ledger.Propose(p.store, &ledger.RequestPlanChange{ID: "pr_" + randomHex(8), AccountID: accountID, Action: action, Plan: plan})
+	v, err := ledger.Propose(p.store, &ledger.RequestPlanChange{ID: "pr_" + mint.Hex(8), AccountID: accountID, Action: action, Plan: plan})
 	if err != nil {
 		return PlanChange{}, err
 	}
