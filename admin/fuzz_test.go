@@ -63,7 +63,7 @@ func (s *ledgerStore) Propose(cmd ledger.Command) (ledger.Result, error) {
 // empty.
 func (s *ledgerStore) RequestLog(accountID, cursor string, limit int) ([]ledger.LogEntryView, string, error) {
 	if cursor != "" {
-		if _, err := ledger.LogKey(cursor); err != nil {
+		if _, _, err := ledger.ParseLogCursor(cursor); err != nil {
 			return nil, "", err
 		}
 	}

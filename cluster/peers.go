@@ -23,8 +23,8 @@ import (
 // authenticated by a token derived from the cluster secret (never the
 // secret itself): apply (a follower's write, forwarded to the leader),
 // readindex (the leader's applied index, for linearizable follower reads),
-// join (a new node asking to become a voter), remove, and statehash (tests
-// compare replicas). With cluster TLS the caller must also present a
+// join (a new node asking to become a voter), remove, version (what this
+// build reads: format.go) and statehash (tests compare replicas). With cluster TLS the caller must also present a
 // certificate of the cluster CA. Without a secret there is no cluster and
 // these are 404.
 
@@ -235,6 +235,8 @@ func (r *Replica) InternalHandler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		ctx.SetBodyString(`{"ok":true}`)
+	case "/internal/v1/version":
+		fmt.Fprintf(ctx, `{"log_format":%d}`, ledger.LogFormatCurrent)
 	case "/internal/v1/statehash":
 		h, idx, err := r.store.StateHash()
 		if err != nil {

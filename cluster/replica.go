@@ -366,19 +366,28 @@ func (r *Replica) Size() int {
 // TickLoop proposes a Tick on the leader whenever a billing cycle has
 // ended, so renewals and cancellations show up without waiting for the
 // account's next request (S5); a Tick also starts the retry clock in state
-// written before it existed. It returns when ctx is done.
+// written before it existed. It also raises the request-log format once
+// every member reads a newer one (format.go). It returns when ctx is done.
 func (r *Replica) TickLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var formatChecked time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if l := r.store.Ledger(); r.store.IsLeader() && (l.NextDue(r.Now()) || !l.RetryClockStarted()) {
+			if !r.store.IsLeader() {
+				continue
+			}
+			if l := r.store.Ledger(); l.NextDue(r.Now()) || !l.RetryClockStarted() {
 				if _, err := ledger.Propose(r, &ledger.Tick{}); err != nil {
 					r.log.Warn().Err(err).Msg("tick")
 				}
+			}
+			if time.Since(formatChecked) >= formatCheckEvery {
+				formatChecked = time.Now()
+				r.raiseLogFormat()
 			}
 		}
 	}
@@ -389,6 +398,9 @@ func (r *Replica) TickLoop(ctx context.Context) {
 type View struct {
 	LeaderID string       `json:"leader_id"`
 	Nodes    []MemberView `json:"nodes"`
+	// LogFormat is how the cluster logs charges (ledger.SetLogFormat):
+	// below this build's own until every member runs a build that reads it.
+	LogFormat int `json:"log_format"`
 }
 
 // MemberView is one member in View.
@@ -409,7 +421,7 @@ func (r *Replica) Cluster() (View, error) {
 	for _, m := range r.store.Ledger().Members() {
 		admins[m.ID] = m.AdminAddr
 	}
-	out := View{LeaderID: leader, Nodes: []MemberView{}}
+	out := View{LeaderID: leader, Nodes: []MemberView{}, LogFormat: r.store.Ledger().LogFormat()}
 	for _, s := range servers {
 		state := "follower"
 		switch {

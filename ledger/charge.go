@@ -92,6 +92,7 @@ type ChargeResult struct {
 func (b *ChargeBatch) apply(l *Ledger, now int64) ([]ChargeResult, error) {
 	out := make([]ChargeResult, len(b.Charges))
 	l.entrySeq++
+	l.startBlock()
 	for i := range b.Charges {
 		out[i] = l.applyCharge(&b.Charges[i], now, b.Retry)
 	}
@@ -118,7 +119,8 @@ func validateCharge(c *Charge) string {
 
 // applyCharge meters one completed request (Q4, Q7, E2, U1, K4). A request
 // id already applied answers "exists" and changes nothing (C2): its dedupe
-// record is keyed by admission time and id, which a retry carries
+// record — its own, or its batch's block, keyed by the batch's first
+// charge — is keyed by admission time and id, which a retry carries
 // unchanged, so the check is one point lookup — in the newest part of the
 // key space, where Pebble finds a missing key without reading old files.
 func (l *Ledger) applyCharge(c *Charge, now int64, retry bool) ChargeResult {
@@ -198,13 +200,14 @@ func (l *Ledger) applyCharge(c *Charge, now int64, retry bool) ChargeResult {
 	if status == "" {
 		status = "ok"
 	}
-	l.newLogs = append(l.newLogs, &LogEntry{
+	e := &LogEntry{
 		ID: c.ReqID, AccountID: a.ID, KeyID: c.KeyID, At: now, AdmittedAt: c.AdmittedAt, Model: m.ID,
 		InputTokens: c.InputTokens, OutputTokens: c.OutputTokens, CacheReadTokens: c.CacheReadTokens,
 		CacheWriteTokens: c.CacheWriteTokens, Images: c.Images, MicroFlows: flows, MicroUSD: price.MicroUSD,
 		Billing: c.Billing, Status: status, Estimated: c.Estimated, Prev: a.LastLog, suffix: suffix,
-	})
-	a.LastLog = suffix
+	}
+	l.newLogs = append(l.newLogs, e)
+	a.LastLog = l.logAddress(e)
 	l.unflushed[suffix] = l.entrySeq
 	if retry {
 		l.markRetried(suffix)

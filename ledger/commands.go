@@ -144,6 +144,10 @@ type Seed struct {
 	DedupeDays     int      `json:"dedupe_days"`
 	RequestLogDays int      `json:"request_log_days"`
 	Members        []Member `json:"members"`
+	// LogFormat is how the new cluster logs charges (logblock.go): the
+	// bootstrapping build's newest. Absent, as earlier builds seeded:
+	// LogFormatEntries.
+	LogFormat int `json:"log_format,omitempty"`
 }
 
 func (*Seed) Type() CmdType { return 1 }

@@ -30,9 +30,16 @@ type fixture struct {
 func newFixture(t testing.TB) *fixture { return newFixtureAt(t, t0) }
 
 func newFixtureAt(t testing.TB, start int64) *fixture {
+	return newFixtureLog(t, start, LogFormatCurrent, 30)
+}
+
+// newFixtureLog seeds a ledger that logs charges in format, keeping the
+// request log for logDays (dedupe_days 7).
+func newFixtureLog(t testing.TB, start int64, format, logDays int) *fixture {
 	t.Helper()
 	f := &fixture{t: t, l: New(), now: start}
-	f.must(&Seed{NanoUSDPerFlow: DefaultNanoUSDPerFlow, Plans: DefaultPlans(), Models: DefaultModels(), DedupeDays: 7, RequestLogDays: 30})
+	f.must(&Seed{NanoUSDPerFlow: DefaultNanoUSDPerFlow, Plans: DefaultPlans(), Models: DefaultModels(), DedupeDays: 7, RequestLogDays: logDays,
+		LogFormat: format})
 	return f
 }
 
@@ -203,7 +210,10 @@ func (w memWriter) DeleteRange(a, b []byte) error {
 	return nil
 }
 
-func (w memWriter) Has(k []byte) (bool, error) { _, ok := w[string(k)]; return ok, nil }
+func (w memWriter) Get(k []byte) ([]byte, bool, error) {
+	v, ok := w[string(k)]
+	return append([]byte(nil), v...), ok, nil
+}
 
 func (w memWriter) scan(fn func(k, v []byte) error) error {
 	keys := make([]string, 0, len(w))

@@ -85,6 +85,8 @@ type Ledger struct {
 		day        string
 	}
 	newLogs    []*LogEntry
+	logFormat  int      // how charges are logged: LogFormatEntries or LogFormatBlocks (logblock.go)
+	block      blockRun // the request-log block of the charge batch being applied
 	rangeDrops [][2]string
 }
 
@@ -244,8 +246,13 @@ func (l *Ledger) prune(now int64) {
 	}
 	l.rangeDrops = append(l.rangeDrops, [2]string{retriedPrefix, retriedPrefix + logSuffix(max(rtCutoff, 0), "")})
 	for _, e := range l.newLogs {
-		e.noLog = e.noLog || e.AdmittedAt < logCutoff
-		e.noDedupe = e.noDedupe || e.AdmittedAt < ddCutoff
+		// A record goes by its key's time: a block's entries by the first.
+		at := e.AdmittedAt
+		if e.block != "" {
+			at, _, _ = splitSuffix(e.block)
+		}
+		e.noLog = e.noLog || at < logCutoff
+		e.noDedupe = e.noDedupe || at < ddCutoff
 		if e.noLog && (e.noDedupe || l.logDays >= l.dedupeDays) { // no record left
 			delete(l.unflushed, e.suffix)
 		}

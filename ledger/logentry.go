@@ -192,21 +192,6 @@ func (e *LogEntry) View() LogEntryView {
 	}
 }
 
-// LogKey is the durable key (under the ledger's key space) of the
-// request-log entry a listing cursor names. A cursor is an entry's key
-// suffix: 16 hex digits of admission time, a slash and a request id.
-func LogKey(cursor string) ([]byte, error) {
-	ok := len(cursor) > 17 && cursor[16] == '/' && validID(cursor[17:])
-	for i := 0; ok && i < 16; i++ {
-		c := cursor[i]
-		ok = c >= '0' && c <= '9' || c >= 'a' && c <= 'f'
-	}
-	if !ok {
-		return nil, fmt.Errorf("%w: bad cursor", ErrInvalid)
-	}
-	return []byte(LogPrefix + cursor), nil
-}
-
 // LastLog is the head of an account's request-log chain ("" when it has
 // none).
 func (l *Ledger) LastLog(accountID string) string {

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +13,9 @@ import (
 
 // Durable answers point lookups on the durable state as of the last
 // checkpoint written; keys are the ledger's own (raftfsm adds its prefix).
+// Get returns a copy of the value.
 type Durable interface {
-	Has(key []byte) (bool, error)
+	Get(key []byte) ([]byte, bool, error)
 }
 
 // SetDurable connects the ledger to its durable state for dedupe lookups.
@@ -33,8 +35,10 @@ func (l *Ledger) SetDurable(d Durable) {
 //     can overtake it on the way to the leader — applied first;
 //   - a retried batch is looked for among every applied charge: those not
 //     checkpointed yet (unflushed) and the durable state (the request-log
-//     entry, or the dedupe record when the log is kept for less than the
-//     dedupe horizon).
+//     record, or the dedupe record when the log is kept for less than the
+//     dedupe horizon). With LogFormatBlocks only a batch's first logged
+//     charge names a record: found, the block lists the batch's others
+//     (rememberBlock), and those are found in that list.
 //
 // A storage error is a broken invariant: guessing would diverge replicas.
 func (l *Ledger) logged(suffix string, retry bool) bool {
@@ -47,6 +51,9 @@ func (l *Ledger) logged(suffix string, retry bool) bool {
 	if l.durable == nil || !retry {
 		return false
 	}
+	if _, ok := l.block.seen[suffix]; ok {
+		return true
+	}
 	prefixes := []string{LogPrefix}
 	if l.logDays < l.dedupeDays {
 		prefixes = append(prefixes, DedupePrefix)
@@ -58,11 +65,12 @@ func (l *Ledger) logged(suffix string, retry bool) bool {
 			// a replica that checkpointed since has no such record.
 			continue
 		}
-		ok, err := l.durable.Has([]byte(key))
+		v, ok, err := l.durable.Get([]byte(key))
 		if err != nil {
 			panic("ledger: durable lookup: " + err.Error())
 		}
 		if ok {
+			l.rememberBlock(prefix == LogPrefix, v)
 			return true
 		}
 	}
@@ -126,6 +134,7 @@ type meta struct {
 	ClockOffset int64       `json:"clock_offset"`
 	LastPrune   int64       `json:"last_prune"`
 	RetryClock  int64       `json:"retry_clock,omitempty"`
+	LogFormat   int         `json:"log_format,omitempty"` // 0 in state written before it: LogFormatEntries
 }
 
 // logSuffix names a charge's request-log entry and dedupe record: time
@@ -229,7 +238,9 @@ func (c *Changes) SizeHint() int {
 // batches made each a full search. (Sorting the records too costs about
 // what it saves: they land between their own older versions.)
 func (c *Changes) Write(w Writer) error {
-	slices.SortFunc(c.logs, func(a, b *LogEntry) int { return strings.Compare(a.suffix, b.suffix) })
+	// A block's entries are adjacent in apply order; a stable sort keeps
+	// them adjacent and in order.
+	slices.SortStableFunc(c.logs, func(a, b *LogEntry) int { return strings.Compare(a.key(), b.key()) })
 	for _, r := range c.drops {
 		if err := w.DeleteRange([]byte(r[0]), []byte(r[1])); err != nil {
 			return err
@@ -258,23 +269,45 @@ func (c *Changes) Write(w Writer) error {
 			return err
 		}
 	}
-	for _, e := range c.logs {
+	for i := 0; i < len(c.logs); {
+		e := c.logs[i]
+		group := c.logs[i : i+1]
+		if e.block != "" {
+			j := i + 1
+			for j < len(c.logs) && c.logs[j].block == e.block {
+				j++
+			}
+			group = c.logs[i:j]
+		}
+		i += len(group)
 		if !e.noLog {
-			key = append(append(key[:0], LogPrefix...), e.suffix...)
-			val = e.appendBinary(val[:0])
+			key = append(append(key[:0], LogPrefix...), e.key()...)
+			if e.block != "" {
+				val = appendLogBlock(val[:0], group)
+			} else {
+				val = e.appendBinary(val[:0])
+			}
 			if err := w.Set(key, val); err != nil {
 				return err
 			}
 		}
 		if c.dedupeToo && !e.noDedupe {
-			key = append(append(key[:0], DedupePrefix...), e.suffix...)
-			if err := w.Set(key, nil); err != nil {
+			key = append(append(key[:0], DedupePrefix...), e.key()...)
+			val = val[:0]
+			if e.block != "" {
+				val = appendDedupeBlock(val, group)
+			}
+			if err := w.Set(key, val); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
 }
+
+// key is the suffix of the record an entry is stored in: its block's, or
+// its own.
+func (e *LogEntry) key() string { return cmp.Or(e.block, e.suffix) }
 
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)
@@ -291,7 +324,7 @@ func (l *Ledger) encodeRecord(key string) []byte {
 	switch kind {
 	case "meta":
 		return mustJSON(meta{Now: l.now, Seeded: l.seeded, DedupeDays: l.dedupeDays, LogDays: l.logDays,
-			Rates: l.rates, ClockOffset: l.clockOffset, LastPrune: l.lastPrune, RetryClock: l.retryClock})
+			Rates: l.rates, ClockOffset: l.clockOffset, LastPrune: l.lastPrune, RetryClock: l.retryClock, LogFormat: l.logFormat})
 	case "plan":
 		if p := l.plans[id]; p != nil {
 			return mustJSON(p)
@@ -375,6 +408,7 @@ func Load(scan func(fn func(key, value []byte) error) error, durable Durable) (*
 				// 0 in state written before the retry clock: its rt/
 				// records are in ledger time, and a Tick starts it.
 				l.retryClock = m.RetryClock
+				l.logFormat = m.LogFormat
 			}
 		case "plan":
 			p := new(Plan)

@@ -197,7 +197,7 @@ func Recode(key, value []byte) ([]byte, bool, error) {
 			return nil, false, fmt.Errorf("ledger: recode %q: %w", key, err)
 		}
 		return t.appendBinary(nil), true, nil
-	case kind+"/" == LogPrefix && len(value) > 0 && value[0] != logEntryVersion:
+	case kind+"/" == LogPrefix && len(value) > 0 && value[0] != logEntryVersion && value[0] != logBlockVersion:
 		e, err := DecodeLogEntry(value)
 		if err != nil {
 			return nil, false, fmt.Errorf("ledger: recode %q: %w", key, err)

@@ -1133,54 +1133,86 @@ func TestC4_DedupeWhenTheLogIsShorter(t *testing.T) {
 }
 
 // rule U1: an account's request-log entries form a chain, newest first,
-// that never links another account's entries, whatever the interleaving.
+// that never links another account's entries, whatever the interleaving;
+// alike whether charges are logged one record each or one block per batch.
 func TestU1_RequestLogChain(t *testing.T) {
-	f := newFixture(t)
-	a, ka := f.account()
-	b, kb := f.account()
-	w := memWriter{}
-	f.l.SetDurable(w)
-	var cs []Charge
-	for i := 0; i < 6; i++ {
-		acct, key := a, ka
-		if i%3 == 1 {
-			acct, key = b, kb
-		}
-		cs = append(cs, Charge{ReqID: fmt.Sprint("r", i), AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription,
-			AdmittedAt: f.now - int64(i)*int64(time.Second), InputTokens: int64(i + 1), Status: "ok"})
-	}
-	f.do(&ChargeBatch{Charges: cs[:3]})
-	_ = f.l.Flush(w)
-	f.do(&ChargeBatch{Charges: cs[3:]})
-	_ = f.l.Flush(w)
-	walk := func(acct string) []string {
-		var ids []string
-		for next := f.l.LastLog(acct); next != "" && len(ids) < 10; {
-			k, err := LogKey(next)
-			if err != nil {
-				t.Fatal(err)
+	for _, format := range []int{LogFormatEntries, LogFormatBlocks} {
+		t.Run(fmt.Sprint("format", format), func(t *testing.T) {
+			f := newFixtureLog(t, t0, format, 30)
+			a, ka := f.account()
+			b, kb := f.account()
+			w := memWriter{}
+			f.l.SetDurable(w)
+			var cs []Charge
+			for i := 0; i < 6; i++ {
+				acct, key := a, ka
+				if i%3 == 1 {
+					acct, key = b, kb
+				}
+				cs = append(cs, Charge{ReqID: fmt.Sprint("r", i), AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription,
+					AdmittedAt: f.now - int64(i)*int64(time.Second), InputTokens: int64(i + 1), Status: "ok"})
 			}
-			e, err := DecodeLogEntry(w[string(k)])
-			if err != nil || e.AccountID != acct {
-				t.Fatalf("%s: entry %s: %+v %v", acct, next, e, err)
+			f.do(&ChargeBatch{Charges: cs[:3]})
+			_ = f.l.Flush(w)
+			f.do(&ChargeBatch{Charges: cs[3:]})
+			_ = f.l.Flush(w)
+			walk := func(acct string) []string {
+				var ids []string
+				for next := f.l.LastLog(acct); next != "" && len(ids) < 10; {
+					k, idx, err := ParseLogCursor(next)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if (idx >= 0) != (format == LogFormatBlocks) {
+						t.Fatalf("address %q in format %d", next, format)
+					}
+					e, err := DecodeLogAt(w[string(k)], idx)
+					if err != nil || e.AccountID != acct {
+						t.Fatalf("%s: entry %s: %+v %v", acct, next, e, err)
+					}
+					ids = append(ids, e.ID)
+					next = e.Prev
+				}
+				return ids
 			}
-			ids = append(ids, e.ID)
-			next = e.Prev
-		}
-		return ids
-	}
-	if got := fmt.Sprint(walk(a), walk(b)); got != "[r5 r3 r2 r0] [r4 r1]" {
-		t.Fatalf("chains: %s", got)
-	}
-	for _, bad := range []string{"", "x", "0000000000000000", "000000000000000g/r1", "0000000000000000/a/b"} {
-		if _, err := LogKey(bad); !errors.Is(err, ErrInvalid) {
-			t.Errorf("cursor %q: %v", bad, err)
-		}
-	}
-	for _, v := range [][]byte{nil, {2}, {1}, append(append([]byte(nil), w[LogPrefix+f.l.LastLog(a)]...), 0)} {
-		if _, err := DecodeLogEntry(v); err == nil {
-			t.Errorf("decoded %x", v)
-		}
+			if got := fmt.Sprint(walk(a), walk(b)); got != "[r5 r3 r2 r0] [r4 r1]" {
+				t.Fatalf("chains: %s", got)
+			}
+			records := 0
+			for k := range w {
+				if strings.HasPrefix(k, LogPrefix) {
+					records++
+				}
+			}
+			if want := map[int]int{LogFormatEntries: 6, LogFormatBlocks: 2}[format]; records != want {
+				t.Errorf("%d request-log records, want %d", records, want)
+			}
+			for _, bad := range []string{"", "x", "0000000000000000", "000000000000000g/r1", "0000000000000000/a/b",
+				"0000000000000000/a/01", "0000000000000000/a/-1", "0000000000000000/a/", "0000000000000000//3"} {
+				if _, _, err := ParseLogCursor(bad); !errors.Is(err, ErrInvalid) {
+					t.Errorf("cursor %q: %v", bad, err)
+				}
+			}
+			for cursor, want := range map[string]int{"0000000000000000/a": -1, "0000000000000000/a/0": 0, "0000000000000000/a#b/12": 12} {
+				if _, idx, err := ParseLogCursor(cursor); err != nil || idx != want {
+					t.Errorf("cursor %q: %d %v, want %d", cursor, idx, err, want)
+				}
+			}
+			head, idx, _ := ParseLogCursor(f.l.LastLog(a))
+			for _, v := range [][]byte{nil, {2}, {1}, {3}, {3, 1}, {3, 1, 200}, append(append([]byte(nil), w[string(head)]...), 0)} {
+				if _, err := DecodeLogAt(v, idx); err == nil {
+					t.Errorf("decoded %x at %d", v, idx)
+				}
+			}
+			if format == LogFormatBlocks {
+				if _, err := DecodeLogAt(w[string(head)], 7); err == nil {
+					t.Error("decoded a block's entry 7 of 2")
+				}
+				if _, err := DecodeLogAt(w[string(head)], -1); err == nil {
+					t.Error("decoded a block as one entry")
+				}
+			}
+		})
 	}
 }
 
@@ -1254,4 +1286,102 @@ func TestC4_RetryAfterPruneIndependentOfCheckpoints(t *testing.T) {
 	if answers[0] != answers[1] {
 		t.Fatalf("checkpointed before the prune: %s; not: %s", answers[0], answers[1])
 	}
+}
+
+// rule C2 with LogFormatBlocks: a batch logs one record, keyed by its first
+// logged charge. Its retry after a checkpoint (live, or on a replica
+// reloaded from its records) still answers every charge it applied
+// "exists" — also the ones the record is not keyed by, and also once the
+// request log is pruned and the dedupe block answers (request_log_days <
+// dedupe_days) — and applies the charges the first attempt did not.
+func TestC2_RetryFindsItsBlock(t *testing.T) {
+	for _, logDays := range []int{30, 2} {
+		for _, reload := range []bool{false, true} {
+			name := fmt.Sprintf("log %d days, reload %v", logDays, reload)
+			f := newFixtureLog(t, t0, LogFormatBlocks, logDays)
+			acct, key := f.account()
+			w := memWriter{}
+			f.l.SetDurable(w)
+			charge := func(id string) Charge {
+				return Charge{ReqID: id, AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription,
+					AdmittedAt: f.now, InputTokens: oneFlowInput}
+			}
+			ghost := charge("ghost")
+			ghost.AccountID = "nobody"
+			batch := []Charge{ghost, charge("a"), charge("b"), charge("c")}
+			first := f.do(&ChargeBatch{Charges: batch}).Value.([]ChargeResult)
+			if got := fmt.Sprint(first[0].Status, first[1].Status, first[2].Status, first[3].Status); got != "rejectedchargedchargedcharged" {
+				t.Fatalf("%s: first attempt: %s", name, got)
+			}
+			if err := f.l.Flush(w); err != nil {
+				t.Fatal(err)
+			}
+			records := map[string]int{}
+			for k := range w {
+				if p, _, ok := strings.Cut(k, "/"); ok && (p+"/" == LogPrefix || p+"/" == DedupePrefix) {
+					records[p]++
+				}
+			}
+			wantDD := 0
+			if logDays < 7 {
+				wantDD = 1
+			}
+			if records["rlog"] != 1 || records["dd"] != wantDD {
+				t.Fatalf("%s: records %v, want one block (and %d dedupe block)", name, records, wantDD)
+			}
+			f.advance(3 * 24 * time.Hour) // past a 2-day log, within the 7-day dedupe
+			f.must(&Tick{})
+			if err := f.l.Flush(w); err != nil {
+				t.Fatal(err)
+			}
+			if logDays < 7 {
+				for k := range w {
+					if strings.HasPrefix(k, LogPrefix) {
+						t.Fatalf("%s: %s outlived its 2 days", name, k)
+					}
+				}
+			}
+			if reload {
+				l, err := Load(w.scan, w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.l = l
+			}
+			retry := append(append([]Charge(nil), batch...), charge("d"))
+			got := f.do(&ChargeBatch{Charges: retry, Retry: true}).Value.([]ChargeResult)
+			var statuses []string
+			for _, r := range got {
+				statuses = append(statuses, r.Status)
+			}
+			if s := strings.Join(statuses, " "); s != "rejected exists exists exists charged" {
+				t.Fatalf("%s: retry: %s", name, s)
+			}
+			expect(t, f.usage(acct), "monthly.used_flows", "4")
+		}
+	}
+}
+
+// SetLogFormat raises the format once and refuses to lower it or to go
+// past this build's; the format is state, kept across a reload.
+func TestSetLogFormat(t *testing.T) {
+	f := newFixtureLog(t, t0, LogFormatEntries, 30)
+	f.fails(&SetLogFormat{Format: LogFormatCurrent + 1}, ErrInvalid)
+	f.must(&SetLogFormat{Format: LogFormatBlocks})
+	f.must(&SetLogFormat{Format: LogFormatBlocks})
+	f.fails(&SetLogFormat{Format: LogFormatEntries}, ErrInvalid)
+	w := memWriter{}
+	if err := f.l.Flush(w); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Load(w.scan, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.LogFormat() != LogFormatBlocks {
+		t.Fatalf("reloaded format %d", l.LogFormat())
+	}
+	g := &fixture{t: t, l: New(), now: t0}
+	g.fails(&Seed{NanoUSDPerFlow: DefaultNanoUSDPerFlow, Plans: DefaultPlans(), Models: DefaultModels(), DedupeDays: 7, RequestLogDays: 30,
+		LogFormat: LogFormatCurrent + 1}, ErrInvalid)
 }

@@ -151,6 +151,9 @@ func (c *Seed) apply(l *Ledger, now int64) (None, error) {
 	if c.DedupeDays < 7 || c.RequestLogDays < 1 {
 		return None{}, invalid("dedupe_days must be ≥ 7 and request_log_days ≥ 1")
 	}
+	if c.LogFormat < LogFormatEntries || c.LogFormat > LogFormatCurrent {
+		return None{}, invalid("log format %d is not one this build writes (%d–%d)", c.LogFormat, LogFormatEntries, LogFormatCurrent)
+	}
 	plans := map[string]*Plan{}
 	for i := range c.Plans {
 		p := c.Plans[i]
@@ -171,6 +174,7 @@ func (c *Seed) apply(l *Ledger, now int64) (None, error) {
 		models[m.ID] = &m
 	}
 	l.plans, l.models = plans, models
+	l.logFormat = c.LogFormat
 	for id := range plans {
 		l.markPlan(id)
 	}

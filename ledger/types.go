@@ -294,7 +294,12 @@ type LogEntry struct {
 	Estimated        bool
 	Prev             string
 
-	suffix string // this entry's key suffix, set when it is created
+	suffix string // this entry's own key suffix (admission time, id), set when it is created
+	// block is the key suffix of the request-log block the entry is
+	// stored in (the first entry's suffix) and idx its place there; ""
+	// with the stand-alone records of LogFormatEntries (logblock.go).
+	block string
+	idx   int
 	// Pruned before a checkpoint took the entry: its log record, its
 	// dedupe record are not written.
 	noLog, noDedupe bool

@@ -34,6 +34,7 @@ func seedFromConfig(cfg *config.Config) *ledger.Seed {
 		Members:        []ledger.Member{{ID: cfg.Node.ID, RaftAddr: cfg.Node.RaftAddr(), AdminAddr: cfg.Node.AdminAddr()}},
 		Plans:          mergeByID(ledger.DefaultPlans(), plans, func(p ledger.Plan) string { return p.ID }),
 		Models:         cfg.SeedModels(),
+		LogFormat:      ledger.LogFormatCurrent,
 	}
 }
 

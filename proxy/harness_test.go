@@ -235,9 +235,12 @@ func (g *gateway) requests(acct string) []ledger.LogEntryView {
 
 type memStore map[string][]byte
 
-func (m memStore) Set(k, v []byte) error      { m[string(k)] = append([]byte(nil), v...); return nil }
-func (m memStore) Delete(k []byte) error      { delete(m, string(k)); return nil }
-func (m memStore) Has(k []byte) (bool, error) { _, ok := m[string(k)]; return ok, nil }
+func (m memStore) Set(k, v []byte) error { m[string(k)] = append([]byte(nil), v...); return nil }
+func (m memStore) Delete(k []byte) error { delete(m, string(k)); return nil }
+func (m memStore) Get(k []byte) ([]byte, bool, error) {
+	v, ok := m[string(k)]
+	return append([]byte(nil), v...), ok, nil
+}
 func (m memStore) DeleteRange(a, b []byte) error {
 	for k := range m {
 		if k >= string(a) && k < string(b) {

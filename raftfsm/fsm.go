@@ -208,17 +208,18 @@ func loadLedger(db pebble.Reader, d ledger.Durable) (*ledger.Ledger, error) {
 // touches a data block.
 type durable struct{ db *pebble.DB }
 
-func (d durable) Has(key []byte) (bool, error) {
+func (d durable) Get(key []byte) ([]byte, bool, error) {
 	k := make([]byte, 0, len(statePrefix)+len(key))
 	k = append(append(k, statePrefix...), key...)
-	_, closer, err := d.db.Get(k)
+	v, closer, err := d.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
-	return true, closer.Close()
+	v = append([]byte(nil), v...)
+	return v, true, closer.Close()
 }
 
 func readApplied(db pebble.Reader) (uint64, error) {

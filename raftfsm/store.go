@@ -384,8 +384,8 @@ func (s *Store) RemoveServer(id string, timeout time.Duration) error {
 }
 
 // RequestLog returns an account's request log, newest first: at most
-// limit entries from the cursor (an entry's key suffix, as returned by the
-// previous page; "" starts at the newest), and the cursor of the next page
+// limit entries from the cursor (an entry's address, ledger.ParseLogCursor,
+// as returned by the previous page; "" starts at the newest), and the cursor of the next page
 // ("" at the end). It follows the account's chain (ledger.LogEntry) with
 // point lookups; an entry pruned by retention ends it.
 func (s *Store) RequestLog(accountID, cursor string, limit int) ([]ledger.LogEntryView, string, error) {
@@ -397,7 +397,7 @@ func (s *Store) RequestLog(accountID, cursor string, limit int) ([]ledger.LogEnt
 	}
 	out := []ledger.LogEntryView{}
 	for next != "" && len(out) < limit {
-		key, err := ledger.LogKey(next)
+		key, idx, err := ledger.ParseLogCursor(next)
 		if err != nil {
 			return nil, "", err
 		}
@@ -408,7 +408,7 @@ func (s *Store) RequestLog(accountID, cursor string, limit int) ([]ledger.LogEnt
 		if err != nil {
 			return nil, "", err
 		}
-		e, err := ledger.DecodeLogEntry(v)
+		e, err := ledger.DecodeLogAt(v, idx)
 		closer.Close()
 		if err != nil {
 			return nil, "", err

@@ -201,7 +201,7 @@ func (s *Server) requestLog(ctx *fasthttp.RequestCtx, acct string) (any, int, er
 	}
 	cursor := string(ctx.QueryArgs().Peek("cursor"))
 	if cursor != "" {
-		if _, err := ledger.LogKey(cursor); err != nil {
+		if _, _, err := ledger.ParseLogCursor(cursor); err != nil {
 			return nil, 0, err
 		}
 	}
