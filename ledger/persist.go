@@ -121,9 +121,11 @@ type Writer interface {
 //	panom/<8-digit seq>       a payment anomaly, in order
 //	idem/<idempotency key>    first result of a money command
 //	rlog/<16 hex admitted ns>/<request id>   request log entry (binary, see
-//	                                         LogEntry), also the charge's dedupe record
-//	dd/<16 hex admitted ns>/<request id>     charge dedupe record (empty), only
-//	                                         while request_log_days < dedupe_days
+//	                                         LogEntry), also the charge's dedupe record;
+//	                                         with LogFormatBlocks a block of a batch's
+//	                                         entries, keyed by its first (logblock.go)
+//	dd/<16 hex admitted ns>/<request id>     charge dedupe record (empty, or a block's
+//	                                         charges), only while request_log_days < dedupe_days
 
 type meta struct {
 	Now         int64       `json:"now"`
