@@ -97,7 +97,9 @@ func run() int {
 	flag.IntVar(&o.commitOpts.rate, "commit-rate", 55000, "-commit: charges offered per second, over the three nodes")
 	flag.IntVar(&o.commitOpts.accounts, "commit-accounts", 1000, "-commit: accounts the charges are spread over")
 	flag.IntVar(&o.commitOpts.memtableMB, "commit-memtable-mb", 16, "-commit: the nodes' node.memtable_mb (the config default is 4)")
-	flag.StringVar(&o.commitOpts.cpuProfile, "commit-cpuprofile", "", "-commit: write a CPU profile of the measured window to this file")
+	flag.StringVar(&o.commitOpts.fsm, "commit-fsm", "alternate", "-commit: the nodes' FSM: real (the ledger), null (charge batches left unapplied and answered charged: the replication floor), or alternate (-commit-rounds rounds of a real cluster then a null one, judged on the ratio of their median p99s)")
+	flag.IntVar(&o.commitOpts.rounds, "commit-rounds", 3, "-commit-fsm alternate: rounds, each a fresh real cluster then a fresh null one (default 3, 1 with -quick)")
+	flag.StringVar(&o.commitOpts.cpuProfile, "commit-cpuprofile", "", "-commit: write a CPU profile of the run to this file (-commit-fsm real or null only)")
 	flag.BoolVar(&o.streams, "streams", false, "only the streams against a relay: 8-event streams, spaced (2 ms, 1,000/s) and at once (64 connections), through noproxy and zenmuxd-async")
 	flag.IntVar(&o.streamsRounds, "streams-rounds", 1, "the streams loads: rounds, each measuring every target in turn for -duration (default 3 with -streams, 1 with -quick or in the whole run)")
 	acks := flag.String("cluster-ack", "quorum", "the clusters' [accounting] ack modes, comma-separated, one cluster each: quorum, async or quorum,async")
@@ -129,9 +131,20 @@ func run() int {
 			o.duration = 3 * time.Second
 		}
 	}
+	if o.quick && !set["commit-rounds"] {
+		o.commitOpts.rounds = 1
+	}
 	if o.commitOpts.rate < 1000 || o.commitOpts.rate > 1_000_000 || o.commitOpts.accounts < 1 || o.commitOpts.accounts > 1_000_000 ||
-		o.commitOpts.memtableMB < 4 || o.commitOpts.memtableMB > 1024 {
-		fmt.Fprintln(os.Stderr, "bench: -commit-rate, -commit-accounts or -commit-memtable-mb out of range (see -h)")
+		o.commitOpts.memtableMB < 4 || o.commitOpts.memtableMB > 1024 || o.commitOpts.rounds < 1 || o.commitOpts.rounds > 20 {
+		fmt.Fprintln(os.Stderr, "bench: -commit-rate, -commit-accounts, -commit-memtable-mb or -commit-rounds out of range (see -h)")
+		return 2
+	}
+	if f := o.commitOpts.fsm; f != "real" && f != "null" && f != "alternate" {
+		fmt.Fprintf(os.Stderr, "bench: -commit-fsm %q: want real, null or alternate\n", f)
+		return 2
+	}
+	if o.commitOpts.cpuProfile != "" && o.commitOpts.fsm == "alternate" {
+		fmt.Fprintln(os.Stderr, "bench: -commit-cpuprofile profiles one run: add -commit-fsm real or null")
 		return 2
 	}
 	if o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.warmup > time.Minute || o.conns < 1 || o.conns > 10000 ||
@@ -189,21 +202,7 @@ func run() int {
 	defer stopAll(3 * time.Second)
 
 	if o.commit {
-		o.commitOpts.duration, o.commitOpts.warmup = o.duration, o.warmup
-		fmt.Fprintf(os.Stderr, "bench: group commit, %d charges/s for %s after a %s warm-up\n", o.commitOpts.rate, o.duration, o.warmup)
-		rep, err := runCommit(ctx, o.commitOpts, tmp, root)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			return 1
-		}
-		if err := rep.write(o.out); err != nil {
-			fmt.Fprintln(os.Stderr, "bench: write results:", err)
-		}
-		rep.print(os.Stdout, o.out)
-		if o.strict && !rep.Pass {
-			return 3
-		}
-		return 0
+		return runCommitOnly(ctx, o, tmp, root)
 	}
 
 	if o.streams {

@@ -27,6 +27,8 @@ type Report struct {
 
 	// the streams against a relay (streams.go)
 	Streams *StreamsResult `json:"streams,omitempty"`
+	// the group-commit runs (commit.go)
+	Commit *CommitResult `json:"commit,omitempty"`
 }
 
 // Meta describes the run.
@@ -188,6 +190,7 @@ func (r *Report) checks() {
 	}
 	r.selfServiceChecks(add)
 	r.streamsChecks(add)
+	r.commitChecks(add)
 	r.answerCheck(add)
 }
 
@@ -324,6 +327,9 @@ func (r *Report) print(w io.Writer, out string) {
 	}
 	if r.Streams != nil {
 		r.printStreams(w)
+	}
+	if r.Commit != nil {
+		r.printCommit(w)
 	}
 	fmt.Fprintln(w)
 	for _, c := range r.Checks {
