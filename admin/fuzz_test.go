@@ -156,7 +156,7 @@ func newFuzzStore(tb testing.TB) (*ledgerStore, memState) {
 	idem := func(k string) ledger.Idem { return ledger.Idem{IdemKey: "setup-" + k, Fingerprint: k} }
 	for _, cmd := range []ledger.Command{
 		&ledger.Seed{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow, Plans: ledger.DefaultPlans(), Models: ledger.DefaultModels(),
-			DedupeDays: 7, RequestLogDays: 30, Members: []ledger.Member{{ID: "n1", RaftAddr: "127.0.0.1:8300", AdminAddr: "127.0.0.1:8081"}}},
+			DedupeDays: 7, RequestLogDays: 30, LogFormat: ledger.LogFormatCurrent, Members: []ledger.Member{{ID: "n1", RaftAddr: "127.0.0.1:8300", AdminAddr: "127.0.0.1:8081"}}},
 		&ledger.CreateAccount{ID: fuzzAcctA, Email: "a@example.com", Name: "A"},
 		&ledger.CreateAccount{ID: fuzzAcctB, Email: "b@example.com", Name: "B"},
 		&ledger.CreateAccount{ID: fuzzAcctC, Email: "c@example.com", Name: "C"},

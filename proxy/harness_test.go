@@ -8,8 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sort"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -132,7 +131,7 @@ func newGateway(t testing.TB, o gatewayOptions) *gateway {
 		models = append(models, pm)
 	}
 	models = append(models, o.models...)
-	if r := g.L.Apply(&ledger.Seed{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow, Plans: ledger.DefaultPlans(), Models: models, DedupeDays: 7, RequestLogDays: 30}, testT0); r.Err != nil {
+	if r := g.L.Apply(&ledger.Seed{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow, Plans: ledger.DefaultPlans(), Models: models, DedupeDays: 7, RequestLogDays: 30, LogFormat: ledger.LogFormatCurrent}, testT0); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	g.OpenAI, g.Anth = startUpstream(t), startUpstream(t)
@@ -204,7 +203,8 @@ func (g *gateway) account(plan string) (id, subKey, paygKey string) {
 }
 
 // requests returns the request log of an account, oldest first, read from
-// the ledger's durable records (flushed into an in-memory store).
+// the ledger's durable records (flushed into an in-memory store) along the
+// account's chain, as raftfsm reads it.
 func (g *gateway) requests(acct string) []ledger.LogEntryView {
 	g.t.Helper()
 	g.settle()
@@ -213,24 +213,24 @@ func (g *gateway) requests(acct string) []ledger.LogEntryView {
 	if err := g.L.Flush(g.store); err != nil {
 		g.t.Fatal(err)
 	}
-	var keys []string
-	for k := range g.store {
-		if strings.HasPrefix(k, ledger.LogPrefix) {
-			keys = append(keys, k)
+	var out []ledger.LogEntryView
+	for next := g.L.LastLog(acct); next != ""; {
+		if len(out) > 100_000 {
+			g.t.Fatalf("request log of %s: a chain of over 100,000 entries", acct)
 		}
-	}
-	sort.Strings(keys) // admission time order
-	out := []ledger.LogEntryView{}
-	for _, k := range keys {
-		e, err := ledger.DecodeLogEntry(g.store[k])
+		key, idx, err := ledger.ParseLogCursor(next)
 		if err != nil {
 			g.t.Fatal(err)
 		}
-		if e.AccountID == acct {
-			out = append(out, e.View())
+		e, err := ledger.DecodeLogAt(g.store[string(key)], idx)
+		if err != nil || e.AccountID != acct {
+			g.t.Fatalf("request log of %s: entry %s: %+v %v", acct, next, e, err)
 		}
+		out = append(out, e.View())
+		next = e.Prev
 	}
-	return out
+	slices.Reverse(out)
+	return append([]ledger.LogEntryView{}, out...)
 }
 
 type memStore map[string][]byte

@@ -26,7 +26,7 @@ func BenchmarkCheckpointWrite(b *testing.B) {
 	}
 	defer db.Close()
 	l := ledger.New()
-	cmds := []ledger.Command{&ledger.Seed{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow, Plans: ledger.DefaultPlans(), Models: ledger.DefaultModels(), DedupeDays: 7, RequestLogDays: 30}}
+	cmds := []ledger.Command{&ledger.Seed{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow, Plans: ledger.DefaultPlans(), Models: ledger.DefaultModels(), DedupeDays: 7, RequestLogDays: 30, LogFormat: ledger.LogFormatCurrent}}
 	const accounts, perCheckpoint, nodes, perBatch = 1000, 5500, 3, 30
 	for i := range accounts {
 		id := fmt.Sprint("acct_", i)

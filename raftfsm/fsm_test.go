@@ -57,7 +57,7 @@ func propose(t testing.TB, s *Store, cmd ledger.Command, ts int64) ledger.Result
 
 func seed(t testing.TB, s *Store) {
 	t.Helper()
-	r := propose(t, s, &ledger.Seed{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow, Plans: ledger.DefaultPlans(), Models: ledger.DefaultModels(), DedupeDays: 7, RequestLogDays: 30}, t0)
+	r := propose(t, s, &ledger.Seed{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow, Plans: ledger.DefaultPlans(), Models: ledger.DefaultModels(), DedupeDays: 7, RequestLogDays: 30, LogFormat: ledger.LogFormatCurrent}, t0)
 	if r.Err != nil {
 		t.Fatal(r.Err)
 	}

@@ -210,7 +210,7 @@ func ledgerState(tb testing.TB, fsm *FSM) {
 	}
 	applyAll(tb, fsm,
 		&ledger.Seed{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow, Plans: ledger.DefaultPlans(), Models: ledger.DefaultModels(),
-			DedupeDays: 7, RequestLogDays: 30},
+			DedupeDays: 7, RequestLogDays: 30, LogFormat: ledger.LogFormatCurrent},
 		&ledger.CreateAccount{ID: "a1", Email: "a1@x.io"},
 		&ledger.CreateKey{AccountID: "a1", KeyID: "k1", Kind: ledger.KindSubscription, Hash: ledger.HashSecret("s"), Last4: "abcd"},
 		&ledger.TopUp{Idem: ledger.Idem{IdemKey: "t1", Fingerprint: "f"}, AccountID: "a1", MicroUSD: 10_000},

@@ -129,7 +129,7 @@ func newStore(t *testing.T) *memStore {
 		return &ledger.CreateKey{AccountID: acct, KeyID: id, Kind: kind, Name: id, Hash: ledger.HashSecret(secret), Last4: secret[len(secret)-4:]}
 	}
 	for _, cmd := range []ledger.Command{
-		&ledger.Seed{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow, Plans: ledger.DefaultPlans(), Models: ledger.DefaultModels(), DedupeDays: 7, RequestLogDays: 30},
+		&ledger.Seed{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow, Plans: ledger.DefaultPlans(), Models: ledger.DefaultModels(), DedupeDays: 7, RequestLogDays: 30, LogFormat: ledger.LogFormatCurrent},
 		&ledger.CreateAccount{ID: acctA, Email: "a@example.com", Name: "A"},
 		&ledger.CreateAccount{ID: acctB, Email: "b@example.com", Name: "B"},
 		key(acctA, keyA, ledger.KindSubscription, secretA),
