@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -355,11 +356,18 @@ func runCommit(ctx context.Context, o commitOptions, fsm, dir, root string) (*Co
 	perTick := float64(o.rate) * tick.Seconds()
 	var wg sync.WaitGroup
 	var submitErr atomic.Value
+	// The submitters' strings are made up front or with strconv: this
+	// process's own CPU is taken from the three nodes it measures.
+	acctIDs := make([]string, o.accounts)
+	for i := range acctIDs {
+		acctIDs[i] = "acct_" + strconv.Itoa(i)
+	}
 	for node := range batchers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(node), 7))
+			nodeID, reqPrefix := "n"+strconv.Itoa(node+1), "n"+strconv.Itoa(node)+"-"
 			sent := 0
 			for t := 0; ; t++ {
 				at := start.Add(time.Duration(t) * tick)
@@ -373,8 +381,7 @@ func runCommit(ctx context.Context, o commitOptions, fsm, dir, root string) (*Co
 				}
 				for ; sent < due && sent < total/len(batchers); sent++ {
 					i := sent*len(batchers) + node
-					acct := fmt.Sprint("acct_", rng.IntN(o.accounts))
-					c := ledger.Charge{ReqID: fmt.Sprintf("n%d-%d", node, sent), AccountID: acct, Model: ledger.EchoModelID, Node: fmt.Sprint("n", node+1),
+					c := ledger.Charge{ReqID: reqPrefix + strconv.Itoa(sent), AccountID: acctIDs[rng.IntN(o.accounts)], Model: ledger.EchoModelID, Node: nodeID,
 						Billing: ledger.BillingSubscription, AdmittedAt: now + int64(i), InputTokens: 1200, OutputTokens: 300}
 					inWindow := !at.Before(measureFrom)
 					if inWindow {
