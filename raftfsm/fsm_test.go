@@ -363,8 +363,9 @@ func TestCrashBetweenCheckpointsReplaysTheLog(t *testing.T) {
 	}
 }
 
-// rule U1: a listing cursor that is malformed or names another account's
-// entry is refused, not followed.
+// rule U1: a listing cursor that is malformed, names another account's
+// entry, or names a block without a place in it or past its end is
+// refused, not followed; one naming no record is an empty last page.
 func TestRequestLogCursorChecked(t *testing.T) {
 	s := openStore(t, t.TempDir(), freeAddr(t), 0)
 	defer s.Close()
@@ -375,10 +376,17 @@ func TestRequestLogCursorChecked(t *testing.T) {
 			AdmittedAt: t0, Billing: ledger.BillingSubscription, InputTokens: 10}}}, t0)
 	}
 	other := s.Ledger().LastLog("a2")
-	for _, cursor := range []string{"garbage", other} {
+	head, _, ok := strings.Cut(other[17:], "/") // a block's address: <time>/<id>/<place>
+	if !ok {
+		t.Fatalf("address %q names no place in a block", other)
+	}
+	for _, cursor := range []string{"garbage", other, other[:17] + head, other[:17] + head + "/7"} {
 		if _, _, err := s.RequestLog("a1", cursor, 10); !errors.Is(err, ledger.ErrInvalid) {
 			t.Errorf("cursor %q: %v", cursor, err)
 		}
+	}
+	if got, next, err := s.RequestLog("a1", other[:17]+"r-nobody/0", 10); err != nil || len(got) != 0 || next != "" {
+		t.Errorf("a cursor naming no record: %v %q %v, want an empty last page", got, next, err)
 	}
 	if got, next, err := s.RequestLog("a2", other, 10); err != nil || len(got) != 1 || next != "" {
 		t.Fatalf("own cursor: %v %q %v", got, next, err)

@@ -410,6 +410,11 @@ func (s *Store) RequestLog(accountID, cursor string, limit int) ([]ledger.LogEnt
 		}
 		e, err := ledger.DecodeLogAt(v, idx)
 		closer.Close()
+		if err != nil && len(out) == 0 && cursor != "" {
+			// The caller's cursor names a record but no entry of it: a
+			// place past a block's end, or none in a block.
+			return nil, "", fmt.Errorf("%w: the cursor is not from this account's log", ledger.ErrInvalid)
+		}
 		if err != nil {
 			return nil, "", err
 		}
