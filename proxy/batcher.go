@@ -138,7 +138,10 @@ func (b *Batcher) run() {
 	}
 }
 
-// commit proposes one batch until its outcome is known.
+// commit proposes one batch until its outcome is known. Every attempt
+// carries the same charges in the same order, and a charge is never put in
+// another batch: the ledger finds a retried batch's first attempt by its
+// first logged charge (ledger/logblock.go).
 func (b *Batcher) commit(batch []pendingCharge) {
 	cb := &ledger.ChargeBatch{Charges: make([]ledger.Charge, len(batch))}
 	for i := range batch {
