@@ -180,6 +180,9 @@ func FuzzRecordDecode(f *testing.F) {
 	e := LogEntry{ID: "n1-2", AccountID: "a", Billing: BillingPayg, Status: "ok", AdmittedAt: 5, At: 9, Prev: logSuffix(3, "n1-1")}
 	f.Add(e.appendBinary(nil))
 	f.Add(e.appendBinaryV1(nil))
+	e2 := LogEntry{ID: "n2-7", AccountID: "b", Billing: BillingSubscription, Status: "upstream_cut", AdmittedAt: 6, At: 6, Prev: logSuffix(2, "n1-0") + "/3"}
+	f.Add(appendLogBlock(nil, []*LogEntry{&e, &e2}))
+	f.Add(appendDedupeBlock(nil, []*LogEntry{&e, &e2}))
 	f.Fuzz(func(t *testing.T, v []byte) {
 		if a, err := decodeAccount(v); err == nil {
 			bin := a.appendBinary(nil)
@@ -201,5 +204,27 @@ func FuzzRecordDecode(f *testing.F) {
 				t.Fatalf("entry %x: %+v, %+v %v", v, e, again, err)
 			}
 		}
+		// A request-log block: every place that decodes re-encodes to a
+		// block that decodes the same there; a refused place never panics.
+		var entries []*LogEntry
+		for i := 0; i < 64; i++ {
+			e, err := DecodeLogAt(v, i)
+			if err != nil {
+				break
+			}
+			entries = append(entries, &e)
+		}
+		if len(entries) > 0 {
+			block := appendLogBlock(nil, entries)
+			for i, want := range entries {
+				if got, err := DecodeLogAt(block, i); err != nil || !reflect.DeepEqual(&got, want) {
+					t.Fatalf("block %x, place %d: %+v, %+v %v", v, i, got, want, err)
+				}
+			}
+			if _, err := blockSuffixes(true, block); err != nil {
+				t.Fatalf("block %x: suffixes: %v", v, err)
+			}
+		}
+		_, _ = blockSuffixes(false, v)
 	})
 }
