@@ -114,11 +114,6 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	apierr.WriteJSON(ctx, status, v)
 }
 
-type list struct {
-	Data       any     `json:"data"`
-	NextCursor *string `json:"next_cursor,omitempty"`
-}
-
 func (s *Server) route(ctx *fasthttp.RequestCtx, method, path string) (any, int, error) {
 	rest, ok := strings.CutPrefix(path, "/admin/v1/")
 	if !ok {
@@ -145,7 +140,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, method, path string) (any, int,
 			"PUT": func() (any, int, error) { return s.putRate(ctx) },
 		}
 	case len(seg) == 1 && seg[0] == "plans":
-		routes = map[string]handler{"GET": s.read(func(l *ledger.Ledger) (any, error) { return list{Data: l.Plans()}, nil })}
+		routes = map[string]handler{"GET": s.read(func(l *ledger.Ledger) (any, error) { return apierr.List{Data: l.Plans()}, nil })}
 	case len(seg) == 2 && seg[0] == "plans":
 		routes = map[string]handler{
 			"GET": s.read(func(l *ledger.Ledger) (any, error) { return l.Plan(seg[1]) }),
@@ -153,7 +148,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, method, path string) (any, int,
 		}
 	case len(seg) == 1 && seg[0] == "models":
 		routes = map[string]handler{
-			"GET": s.read(func(l *ledger.Ledger) (any, error) { return list{Data: l.Models()}, nil }),
+			"GET": s.read(func(l *ledger.Ledger) (any, error) { return apierr.List{Data: l.Models()}, nil }),
 			"PUT": func() (any, int, error) { return s.putModel(ctx) },
 		}
 	case len(seg) == 1 && seg[0] == "accounts":
@@ -170,7 +165,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, method, path string) (any, int,
 	case len(seg) == 1 && seg[0] == "plan-requests":
 		routes = map[string]handler{"GET": s.read(func(l *ledger.Ledger) (any, error) {
 			reqs, err := l.PlanRequests("", string(ctx.QueryArgs().Peek("status")))
-			return list{Data: reqs}, err
+			return apierr.List{Data: reqs}, err
 		})}
 	case len(seg) == 3 && seg[0] == "plan-requests" && (seg[2] == "confirm" || seg[2] == "reject"):
 		routes = map[string]handler{"POST": func() (any, int, error) { return s.decidePlanRequest(ctx, seg[1], seg[2] == "confirm") }}
@@ -184,7 +179,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, method, path string) (any, int,
 			return v, 200, err
 		}}
 	case len(seg) == 2 && seg[0] == "payments" && seg[1] == "anomalies":
-		routes = map[string]handler{"GET": s.read(func(l *ledger.Ledger) (any, error) { return list{Data: l.PaymentAnomalies()}, nil })}
+		routes = map[string]handler{"GET": s.read(func(l *ledger.Ledger) (any, error) { return apierr.List{Data: l.PaymentAnomalies()}, nil })}
 	case len(seg) == 2 && seg[0] == "refunds":
 		routes = map[string]handler{"GET": s.read(func(l *ledger.Ledger) (any, error) { return l.Refund(seg[1]) })}
 	case len(seg) == 3 && seg[0] == "refunds" && seg[2] == "status":
@@ -220,20 +215,20 @@ func (s *Server) accountRoute(ctx *fasthttp.RequestCtx, method, id string, rest 
 			if err != nil {
 				return nil, 0, err
 			}
-			return propose(s.store, &ledger.Subscribe{Idem: idem, AccountID: id, Plan: plan}, 200)
+			return apierr.Propose(s.store, &ledger.Subscribe{Idem: idem, AccountID: id, Plan: plan}, 200)
 		},
 		{"POST", "subscription/change"}: func() (any, int, error) {
 			idem, plan, err := planRequest(ctx)
 			if err != nil {
 				return nil, 0, err
 			}
-			return propose(s.store, &ledger.ChangePlan{Idem: idem, AccountID: id, Plan: plan}, 200)
+			return apierr.Propose(s.store, &ledger.ChangePlan{Idem: idem, AccountID: id, Plan: plan}, 200)
 		},
 		{"POST", "subscription/cancel"}: func() (any, int, error) { return s.cancel(ctx, id) },
 		{"POST", "keys"}:                func() (any, int, error) { return s.createKey(ctx, id) },
 		{"GET", "keys"}: s.read(func(l *ledger.Ledger) (any, error) {
 			keys, err := l.Keys(id)
-			return list{Data: keys}, err
+			return apierr.List{Data: keys}, err
 		}),
 		{"POST", "balance"}:    func() (any, int, error) { return s.topUp(ctx, id) },
 		{"GET", "extra-usage"}: s.read(func(l *ledger.Ledger) (any, error) { return l.ExtraUsage(id, s.store.Now()) }),
@@ -250,11 +245,11 @@ func (s *Server) accountRoute(ctx *fasthttp.RequestCtx, method, id string, rest 
 		{"POST", "sign-in-links"}: func() (any, int, error) { return s.createSignInLink(ctx, id) },
 		{"GET", "billing"}: s.read(func(l *ledger.Ledger) (any, error) {
 			b, err := l.Billing(id)
-			return list{Data: b}, err
+			return apierr.List{Data: b}, err
 		}),
 		{"GET", "payment-intents"}: s.read(func(l *ledger.Ledger) (any, error) {
 			p, err := l.PaymentIntents(id)
-			return list{Data: p}, err
+			return apierr.List{Data: p}, err
 		}),
 	}
 	if f := h[key{method, sub}]; f != nil {
@@ -282,15 +277,6 @@ func (s *Server) read(f func(*ledger.Ledger) (any, error)) func() (any, int, err
 		v, err := f(s.store.Ledger())
 		return v, 200, err
 	}
-}
-
-// propose commits a command and answers its typed result with status.
-func propose[R any](store Store, cmd ledger.Cmd[R], status int) (any, int, error) {
-	v, err := ledger.Propose(store, cmd)
-	if err != nil {
-		return nil, 0, err
-	}
-	return v, status, nil
 }
 
 func (s *Server) getCluster() (any, int, error) {
@@ -336,7 +322,7 @@ func (s *Server) putRate(ctx *fasthttp.RequestCtx) (any, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	return propose(s.store, &ledger.SetRate{NanoUSDPerFlow: n}, 200)
+	return apierr.Propose(s.store, &ledger.SetRate{NanoUSDPerFlow: n}, 200)
 }
 
 func (s *Server) putPlan(ctx *fasthttp.RequestCtx, id string) (any, int, error) {
@@ -373,7 +359,7 @@ func (s *Server) putPlan(ctx *fasthttp.RequestCtx, id string) (any, int, error) 
 	if err := ledger.ValidatePlan(&p); err != nil {
 		return nil, 0, err
 	}
-	return propose(s.store, &ledger.PutPlan{Plan: p}, 200)
+	return apierr.Propose(s.store, &ledger.PutPlan{Plan: p}, 200)
 }
 
 func (s *Server) putModel(ctx *fasthttp.RequestCtx) (any, int, error) {
@@ -410,7 +396,7 @@ func (s *Server) putModel(ctx *fasthttp.RequestCtx) (any, int, error) {
 			return nil, 0, err
 		}
 	}
-	return propose(s.store, &ledger.PutModel{Model: m}, 200)
+	return apierr.Propose(s.store, &ledger.PutModel{Model: m}, 200)
 }
 
 func (s *Server) listAccounts(ctx *fasthttp.RequestCtx) (any, int, error) {
@@ -422,11 +408,7 @@ func (s *Server) listAccounts(ctx *fasthttp.RequestCtx) (any, int, error) {
 		return nil, 0, apierr.NotNow(err)
 	}
 	data, next := s.store.Ledger().Accounts(string(ctx.QueryArgs().Peek("cursor")), limit, s.store.Now())
-	out := list{Data: data}
-	if next != "" {
-		out.NextCursor = &next
-	}
-	return out, 200, nil
+	return apierr.Page(data, next), 200, nil
 }
 
 func (s *Server) createAccount(ctx *fasthttp.RequestCtx) (any, int, error) {
@@ -440,7 +422,7 @@ func (s *Server) createAccount(ctx *fasthttp.RequestCtx) (any, int, error) {
 	if err := required("email", in.Email); err != nil {
 		return nil, 0, err
 	}
-	return propose(s.store, &ledger.CreateAccount{ID: "acct_" + mint.Hex(8), Email: in.Email, Name: in.Name}, 201)
+	return apierr.Propose(s.store, &ledger.CreateAccount{ID: "acct_" + mint.Hex(8), Email: in.Email, Name: in.Name}, 201)
 }
 
 func (s *Server) setFlowValue(ctx *fasthttp.RequestCtx, id string) (any, int, error) {
@@ -458,7 +440,7 @@ func (s *Server) setFlowValue(ctx *fasthttp.RequestCtx, id string) (any, int, er
 			return nil, 0, err
 		}
 	}
-	return propose(s.store, &ledger.SetFlowValue{AccountID: id, Tier: in.Tier, MultiplierPPM: m}, 200)
+	return apierr.Propose(s.store, &ledger.SetFlowValue{AccountID: id, Tier: in.Tier, MultiplierPPM: m}, 200)
 }
 
 // planRequest reads a subscribe or change request: its Idempotency-Key
@@ -481,7 +463,7 @@ func (s *Server) cancel(ctx *fasthttp.RequestCtx, id string) (any, int, error) {
 	if err := decodeBody(ctx, &struct{}{}); err != nil {
 		return nil, 0, err
 	}
-	return propose(s.store, &ledger.Cancel{AccountID: id}, 200)
+	return apierr.Propose(s.store, &ledger.Cancel{AccountID: id}, 200)
 }
 
 func (s *Server) createKey(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
@@ -520,12 +502,10 @@ func (s *Server) rotateKey(ctx *fasthttp.RequestCtx, keyID string) (any, int, er
 			kind = k.Kind
 		}
 	}
-	secret, hash, last4 := mint.Secret(kind)
-	kv, err := ledger.Propose(s.store, &ledger.RotateKey{KeyID: keyID, Hash: hash, Last4: last4})
+	kv, err := mint.RotateKey(s.store, keyID, kind)
 	if err != nil {
 		return nil, 0, err
 	}
-	kv.Key = secret
 	return kv, 200, nil
 }
 
@@ -551,7 +531,7 @@ func (s *Server) topUp(ctx *fasthttp.RequestCtx, acct string) (any, int, error) 
 	if err != nil {
 		return nil, 0, err
 	}
-	return propose(s.store, &ledger.TopUp{Idem: idem, AccountID: acct, MicroUSD: amount}, 200)
+	return apierr.Propose(s.store, &ledger.TopUp{Idem: idem, AccountID: acct, MicroUSD: amount}, 200)
 }
 
 func (s *Server) setExtra(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
@@ -565,7 +545,7 @@ func (s *Server) setExtra(ctx *fasthttp.RequestCtx, acct string) (any, int, erro
 	if in.Enabled == nil {
 		return nil, 0, fmt.Errorf("%w: enabled is required", ledger.ErrInvalid)
 	}
-	return propose(s.store, &ledger.SetExtra{AccountID: acct, Enabled: *in.Enabled, KeyID: in.PaygKeyID}, 200)
+	return apierr.Propose(s.store, &ledger.SetExtra{AccountID: acct, Enabled: *in.Enabled, KeyID: in.PaygKeyID}, 200)
 }
 
 func (s *Server) requestLog(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
@@ -583,11 +563,7 @@ func (s *Server) requestLog(ctx *fasthttp.RequestCtx, acct string) (any, int, er
 	if err != nil {
 		return nil, 0, err
 	}
-	out := list{Data: data}
-	if next != "" {
-		out.NextCursor = &next
-	}
-	return out, 200, nil
+	return apierr.Page(data, next), 200, nil
 }
 
 func (s *Server) submitRefund(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
@@ -598,7 +574,7 @@ func (s *Server) submitRefund(ctx *fasthttp.RequestCtx, acct string) (any, int, 
 	if err != nil {
 		return nil, 0, err
 	}
-	return propose(s.store, &ledger.RefundSubmit{Idem: idem, AccountID: acct, RefundID: "rf_" + mint.Hex(8)}, 201)
+	return apierr.Propose(s.store, &ledger.RefundSubmit{Idem: idem, AccountID: acct, RefundID: "rf_" + mint.Hex(8)}, 201)
 }
 
 func (s *Server) refundStatus(ctx *fasthttp.RequestCtx, id string) (any, int, error) {
@@ -612,7 +588,7 @@ func (s *Server) refundStatus(ctx *fasthttp.RequestCtx, id string) (any, int, er
 	if err != nil {
 		return nil, 0, err
 	}
-	return propose(s.store, &ledger.RefundStatus{Idem: idem, RefundID: id, Status: in.Status}, 200)
+	return apierr.Propose(s.store, &ledger.RefundStatus{Idem: idem, RefundID: id, Status: in.Status}, 200)
 }
 
 // SignInLinkPrefix starts a sign-in link's token (B3).
@@ -652,7 +628,7 @@ func (s *Server) decidePlanRequest(ctx *fasthttp.RequestCtx, id string, confirm 
 		decision = "confirm"
 	}
 	idem := ledger.Idem{IdemKey: "planreq-" + decision + "-" + id, Fingerprint: decision}
-	return propose(s.store, &ledger.DecidePlanRequest{Idem: idem, ID: id, Confirm: confirm}, 200)
+	return apierr.Propose(s.store, &ledger.DecidePlanRequest{Idem: idem, ID: id, Confirm: confirm}, 200)
 }
 
 func (s *Server) clockView() any {

@@ -15,10 +15,6 @@ import (
 )
 
 // list is a list answer in the admin API's shape.
-type list struct {
-	Data       any     `json:"data"`
-	NextCursor *string `json:"next_cursor,omitempty"`
-}
 
 // handler answers a value and its status, or an error.
 type handler func() (any, int, error)
@@ -108,7 +104,7 @@ func (s *Server) me(ctx *fasthttp.RequestCtx, c caller, rest string) (any, int, 
 		routes = map[string]handler{
 			"GET": func() (any, int, error) {
 				keys, err := l.Keys(acct)
-				return list{Data: keys}, 200, err
+				return apierr.List{Data: keys}, 200, err
 			},
 			"POST": func() (any, int, error) { return s.createKey(ctx, acct) },
 		}
@@ -119,7 +115,7 @@ func (s *Server) me(ctx *fasthttp.RequestCtx, c caller, rest string) (any, int, 
 	case len(seg) == 1 && seg[0] == "billing":
 		routes = map[string]handler{"GET": func() (any, int, error) {
 			entries, err := l.Billing(acct)
-			return list{Data: entries}, 200, err
+			return apierr.List{Data: entries}, 200, err
 		}}
 	case len(seg) == 2 && seg[0] == "refunds" && seg[1] == "preview":
 		routes = map[string]handler{"POST": func() (any, int, error) {
@@ -212,11 +208,7 @@ func (s *Server) requestLog(ctx *fasthttp.RequestCtx, acct string) (any, int, er
 	if err != nil {
 		return nil, 0, err
 	}
-	out := list{Data: data}
-	if next != "" {
-		out.NextCursor = &next
-	}
-	return out, 200, nil
+	return apierr.Page(data, next), 200, nil
 }
 
 func (s *Server) setExtra(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
@@ -231,16 +223,7 @@ func (s *Server) setExtra(ctx *fasthttp.RequestCtx, acct string) (any, int, erro
 		return nil, 0, fmt.Errorf("%w: enabled is required", ledger.ErrInvalid)
 	}
 	// The ledger refuses a key of another account as not_found.
-	return propose(s.store, &ledger.SetExtra{AccountID: acct, Enabled: *in.Enabled, KeyID: in.PaygKeyID}, 200)
-}
-
-// propose commits a command and answers its typed result with status.
-func propose[R any](store Store, cmd ledger.Cmd[R], status int) (any, int, error) {
-	v, err := ledger.Propose(store, cmd)
-	if err != nil {
-		return nil, 0, err
-	}
-	return v, status, nil
+	return apierr.Propose(s.store, &ledger.SetExtra{AccountID: acct, Enabled: *in.Enabled, KeyID: in.PaygKeyID}, 200)
 }
 
 func (s *Server) createKey(ctx *fasthttp.RequestCtx, acct string) (any, int, error) {
@@ -281,12 +264,10 @@ func (s *Server) rotateKey(ctx *fasthttp.RequestCtx, acct, keyID string) (any, i
 	if err != nil {
 		return nil, 0, err
 	}
-	secret, hash, last4 := mint.Secret(k.Kind)
-	kv, err := ledger.Propose(s.store, &ledger.RotateKey{KeyID: keyID, Hash: hash, Last4: last4})
+	kv, err := mint.RotateKey(s.store, keyID, k.Kind)
 	if err != nil {
 		return nil, 0, err
 	}
-	kv.Key = secret
 	return kv, 200, nil
 }
 
@@ -322,7 +303,7 @@ func (s *Server) submitRefund(ctx *fasthttp.RequestCtx, acct string) (any, int, 
 	if err != nil {
 		return nil, 0, err
 	}
-	return propose(s.store, &ledger.RefundSubmit{Idem: idem, AccountID: acct, RefundID: "rf_" + mint.Hex(8)}, 201)
+	return apierr.Propose(s.store, &ledger.RefundSubmit{Idem: idem, AccountID: acct, RefundID: "rf_" + mint.Hex(8)}, 201)
 }
 
 // refund answers one of the account's refunds; another account's is
@@ -403,7 +384,7 @@ func (s *Server) planRequests(ctx *fasthttp.RequestCtx, acct string) (any, int, 
 		return nil, 0, fmt.Errorf("%w: status must be pending, confirmed or rejected", ledger.ErrInvalid)
 	}
 	v, err := s.store.Ledger().PlanRequests(acct, status)
-	return list{Data: v}, 200, err
+	return apierr.List{Data: v}, 200, err
 }
 
 // studioChat hands a Studio chat completion to the proxy, billed as the

@@ -2,9 +2,10 @@
 // node-to-node /internal/v1) share on the wire: the error answer
 // {"error":{"code":…,"message":…}} with the status of its code, the one
 // mapping from the ledger's rejections, the refusals every API makes and
-// "not now" errors to those statuses, the success answer, and the request
-// parts they all parse alike (a query integer, an Idempotency-Key and the
-// fingerprint of the request it guards). Each API adds only its own kinds.
+// "not now" errors to those statuses, the success answer (a listing page
+// among them, and a proposed command's), and the request parts they all
+// parse alike (a query integer, an Idempotency-Key and the fingerprint of
+// the request it guards). Each API adds only its own kinds.
 package apierr
 
 import (
@@ -152,4 +153,30 @@ func Fingerprint(ctx *fasthttp.RequestCtx) string {
 	h.Write([]byte{'\n'})
 	h.Write(bytes.TrimSpace(ctx.PostBody()))
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// List is a page of a listing: {"data":[…]}, with "next_cursor" when there
+// is another page.
+type List struct {
+	Data       any     `json:"data"`
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// Page is a List whose next page starts at next ("" on the last page).
+func Page(data any, next string) List {
+	l := List{Data: data}
+	if next != "" {
+		l.NextCursor = &next
+	}
+	return l
+}
+
+// Propose commits cmd through p and answers its typed result with status,
+// as a handler returns it.
+func Propose[R any](p ledger.Proposer, cmd ledger.Cmd[R], status int) (any, int, error) {
+	v, err := ledger.Propose(p, cmd)
+	if err != nil {
+		return nil, 0, err
+	}
+	return v, status, nil
 }

@@ -44,3 +44,15 @@ func CreateKey(p ledger.Proposer, accountID, kind, name string) (ledger.KeyView,
 	kv.Key = secret
 	return kv, nil
 }
+
+// RotateKey proposes a fresh secret of kind for the key keyID (K2) and
+// returns its view carrying the new secret, shown this once.
+func RotateKey(p ledger.Proposer, keyID, kind string) (ledger.KeyView, error) {
+	secret, hash, last4 := Secret(kind)
+	kv, err := ledger.Propose(p, &ledger.RotateKey{KeyID: keyID, Hash: hash, Last4: last4})
+	if err != nil {
+		return ledger.KeyView{}, err
+	}
+	kv.Key = secret
+	return kv, nil
+}
