@@ -275,8 +275,11 @@ func (c *Changes) Write(w Writer) error {
 		e := c.logs[i]
 		group := c.logs[i : i+1]
 		if e.block != "" {
+			// A block ends where the next one starts: after a prune
+			// dropped a block unwritten, a retry may log its charges
+			// again under the same key, in the same checkpoint.
 			j := i + 1
-			for j < len(c.logs) && c.logs[j].block == e.block {
+			for j < len(c.logs) && c.logs[j].block == e.block && c.logs[j].idx > 0 {
 				j++
 			}
 			group = c.logs[i:j]

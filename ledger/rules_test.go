@@ -1262,6 +1262,45 @@ func keysOf(w memWriter) []string {
 	return ks
 }
 
+// rule C4: a charge admitted before the dedupe horizon that a prune dropped
+// unwritten and a retry then applies again leaves two entries under one key
+// in one checkpoint: the retry's record is stored, byte for byte as on a
+// replica that checkpointed between (the pruned one was never written).
+func TestC4_RechargeAfterPruneIndependentOfCheckpoints(t *testing.T) {
+	for _, format := range []int{LogFormatEntries, LogFormatBlocks} {
+		run := func(checkpointBetween bool) memWriter {
+			f := newFixtureLog(t, t0, format, 30)
+			acct, key := f.account()
+			w := memWriter{}
+			f.l.SetDurable(w)
+			f.advance(31 * 24 * time.Hour)
+			f.must(&Tick{})
+			old := Charge{ReqID: "old", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: t0, InputTokens: 10}
+			f.do(&ChargeBatch{Charges: []Charge{old}})
+			if checkpointBetween {
+				_ = f.l.Flush(w)
+			}
+			f.advance(time.Hour)
+			f.must(&Tick{}) // drops it: no record, no unflushed id
+			if checkpointBetween {
+				_ = f.l.Flush(w)
+			}
+			if r := f.do(&ChargeBatch{Charges: []Charge{old}, Retry: true}).Value.([]ChargeResult)[0]; r.Status != "charged" {
+				t.Fatalf("format %d: the retry past the horizon answered %+v", format, r)
+			}
+			_ = f.l.Flush(w)
+			return w
+		}
+		a, b := run(true), run(false)
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("format %d: with checkpoints between: %v\nwithout: %v", format, keysOf(a), keysOf(b))
+		}
+		if _, ok := a[LogPrefix+logSuffix(t0, "old")]; !ok {
+			t.Errorf("format %d: the retry's entry was not stored: %v", format, keysOf(a))
+		}
+	}
+}
+
 // rule C2, C4: a retry of a charge that a prune has just dropped answers the
 // same on a replica whose durable state still holds it (it checkpointed
 // before the prune; the range delete waits for the next checkpoint) as on
