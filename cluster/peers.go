@@ -213,7 +213,7 @@ func (r *Replica) InternalHandler(ctx *fasthttp.RequestCtx) {
 		}
 		fmt.Fprintf(ctx, `{"index":%d}`, r.store.AppliedIndex())
 	case "/internal/v1/join":
-		var m ledger.Member
+		var m joinRequest
 		if err := json.Unmarshal(ctx.PostBody(), &m); err != nil {
 			writeError(ctx, fmt.Errorf("%w: the body must be a member object: %v", ledger.ErrInvalid, err))
 			return
@@ -279,10 +279,24 @@ func (r *Replica) internalApply(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(b)
 }
 
+// joinRequest is what a node sends to join: its member record and the
+// newest request-log format its build reads (format.go). Earlier builds
+// send none: 0.
+type joinRequest struct {
+	ledger.Member
+	LogFormat int `json:"log_format"`
+}
+
 // join adds a node as a voter: on the leader directly, from a follower by
-// asking the leader.
-func (r *Replica) join(m ledger.Member) error {
+// asking the leader. The leader refuses a node whose build cannot read the
+// request-log format the cluster logs in: it would stop at, or store
+// differently, the first charge batch it applies.
+func (r *Replica) join(m joinRequest) error {
 	if r.store.IsLeader() {
+		if f := r.store.Ledger().LogFormat(); m.LogFormat < f {
+			return fmt.Errorf("%w: node %s runs a build that reads request-log format %d, and the cluster logs in %d: start it on this release's build",
+				ledger.ErrInvalid, m.ID, m.LogFormat, f)
+		}
 		return r.AddNode(m.ID, m.RaftAddr, m.AdminAddr)
 	}
 	body, _ := json.Marshal(m)
@@ -336,7 +350,8 @@ func peerError(status int, body []byte) error {
 // (docs/api.md, "Joining"). A member that refuses this node's cluster
 // secret is named as such in the log.
 func (r *Replica) joinLoop(ctx context.Context) error {
-	me, _ := json.Marshal(ledger.Member{ID: r.ID(), RaftAddr: r.opts.RaftAddr, AdminAddr: r.opts.AdminAddr})
+	me, _ := json.Marshal(joinRequest{Member: ledger.Member{ID: r.ID(), RaftAddr: r.opts.RaftAddr, AdminAddr: r.opts.AdminAddr},
+		LogFormat: ledger.LogFormatCurrent})
 	for attempt := 0; ; attempt++ {
 		for _, addr := range r.opts.Join {
 			status, body, err := r.call(addr, "POST", "/internal/v1/join", me, time.Now().Add(r.opts.ProposeTimeout))

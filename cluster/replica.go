@@ -450,7 +450,10 @@ func (r *Replica) AddNode(id, raftAddr, adminAddr string) error {
 		if r.opts.Mode != Clustered {
 			return fmt.Errorf("%w: membership changes go to the leader", ErrUnavailable)
 		}
-		return r.join(ledger.Member{ID: id, RaftAddr: raftAddr, AdminAddr: adminAddr})
+		// An operator's add names another node, whose build it cannot
+		// vouch for: unchecked, as on the leader; a node's own join
+		// request (joinLoop) says what its build reads.
+		return r.join(joinRequest{Member: ledger.Member{ID: id, RaftAddr: raftAddr, AdminAddr: adminAddr}, LogFormat: ledger.LogFormatCurrent})
 	}
 	if err := r.refreshOwnMember(); err != nil {
 		return err
