@@ -411,3 +411,64 @@ func TestOldLayoutRefused(t *testing.T) {
 		t.Fatalf("opened an old data dir: %v", err)
 	}
 }
+
+// rule U1 after retention (C4): a charge retried after its request-log
+// record and dedupe record were pruned is charged again, in a record under
+// the same key. The account's chain must still end: the new entry does not
+// link to itself, and a link from an older entry to the pruned record's
+// key (reused now by a block of another layout) ends the chain instead of
+// showing a newer entry again or failing.
+func TestRequestLogAfterKeyReuse(t *testing.T) {
+	s := openStore(t, t.TempDir(), freeAddr(t), 0)
+	defer s.Close()
+	seed(t, s)
+	for _, a := range []string{"a1", "a2"} {
+		propose(t, s, &ledger.CreateAccount{ID: a, Email: a + "@x.io"}, t0)
+	}
+	charge := func(id, acct string, admitted int64) ledger.Charge {
+		return ledger.Charge{ReqID: id, AccountID: acct, Model: ledger.EchoModelID, AdmittedAt: admitted,
+			Billing: ledger.BillingSubscription, InputTokens: 10}
+	}
+	// The first batch's block, keyed by "x", holds a2's entry at place 1;
+	// a1's "old" links to it only through the chain below.
+	old := []ledger.Charge{charge("x", "a1", t0), charge("y", "a2", t0), charge("z", "a1", t0)}
+	propose(t, s, &ledger.ChargeBatch{Charges: old}, t0)
+	day := int64(24 * time.Hour)
+	later := t0 + 31*day
+	propose(t, s, &ledger.Tick{}, later) // prunes the 30-day log and the 7-day dedupe records
+	// The same batch retried: its records are gone, so it is charged again
+	// under the same block key; then a new charge for a1.
+	propose(t, s, &ledger.ChargeBatch{Charges: old, Retry: true}, later)
+	propose(t, s, &ledger.ChargeBatch{Charges: []ledger.Charge{charge("w", "a1", later)}}, later)
+	for _, acct := range []string{"a1", "a2"} {
+		got, next, err := s.RequestLog(acct, "", 100)
+		if err != nil || next != "" {
+			t.Fatalf("%s: %v %q %v", acct, got, next, err)
+		}
+		var ids []string
+		for _, e := range got {
+			ids = append(ids, e.ID)
+		}
+		want := map[string]string{"a1": "[w z x]", "a2": "[y]"}[acct]
+		if fmt.Sprint(ids) != want {
+			t.Errorf("%s's log: %v, want %s", acct, ids, want)
+		}
+		// A page at a time, the cursors end too.
+		ids, cursor := nil, ""
+		for page := 0; page < 10; page++ {
+			got, next, err := s.RequestLog(acct, cursor, 1)
+			if err != nil {
+				t.Fatalf("%s, page %d: %v", acct, page, err)
+			}
+			for _, e := range got {
+				ids = append(ids, e.ID)
+			}
+			if cursor = next; next == "" {
+				break
+			}
+		}
+		if fmt.Sprint(ids) != want || cursor != "" {
+			t.Errorf("%s's log a page at a time: %v (cursor %q), want %s", acct, ids, cursor, want)
+		}
+	}
+}

@@ -387,7 +387,11 @@ func (s *Store) RemoveServer(id string, timeout time.Duration) error {
 // limit entries from the cursor (an entry's address, ledger.ParseLogCursor,
 // as returned by the previous page; "" starts at the newest), and the cursor of the next page
 // ("" at the end). It follows the account's chain (ledger.LogEntry) with
-// point lookups; an entry pruned by retention ends it.
+// point lookups; an entry pruned by retention ends it. So does a link whose
+// record was pruned and whose key a charge retried past the dedupe horizon
+// reused (C4): it names an entry that is not older than the one linking to
+// it, which would show newer entries again, or loop. The next page's
+// cursor is such a link checked, so paging ends too.
 func (s *Store) RequestLog(accountID, cursor string, limit int) ([]ledger.LogEntryView, string, error) {
 	// A cursor may come from another node's page: checkpoint here too, so
 	// every entry this node applied can be read.
@@ -396,7 +400,8 @@ func (s *Store) RequestLog(accountID, cursor string, limit int) ([]ledger.LogEnt
 		next = cursor
 	}
 	out := []ledger.LogEntryView{}
-	for next != "" && len(out) < limit {
+	var from *logPlace // the entry whose link next is; nil for the page's first
+	for next != "" {
 		key, idx, err := ledger.ParseLogCursor(next)
 		if err != nil {
 			return nil, "", err
@@ -410,24 +415,47 @@ func (s *Store) RequestLog(accountID, cursor string, limit int) ([]ledger.LogEnt
 		}
 		e, err := ledger.DecodeLogAt(v, idx)
 		closer.Close()
-		if err != nil && len(out) == 0 && cursor != "" {
+		at := logPlace{key: string(key), idx: idx, at: e.At}
+		switch {
+		case from != nil && (err != nil || e.AccountID != accountID || !from.linksBackTo(at)):
+			return out, "", nil // a stale link: the rest of the chain was pruned
+		case err != nil && cursor != "":
 			// The caller's cursor names a record but no entry of it: a
 			// place past a block's end, or none in a block.
 			return nil, "", fmt.Errorf("%w: the cursor is not from this account's log", ledger.ErrInvalid)
-		}
-		if err != nil {
+		case err != nil:
 			return nil, "", err
+		case e.AccountID != accountID && cursor != "":
+			return nil, "", fmt.Errorf("%w: the cursor is not from this account's log", ledger.ErrInvalid)
+		case e.AccountID != accountID:
+			return nil, "", fmt.Errorf("raftfsm: request log of %s starts at %s's entry %s", accountID, e.AccountID, next)
 		}
-		if e.AccountID != accountID {
-			if len(out) == 0 {
-				return nil, "", fmt.Errorf("%w: the cursor is not from this account's log", ledger.ErrInvalid)
-			}
-			return nil, "", fmt.Errorf("raftfsm: request log of %s links to %s's entry %s", accountID, e.AccountID, next)
+		if len(out) == limit {
+			return out, next, nil
 		}
 		out = append(out, e.View())
-		next = e.Prev
+		from, next = &at, e.Prev
 	}
-	return out, next, nil
+	return out, "", nil
+}
+
+// logPlace is where an entry read from the request log is: its record's
+// key, its place in a block (-1 for a record of its own) and its
+// completion time.
+type logPlace struct {
+	key string
+	idx int
+	at  int64
+}
+
+// linksBackTo reports whether an entry at p may link to one at q: entries
+// are applied in ledger-time order, so an account's previous entry
+// completed no later, and within one block it has an earlier place.
+func (p logPlace) linksBackTo(q logPlace) bool {
+	if q.at != p.at {
+		return q.at < p.at
+	}
+	return q.key != p.key || q.idx < p.idx
 }
 
 // Snapshot asks raft for a snapshot now (used by tests and operators).
