@@ -30,6 +30,8 @@ type versionAnswer struct {
 // raiseLogFormat proposes the newest request-log format every member
 // reads, when that is newer than the cluster's.
 func (r *Replica) raiseLogFormat() {
+	r.formatMu.Lock()
+	defer r.formatMu.Unlock()
 	l := r.store.Ledger()
 	have := l.LogFormat()
 	if have >= ledger.LogFormatCurrent || !l.Seeded() {

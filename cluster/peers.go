@@ -293,6 +293,8 @@ type joinRequest struct {
 // differently, the first charge batch it applies.
 func (r *Replica) join(m joinRequest) error {
 	if r.store.IsLeader() {
+		r.formatMu.Lock()
+		defer r.formatMu.Unlock()
 		if f := r.store.Ledger().LogFormat(); m.LogFormat < f {
 			return fmt.Errorf("%w: node %s runs a build that reads request-log format %d, and the cluster logs in %d: start it on this release's build",
 				ledger.ErrInvalid, m.ID, m.LogFormat, f)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -72,6 +73,11 @@ type Replica struct {
 	// wrongSecretLogged rate-limits the warning about peers that present
 	// another cluster's token.
 	wrongSecretLogged rateLimitedLog
+	// formatMu orders, on the leader, raising the request-log format
+	// (from asking the members to the raise applied) and admitting a node
+	// by its join request (format.go): a node admitted meanwhile would be
+	// missed by the one and checked against the old format by the other.
+	formatMu sync.Mutex
 }
 
 // Open opens the store (Pebble and Raft) and returns the replica; it does
