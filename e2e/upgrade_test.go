@@ -142,11 +142,11 @@ func checkPreviousDecodes(t *testing.T, src string) {
 		env := append([]byte{byte(typ), 1}, make([]byte, 8)...)
 		cmd, _, err := ledger.Decode(append(env, "{}"...))
 		switch {
-		case typ == int((*ledger.SetLogFormat)(nil).Type()):
-			// Gated at run time: the leader proposes it only once every
-			// member answers /internal/v1/version, which the previous
-			// release lacks (cluster/format.go); TestRollingUpgrade checks
-			// it stays unproposed until the last node runs this build.
+		case err == nil && ledger.Gated(cmd):
+			// The leader proposes it only once every member answers
+			// /internal/v1/version, which the previous release lacks
+			// (cluster/format.go); TestRollingUpgrade checks it stays
+			// unproposed until the last node runs this build.
 			continue
 		case err == nil:
 		case strings.HasSuffix(err.Error(), fmt.Sprintf("type %d", typ)):

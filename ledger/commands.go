@@ -50,6 +50,10 @@ type traits struct {
 	noLocalWait bool
 	// beforeSeed marks a command that applies to a ledger not seeded yet.
 	beforeSeed bool
+	// gated marks a command earlier builds cannot decode, proposed only
+	// once every member says its build reads it (cluster/format.go): the
+	// one exception to "the previous release decodes every command".
+	gated bool
 }
 
 // cmdDef is everything the ledger and its callers know about a command
@@ -115,6 +119,10 @@ func WaitsLocalApply(cmd Command) bool {
 	d := def(cmd)
 	return !d.lease && !d.noLocalWait
 }
+
+// Gated reports whether cmd is proposed only once every member runs a
+// build that decodes it, so the previous release need not decode it.
+func Gated(cmd Command) bool { return def(cmd).gated }
 
 // None is the answer of a command that answers nothing but success.
 type None struct{}

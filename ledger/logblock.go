@@ -37,7 +37,7 @@ type SetLogFormat struct {
 
 func (*SetLogFormat) Type() CmdType { return 38 }
 
-var _ = define((*SetLogFormat).apply, traits{})
+var _ = define((*SetLogFormat).apply, traits{gated: true})
 
 func (c *SetLogFormat) apply(l *Ledger, _ int64) (None, error) {
 	switch {
