@@ -41,10 +41,7 @@ func (r *Replica) raiseLogFormat() {
 	if err != nil {
 		return
 	}
-	admins := map[string]string{}
-	for _, m := range l.Members() {
-		admins[m.ID] = m.AdminAddr
-	}
+	admins := r.adminAddrs()
 	reads := ledger.LogFormatCurrent
 	for _, s := range servers {
 		if id := string(s.ID); id != r.ID() {

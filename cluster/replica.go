@@ -417,16 +417,23 @@ type MemberView struct {
 	State     string `json:"state"`
 }
 
+// adminAddrs maps each member's id to its admin address, from the
+// replicated member records.
+func (r *Replica) adminAddrs() map[string]string {
+	admins := map[string]string{}
+	for _, m := range r.store.Ledger().Members() {
+		admins[m.ID] = m.AdminAddr
+	}
+	return admins
+}
+
 // Cluster describes the raft configuration with each member's addresses.
 func (r *Replica) Cluster() (View, error) {
 	leader, servers, err := r.store.Servers()
 	if err != nil {
 		return View{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	admins := map[string]string{}
-	for _, m := range r.store.Ledger().Members() {
-		admins[m.ID] = m.AdminAddr
-	}
+	admins := r.adminAddrs()
 	out := View{LeaderID: leader, Nodes: []MemberView{}, LogFormat: r.store.Ledger().LogFormat()}
 	for _, s := range servers {
 		state := "follower"
