@@ -68,6 +68,14 @@ var (
 	usageMarker  = []byte(`"usage"`)
 )
 
+// do sends one request: streamed or not.
+func (t *target) do(base time.Time, timeout time.Duration, stream bool) result {
+	if stream {
+		return t.doStream(base, timeout)
+	}
+	return t.doUnary(base, timeout)
+}
+
 // doUnary sends one non-streamed completion.
 func (t *target) doUnary(base time.Time, timeout time.Duration) result {
 	req := fasthttp.AcquireRequest()
@@ -292,13 +300,7 @@ func closedLoop(ctx context.Context, t *target, conns int, d, timeout time.Durat
 					return
 				}
 				sent[w]++
-				var r result
-				if stream {
-					r = t.doStream(base, timeout)
-				} else {
-					r = t.doUnary(base, timeout)
-				}
-				ts[w].add(r, start, stream, &samples)
+				ts[w].add(t.do(base, timeout, stream), start, stream, &samples)
 			}
 		}()
 	}
@@ -334,13 +336,7 @@ func openLoop(ctx context.Context, t *target, rate float64, d time.Duration, wor
 				if ctx.Err() != nil {
 					continue // drain without sending
 				}
-				var r result
-				if stream {
-					r = t.doStream(base, timeout)
-				} else {
-					r = t.doUnary(base, timeout)
-				}
-				ts[w].add(r, sched, stream, &samples)
+				ts[w].add(t.do(base, timeout, stream), sched, stream, &samples)
 			}
 		}()
 	}

@@ -1222,19 +1222,7 @@ func TestU1_RequestLogChain(t *testing.T) {
 // a checkpoint came between, and a retry of it then answers the same.
 func TestC4_PruneIndependentOfCheckpoints(t *testing.T) {
 	run := func(checkpointBetween bool) (memWriter, string) {
-		f := newFixture(t)
-		acct, key := f.account()
-		w := memWriter{}
-		f.l.SetDurable(w)
-		f.advance(31 * 24 * time.Hour)
-		f.must(&Tick{})
-		c := Charge{ReqID: "old", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: t0, InputTokens: 10}
-		f.do(&ChargeBatch{Charges: []Charge{c}})
-		if checkpointBetween {
-			_ = f.l.Flush(w)
-		}
-		f.advance(time.Hour)
-		f.must(&Tick{})
+		f, w, c := prunedCharge(t, LogFormatCurrent, checkpointBetween)
 		_ = f.l.Flush(w)
 		r := f.do(&ChargeBatch{Charges: []Charge{c}, Retry: true}).Value.([]ChargeResult)[0]
 		return w, r.Status
@@ -1249,6 +1237,28 @@ func TestC4_PruneIndependentOfCheckpoints(t *testing.T) {
 			t.Fatalf("a pruned entry was stored: %s", k)
 		}
 	}
+}
+
+// prunedCharge applies a charge admitted 31 days before ledger time (past
+// the 30-day log and the 7-day dedupe horizon) and then the hourly prune
+// that drops it, checkpointing between the two when checkpointBetween; it
+// returns the ledger, its durable records and the charge.
+func prunedCharge(t *testing.T, format int, checkpointBetween bool) (*fixture, memWriter, Charge) {
+	t.Helper()
+	f := newFixtureLog(t, t0, format, 30)
+	acct, key := f.account()
+	w := memWriter{}
+	f.l.SetDurable(w)
+	f.advance(31 * 24 * time.Hour)
+	f.must(&Tick{})
+	c := Charge{ReqID: "old", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: t0, InputTokens: 10}
+	f.do(&ChargeBatch{Charges: []Charge{c}})
+	if checkpointBetween {
+		_ = f.l.Flush(w)
+	}
+	f.advance(time.Hour)
+	f.must(&Tick{})
+	return f, w, c
 }
 
 func keysOf(w memWriter) []string {
@@ -1269,19 +1279,7 @@ func keysOf(w memWriter) []string {
 func TestC4_RechargeAfterPruneIndependentOfCheckpoints(t *testing.T) {
 	for _, format := range []int{LogFormatEntries, LogFormatBlocks} {
 		run := func(checkpointBetween bool) memWriter {
-			f := newFixtureLog(t, t0, format, 30)
-			acct, key := f.account()
-			w := memWriter{}
-			f.l.SetDurable(w)
-			f.advance(31 * 24 * time.Hour)
-			f.must(&Tick{})
-			old := Charge{ReqID: "old", AccountID: acct, KeyID: f.keyID(key), Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: t0, InputTokens: 10}
-			f.do(&ChargeBatch{Charges: []Charge{old}})
-			if checkpointBetween {
-				_ = f.l.Flush(w)
-			}
-			f.advance(time.Hour)
-			f.must(&Tick{}) // drops it: no record, no unflushed id
+			f, w, old := prunedCharge(t, format, checkpointBetween) // no record, no unflushed id
 			if checkpointBetween {
 				_ = f.l.Flush(w)
 			}

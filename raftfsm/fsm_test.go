@@ -55,6 +55,19 @@ func propose(t testing.TB, s *Store, cmd ledger.Command, ts int64) ledger.Result
 	return v.(ledger.Result)
 }
 
+// seededStore opens a seeded store, closed at the test's end, with the
+// accounts named.
+func seededStore(t *testing.T, accounts ...string) *Store {
+	t.Helper()
+	s := openStore(t, t.TempDir(), freeAddr(t), 0)
+	t.Cleanup(func() { s.Close() })
+	seed(t, s)
+	for _, a := range accounts {
+		propose(t, s, &ledger.CreateAccount{ID: a, Email: a + "@x.io"}, t0)
+	}
+	return s
+}
+
 func seed(t testing.TB, s *Store) {
 	t.Helper()
 	r := propose(t, s, &ledger.Seed{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow, Plans: ledger.DefaultPlans(), Models: ledger.DefaultModels(), DedupeDays: 7, RequestLogDays: 30, LogFormat: ledger.LogFormatCurrent}, t0)
@@ -367,11 +380,8 @@ func TestCrashBetweenCheckpointsReplaysTheLog(t *testing.T) {
 // entry, or names a block without a place in it or past its end is
 // refused, not followed; one naming no record is an empty last page.
 func TestRequestLogCursorChecked(t *testing.T) {
-	s := openStore(t, t.TempDir(), freeAddr(t), 0)
-	defer s.Close()
-	seed(t, s)
+	s := seededStore(t, "a1", "a2")
 	for _, a := range []string{"a1", "a2"} {
-		propose(t, s, &ledger.CreateAccount{ID: a, Email: a + "@x.io"}, t0)
 		propose(t, s, &ledger.ChargeBatch{Charges: []ledger.Charge{{ReqID: "r-" + a, AccountID: a, Model: ledger.EchoModelID,
 			AdmittedAt: t0, Billing: ledger.BillingSubscription, InputTokens: 10}}}, t0)
 	}
@@ -419,12 +429,7 @@ func TestOldLayoutRefused(t *testing.T) {
 // key (reused now by a block of another layout) ends the chain instead of
 // showing a newer entry again or failing.
 func TestRequestLogAfterKeyReuse(t *testing.T) {
-	s := openStore(t, t.TempDir(), freeAddr(t), 0)
-	defer s.Close()
-	seed(t, s)
-	for _, a := range []string{"a1", "a2"} {
-		propose(t, s, &ledger.CreateAccount{ID: a, Email: a + "@x.io"}, t0)
-	}
+	s := seededStore(t, "a1", "a2")
 	charge := func(id, acct string, admitted int64) ledger.Charge {
 		return ledger.Charge{ReqID: id, AccountID: acct, Model: ledger.EchoModelID, AdmittedAt: admitted,
 			Billing: ledger.BillingSubscription, InputTokens: 10}
