@@ -87,7 +87,11 @@ func (l *Ledger) logAddress(e *LogEntry) string {
 	}
 	e.block, e.idx = l.block.head, l.block.n
 	l.block.n++
-	return e.block + "/" + strconv.Itoa(e.idx)
+	// One allocation: the suffix (17 + at most 64 bytes), a slash and the
+	// place are put together on the stack.
+	var buf [96]byte
+	b := strconv.AppendInt(append(append(buf[:0], e.block...), '/'), int64(e.idx), 10)
+	return string(b)
 }
 
 // rememberBlock notes the charges a durable block record lists: the lookup
