@@ -511,8 +511,15 @@ func TestStripeMockHarness(t *testing.T) {
 	if !regexp.MustCompile(`^http://127\.0\.0\.1:[0-9]+$`).MatchString(m.URL) {
 		t.Fatalf("stripe-mock URL %q is not on loopback", m.URL)
 	}
-	if out := m.out.String(); !regexp.MustCompile(`Listening for HTTPS at address: 127\.0\.0\.1:[0-9]+`).MatchString(out) {
-		t.Fatalf("stripe-mock's HTTPS listener is not on loopback: %s", out)
+	// stripe-mock names its HTTPS listener after its HTTP one, which is
+	// all StartStripeMock waits for: give the line a moment to arrive.
+	https := regexp.MustCompile(`Listening for HTTPS at address: ([^\s]+)`)
+	var got []string
+	for deadline := time.Now().Add(10 * time.Second); got == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		got = https.FindStringSubmatch(m.out.String())
+	}
+	if got == nil || !regexp.MustCompile(`^127\.0\.0\.1:[0-9]+$`).MatchString(got[1]) {
+		t.Fatalf("stripe-mock's HTTPS listener is not on loopback: %s", m.out)
 	}
 	r, err := m.call(m.URL, "GET", "/v1/customers?limit=1")
 	if err != nil || r.Status != 200 {
