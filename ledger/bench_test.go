@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"strconv"
 	"testing"
 )
 
@@ -84,5 +85,38 @@ func BenchmarkAdmit(b *testing.B) {
 		if _, err := f.l.Admit(h, EchoModelID, f.now); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkTakeChanges measures what a checkpoint holds the ledger for:
+// taking 100 ms of bench -commit's load (5,500 charges over 1,000
+// accounts). Applies wait for it, so it is on the commit path.
+func BenchmarkTakeChanges(b *testing.B) {
+	f := newFixture(b)
+	const accounts, perCheckpoint = 1000, 5500
+	keys := make([]string, accounts)
+	for i := range keys {
+		_, h := f.account()
+		keys[i] = f.keyID(h)
+	}
+	_ = f.l.Flush(&discardWriter{})
+	sent := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		b.StopTimer()
+		batch := &ChargeBatch{}
+		for range perCheckpoint {
+			k := keys[(sent*7)%accounts]
+			batch.Charges = append(batch.Charges, Charge{ReqID: "req-" + strconv.Itoa(sent), AccountID: f.l.keys[k].AccountID, KeyID: k,
+				Model: EchoModelID, Billing: BillingSubscription, AdmittedAt: f.now, InputTokens: 1200, OutputTokens: 300})
+			sent++
+		}
+		if r := f.l.Apply(batch, f.now); r.Err != nil {
+			b.Fatal(r.Err)
+		}
+		f.now += 1_000_000
+		b.StartTimer()
+		f.l.TakeChanges()
 	}
 }

@@ -80,7 +80,10 @@ type Ledger struct {
 	dirty       map[string]struct{}
 	dirtyAccts  []*Account
 	dirtyTotals []dirtyTotals
-	dayMemo     struct {
+	// lastChangesBuf is the size of the last checkpoint's records
+	// (TakeChanges).
+	lastChangesBuf int
+	dayMemo        struct {
 		start, end int64
 		day        string
 	}
@@ -320,10 +323,11 @@ func (l *Ledger) markAccount(a *Account) {
 	}
 }
 
-// dirtyTotals is a changed Totals record and its key.
+// dirtyTotals is a changed Totals record and its key's parts: prefix,
+// account id, a slash, then the day or model.
 type dirtyTotals struct {
-	key string
-	t   *Totals
+	prefix, acct, sub string
+	t                 *Totals
 }
 
 // markTotals marks a day's or a model's totals changed; prefix is "day/"
@@ -331,7 +335,7 @@ type dirtyTotals struct {
 func (l *Ledger) markTotals(t *Totals, prefix, acct, sub string) {
 	if !t.dirty {
 		t.dirty = true
-		l.dirtyTotals = append(l.dirtyTotals, dirtyTotals{key: prefix + acct + "/" + sub, t: t})
+		l.dirtyTotals = append(l.dirtyTotals, dirtyTotals{prefix: prefix, acct: acct, sub: sub, t: t})
 	}
 }
 

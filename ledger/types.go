@@ -1,9 +1,6 @@
 package ledger
 
-import (
-	"maps"
-	"slices"
-)
+import ()
 
 // The replicated state. Every field is an integer or a string so that state
 // encodes the same on every replica; JSON is the storage form (versionable,
@@ -187,15 +184,6 @@ type Account struct {
 	lastDayTot, lastModTot *Totals
 	dirty                  bool  // changed since the last checkpoint (markAccount)
 	dueQueued              int64 // the cycle end last put in the due queue (due.go)
-}
-
-// clone copies a for a checkpoint to encode while the ledger goes on.
-func (a *Account) clone() *Account {
-	c := *a
-	c.KeyIDs = slices.Clone(a.KeyIDs)
-	c.Allowances = maps.Clone(a.Allowances)
-	c.AllowanceAt = maps.Clone(a.AllowanceAt)
-	return &c
 }
 
 // Key kinds (K1).

@@ -69,6 +69,8 @@ type FSM struct {
 	// inflight, when not nil, is the last checkpoint's encode and commit,
 	// which run beside the applies that follow it.
 	inflight *checkpointRun
+	// batchBuf is the last checkpoint's batch buffer, for the next.
+	batchBuf []byte
 	// skipCharges: Options.SkipCharges (the benchmark floor only).
 	skipCharges bool
 }
@@ -333,21 +335,27 @@ func (f *FSM) checkpointLocked(wait bool) {
 	}
 	changes := f.ledger.Load().TakeChanges()
 	f.saved = applied
-	run := &checkpointRun{done: make(chan struct{})}
+	run := &checkpointRun{done: make(chan struct{}), buf: f.batchBuf}
+	f.batchBuf = nil
 	go func() {
 		defer close(run.done)
-		b := f.db.NewBatchWithSize(changes.SizeHint())
-		defer b.Close()
-		var idx [8]byte
-		binary.BigEndian.PutUint64(idx[:], applied)
-		err := changes.Write(&batchWriter{b: b})
+		b, err := f.reusedBatch(run.buf, changes.SizeHint())
 		if err == nil {
+			err = changes.Write(&batchWriter{b: b})
+		}
+		if err == nil {
+			var idx [8]byte
+			binary.BigEndian.PutUint64(idx[:], applied)
 			err = b.Set(appliedKey, idx[:], nil)
 		}
 		if err == nil {
 			err = b.Commit(pebble.NoSync)
 		}
-		run.err = err
+		// The batch is not closed: Close would pool it with the buffer the
+		// next checkpoint writes into. After a commit Pebble keeps no
+		// reference to it, except a batch too large for the memtable,
+		// which Pebble keeps as is and detaches (Repr then allocates).
+		run.buf, run.err = b.Repr(), err
 	}()
 	f.inflight = run
 	if wait {
@@ -358,7 +366,30 @@ func (f *FSM) checkpointLocked(wait bool) {
 // checkpointRun is a checkpoint being encoded and committed.
 type checkpointRun struct {
 	done chan struct{}
-	err  error // set before done is closed
+	buf  []byte // the batch's buffer, handed back once done
+	err  error  // set before done is closed
+}
+
+// batchHeader is the length of a Pebble batch's header: sequence number
+// and count, zero in a new batch.
+const batchHeader = 12
+
+// maxReusedBatch bounds the batch buffer kept for the next checkpoint: one
+// that replaying a long log made large is let go.
+const maxReusedBatch = 4 << 20
+
+// reusedBatch returns a batch writing into buf, the last checkpoint's
+// batch buffer, or into a new one when buf cannot hold size bytes. A
+// checkpoint at load is about a megabyte; allocating it anew each time
+// was an eighth of the bytes a node allocated, and so of its collections.
+func (f *FSM) reusedBatch(buf []byte, size int) (*pebble.Batch, error) {
+	if cap(buf) < size+batchHeader {
+		buf = make([]byte, batchHeader, size+batchHeader)
+	}
+	buf = buf[:batchHeader]
+	clear(buf)
+	b := f.db.NewBatch()
+	return b, b.SetRepr(buf)
 }
 
 // wait returns once the checkpoint is in Pebble. One that failed panics:
@@ -375,6 +406,9 @@ func (r *checkpointRun) wait() {
 func (f *FSM) awaitCommit() {
 	if f.inflight != nil {
 		f.inflight.wait()
+		if cap(f.inflight.buf) <= maxReusedBatch {
+			f.batchBuf = f.inflight.buf
+		}
 		f.inflight = nil
 	}
 }

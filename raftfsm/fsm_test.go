@@ -477,3 +477,97 @@ func TestRequestLogAfterKeyReuse(t *testing.T) {
 		}
 	}
 }
+
+// A checkpoint reuses the last one's batch buffer. One too large for the
+// memtable is kept by Pebble as it is (a flushable batch), so the next
+// checkpoint must not write into it: large and small checkpoints
+// alternate here on a 1 MiB memtable, and the state on disk, read back
+// after a reopen, hashes as a ledger given the same entries in memory.
+func TestCheckpointBufferReuseAcrossLargeBatches(t *testing.T) {
+	dir := t.TempDir()
+	opts := func() *pebble.Options {
+		o := pebbleOptions(nil, 1, true)
+		o.DisableWAL = true
+		return o
+	}
+	db, err := pebble.Open(dir, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsm, err := NewFSM(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := pebble.Open(t.TempDir(), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	want, err := NewFSM(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx uint64
+	apply := func(cmd ledger.Command) {
+		t.Helper()
+		data, err := ledger.Encode(cmd, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx++
+		lg := &raft.Log{Index: idx, Type: raft.LogCommand, Data: data}
+		for _, f := range []*FSM{fsm, want} {
+			if r := f.Apply(lg).(ledger.Result); r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+	}
+	apply(&ledger.Seed{NanoUSDPerFlow: ledger.DefaultNanoUSDPerFlow, Plans: ledger.DefaultPlans(), Models: ledger.DefaultModels(),
+		DedupeDays: 7, RequestLogDays: 30, LogFormat: ledger.LogFormatCurrent})
+	const accounts = 3000 // about 1 MiB of records: over half the memtable
+	charge := func(round, from, n int) {
+		cb := &ledger.ChargeBatch{}
+		for i := from; i < from+n; i++ {
+			cb.Charges = append(cb.Charges, ledger.Charge{ReqID: fmt.Sprint("r", round, "-", i), AccountID: fmt.Sprint("a", i), Model: ledger.EchoModelID,
+				Billing: ledger.BillingSubscription, AdmittedAt: t0 - int64(round), InputTokens: 1000, OutputTokens: int64(round)})
+		}
+		apply(cb)
+	}
+	for round := range 3 {
+		if round == 0 {
+			for i := range accounts {
+				apply(&ledger.CreateAccount{ID: fmt.Sprint("a", i), Email: fmt.Sprint("a", i, "@x.io")})
+			}
+		} else {
+			charge(round, 0, accounts)
+		}
+		fsm.Checkpoint() // large
+		for i := range 5 {
+			charge(round, i*10, 10)
+			fsm.Checkpoint() // small, into the buffer kept
+		}
+	}
+	wantHash, wantIdx, err := want.StateHash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(db.Flush(), db.Close()); err != nil {
+		t.Fatal(err)
+	}
+	db, err = pebble.Open(dir, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reopened, err := NewFSM(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, gotIdx, err := reopened.StateHash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != wantHash || gotIdx != wantIdx || gotIdx != idx {
+		t.Fatalf("state after reopen %x@%d, want %x@%d (index %d)", got, gotIdx, wantHash, wantIdx, idx)
+	}
+}
