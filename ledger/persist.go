@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -248,13 +249,15 @@ func (c *Changes) SizeHint() int {
 }
 
 // Write writes the changes into w: range deletes first, then records
-// and request-log entries (distinct keys), the entries in key order.
-// Pebble inserts a batch into its memtable's skiplist with one cursor,
-// which a key just after the previous one reuses instead of searching from
-// the top: sorted, a checkpoint's new entries (time first) follow each
-// other at the end of the log; in apply order, the nodes' interleaved
-// batches made each a full search. (Sorting the records too costs about
-// what it saves: they land between their own older versions.)
+// and request-log entries (distinct keys), each in key order. Pebble
+// inserts a batch into its memtable's skiplist with one cursor, which a
+// key just after the previous one reuses instead of searching from the
+// top: sorted, a checkpoint's new entries (time first) follow each other
+// at the end of the log, and each record lands a few nodes after the
+// last, beside its own older versions. In apply order, the nodes'
+// interleaved batches made each a full search. Sorting the records,
+// since they are encoded when taken: BenchmarkCheckpointWrite 4.08–4.44
+// against 3.81–3.98 ms.
 func (c *Changes) Write(w Writer) error {
 	// A block's entries are adjacent in apply order; a stable sort keeps
 	// them adjacent and in order.
@@ -267,6 +270,7 @@ func (c *Changes) Write(w Writer) error {
 	// Set copies key and value: both buffers are reused.
 	key := make([]byte, 0, 64)
 	val := make([]byte, 0, 1024)
+	slices.SortFunc(c.records, func(a, b change) int { return bytes.Compare(c.key(&a), c.key(&b)) })
 	for i := range c.records {
 		r := &c.records[i]
 		var err error
