@@ -136,6 +136,16 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if cfg.Accounting.Ack == config.AckAsync {
 		batchOpts.Linger = time.Duration(cfg.Accounting.AsyncBatchWait)
 	}
+	// Charges a previous run could not commit before it stopped (C5).
+	batchOpts.Spool = filepath.Join(cfg.Node.DataDir, "charges.spool")
+	if batchOpts.Spooled, err = proxy.ReadSpool(batchOpts.Spool); err != nil {
+		adminLn.Close()
+		proxyLn.Close()
+		return fmt.Errorf("%w: its charges were served and not committed; restore the file or move it aside to start without them", err)
+	}
+	if n := len(batchOpts.Spooled); n > 0 {
+		log.Warn().Int("batches", n).Str("spool", batchOpts.Spool).Msg("committing the charges the last run could not commit before it stopped")
+	}
 	charges := proxy.NewBatcher(meteredCharges{rep, m}, batchOpts)
 	defer charges.Close()
 	var limiter proxy.RateLimiter
@@ -239,7 +249,11 @@ func drain(log zerolog.Logger, grace time.Duration, proxySrv *fasthttp.Server, c
 	if err := proxySrv.ShutdownWithContext(ctx); err != nil {
 		log.Warn().Err(err).Msg("drain grace elapsed: closing the requests still open")
 	}
-	charges.Close()
+	if err := charges.Close(); err != nil {
+		log.Error().Err(err).Int("batches", charges.Unsent()).Msg("the charges not committed could not be written to the charge spool: they are lost")
+	} else if n := charges.Unsent(); n > 0 {
+		log.Warn().Int("batches", n).Msg("charges not committed (no quorum) are kept in the charge spool; the next start commits them")
+	}
 	if err := rep.HandOff(); err != nil {
 		log.Warn().Err(err).Msg("leadership hand-off failed; the followers elect a leader by timeout")
 	} else {

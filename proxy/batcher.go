@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -30,19 +31,29 @@ var ErrBatcherClosed = errors.New("charge batcher closed")
 //
 // A batch whose commit fails with an unknown outcome is proposed again,
 // unchanged: every charge carries its request id, so the ledger applies it
-// at most once (C2).
+// at most once (C2). Once closed, a batcher gives a batch a few more
+// attempts; with a spool (BatcherOptions.Spool) the batches still not
+// committed then are written to it, and the next batcher over that spool
+// proposes them again, as retries, before any new charge (C5).
 type Batcher struct {
 	prop     ChargeProposer
 	maxBatch int
 	maxQueue int
 	linger   time.Duration
 	retry    time.Duration
+	spool    string
 
 	mu      sync.Mutex
 	cond    *sync.Cond
 	pending []pendingCharge
 	closed  bool
 	done    chan struct{}
+
+	// Owned by run: the spool's batches not yet committed, and the ones
+	// given up at Close; spoolErr is set before done is closed.
+	spooled  []*ledger.ChargeBatch
+	unsent   []*ledger.ChargeBatch
+	spoolErr error
 }
 
 type pendingCharge struct {
@@ -65,11 +76,17 @@ type BatcherOptions struct {
 	// commit: at moderate load it turns many one-charge Raft entries into
 	// a few larger ones. Zero proposes at once.
 	Linger time.Duration
+	// Spool is the file Close writes the batches it could not commit to;
+	// Spooled are the batches read from it at start (ReadSpool), committed
+	// first. No spool: batches not committed at Close are given up.
+	Spool   string
+	Spooled []*ledger.ChargeBatch
 }
 
 // NewBatcher starts a batcher over prop.
 func NewBatcher(prop ChargeProposer, o BatcherOptions) *Batcher {
-	b := &Batcher{prop: prop, maxBatch: o.MaxCharges, maxQueue: o.MaxQueue, linger: o.Linger, retry: 50 * time.Millisecond, done: make(chan struct{})}
+	b := &Batcher{prop: prop, maxBatch: o.MaxCharges, maxQueue: o.MaxQueue, linger: o.Linger, retry: 50 * time.Millisecond, done: make(chan struct{}),
+		spool: o.Spool, spooled: o.Spooled}
 	if b.maxBatch <= 0 {
 		b.maxBatch = 1000
 	}
@@ -100,6 +117,16 @@ func (b *Batcher) Submit(c ledger.Charge, done func(ChargeOutcome)) error {
 
 func (b *Batcher) run() {
 	defer close(b.done)
+	if len(b.spooled) > 0 {
+		// The last run's batches go first, each as a retry: its first
+		// attempt may have committed without the answer arriving.
+		for len(b.spooled) > 0 && b.commit(b.spooled[0], nil, 1) {
+			b.spooled = b.spooled[1:]
+		}
+		if len(b.spooled) == 0 {
+			b.spoolErr = writeSpool(b.spool, nil)
+		}
+	}
 	// batch and b.pending trade backing arrays: a queue that fits one
 	// batch is taken whole, without a copy.
 	var batch []pendingCharge
@@ -110,6 +137,9 @@ func (b *Batcher) run() {
 		}
 		if len(b.pending) == 0 && b.closed {
 			b.mu.Unlock()
+			if b.spool != "" && (len(b.spooled)+len(b.unsent) > 0 || b.spoolErr != nil) {
+				b.spoolErr = writeSpool(b.spool, append(b.spooled, b.unsent...))
+			}
 			return
 		}
 		if b.linger > 0 && len(b.pending) < b.maxBatch && !b.closed {
@@ -127,7 +157,7 @@ func (b *Batcher) run() {
 		}
 		b.cond.Broadcast()
 		b.mu.Unlock()
-		b.commit(batch)
+		b.commitQueued(batch)
 		// The committed charges' strings and callbacks go; an array a
 		// backlog grew past two batches goes too, so a burst's queue is
 		// not kept.
@@ -138,25 +168,38 @@ func (b *Batcher) run() {
 	}
 }
 
-// commit proposes one batch until its outcome is known. Every attempt
-// carries the same charges in the same order, and a charge is never put in
-// another batch: the ledger finds a retried batch's first attempt by its
-// first logged charge (ledger/logblock.go).
-func (b *Batcher) commit(batch []pendingCharge) {
+// commitQueued commits one batch of queued charges and answers each
+// charge's callback; a batch given up at Close is kept for the spool.
+func (b *Batcher) commitQueued(batch []pendingCharge) {
 	cb := &ledger.ChargeBatch{Charges: make([]ledger.Charge, len(batch))}
+	done := make([]func(ChargeOutcome), len(batch))
 	for i := range batch {
-		cb.Charges[i] = batch[i].c
+		cb.Charges[i], done[i] = batch[i].c, batch[i].done
 	}
-	for attempt := 0; ; attempt++ {
+	if !b.commit(cb, done, 0) {
+		b.unsent = append(b.unsent, cb)
+	}
+}
+
+// commit proposes cb until its outcome is known, from attempt (a retry
+// from 1 on), and reports whether it committed; once the batcher is
+// closed it gives up after a few more attempts. Every attempt carries the
+// same charges in the same order, and a charge is never put in another
+// batch: the ledger finds a retried batch's first attempt by its first
+// logged charge (ledger/logblock.go). done[i], if not nil, gets charge
+// i's outcome.
+func (b *Batcher) commit(cb *ledger.ChargeBatch, done []func(ChargeOutcome), attempt int) bool {
+	failedClosed := 0
+	for ; ; attempt++ {
 		cb.Retry = attempt > 0 // an unknown outcome may have committed it
 		results, err := b.prop.ProposeCharges(cb)
-		if err == nil && len(results) == len(batch) {
-			for i, p := range batch {
-				if p.done != nil {
-					p.done(ChargeOutcome{Result: results[i]})
+		if err == nil && len(results) == len(cb.Charges) {
+			for i, d := range done {
+				if d != nil {
+					d(ChargeOutcome{Result: results[i]})
 				}
 			}
-			return
+			return true
 		}
 		if err == nil {
 			err = errors.New("charge results do not match the batch")
@@ -164,24 +207,38 @@ func (b *Batcher) commit(batch []pendingCharge) {
 		b.mu.Lock()
 		closed := b.closed
 		b.mu.Unlock()
-		if closed && attempt >= 3 {
-			for _, p := range batch {
-				if p.done != nil {
-					p.done(ChargeOutcome{Err: err})
+		if closed {
+			if failedClosed++; failedClosed > 3 {
+				if b.spool != "" {
+					err = fmt.Errorf("%w; kept in the charge spool for the next start", err)
 				}
+				for _, d := range done {
+					if d != nil {
+						d(ChargeOutcome{Err: err})
+					}
+				}
+				return false
 			}
-			return
 		}
 		time.Sleep(b.retry)
 	}
 }
 
 // Close stops accepting charges, commits what is queued (giving up after a
-// few attempts once closed) and returns when the batcher has stopped.
-func (b *Batcher) Close() {
+// few attempts once closed), writes what it gave up to the spool, and
+// returns when the batcher has stopped; the error is the spool's.
+func (b *Batcher) Close() error {
 	b.mu.Lock()
 	b.closed = true
 	b.cond.Broadcast()
 	b.mu.Unlock()
 	<-b.done
+	return b.spoolErr
+}
+
+// Unsent is, after Close, how many batches were not committed: written
+// to the spool when the batcher has one, lost otherwise.
+func (b *Batcher) Unsent() int {
+	<-b.done
+	return len(b.spooled) + len(b.unsent)
 }

@@ -1,6 +1,10 @@
 package proxy
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -97,5 +101,210 @@ func TestBatcherQueueBoundAndOrder(t *testing.T) {
 	}
 	if err := submit("f"); err != ErrBatcherClosed {
 		t.Fatalf("Submit after Close: %v, want ErrBatcherClosed", err)
+	}
+}
+
+// failProposer fails every proposal; lost, when set, applies the batch
+// first through inner, as a commit whose answer never arrived.
+type failProposer struct {
+	mu      sync.Mutex
+	inner   ChargeProposer
+	lost    bool
+	batches [][]string // each proposal's ids, Retry marked with a "+"
+}
+
+func (p *failProposer) ProposeCharges(b *ledger.ChargeBatch) ([]ledger.ChargeResult, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.batches = append(p.batches, batchIDs(b))
+	if p.lost {
+		if _, err := p.inner.ProposeCharges(b); err != nil {
+			return nil, err
+		}
+	}
+	return nil, errors.New("no quorum")
+}
+
+func batchIDs(b *ledger.ChargeBatch) []string {
+	var ids []string
+	for _, c := range b.Charges {
+		ids = append(ids, c.ReqID)
+	}
+	if b.Retry {
+		ids = append(ids, "+")
+	}
+	return ids
+}
+
+// okProposer records each proposal's ids and commits it.
+type okProposer struct {
+	mu      sync.Mutex
+	batches [][]string
+}
+
+func (p *okProposer) ProposeCharges(b *ledger.ChargeBatch) ([]ledger.ChargeResult, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.batches = append(p.batches, batchIDs(b))
+	return make([]ledger.ChargeResult, len(b.Charges)), nil
+}
+
+func (p *okProposer) count() int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.batches) }
+
+func (p *okProposer) String() string { p.mu.Lock(); defer p.mu.Unlock(); return fmt.Sprint(p.batches) }
+
+// rule C5: what a closing batcher cannot commit goes to its spool, in the
+// batches it was proposed in, and the next batcher over that spool
+// proposes those batches again, as retries and before any new charge,
+// then removes the spool. A damaged spool is refused.
+func TestC5_SpoolKeepsWhatCloseCannotCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "charges.spool")
+	fail := &failProposer{}
+	b := NewBatcher(fail, BatcherOptions{MaxCharges: 2, Spool: path})
+	var mu sync.Mutex
+	var errs []string
+	cb := func(o ChargeOutcome) {
+		mu.Lock()
+		defer mu.Unlock()
+		errs = append(errs, fmt.Sprint(o.Err))
+	}
+	charge := func(id string) ledger.Charge {
+		return ledger.Charge{ReqID: id, AccountID: "acct_1", KeyID: "key_1", Model: "m", Billing: ledger.BillingSubscription, AdmittedAt: testT0, InputTokens: 7, OutputTokens: 3}
+	}
+	if err := b.Submit(charge("a"), cb); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for { // "a" alone is in flight, retried, before the rest is queued
+		fail.mu.Lock()
+		n := len(fail.batches)
+		fail.mu.Unlock()
+		if n > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for _, id := range []string{"b", "c", "d"} {
+		if err := b.Submit(charge(id), cb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b.Unsent() != 3 || len(errs) != 4 || !strings.Contains(errs[3], "no quorum; kept in the charge spool") {
+		t.Fatalf("unsent %d, outcomes %q", b.Unsent(), errs)
+	}
+	spooled, err := ReadSpool(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [][]string
+	for _, s := range spooled {
+		got = append(got, batchIDs(s))
+	}
+	if fmt.Sprint(got) != "[[a +] [b c +] [d +]]" {
+		t.Fatalf("spooled %v", got)
+	}
+	if c := spooled[1].Charges[1]; c != charge("c") {
+		t.Fatalf("spooled charge %+v, want %+v", c, charge("c"))
+	}
+
+	ok := &okProposer{}
+	b2 := NewBatcher(ok, BatcherOptions{MaxCharges: 2, Spool: path, Spooled: spooled})
+	defer b2.Close()
+	if err := b2.Submit(charge("e"), nil); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ok.count() < 4 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	}
+	if got := ok.String(); got != "[[a +] [b c +] [d +] [e]]" {
+		t.Fatalf("proposed after the restart: %s", got)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the spool was not removed once its batches committed")
+		}
+	}
+
+	raw, err := os.ReadFile(filepath.Join(filepath.Dir(path), "charges.spool.tmp"))
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temporary spool left: %d bytes, %v", len(raw), err)
+	}
+	if err := writeSpool(path, spooled); err != nil {
+		t.Fatal(err)
+	}
+	whole, _ := os.ReadFile(path)
+	for _, bad := range [][]byte{whole[:len(whole)-1], append([]byte("zenmux-charge-spool\x00\x02"), whole[len(spoolHeader):]...), append(whole[:len(whole):len(whole)], 0)} {
+		if err := os.WriteFile(path, bad, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadSpool(path); err == nil {
+			t.Fatalf("damaged spool read (%d bytes)", len(bad))
+		}
+	}
+}
+
+// rule C5 with the ledger: a spooled batch whose first attempt committed
+// (its answer lost) is not applied again when the next start proposes it,
+// and one that never committed is charged once: two requests, charged
+// once each.
+func TestC5_SpooledBatchesChargeOnce(t *testing.T) {
+	g := newGateway(t, gatewayOptions{})
+	acct, _, _ := g.account("pro")
+	path := filepath.Join(t.TempDir(), "charges.spool")
+	fail := &failProposer{inner: proposer{g}, lost: true}
+	b := NewBatcher(fail, BatcherOptions{Spool: path})
+	charge := func(id string) ledger.Charge {
+		return ledger.Charge{ReqID: id, AccountID: acct, KeyID: acct + "-subscription", Model: modelGPT, Billing: ledger.BillingSubscription,
+			AdmittedAt: g.now.Load(), InputTokens: 1000, OutputTokens: 500}
+	}
+	if err := b.Submit(charge("req_committed_answer_lost"), nil); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		fail.mu.Lock()
+		n := len(fail.batches)
+		if n > 0 {
+			fail.lost = false // from now on nothing commits
+		}
+		fail.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no proposal within 5 s")
+		}
+	}
+	if err := b.Submit(charge("req_never_committed"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	one := g.usedFlows(acct)
+	if one <= 0 || len(g.requests(acct)) != 1 {
+		t.Fatalf("before the restart: %d µFlows, %d requests logged", one, len(g.requests(acct)))
+	}
+	spooled, err := ReadSpool(path)
+	if err != nil || len(spooled) != 2 {
+		t.Fatalf("spool: %d batches, %v", len(spooled), err)
+	}
+	b2 := NewBatcher(proposer{g}, BatcherOptions{Spool: path, Spooled: spooled})
+	if err := b2.Close(); err != nil { // Close commits the spooled batches first
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range g.requests(acct) {
+		ids = append(ids, e.ID)
+	}
+	if got := g.usedFlows(acct); got != 2*one || fmt.Sprint(ids) != "[req_committed_answer_lost req_never_committed]" {
+		t.Fatalf("after the restart: %d µFlows (want %d), requests %v", got, 2*one, ids)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("spool left after its batches committed: %v", err)
 	}
 }

@@ -63,7 +63,7 @@ const fuzzMarkerID = "req_fuzz_marker"
 func newMeterRig(tb testing.TB) *meterRig {
 	rec := &fuzzRecorder{}
 	b := NewBatcher(rec, BatcherOptions{MaxCharges: 64})
-	tb.Cleanup(b.Close)
+	tb.Cleanup(func() { b.Close() })
 	s, err := New(Options{NodeID: "fuzz", Charges: b, AckQuorum: true, Log: zerolog.New(io.Discard), CommitTimeout: 10 * time.Second,
 		PaygRPM: 600, PaygBurst: 600, CountTokensRPM: 100, CountTokensBurst: 20})
 	if err != nil {
@@ -545,7 +545,7 @@ func newClientRig(tb testing.TB) *clientRig {
 	g.apply(&ledger.PutModel{Model: m})
 	_, key, _ := g.account("fuzz")
 	b := NewBatcher(nopProposer{}, BatcherOptions{MaxCharges: 1000})
-	tb.Cleanup(b.Close)
+	tb.Cleanup(func() { b.Close() })
 	cp := &captureProvider{}
 	s, err := New(Options{NodeID: "fuzz", Ledger: func() *ledger.Ledger { return g.L }, Now: g.now.Load, Charges: b,
 		Providers: map[string]Provider{"capture": cp}, PaygRPM: 600, PaygBurst: 600, CountTokensRPM: ledger.MaxRateLimit, CountTokensBurst: ledger.MaxRateLimit,

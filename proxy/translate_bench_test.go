@@ -75,7 +75,7 @@ func benchServer(b *testing.B, p Provider) *Server {
 	_, key, _ := g.account("bench")
 	benchKey = key
 	batcher := NewBatcher(nopProposer{}, BatcherOptions{MaxCharges: 1000, MaxQueue: 1 << 14})
-	b.Cleanup(batcher.Close)
+	b.Cleanup(func() { batcher.Close() })
 	s, err := New(Options{NodeID: "b", Ledger: func() *ledger.Ledger { return g.L }, Now: g.now.Load, Charges: batcher,
 		Providers: map[string]Provider{"p": p}, PaygRPM: 600, PaygBurst: 600,
 		CountTokensRPM: 100, CountTokensBurst: 20, Ready: func() bool { return true }, Log: zerolog.New(io.Discard)})
