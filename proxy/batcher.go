@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,10 +51,15 @@ type Batcher struct {
 	done    chan struct{}
 
 	// Owned by run: the spool's batches not yet committed, and the ones
-	// given up at Close; spoolErr is set before done is closed.
-	spooled  []*ledger.ChargeBatch
-	unsent   []*ledger.ChargeBatch
-	spoolErr error
+	// given up at Close (with the one in flight); spoolErr is set before
+	// done is closed. givenUp is the error a batch was given up with
+	// once closed; spooledAhead, that the spool was written before the
+	// last attempts (spoolAhead).
+	spooled      []*ledger.ChargeBatch
+	unsent       []*ledger.ChargeBatch
+	spoolErr     error
+	givenUp      error
+	spooledAhead bool
 }
 
 type pendingCharge struct {
@@ -123,7 +129,7 @@ func (b *Batcher) run() {
 		for len(b.spooled) > 0 && b.commit(b.spooled[0], nil, 1) {
 			b.spooled = b.spooled[1:]
 		}
-		if len(b.spooled) == 0 {
+		if len(b.spooled) == 0 && !b.spooledAhead {
 			b.spoolErr = writeSpool(b.spool, nil)
 		}
 	}
@@ -137,7 +143,7 @@ func (b *Batcher) run() {
 		}
 		if len(b.pending) == 0 && b.closed {
 			b.mu.Unlock()
-			if b.spool != "" && (len(b.spooled)+len(b.unsent) > 0 || b.spoolErr != nil) {
+			if b.spool != "" && (len(b.spooled)+len(b.unsent) > 0 || b.spoolErr != nil || b.spooledAhead) {
 				b.spoolErr = writeSpool(b.spool, append(b.spooled, b.unsent...))
 			}
 			return
@@ -176,14 +182,20 @@ func (b *Batcher) commitQueued(batch []pendingCharge) {
 	for i := range batch {
 		cb.Charges[i], done[i] = batch[i].c, batch[i].done
 	}
-	if !b.commit(cb, done, 0) {
-		b.unsent = append(b.unsent, cb)
+	// Listed while in flight, for spoolAhead; taken off once committed.
+	b.unsent = append(b.unsent, cb)
+	if b.commit(cb, done, 0) {
+		b.unsent[len(b.unsent)-1] = nil
+		b.unsent = b.unsent[:len(b.unsent)-1]
 	}
 }
 
 // commit proposes cb until its outcome is known, from attempt (a retry
 // from 1 on), and reports whether it committed; once the batcher is
-// closed it gives up after a few more attempts. Every attempt carries the
+// closed it gives up after a few more attempts, and once one batch was
+// given up it gives up the next ones without any: the cluster cannot
+// commit, and each attempt without quorum takes a propose timeout, which
+// would hold the stop for minutes. Every attempt carries the
 // same charges in the same order, and a charge is never put in another
 // batch: the ledger finds a retried batch's first attempt by its first
 // logged charge (ledger/logblock.go). done[i], if not nil, gets charge
@@ -191,6 +203,9 @@ func (b *Batcher) commitQueued(batch []pendingCharge) {
 func (b *Batcher) commit(cb *ledger.ChargeBatch, done []func(ChargeOutcome), attempt int) bool {
 	failedClosed := 0
 	for ; ; attempt++ {
+		if b.givenUp != nil {
+			return b.giveUp(b.givenUp, done)
+		}
 		cb.Retry = attempt > 0 // an unknown outcome may have committed it
 		results, err := b.prop.ProposeCharges(cb)
 		if err == nil && len(results) == len(cb.Charges) {
@@ -208,20 +223,53 @@ func (b *Batcher) commit(cb *ledger.ChargeBatch, done []func(ChargeOutcome), att
 		closed := b.closed
 		b.mu.Unlock()
 		if closed {
+			if b.spool != "" && !b.spooledAhead {
+				b.spoolAhead()
+			}
 			if failedClosed++; failedClosed > 3 {
-				if b.spool != "" {
-					err = fmt.Errorf("%w; kept in the charge spool for the next start", err)
-				}
-				for _, d := range done {
-					if d != nil {
-						d(ChargeOutcome{Err: err})
-					}
-				}
-				return false
+				b.givenUp = err
+				return b.giveUp(err, done)
 			}
 		}
 		time.Sleep(b.retry)
 	}
+}
+
+// giveUp answers a batch given up at Close with err; it returns false.
+func (b *Batcher) giveUp(err error, done []func(ChargeOutcome)) bool {
+	if b.spool != "" {
+		err = fmt.Errorf("%w; kept in the charge spool for the next start", err)
+	}
+	for _, d := range done {
+		if d != nil {
+			d(ChargeOutcome{Err: err})
+		}
+	}
+	return false
+}
+
+// spoolAhead writes to the spool, at the first failed commit once closed,
+// every batch not committed yet: the spool's and those given up, the one
+// in flight among them, then the queue, in the batches run will propose
+// it in (MaxCharges each, in order; nothing joins it once closed). The
+// last attempts without quorum can outlast the stop's timeout: a node
+// killed meanwhile has its charges in the spool. run rewrites the spool
+// with what is left when it returns; a batch in it that did commit is
+// recognised when the next start proposes it again, as a retry (C2).
+func (b *Batcher) spoolAhead() {
+	b.spooledAhead = true
+	batches := append(slices.Clone(b.spooled), b.unsent...)
+	b.mu.Lock()
+	for rest := b.pending; len(rest) > 0; {
+		cb := &ledger.ChargeBatch{Charges: make([]ledger.Charge, min(len(rest), b.maxBatch))}
+		for i := range cb.Charges {
+			cb.Charges[i] = rest[i].c
+		}
+		batches = append(batches, cb)
+		rest = rest[len(cb.Charges):]
+	}
+	b.mu.Unlock()
+	b.spoolErr = writeSpool(b.spool, batches)
 }
 
 // Close stops accepting charges, commits what is queued (giving up after a

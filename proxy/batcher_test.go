@@ -203,7 +203,7 @@ func TestC5_SpoolKeepsWhatCloseCannotCommit(t *testing.T) {
 	for _, s := range spooled {
 		got = append(got, batchIDs(s))
 	}
-	if fmt.Sprint(got) != "[[a +] [b c +] [d +]]" {
+	if fmt.Sprint(got) != "[[a +] [b c] [d]]" { // after "a" was given up, "b c" and "d" were spooled without attempts
 		t.Fatalf("spooled %v", got)
 	}
 	if c := spooled[1].Charges[1]; c != charge("c") {
@@ -306,5 +306,92 @@ func TestC5_SpooledBatchesChargeOnce(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("spool left after its batches committed: %v", err)
+	}
+}
+
+// spyProposer fails every proposal and records, for each, its ids and
+// the batches the spool holds at that moment.
+type spyProposer struct {
+	mu     sync.Mutex
+	path   string
+	closed func() bool
+	after  [][]string // proposals made once the batcher was closed
+	seen   []string   // the spool's batches at each of those
+}
+
+func (p *spyProposer) ProposeCharges(b *ledger.ChargeBatch) ([]ledger.ChargeResult, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed() {
+		p.after = append(p.after, plainIDs(b))
+		var got [][]string
+		spooled, err := ReadSpool(p.path)
+		for _, s := range spooled {
+			got = append(got, plainIDs(s))
+		}
+		p.seen = append(p.seen, fmt.Sprint(got, err))
+	}
+	return nil, errors.New("no quorum")
+}
+
+// plainIDs is a batch's ids, without its Retry mark.
+func plainIDs(b *ledger.ChargeBatch) []string {
+	ids := batchIDs(b)
+	if b.Retry {
+		ids = ids[:len(ids)-1]
+	}
+	return ids
+}
+
+// rule C5 when the stop outlasts its timeout: once closed, the first
+// failed commit writes every batch not committed (the one in flight and
+// the queue, in the batches they will be proposed in) to the spool before
+// the last attempts, which without quorum take a propose timeout each,
+// so a node killed meanwhile still has its charges spooled; and once a
+// batch is given up, the batches after it are spooled without attempts.
+func TestC5_SpoolWrittenBeforeTheLastAttempts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "charges.spool")
+	var b *Batcher
+	spy := &spyProposer{path: path, closed: func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.closed }}
+	b = NewBatcher(spy, BatcherOptions{MaxCharges: 2, Spool: path})
+	charge := func(id string) ledger.Charge {
+		return ledger.Charge{ReqID: id, AccountID: "acct_1", KeyID: "key_1", Model: "m", Billing: ledger.BillingSubscription, AdmittedAt: testT0, InputTokens: 7, OutputTokens: 3}
+	}
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		if err := b.Submit(charge(id), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	spy.mu.Lock()
+	defer spy.mu.Unlock()
+	if n := len(spy.after); n < 2 {
+		t.Fatalf("%d attempts after Close: %v", n, spy.after)
+	}
+	head := fmt.Sprint(spy.after[0])
+	for i, ids := range spy.after {
+		if got := fmt.Sprint(ids); got != head {
+			t.Fatalf("attempt %d after Close proposed %v: only the batch in flight (%s) is tried, the rest is spooled at once; all: %v", i, ids, head, spy.after)
+		}
+	}
+	want := map[string]string{"[a]": "[[a] [b c] [d e]] <nil>", "[a b]": "[[a b] [c d] [e]] <nil>"}[head]
+	if want == "" {
+		t.Fatalf("batch in flight %s", head)
+	}
+	if got := spy.seen[len(spy.seen)-1]; got != want {
+		t.Fatalf("the spool at the last attempt: %s, want %s", got, want)
+	}
+	spooled, err := ReadSpool(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [][]string
+	for _, s := range spooled {
+		got = append(got, plainIDs(s))
+	}
+	if fmt.Sprint(got, nil) != want || b.Unsent() != 3 {
+		t.Fatalf("spooled at the end %v, unsent %d", got, b.Unsent())
 	}
 }
