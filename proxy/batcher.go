@@ -48,6 +48,11 @@ type Batcher struct {
 	cond    *sync.Cond
 	pending []pendingCharge
 	closed  bool
+	// closing: Close was called; Submit refuses new charges, and those
+	// waiting for room are queued before closed is set. waiting counts
+	// them.
+	closing bool
+	waiting int
 	done    chan struct{}
 
 	// Owned by run: the spool's batches not yet committed, and the ones
@@ -106,15 +111,19 @@ func NewBatcher(prop ChargeProposer, o BatcherOptions) *Batcher {
 
 // Submit queues a charge. done, if not nil, is called with the outcome
 // once the charge is committed (or given up at Close); it runs on the
-// batcher's goroutine and must not block.
+// batcher's goroutine and must not block. A Submit waiting for room when
+// Close comes queues its charge past the bound: its request was served,
+// and refused, the charge would be neither committed nor spooled (C5).
 func (b *Batcher) Submit(c ledger.Charge, done func(ChargeOutcome)) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for !b.closed && len(b.pending) >= b.maxQueue {
-		b.cond.Wait()
-	}
-	if b.closed {
+	if b.closing {
 		return ErrBatcherClosed
+	}
+	for !b.closing && len(b.pending) >= b.maxQueue {
+		b.waiting++
+		b.cond.Wait()
+		b.waiting--
 	}
 	b.pending = append(b.pending, pendingCharge{c: c, done: done})
 	b.cond.Broadcast()
@@ -277,6 +286,11 @@ func (b *Batcher) spoolAhead() {
 // returns when the batcher has stopped; the error is the spool's.
 func (b *Batcher) Close() error {
 	b.mu.Lock()
+	b.closing = true
+	b.cond.Broadcast()
+	for b.waiting > 0 {
+		b.cond.Wait()
+	}
 	b.closed = true
 	b.cond.Broadcast()
 	b.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -393,5 +394,64 @@ func TestC5_SpoolWrittenBeforeTheLastAttempts(t *testing.T) {
 	}
 	if fmt.Sprint(got, nil) != want || b.Unsent() != 3 {
 		t.Fatalf("spooled at the end %v, unsent %d", got, b.Unsent())
+	}
+}
+
+// rule C5 for a full queue: a Submit waiting for room when Close comes
+// queues its charge (its request was served) instead of failing, and the
+// closing batcher commits it; a Submit after Close is refused.
+func TestC5_CloseQueuesTheSubmitsWaitingForRoom(t *testing.T) {
+	p := &gateProposer{batches: make(chan string, 8), gate: make(chan struct{}, 8)}
+	b := NewBatcher(p, BatcherOptions{MaxCharges: 1, MaxQueue: 1})
+	charge := func(id string) ledger.Charge {
+		return ledger.Charge{ReqID: id, AccountID: "acct_1", KeyID: "key_1", Model: "m", Billing: ledger.BillingSubscription, AdmittedAt: testT0}
+	}
+	var mu sync.Mutex
+	var got []string
+	done := func(o ChargeOutcome) { mu.Lock(); got = append(got, fmt.Sprint(o.Result.Reason, o.Err)); mu.Unlock() }
+	if err := b.Submit(charge("a"), done); err != nil {
+		t.Fatal(err)
+	}
+	if ids := nextBatch(t, p); ids != "a" { // "a" in flight, held at the gate
+		t.Fatalf("first proposal %q", ids)
+	}
+	if err := b.Submit(charge("b"), done); err != nil { // the queue is full
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- b.Submit(charge("c"), done) }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "sync.(*Cond).Wait") && strings.Contains(stacks, "(*Batcher).Submit") {
+			break // "c" waits for room
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the third Submit did not wait for room within 5 s")
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("Submit waiting for room when Close came: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting Submit did not return within 5 s of Close")
+	}
+	for range 3 {
+		p.gate <- struct{}{}
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if ids := nextBatch(t, p) + " " + nextBatch(t, p); ids != "b c" {
+		t.Fatalf("proposed after the first: %q", ids)
+	}
+	if fmt.Sprint(got) != "[a<nil> b<nil> c<nil>]" {
+		t.Fatalf("outcomes %v", got)
+	}
+	if err := b.Submit(charge("d"), nil); !errors.Is(err, ErrBatcherClosed) {
+		t.Fatalf("Submit after Close: %v", err)
 	}
 }
