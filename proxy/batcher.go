@@ -201,14 +201,14 @@ func (b *Batcher) commitQueued(batch []pendingCharge) {
 
 // commit proposes cb until its outcome is known, from attempt (a retry
 // from 1 on), and reports whether it committed; once the batcher is
-// closed it gives up after a few more attempts, and once one batch was
-// given up it gives up the next ones without any: the cluster cannot
-// commit, and each attempt without quorum takes a propose timeout, which
-// would hold the stop for minutes. Every attempt carries the
-// same charges in the same order, and a charge is never put in another
-// batch: the ledger finds a retried batch's first attempt by its first
-// logged charge (ledger/logblock.go). done[i], if not nil, gets charge
-// i's outcome.
+// closed it gives up after a few more attempts; with a spool, once one
+// batch was given up, it gives up the next ones without any, to the
+// spool: the cluster cannot commit, and each attempt without quorum takes
+// a propose timeout, which would hold the stop for minutes. Every attempt
+// carries the same charges in the same order, and a charge is never put
+// in another batch: the ledger finds a retried batch's first attempt by
+// its first logged charge (ledger/logblock.go). done[i], if not nil, gets
+// charge i's outcome.
 func (b *Batcher) commit(cb *ledger.ChargeBatch, done []func(ChargeOutcome), attempt int) bool {
 	failedClosed := 0
 	for ; ; attempt++ {
@@ -236,7 +236,9 @@ func (b *Batcher) commit(cb *ledger.ChargeBatch, done []func(ChargeOutcome), att
 				b.spoolAhead()
 			}
 			if failedClosed++; failedClosed > 3 {
-				b.givenUp = err
+				if b.spool != "" { // without one, each batch gets its attempts
+					b.givenUp = err
+				}
 				return b.giveUp(err, done)
 			}
 		}
