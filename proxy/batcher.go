@@ -34,8 +34,10 @@ var ErrBatcherClosed = errors.New("charge batcher closed")
 // unchanged: every charge carries its request id, so the ledger applies it
 // at most once (C2). Once closed, a batcher gives a batch a few more
 // attempts; with a spool (BatcherOptions.Spool) the batches still not
-// committed then are written to it, and the next batcher over that spool
-// proposes them again, as retries, before any new charge (C5).
+// committed then are written to it (first at the first failed attempt,
+// before the last ones, which without quorum can outlast the stop), and
+// the next batcher over that spool proposes them again, as retries,
+// before any new charge (C5).
 type Batcher struct {
 	prop     ChargeProposer
 	maxBatch int
