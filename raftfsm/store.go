@@ -107,7 +107,7 @@ func Open(o Options) (*Store, error) {
 		}
 	}()
 	var err error
-	lopts := pebbleOptions(cache, 2, false)
+	lopts := pebbleOptions(cache, 1, false)
 	withPebbleLog(lopts, o.Log.With().Str("db", "raftlog").Logger())
 	if s.logDB, err = pebble.Open(filepath.Join(o.Dir, "raftlog"), lopts); err != nil {
 		return nil, fmt.Errorf("open the raft log in %s (another zenmuxd on this data_dir?): %w", o.Dir, err)
@@ -635,7 +635,7 @@ func (s *Store) StateHash() ([32]byte, uint64, error) { return s.fsm.StateHash()
 // where compactions compete with the request path for CPU (measured with
 // go run ./bench -commit; see DESIGN.md): no compression above L5, where
 // data is rewritten most; L0 files compacted by the 8 instead of by the 4;
-// memtables of memTableMB (the log's 2 MiB: its entries are small and
+// memtables of memTableMB (the log's 1 MiB: its entries are small and
 // short-lived, and Pebble keeps a flushed memtable for reuse, so each
 // database holds up to twice its memtable resident; the state's from
 // node.memtable_mb). Bloom filters only where a lookup is usually a miss
