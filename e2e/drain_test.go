@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +86,60 @@ func TestGracefulDrainHandsOffLeadership(t *testing.T) {
 	log, _ := os.ReadFile(nodes[0].logPath)
 	if !strings.Contains(string(log), `"drained"`) {
 		t.Errorf("the stopped leader's log does not say it drained and handed over:\n%s", tail(string(log), 2000))
+	}
+}
+
+// A stream still open when the drain grace runs out is cut, as a client
+// going away cuts it, and charged for what it delivered (Q7: an estimate,
+// client_closed); the node then exits, well before the stream would have
+// ended, and after a restart the charge is in the request log.
+func TestDrainGraceCutsAndChargesOpenStreams(t *testing.T) {
+	n := StartNode(t, NodeOptions{Extra: "drain_grace = \"1s\"\n" + drainProviders})
+	acct := wtAccount(t, n, "cut@example.com")
+	key := Get(wtWant(t, n.AdminDo("POST", "/admin/v1/accounts/"+acct+"/keys", `{"kind":"subscription","name":"c"}`), 201), "key")
+	words := strings.TrimSpace(strings.Repeat("word ", 100)) // 10 s at 10 a second
+	req, _ := http.NewRequest("POST", n.Proxy+"/v1/chat/completions",
+		strings.NewReader(`{"model":"zenmux/echo","stream":true,"messages":[{"role":"user","content":"`+words+`"}]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatalf("first event: %v", err)
+	}
+	start := time.Now()
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); n.Stop() }()
+	var rest strings.Builder
+	for i := 0; i < 1000; i++ {
+		line, err := r.ReadString('\n')
+		rest.WriteString(line)
+		if err != nil {
+			break
+		}
+	}
+	if strings.Contains(rest.String(), "data: [DONE]") {
+		t.Fatal("the stream ended whole: it was not cut at the grace")
+	}
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the node did not exit after the grace")
+	}
+	if took := time.Since(start); took > 8*time.Second {
+		t.Fatalf("the stop took %v: the stream was not cut at the 1 s grace", took)
+	}
+	log, _ := os.ReadFile(n.logPath)
+	if !strings.Contains(string(log), `"cut":1`) || !strings.Contains(string(log), `"still_open":0,"streams":0`) {
+		t.Errorf("the log does not show the stream cut and its handler done:\n%s", tail(string(log), 2000))
+	}
+	n.Start()
+	logs := wtWant(t, n.AdminDo("GET", "/admin/v1/accounts/"+acct+"/requests", ""), 200)
+	out, _ := strconv.Atoi(Get(logs, "data.0.output_tokens"))
+	if entries, _ := logs["data"].([]any); len(entries) != 1 || Get(logs, "data.0.status") != "client_closed" || Get(logs, "data.0.estimated") != "true" || out < 5 || out >= 100 {
+		t.Fatalf("after the restart the request log is %v, want the cut stream, client_closed, estimated, 5–99 output tokens", logs)
 	}
 }

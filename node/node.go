@@ -25,6 +25,7 @@ import (
 	"zenmux/catalog"
 	"zenmux/cluster"
 	"zenmux/config"
+	"zenmux/internal/connset"
 	"zenmux/internal/metrics"
 	"zenmux/internal/zlog"
 	"zenmux/payments"
@@ -94,13 +95,16 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		adminLn.Close()
 		return err
 	}
-	proxyLn, err := net.Listen("tcp", cfg.Node.Listen)
+	rawProxyLn, err := net.Listen("tcp", cfg.Node.Listen)
 	if err != nil {
 		adminLn.Close()
 		return fmt.Errorf("proxy listen: %w", err)
 	}
+	// Tracked, so a drain whose grace ran out can cut what is still open.
+	proxyConns := connset.Wrap(rawProxyLn)
+	var proxyLn net.Listener = proxyConns
 	if proxyConf != nil {
-		proxyLn = tls.NewListener(proxyLn, proxyConf)
+		proxyLn = tls.NewListener(proxyConns, proxyConf)
 	}
 	// Card payments when [payments] names Stripe; else plan changes are
 	// recorded for the operator (selfservice's manual driver).
@@ -228,7 +232,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	case runErr = <-errc:
 	}
 	log.Info().Msg("shutting down")
-	drain(log, time.Duration(cfg.Node.DrainGrace), proxySrv, charges, rep)
+	drain(log, time.Duration(cfg.Node.DrainGrace), proxySrv, gw, proxyConns, charges, rep)
 	stopTick()
 	<-tickDone
 	<-payDone
@@ -238,16 +242,28 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 
 // drain stops a node gracefully: the proxy listener takes no new
 // connections while the requests and streams in flight finish, up to
-// grace; their charges are committed (the batcher's queue emptied); then a
-// leader hands leadership to a follower, so the cluster does not wait an
+// grace; the ones still open then are cut, as a client going away cuts
+// them, and charged for what they delivered (Q7); their charges are
+// committed (the batcher's queue emptied, or spooled, C5); then a leader
+// hands leadership to a follower, so the cluster does not wait an
 // election timeout. The admin listener, which peers use to forward and to
 // read, stays up until after the hand-off.
-func drain(log zerolog.Logger, grace time.Duration, proxySrv *fasthttp.Server, charges *proxy.Batcher, rep *cluster.Replica) {
+func drain(log zerolog.Logger, grace time.Duration, proxySrv *fasthttp.Server, api *proxy.Server, conns *connset.Listener, charges *proxy.Batcher, rep *cluster.Replica) {
 	log.Info().Dur("grace", grace).Msg("draining: no new connections; waiting for requests in flight")
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := proxySrv.ShutdownWithContext(ctx); err != nil {
-		log.Warn().Err(err).Msg("drain grace elapsed: closing the requests still open")
+		cut := conns.CloseAll()
+		// A cut stream's handler notices at its next write, charges what
+		// was delivered and returns; one waiting on a silent upstream may
+		// not, so the wait is bounded.
+		deadline := time.Now().Add(cutWait)
+		for (proxySrv.GetOpenConnectionsCount() > 0 || api.Streams() > 0) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		// fasthttp's count can go below 0 after a shutdown that timed out.
+		log.Warn().Err(err).Int("cut", cut).Int32("still_open", max(proxySrv.GetOpenConnectionsCount(), 0)).Int64("streams", api.Streams()).
+			Msg("drain grace elapsed: the requests still open were cut and charged for what they delivered")
 	}
 	if err := charges.Close(); err != nil {
 		log.Error().Err(err).Int("batches", charges.Unsent()).Msg("the charges not committed could not be written to the charge spool: they are lost")
@@ -260,6 +276,10 @@ func drain(log zerolog.Logger, grace time.Duration, proxySrv *fasthttp.Server, c
 		log.Info().Msg("drained")
 	}
 }
+
+// cutWait bounds how long a drain waits, after cutting the requests still
+// open, for their handlers to charge what they delivered.
+const cutWait = 5 * time.Second
 
 // adminToken returns the admin token: ZENMUX_ADMIN_TOKEN, else the
 // configured token file, else <data_dir>/admin.token, generated (0600) on

@@ -92,7 +92,17 @@ type Server struct {
 	// refreshedAt is when an unknown key last made this node refresh
 	// (wall clock, Unix ns): a bound on leader traffic, not ledger time.
 	refreshedAt atomic.Int64
+	// streams counts the streams being relayed: fasthttp runs a stream's
+	// writer on a goroutine of its own, which outlives the connection
+	// when the client goes away (Streams).
+	streams atomic.Int64
 }
+
+// Streams is how many streams are being relayed (or were handed to
+// fasthttp, which has not started writing them yet). A stream is charged
+// when its relay ends, so a drain that cut the connections waits for this
+// to reach 0 before it commits the last charges.
+func (s *Server) Streams() int64 { return s.streams.Load() }
 
 // ErrInvalidOptions refuses Options that cannot make a gateway.
 var ErrInvalidOptions = errors.New("invalid proxy options")
@@ -495,7 +505,9 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, f Format, id string, pathMod
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no")
 	streaming = true
+	s.streams.Add(1)
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer s.streams.Add(-1)
 		relay := time.Now()
 		s.relayStream(w, in, resp, clientWantsUsage)
 		end := time.Now()
