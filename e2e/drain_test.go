@@ -19,19 +19,17 @@ kind = "echo"
 tokens_per_second = 10
 `
 
-// A SIGTERM drains the node: a stream in flight finishes whole (the client
-// reads its [DONE]) and is charged; new connections are refused; the node
-// exits cleanly, and after a restart the charge is in the request log.
-func TestGracefulDrainFinishesStreams(t *testing.T) {
-	n := StartNode(t, NodeOptions{Extra: drainProviders})
-	acct := wtAccount(t, n, "drain@example.com")
-	key := Get(wtWant(t, n.AdminDo("POST", "/admin/v1/accounts/"+acct+"/keys", `{"kind":"subscription","name":"d"}`), 201), "key")
-	words := strings.TrimSpace(strings.Repeat("word ", 19))
+// stopDuringStream opens an echo stream of the given number of words with
+// key, sends the node SIGTERM once its first event is read, and returns
+// the rest of the stream as read until it ended, and a channel closed
+// once the node has exited.
+func stopDuringStream(t *testing.T, n *Node, key string, words int) (string, <-chan struct{}) {
+	t.Helper()
+	text := strings.TrimSpace(strings.Repeat("word ", words))
 	req, _ := http.NewRequest("POST", n.Proxy+"/v1/chat/completions",
-		strings.NewReader(`{"model":"zenmux/echo","stream":true,"messages":[{"role":"user","content":"`+words+`"}]}`))
+		strings.NewReader(`{"model":"zenmux/echo","stream":true,"messages":[{"role":"user","content":"`+text+`"}]}`))
 	req.Header.Set("Authorization", "Bearer "+key)
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Do(req)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +48,19 @@ func TestGracefulDrainFinishesStreams(t *testing.T) {
 			break
 		}
 	}
-	if !strings.Contains(rest.String(), "data: [DONE]") {
-		t.Fatalf("the stream in flight was cut by the drain:\n%s", rest.String())
+	return rest.String(), stopped
+}
+
+// A SIGTERM drains the node: a stream in flight finishes whole (the client
+// reads its [DONE]) and is charged; new connections are refused; the node
+// exits cleanly, and after a restart the charge is in the request log.
+func TestGracefulDrainFinishesStreams(t *testing.T) {
+	n := StartNode(t, NodeOptions{Extra: drainProviders})
+	acct := wtAccount(t, n, "drain@example.com")
+	key := Get(wtWant(t, n.AdminDo("POST", "/admin/v1/accounts/"+acct+"/keys", `{"kind":"subscription","name":"d"}`), 201), "key")
+	rest, stopped := stopDuringStream(t, n, key, 19)
+	if !strings.Contains(rest, "data: [DONE]") {
+		t.Fatalf("the stream in flight was cut by the drain:\n%s", rest)
 	}
 	select {
 	case <-stopped:
@@ -97,31 +106,9 @@ func TestDrainGraceCutsAndChargesOpenStreams(t *testing.T) {
 	n := StartNode(t, NodeOptions{Extra: "drain_grace = \"1s\"\n" + drainProviders})
 	acct := wtAccount(t, n, "cut@example.com")
 	key := Get(wtWant(t, n.AdminDo("POST", "/admin/v1/accounts/"+acct+"/keys", `{"kind":"subscription","name":"c"}`), 201), "key")
-	words := strings.TrimSpace(strings.Repeat("word ", 100)) // 10 s at 10 a second
-	req, _ := http.NewRequest("POST", n.Proxy+"/v1/chat/completions",
-		strings.NewReader(`{"model":"zenmux/echo","stream":true,"messages":[{"role":"user","content":"`+words+`"}]}`))
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	r := bufio.NewReader(resp.Body)
-	if _, err := r.ReadString('\n'); err != nil {
-		t.Fatalf("first event: %v", err)
-	}
 	start := time.Now()
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); n.Stop() }()
-	var rest strings.Builder
-	for i := 0; i < 1000; i++ {
-		line, err := r.ReadString('\n')
-		rest.WriteString(line)
-		if err != nil {
-			break
-		}
-	}
-	if strings.Contains(rest.String(), "data: [DONE]") {
+	rest, stopped := stopDuringStream(t, n, key, 100) // 10 s at 10 a second
+	if strings.Contains(rest, "data: [DONE]") {
 		t.Fatal("the stream ended whole: it was not cut at the grace")
 	}
 	select {
