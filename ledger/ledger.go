@@ -80,8 +80,9 @@ type Ledger struct {
 	dirty       map[string]struct{}
 	dirtyAccts  []*Account
 	dirtyTotals []dirtyTotals
-	// lastChangesBuf is the size of the last checkpoint's records
-	// (TakeChanges).
+	// lastChangesBuf is the size of the last checkpoint's records: the
+	// next one's buffer starts that large, so a steady load never grows
+	// it (TakeChanges).
 	lastChangesBuf int
 	dayMemo        struct {
 		start, end int64

@@ -186,10 +186,6 @@ type change struct {
 	deleted         bool
 }
 
-// changesBufHint sizes the records' buffer: the last one taken, so a
-// steady load allocates it once per checkpoint and never grows it.
-func (l *Ledger) changesBufHint() int { return max(l.lastChangesBuf, 4096) }
-
 // TakeChanges captures the changes since the last call and clears the
 // change set.
 func (l *Ledger) TakeChanges() *Changes {
@@ -197,7 +193,7 @@ func (l *Ledger) TakeChanges() *Changes {
 	defer l.mu.Unlock()
 	n := len(l.dirty) + len(l.dirtyAccts) + len(l.dirtyTotals)
 	c := &Changes{drops: l.rangeDrops, logs: l.newLogs, dedupeToo: l.logDays < l.dedupeDays,
-		buf: make([]byte, 0, l.changesBufHint()), records: make([]change, 0, n)}
+		buf: make([]byte, 0, max(l.lastChangesBuf, 4096)), records: make([]change, 0, n)}
 	l.rangeDrops, l.newLogs = nil, nil
 	add := func(at, keyEnd int, deleted bool) {
 		c.records = append(c.records, change{at: at, keyLen: keyEnd - at, end: len(c.buf), deleted: deleted})

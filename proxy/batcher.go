@@ -189,13 +189,12 @@ func (b *Batcher) run() {
 // charge's callback; a batch given up at Close is kept for the spool.
 func (b *Batcher) commitQueued(batch []pendingCharge) {
 	cb := &ledger.ChargeBatch{Charges: make([]ledger.Charge, len(batch))}
-	done := make([]func(ChargeOutcome), len(batch))
 	for i := range batch {
-		cb.Charges[i], done[i] = batch[i].c, batch[i].done
+		cb.Charges[i] = batch[i].c
 	}
 	// Listed while in flight, for spoolAhead; taken off once committed.
 	b.unsent = append(b.unsent, cb)
-	if b.commit(cb, done, 0) {
+	if b.commit(cb, batch, 0) {
 		b.unsent[len(b.unsent)-1] = nil
 		b.unsent = b.unsent[:len(b.unsent)-1]
 	}
@@ -209,20 +208,20 @@ func (b *Batcher) commitQueued(batch []pendingCharge) {
 // a propose timeout, which would hold the stop for minutes. Every attempt
 // carries the same charges in the same order, and a charge is never put
 // in another batch: the ledger finds a retried batch's first attempt by
-// its first logged charge (ledger/logblock.go). done[i], if not nil, gets
-// charge i's outcome.
-func (b *Batcher) commit(cb *ledger.ChargeBatch, done []func(ChargeOutcome), attempt int) bool {
+// its first logged charge (ledger/logblock.go). The callback of queued[i],
+// if any, gets charge i's outcome; a spooled batch has none.
+func (b *Batcher) commit(cb *ledger.ChargeBatch, queued []pendingCharge, attempt int) bool {
 	failedClosed := 0
 	for ; ; attempt++ {
 		if b.givenUp != nil {
-			return b.giveUp(b.givenUp, done)
+			return b.giveUp(b.givenUp, queued)
 		}
 		cb.Retry = attempt > 0 // an unknown outcome may have committed it
 		results, err := b.prop.ProposeCharges(cb)
 		if err == nil && len(results) == len(cb.Charges) {
-			for i, d := range done {
-				if d != nil {
-					d(ChargeOutcome{Result: results[i]})
+			for i, p := range queued {
+				if p.done != nil {
+					p.done(ChargeOutcome{Result: results[i]})
 				}
 			}
 			return true
@@ -241,7 +240,7 @@ func (b *Batcher) commit(cb *ledger.ChargeBatch, done []func(ChargeOutcome), att
 				if b.spool != "" { // without one, each batch gets its attempts
 					b.givenUp = err
 				}
-				return b.giveUp(err, done)
+				return b.giveUp(err, queued)
 			}
 		}
 		time.Sleep(b.retry)
@@ -249,13 +248,13 @@ func (b *Batcher) commit(cb *ledger.ChargeBatch, done []func(ChargeOutcome), att
 }
 
 // giveUp answers a batch given up at Close with err; it returns false.
-func (b *Batcher) giveUp(err error, done []func(ChargeOutcome)) bool {
+func (b *Batcher) giveUp(err error, queued []pendingCharge) bool {
 	if b.spool != "" {
 		err = fmt.Errorf("%w; kept in the charge spool for the next start", err)
 	}
-	for _, d := range done {
-		if d != nil {
-			d(ChargeOutcome{Err: err})
+	for _, p := range queued {
+		if p.done != nil {
+			p.done(ChargeOutcome{Err: err})
 		}
 	}
 	return false

@@ -482,31 +482,27 @@ func TestRequestLogAfterKeyReuse(t *testing.T) {
 // memtable is kept by Pebble as it is (a flushable batch), so the next
 // checkpoint must not write into it: large and small checkpoints
 // alternate here on a 1 MiB memtable, and the state on disk, read back
-// after a reopen, hashes as a ledger given the same entries in memory.
+// after a reopen, hashes as a second FSM's given the same entries and
+// checkpointed once.
 func TestCheckpointBufferReuseAcrossLargeBatches(t *testing.T) {
-	dir := t.TempDir()
-	opts := func() *pebble.Options {
+	open := func(dir string) (*pebble.DB, *FSM) {
+		t.Helper()
 		o := pebbleOptions(nil, 1, true)
 		o.DisableWAL = true
-		return o
+		db, err := pebble.Open(dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := NewFSM(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db, f
 	}
-	db, err := pebble.Open(dir, opts())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsm, err := NewFSM(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := pebble.Open(t.TempDir(), opts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := t.TempDir()
+	db, fsm := open(dir)
+	ref, want := open(t.TempDir())
 	defer ref.Close()
-	want, err := NewFSM(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var idx uint64
 	apply := func(cmd ledger.Command) {
 		t.Helper()
@@ -554,15 +550,8 @@ func TestCheckpointBufferReuseAcrossLargeBatches(t *testing.T) {
 	if err := errors.Join(db.Flush(), db.Close()); err != nil {
 		t.Fatal(err)
 	}
-	db, err = pebble.Open(dir, opts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, reopened := open(dir)
 	defer db.Close()
-	reopened, err := NewFSM(db)
-	if err != nil {
-		t.Fatal(err)
-	}
 	got, gotIdx, err := reopened.StateHash()
 	if err != nil {
 		t.Fatal(err)
